@@ -1,0 +1,109 @@
+# assay - see README.md. `make` builds build/assay, build/libassay.a and build/libassay.so;
+# `make test` installs missing Debian packages (as root) and runs the whole suite.
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+BUILD ?= build
+CC ?= cc
+PKG_CONFIG ?= pkg-config
+PKGS := lua5.4 libuv libcjson
+
+VERSION := $(shell sed -n 's/^\#define ASSAY_VERSION_STRING "\(.*\)"/\1/p' host/assay.h)
+SOVERSION := $(firstword $(subst ., ,$(VERSION)))
+
+PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKGS))
+PKG_LIBS = $(shell $(PKG_CONFIG) --libs $(PKGS))
+WARNINGS := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wpointer-arith -Wformat=2 -Wvla
+OPT ?= -O2 -g
+SANITIZE ?=
+CFLAGS += -std=c11 $(WARNINGS) $(OPT) $(SANITIZE) -D_XOPEN_SOURCE=700 -fPIC $(PKG_CFLAGS) \
+          -DASSAY_DATADIR='"$(PREFIX)/share/assay"'
+LDLIBS += $(PKG_LIBS) -lm -lpthread
+LDFLAGS += $(SANITIZE)
+
+LIB_SRC := host/buf.c host/options.c host/host.c host/worker.c \
+           sandbox/sandbox.c sandbox/convert.c sandbox/text.c
+CLI_SRC := host/cli.c host/cli_run.c host/cli_summary.c host/cli_test.c host/reader.c host/buf.c
+TEST_UNITS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
+
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/cli/%.o)
+DEPS := $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+
+.PHONY: all test check-asan demo deps bench clean install uninstall unit-tests
+all: $(BUILD)/assay $(BUILD)/libassay.a $(BUILD)/libassay.so $(BUILD)/assay.pc unit-tests
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+# The CLI is compiled apart from the library and links only to libassay's exported API;
+# buf.c is a leaf helper it compiles for itself.
+$(BUILD)/cli/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libassay.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/libassay.so.$(VERSION): $(LIB_OBJ) host/libassay.map
+	$(CC) -shared -Wl,-soname,libassay.so.$(SOVERSION) -Wl,--version-script=host/libassay.map \
+	    $(LDFLAGS) -o $@ $(LIB_OBJ) $(LDLIBS)
+
+$(BUILD)/libassay.so: $(BUILD)/libassay.so.$(VERSION)
+	ln -sf libassay.so.$(VERSION) $(BUILD)/libassay.so.$(SOVERSION)
+	ln -sf libassay.so.$(VERSION) $@
+
+$(BUILD)/assay: $(CLI_OBJ) $(BUILD)/libassay.so
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) -L$(BUILD) -lassay -Wl,-rpath,'$$ORIGIN' -Wl,-rpath,$(PREFIX)/lib $(LDLIBS)
+
+$(BUILD)/assay.pc: scripts/assay.pc.in host/assay.h
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
+
+# Unit tests link the static library and see its internals through the private headers.
+unit-tests: $(TEST_UNITS:%=$(BUILD)/tests/%)
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libassay.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libassay.a $(LDLIBS) $(shell $(PKG_CONFIG) --libs cmocka)
+
+# ---------------------------------------------------------------- the README's commands
+deps:
+	@scripts/install-deps.sh
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@scripts/demo.sh
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory BUILD=build-asan OPT='-O1 -g -fno-omit-frame-pointer' \
+	    SANITIZE='-fsanitize=address,undefined -fno-sanitize-recover=all' all
+	@tests/run.sh
+
+check-asan: deps
+	@$(MAKE) --no-print-directory BUILD=build-asan OPT='-O1 -g -fno-omit-frame-pointer' \
+	    SANITIZE='-fsanitize=address,undefined -fno-sanitize-recover=all' all
+	@ASSAY_BUILDS=build-asan tests/run.sh
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@scripts/bench.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include \
+	    $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/share/assay/plugins/lib
+	install -m 755 $(BUILD)/assay $(DESTDIR)$(PREFIX)/bin/assay
+	install -m 644 $(BUILD)/libassay.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(BUILD)/libassay.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf libassay.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libassay.so.$(SOVERSION)
+	ln -sf libassay.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libassay.so
+	install -m 644 host/assay.h $(DESTDIR)$(PREFIX)/include/assay.h
+	install -m 644 $(BUILD)/assay.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/assay.pc
+	install -m 644 plugins/*.lua $(DESTDIR)$(PREFIX)/share/assay/plugins/
+	install -m 644 plugins/lib/*.lua $(DESTDIR)$(PREFIX)/share/assay/plugins/lib/
+
+clean:
+	rm -rf build build-asan
+
+-include $(DEPS)

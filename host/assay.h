@@ -1,0 +1,190 @@
+/* assay.h - the public API of libassay, the Lua-scriptable evaluation host.
+ *
+ * libassay scores traces (one JSON object each, SPEC §2) with evaluator plugins written in
+ * Lua (SPEC §3), sandboxed, on worker threads, and hands back result records (SPEC §4).
+ * It runs on the caller's libuv loop: the caller submits traces and receives results in a
+ * callback on that loop's thread.
+ *
+ * Threading: every function here must be called from the thread that runs the loop given to
+ * assay_host_new, except the assay_options_* and assay_result_* functions, which are safe
+ * on any thread for objects that thread owns. Result callbacks run on the loop thread, from
+ * inside uv_run.
+ *
+ * Ownership: a pointer returned by an accessor is borrowed and lives as long as the object it
+ * came from (a result: until its callback returns; a host: until assay_host_close completes).
+ * Everything the caller passes in is copied unless the parameter says "borrowed".
+ *
+ * Errors: functions return ASSAY_OK (0) or a negative ASSAY_E* code; assay_strerror names
+ * it, and functions that can fail for a reason worth a sentence fill an assay_error.
+ * The library never prints and never exits.
+ */
+#ifndef ASSAY_H
+#define ASSAY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ASSAY_VERSION_MAJOR 0
+#define ASSAY_VERSION_MINOR 1
+#define ASSAY_VERSION_PATCH 0
+#define ASSAY_VERSION_STRING "0.1.0"
+
+/* The version of the library actually linked, e.g. "0.1.0". */
+const char *assay_version(void);
+
+enum {
+    ASSAY_OK = 0,
+    ASSAY_EINVAL = -1,   /* a bad argument: NULL, out of range, malformed text */
+    ASSAY_ENOMEM = -2,
+    ASSAY_ECONFIG = -3,  /* a plugin failed to load, a param does not fit, … */
+    ASSAY_ECLOSED = -4,  /* the host is closing */
+    ASSAY_EIO = -5,      /* a file could not be read */
+};
+
+/* A static English description of a status code. */
+const char *assay_strerror(int status);
+
+/* Why a call failed, with a message naming the file, line, plugin or field at fault. */
+typedef struct assay_error {
+    int status;
+    char message[1024];
+} assay_error;
+
+/* The error kinds of a record (SPEC §4). */
+typedef enum assay_error_kind {
+    ASSAY_KIND_NONE = 0,
+    ASSAY_KIND_RUNTIME,  /* the plugin raised a Lua error, or returned something invalid */
+    ASSAY_KIND_TIMEOUT,  /* the evaluation passed its time limit */
+    ASSAY_KIND_MEMORY,   /* the plugin's Lua state passed its memory limit */
+    ASSAY_KIND_HTTP,
+    ASSAY_KIND_INPUT,    /* the trace itself is not usable (bad JSON, no id) */
+    ASSAY_KIND_CONFIG,
+} assay_error_kind;
+
+/* "runtime", "timeout", …; "none" for ASSAY_KIND_NONE. */
+const char *assay_error_kind_name(assay_error_kind kind);
+
+/* ------------------------------------------------------------------------- options */
+
+typedef struct assay_options assay_options;
+
+/* Defaults: one worker per core, 2000 ms and 64 MiB per evaluation, ordered delivery,
+ * timing recorded. NULL when out of memory. */
+assay_options *assay_options_new(void);
+void assay_options_free(assay_options *opts);
+
+/* Worker threads; 0 means the number of cores. */
+int assay_options_set_workers(assay_options *opts, unsigned workers);
+/* A plugin file, or a directory whose *.lua files are plugins (in name order). Repeatable;
+ * plugins run in the order added. */
+int assay_options_add_plugin_path(assay_options *opts, const char *path);
+/* An extra directory `require` may load helpers from (each plugin's own lib/ is always
+ * searched first). */
+int assay_options_add_lib_dir(assay_options *opts, const char *dir);
+/* "NAME.KEY=VALUE": overrides a plugin param, typed like its default. EINVAL if the text
+ * has not that shape; a NAME or KEY that does not exist fails at assay_host_new. */
+int assay_options_set_param(assay_options *opts, const char *assignment);
+/* 0 means no limit. */
+int assay_options_set_timeout_ms(assay_options *opts, unsigned timeout_ms);
+int assay_options_set_memory_mb(assay_options *opts, unsigned memory_mb);
+/* A metadata field whose value each result reports through assay_result_group. A leading
+ * "metadata." is accepted and ignored. NULL clears it. */
+int assay_options_set_group_by(assay_options *opts, const char *field);
+/* Nonzero (default): results are delivered in submission order. Zero: as they complete. */
+int assay_options_set_ordered(assay_options *opts, int ordered);
+/* Nonzero (default): records carry "ms". Zero writes "ms":null, making output
+ * byte-for-byte reproducible. */
+int assay_options_set_record_timing(assay_options *opts, int record_timing);
+
+/* print() from plugins. Called on worker threads, possibly concurrently. */
+typedef void (*assay_log_cb)(void *ctx, const char *plugin, const char *message);
+int assay_options_set_log(assay_options *opts, assay_log_cb log, void *ctx);
+
+/* ---------------------------------------------------------------------- the host */
+
+typedef struct assay_host assay_host;
+typedef struct assay_result assay_result;
+
+/* Called once per submitted trace, on the loop thread. */
+typedef void (*assay_result_cb)(assay_host *host, const assay_result *result, void *submit_ctx);
+/* Called once when assay_host_close has finished; the host is freed after it returns. */
+typedef void (*assay_close_cb)(assay_host *host, void *user_data);
+
+/* Loads the plugins and starts the workers. On failure returns a negative code, fills err
+ * (may be NULL) and leaves *out NULL. The loop is borrowed and must outlive the host. */
+int assay_host_new(assay_host **out, uv_loop_t *loop, const assay_options *opts, assay_result_cb on_result,
+                   void *user_data, assay_error *err);
+
+void *assay_host_user_data(const assay_host *host);
+
+typedef struct assay_plugin_info {
+    const char *name;
+    const char *path;
+    const char *scope;        /* "trace" or a step type */
+    const char *description;  /* "" when the plugin has none */
+    const char *params_json;  /* effective params as a JSON object */
+} assay_plugin_info;
+
+size_t assay_host_plugin_count(const assay_host *host);
+/* Fills info for plugin i (in run order); EINVAL if i is out of range. */
+int assay_host_plugin_info(const assay_host *host, size_t i, assay_plugin_info *info);
+
+/* Queues one trace (its JSON text, copied). source and line are only for messages and
+ * input-error records (source may be NULL; it is copied). submit_ctx comes back with the
+ * result. Returns ASSAY_ECLOSED after assay_host_close. */
+int assay_host_submit(assay_host *host, const char *json, size_t len, const char *source, uint64_t line,
+                      void *submit_ctx);
+
+/* Queues an input-error record in the place of a trace the caller could not even frame
+ * (a line over its length limit, a truncated request body): it is delivered in order like
+ * any other result. message is copied. */
+int assay_host_submit_input_error(assay_host *host, const char *source, uint64_t line, const char *message,
+                                  void *submit_ctx);
+
+/* Traces submitted whose result has not been delivered yet. Callers bound their memory by
+ * not submitting while this is above a window they choose. */
+size_t assay_host_pending(const assay_host *host);
+
+/* Stops accepting traces, delivers the results of all submitted ones, stops the workers,
+ * then calls on_closed and frees the host. */
+void assay_host_close(assay_host *host, assay_close_cb on_closed);
+
+/* ------------------------------------------------------------------------- results */
+
+/* The records of one trace: one per trace-scoped plugin, one per matching step for
+ * step-scoped ones, or a single input-error record. */
+typedef struct assay_record {
+    const char *evaluator;    /* plugin name; NULL on an input-error record */
+    size_t evaluator_index;   /* index for assay_host_plugin_info; SIZE_MAX on input errors */
+    long step;                /* 0-based step index, -1 for trace scope */
+    int has_score;
+    double score;             /* in [0, 1] when has_score */
+    int pass;                 /* -1 not applicable, 0 false, 1 true */
+    const char *label;        /* NULL when none */
+    assay_error_kind error;
+    const char *error_message;/* NULL when error is ASSAY_KIND_NONE */
+    double ms;                /* time spent in evaluate */
+} assay_record;
+
+/* The trace's "id"; NULL for an input error. */
+const char *assay_result_trace_id(const assay_result *result);
+const char *assay_result_source(const assay_result *result);
+uint64_t assay_result_line(const assay_result *result);
+/* The group-by metadata value as text; NULL when unset or absent in this trace. */
+const char *assay_result_group(const assay_result *result);
+size_t assay_result_record_count(const assay_result *result);
+int assay_result_record(const assay_result *result, size_t i, assay_record *record);
+/* All records as JSON lines (SPEC §4), each ending in '\n'. */
+const char *assay_result_jsonl(const assay_result *result, size_t *len);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,44 @@
+/* buf.h - growable byte buffer and JSON text emitters.
+ *
+ * A leaf utility shared by host/ and sandbox/: it knows nothing of Lua or libuv.
+ * Allocation failure is sticky: once a grow fails, `failed` is set, further appends are
+ * ignored and the caller checks `buf_failed()` once at the end instead of after every call.
+ */
+#ifndef ASSAY_BUF_H
+#define ASSAY_BUF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct buf {
+    char *data;     /* owned; NUL-terminated when len > 0 or after buf_cstr() */
+    size_t len;
+    size_t cap;
+    bool failed;
+    bool is_fixed;  /* memory borrowed from the caller: never reallocated, overflow fails */
+} buf;
+
+void buf_init(buf *b);
+/* Wraps caller-owned memory of cap bytes; buf_free leaves it alone. */
+void buf_init_fixed(buf *b, char *memory, size_t cap);
+void buf_free(buf *b);
+void buf_reset(buf *b);                      /* len = 0, keeps capacity */
+bool buf_reserve(buf *b, size_t extra);
+void buf_append(buf *b, const void *p, size_t n);
+void buf_puts(buf *b, const char *s);
+void buf_putc(buf *b, char c);
+void buf_printf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+const char *buf_cstr(buf *b);                /* never NULL; "" for an empty buffer */
+char *buf_steal(buf *b);                     /* caller frees; buffer becomes empty */
+static inline bool buf_failed(const buf *b) { return b->failed; }
+
+/* JSON emitters. Strings are escaped per RFC 8259; invalid UTF-8 becomes U+FFFD so that
+ * every line we write is valid JSON whatever a plugin or a trace put in a string. */
+void buf_json_string(buf *b, const char *s, size_t n);
+void buf_json_cstring(buf *b, const char *s); /* NULL writes null */
+/* Shortest text that parses back to the same double; NaN and infinities write null
+ * because JSON cannot represent them. */
+void buf_json_number(buf *b, double d);
+void buf_json_integer(buf *b, long long v);
+
+#endif

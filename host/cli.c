@@ -1,0 +1,388 @@
+/* cli.c - the `assay` command: argument parsing, `list`, `check`, help and version.
+ * `run` lives in cli_run.c and `test` in cli_test.c. The CLI is a thin layer: everything
+ * it does with plugins and traces goes through assay.h. */
+#include "cli.h"
+#include "buf.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char usage_text[] =
+    "usage: assay run [OPTIONS] [TRACES...]     score traces (files, or - / nothing for stdin)\n"
+    "       assay list [-e PATH]...              the evaluators found, with scope, params, description\n"
+    "       assay check PLUGIN...                load each plugin in the sandbox and report problems\n"
+    "       assay test PLUGIN... --cases FILE    run evaluators on test cases and compare (see docs/plugins.md)\n"
+    "\n"
+    "options:\n"
+    "  -e, --evaluator PATH    a plugin file or a directory of them (repeatable; default: the shipped plugins)\n"
+    "  -o, --output FILE       results JSONL (default stdout)\n"
+    "  -j, --jobs N            worker threads (default: number of cores)\n"
+    "  -p, --param NAME.KEY=V  override a plugin parameter\n"
+    "      --timeout-ms N      per-evaluation time limit (default 2000; 0 = none)\n"
+    "      --memory-mb N       per-Lua-state memory limit (default 64; 0 = none)\n"
+    "      --group-by FIELD    split the summary by metadata.FIELD\n"
+    "      --no-timing         write \"ms\":null so that output is byte-for-byte reproducible\n"
+    "      --cases FILE        test cases for `assay test`\n"
+    "  -h, --help              this text\n"
+    "      --version           the version\n"
+    "\n"
+    "exit status: 0 done; 1 test cases failed; 2 usage or configuration error; 3 done, but some\n"
+    "records carry errors; 4 input or output failed; 130 interrupted.\n";
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int usage_error(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "assay: ");
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n(see assay --help)\n");
+    return CLI_EXIT_USAGE;
+}
+
+static bool parse_unsigned(const char *s, unsigned *out) {
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (errno || end == s || *end || *s == '-' || v > UINT_MAX) return false;
+    *out = (unsigned)v;
+    return true;
+}
+
+static bool is_directory(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+const char *cli_shipped_plugin_dir(void) {
+    static char found[PATH_MAX];
+    if (found[0]) return found;
+    const char *env = getenv("ASSAY_PLUGIN_DIR");
+    if (env && is_directory(env)) {
+        snprintf(found, sizeof found, "%s", env);
+        return found;
+    }
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash) *slash = '\0';
+        const char *relative[] = {"/../plugins", "/../share/assay/plugins"};
+        for (size_t i = 0; i < 2; i++) {
+            char candidate[PATH_MAX + 32];
+            snprintf(candidate, sizeof candidate, "%s%s", exe, relative[i]);
+            if (is_directory(candidate) && realpath(candidate, found)) return found;
+        }
+    }
+    snprintf(found, sizeof found, "%s/plugins", ASSAY_DATADIR);
+    return found;
+}
+
+/* --------------------------------------------------------------------- list, check */
+
+static int with_host(cli_options *o, int (*body)(assay_host *, void *), void *ctx, assay_error *err) {
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    assay_host *host;
+    assay_options_set_workers(o->host, 1);
+    int status = assay_host_new(&host, &loop, o->host, NULL, NULL, err);
+    int rc = status == ASSAY_OK ? body(host, ctx) : status;
+    if (status == ASSAY_OK) {
+        assay_host_close(host, NULL);
+        uv_run(&loop, UV_RUN_DEFAULT);
+    }
+    uv_loop_close(&loop);
+    return rc;
+}
+
+static int list_body(assay_host *host, void *ctx) {
+    (void)ctx;
+    for (size_t i = 0; i < assay_host_plugin_count(host); i++) {
+        assay_plugin_info info;
+        assay_host_plugin_info(host, i, &info);
+        printf("%-20s scope=%-8s %s\n", info.name, info.scope, info.path);
+        if (*info.description) printf("    %s\n", info.description);
+        printf("    params: %s\n", info.params_json);
+    }
+    return CLI_EXIT_OK;
+}
+
+static int cmd_list(cli_options *o) {
+    assay_error err;
+    int rc = with_host(o, list_body, NULL, &err);
+    if (rc < 0) {
+        fprintf(stderr, "assay: %s\n", err.message);
+        return CLI_EXIT_USAGE;
+    }
+    return rc;
+}
+
+/* The static half of `assay check`: globals the sandbox withholds, found by a small Lua
+ * lexer that skips comments and strings. A plugin that uses them would fail only when that
+ * line runs, perhaps on one trace in a million. */
+static const char *const check_withheld[] = {"io", "debug", "package", "dofile", "loadfile", "loadstring",
+                                             "setfenv", "getfenv", "warn", NULL};
+static const char *const check_os_allowed[] = {"time", "clock", "date", "difftime", NULL};
+
+static bool in_list(const char *const *list, const char *s, size_t n) {
+    for (; *list; list++)
+        if (strlen(*list) == n && memcmp(*list, s, n) == 0) return true;
+    return false;
+}
+
+/* Skips a long bracket [[...]] / [==[...]==] starting at s[i] == '['; returns the index
+ * after it, or i if there is none. */
+static size_t skip_long_bracket(const char *s, size_t n, size_t i, int *line) {
+    size_t j = i + 1, level = 0;
+    while (j < n && s[j] == '=') j++, level++;
+    if (j >= n || s[j] != '[') return i;
+    for (j++; j < n; j++) {
+        if (s[j] == '\n') (*line)++;
+        if (s[j] != ']') continue;
+        size_t k = j + 1, l = 0;
+        while (k < n && s[k] == '=') k++, l++;
+        if (l == level && k < n && s[k] == ']') return k + 1;
+    }
+    return n;
+}
+
+static int scan_withheld(const char *path, const char *s, size_t n) {
+    int problems = 0, line = 1;
+    char prev = 0; /* last significant character */
+    for (size_t i = 0; i < n;) {
+        char c = s[i];
+        if (c == '\n') { line++, i++; continue; }
+        if (c == ' ' || c == '\t' || c == '\r') { i++; continue; }
+        if (c == '-' && i + 1 < n && s[i + 1] == '-') {
+            size_t after = i + 2 < n && s[i + 2] == '[' ? skip_long_bracket(s, n, i + 2, &line) : i + 2;
+            if (after != i + 2) { i = after; continue; }
+            while (i < n && s[i] != '\n') i++;
+            continue;
+        }
+        if (c == '"' || c == '\'') {
+            for (i++; i < n && s[i] != c; i++) {
+                if (s[i] == '\\' && i + 1 < n) i++;
+                if (s[i] == '\n') line++;
+            }
+            i++, prev = 's';
+            continue;
+        }
+        if (c == '[') {
+            size_t after = skip_long_bracket(s, n, i, &line);
+            if (after != i) { i = after, prev = 's'; continue; }
+        }
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_') {
+            size_t start = i;
+            while (i < n && ((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+                             (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+                i++;
+            const char *word = s + start;
+            size_t len = i - start;
+            bool is_global = prev != '.' && prev != ':';
+            if (is_global && in_list(check_withheld, word, len)) {
+                printf("  %s:%d: uses '%.*s', which the sandbox does not provide\n", path, line, (int)len, word);
+                problems++;
+            } else if (is_global && ((len == 2 && memcmp(word, "os", 2) == 0) || (len == 6 && memcmp(word, "string", 6) == 0))) {
+                size_t j = i;
+                while (j < n && (s[j] == ' ' || s[j] == '\t')) j++;
+                if (j < n && s[j] == '.') {
+                    j++;
+                    while (j < n && (s[j] == ' ' || s[j] == '\t')) j++;
+                    size_t fstart = j;
+                    while (j < n && ((s[j] >= 'a' && s[j] <= 'z') || s[j] == '_')) j++;
+                    bool bad = len == 2 ? !in_list(check_os_allowed, s + fstart, j - fstart)
+                                        : (j - fstart == 4 && memcmp(s + fstart, "dump", 4) == 0);
+                    if (bad && j > fstart) {
+                        printf("  %s:%d: uses '%.*s.%.*s', which the sandbox does not provide\n", path, line, (int)len,
+                               word, (int)(j - fstart), s + fstart);
+                        problems++;
+                    }
+                }
+            }
+            prev = 'w';
+            continue;
+        }
+        prev = c;
+        i++;
+    }
+    return problems;
+}
+
+static int check_body(assay_host *host, void *ctx) {
+    (void)ctx;
+    assay_plugin_info info;
+    assay_host_plugin_info(host, 0, &info);
+    printf("ok   %s: %s (scope %s)\n", info.path, info.name, info.scope);
+    if (*info.description) printf("  %s\n", info.description);
+    else printf("  warning: no description\n");
+    printf("  params: %s\n", info.params_json);
+    static const char *const known_scopes[] = {"trace", "search", "fetch", "llm", NULL};
+    if (!in_list(known_scopes, info.scope, strlen(info.scope)))
+        printf("  warning: scope '%s' is not a known step type (trace, search, fetch, llm): it runs only on steps "
+               "whose type is exactly '%s'\n", info.scope, info.scope);
+    return 0;
+}
+
+static int cmd_check(cli_options *o, char **plugins, int count) {
+    if (count == 0) return usage_error("%s", "check needs at least one plugin file");
+    int failed = 0;
+    for (int i = 0; i < count; i++) {
+        assay_options *single = assay_options_new();
+        if (!single) return CLI_EXIT_IO;
+        assay_options_add_plugin_path(single, plugins[i]);
+        char lib[PATH_MAX + 8];
+        snprintf(lib, sizeof lib, "%s/lib", cli_shipped_plugin_dir());
+        assay_options_add_lib_dir(single, lib);
+        cli_options one = *o;
+        one.host = single;
+        assay_error err;
+        int rc = with_host(&one, check_body, NULL, &err);
+        if (rc < 0) {
+            printf("FAIL %s\n  %s\n", plugins[i], err.message);
+            failed++;
+        } else {
+            FILE *f = fopen(plugins[i], "rb");
+            buf text;
+            buf_init(&text);
+            char chunk[8192];
+            size_t n;
+            while (f && (n = fread(chunk, 1, sizeof chunk, f)) > 0) buf_append(&text, chunk, n);
+            if (f) fclose(f);
+            int problems = scan_withheld(plugins[i], buf_cstr(&text), text.len);
+            buf_free(&text);
+            if (problems) {
+                printf("FAIL %s: %d use%s of what the sandbox withholds\n", plugins[i], problems, problems > 1 ? "s" : "");
+                failed++;
+            }
+        }
+        assay_options_free(single);
+    }
+    return failed ? CLI_EXIT_USAGE : CLI_EXIT_OK;
+}
+
+/* ------------------------------------------------------------------------- main */
+
+enum { OPT_TIMEOUT = 256, OPT_MEMORY, OPT_GROUP_BY, OPT_NO_TIMING, OPT_CASES, OPT_VERSION };
+
+int main(int argc, char **argv) {
+    signal(SIGPIPE, SIG_IGN); /* a closed output pipe is a write error we report, not a death */
+    if (argc < 2) {
+        fputs(usage_text, stderr);
+        return CLI_EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        fputs(usage_text, stdout);
+        return CLI_EXIT_OK;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("assay %s (libuv %s)\n", assay_version(), uv_version_string());
+        return CLI_EXIT_OK;
+    }
+    const char *command = argv[1];
+    bool is_known = strcmp(command, "run") == 0 || strcmp(command, "list") == 0 || strcmp(command, "check") == 0 ||
+                    strcmp(command, "test") == 0;
+    if (!is_known) return usage_error("unknown command '%s'", command);
+
+    cli_options o;
+    memset(&o, 0, sizeof o);
+    o.host = assay_options_new();
+    if (!o.host) return CLI_EXIT_IO;
+    static const struct option long_options[] = {
+        {"evaluator", required_argument, NULL, 'e'}, {"output", required_argument, NULL, 'o'},
+        {"jobs", required_argument, NULL, 'j'},      {"param", required_argument, NULL, 'p'},
+        {"timeout-ms", required_argument, NULL, OPT_TIMEOUT},
+        {"memory-mb", required_argument, NULL, OPT_MEMORY},
+        {"group-by", required_argument, NULL, OPT_GROUP_BY},
+        {"no-timing", no_argument, NULL, OPT_NO_TIMING},
+        {"cases", required_argument, NULL, OPT_CASES},
+        {"help", no_argument, NULL, 'h'},            {"version", no_argument, NULL, OPT_VERSION},
+        {NULL, 0, NULL, 0},
+    };
+    int rc = CLI_EXIT_OK;
+    int c;
+    unsigned n;
+    optind = 2;
+    while (rc == CLI_EXIT_OK && (c = getopt_long(argc, argv, "e:o:j:p:h", long_options, NULL)) != -1) {
+        switch (c) {
+        case 'e':
+            assay_options_add_plugin_path(o.host, optarg);
+            o.has_evaluator = true;
+            break;
+        case 'o': o.output = optarg; break;
+        case 'j':
+            if (!parse_unsigned(optarg, &n) || n == 0 || n > 1024) rc = usage_error("--jobs: '%s' is not a number from 1 to 1024", optarg);
+            else assay_options_set_workers(o.host, n), o.workers = n;
+            break;
+        case 'p':
+            if (assay_options_set_param(o.host, optarg) != ASSAY_OK)
+                rc = usage_error("--param: '%s' is not of the form NAME.KEY=VALUE", optarg);
+            break;
+        case OPT_TIMEOUT:
+            if (!parse_unsigned(optarg, &n)) rc = usage_error("--timeout-ms: '%s' is not a number", optarg);
+            else assay_options_set_timeout_ms(o.host, n);
+            break;
+        case OPT_MEMORY:
+            if (!parse_unsigned(optarg, &n) || assay_options_set_memory_mb(o.host, n) != ASSAY_OK)
+                rc = usage_error("--memory-mb: '%s' is not a number of MiB", optarg);
+            break;
+        case OPT_GROUP_BY:
+            if (assay_options_set_group_by(o.host, optarg) != ASSAY_OK) rc = usage_error("--group-by: '%s' is not a field name", optarg);
+            o.group_by = optarg;
+            break;
+        case OPT_NO_TIMING: assay_options_set_record_timing(o.host, 0); break;
+        case OPT_CASES: o.cases = optarg; break;
+        case 'h': fputs(usage_text, stdout); assay_options_free(o.host); return CLI_EXIT_OK;
+        case OPT_VERSION: printf("assay %s\n", assay_version()); assay_options_free(o.host); return CLI_EXIT_OK;
+        default: rc = CLI_EXIT_USAGE; fputs("(see assay --help)\n", stderr);
+        }
+    }
+    if (rc != CLI_EXIT_OK) {
+        assay_options_free(o.host);
+        return rc;
+    }
+    /* every plugin may require the shipped helpers in plugins/lib */
+    const char *shipped = cli_shipped_plugin_dir();
+    char shipped_lib[PATH_MAX + 8];
+    snprintf(shipped_lib, sizeof shipped_lib, "%s/lib", shipped);
+    assay_options_add_lib_dir(o.host, shipped_lib);
+    char **positional = argv + optind;
+    int positional_count = argc - optind;
+    if (strcmp(command, "check") == 0) {
+        rc = cmd_check(&o, positional, positional_count);
+    } else if (strcmp(command, "test") == 0) {
+        if (!o.cases) rc = usage_error("%s", "test needs --cases FILE");
+        else if (positional_count == 0 && !o.has_evaluator) rc = usage_error("%s", "test needs plugin files");
+        else {
+            for (int i = 0; i < positional_count; i++) assay_options_add_plugin_path(o.host, positional[i]);
+            rc = cli_test(&o, (const char *const *)positional, (size_t)positional_count);
+        }
+    } else {
+        if (!o.has_evaluator) {
+            if (!is_directory(shipped)) {
+                fprintf(stderr, "assay: cannot find the shipped plugins (looked in %s); use -e PATH or set "
+                                "ASSAY_PLUGIN_DIR\n", shipped);
+                assay_options_free(o.host);
+                return CLI_EXIT_USAGE;
+            }
+            assay_options_add_plugin_path(o.host, shipped);
+        }
+        if (strcmp(command, "list") == 0) {
+            rc = cmd_list(&o);
+        } else {
+            o.traces = (const char **)positional;
+            o.trace_count = (size_t)positional_count;
+            rc = cli_run(&o);
+        }
+    }
+    assay_options_free(o.host);
+    return rc;
+}

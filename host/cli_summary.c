@@ -1,0 +1,179 @@
+/* cli_summary.c - the table on stderr at the end of a run (SPEC §4): per evaluator, and per
+ * metadata group with --group-by, the record count, mean score, pass rate, errors and
+ * p50/p95 evaluation time. Memory is fixed per (group, evaluator): times go into a
+ * log-scale histogram, not a list, so a run of millions of traces costs the same. */
+#include "cli.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Histogram of evaluation times: bucket b covers [MIN * GROWTH^b, MIN * GROWTH^(b+1)) ms,
+ * from 1 µs to ~100 s at 5% resolution, which is all a p95 needs. */
+#define SUMMARY_MIN_MS 0.001
+#define SUMMARY_GROWTH 1.05
+#define SUMMARY_BUCKETS 380
+#define SUMMARY_MAX_GROUPS 1000
+
+typedef struct stats {
+    uint64_t records, scored, passed, pass_applicable, errors, skipped;
+    double score_sum;
+    uint32_t time_buckets[SUMMARY_BUCKETS];
+} stats;
+
+typedef struct group {
+    char *name; /* NULL: the whole run; "(none)" when the field is absent */
+    stats *per_evaluator;
+} group;
+
+struct summary {
+    const assay_host *host;
+    size_t evaluator_count;
+    bool is_grouped;
+    group *groups;
+    size_t group_count;
+    uint64_t traces, input_errors;
+    char *first_input_error;
+};
+
+summary *summary_new(const assay_host *host, bool is_grouped) {
+    summary *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    s->host = host;
+    s->evaluator_count = assay_host_plugin_count(host);
+    s->is_grouped = is_grouped;
+    s->groups = calloc(1, sizeof *s->groups);
+    if (!s->groups || !(s->groups[0].per_evaluator = calloc(s->evaluator_count + 1, sizeof(stats)))) {
+        summary_free(s);
+        return NULL;
+    }
+    s->group_count = 1;
+    return s;
+}
+
+void summary_free(summary *s) {
+    if (!s) return;
+    for (size_t i = 0; s->groups && i < s->group_count; i++) {
+        free(s->groups[i].name);
+        free(s->groups[i].per_evaluator);
+    }
+    free(s->groups);
+    free(s->first_input_error);
+    free(s);
+}
+
+static stats *group_stats(summary *s, const char *name) {
+    if (!name) name = "(none)";
+    for (size_t i = 1; i < s->group_count; i++)
+        if (strcmp(s->groups[i].name, name) == 0) return s->groups[i].per_evaluator;
+    if (s->group_count > SUMMARY_MAX_GROUPS) name = "(other)";
+    for (size_t i = 1; i < s->group_count; i++)
+        if (strcmp(s->groups[i].name, name) == 0) return s->groups[i].per_evaluator;
+    group *grown = realloc(s->groups, (s->group_count + 1) * sizeof *grown);
+    if (!grown) return NULL;
+    s->groups = grown;
+    group *g = &s->groups[s->group_count];
+    g->name = strdup(name);
+    g->per_evaluator = calloc(s->evaluator_count + 1, sizeof(stats));
+    if (!g->name || !g->per_evaluator) {
+        free(g->name), free(g->per_evaluator);
+        return NULL;
+    }
+    s->group_count++;
+    return g->per_evaluator;
+}
+
+static void stats_add(stats *st, const assay_record *r) {
+    st->records++;
+    if (r->error != ASSAY_KIND_NONE) {
+        st->errors++;
+    } else {
+        if (r->has_score) st->scored++, st->score_sum += r->score;
+        if (r->pass >= 0) st->pass_applicable++, st->passed += (uint64_t)r->pass;
+        if (!r->has_score && r->pass < 0) st->skipped++;
+    }
+    double ms = r->ms > SUMMARY_MIN_MS ? r->ms : SUMMARY_MIN_MS;
+    int b = (int)(log(ms / SUMMARY_MIN_MS) / log(SUMMARY_GROWTH));
+    if (b >= SUMMARY_BUCKETS) b = SUMMARY_BUCKETS - 1;
+    st->time_buckets[b]++;
+}
+
+void summary_add(summary *s, const assay_result *result) {
+    s->traces++;
+    stats *grouped = s->is_grouped ? group_stats(s, assay_result_group(result)) : NULL;
+    size_t n = assay_result_record_count(result);
+    for (size_t i = 0; i < n; i++) {
+        assay_record r;
+        if (assay_result_record(result, i, &r) != ASSAY_OK) continue;
+        if (r.error == ASSAY_KIND_INPUT) {
+            s->input_errors++;
+            s->traces--;
+            if (!s->first_input_error && r.error_message) s->first_input_error = strdup(r.error_message);
+            continue;
+        }
+        if (r.evaluator_index >= s->evaluator_count) continue;
+        stats_add(&s->groups[0].per_evaluator[r.evaluator_index], &r);
+        if (grouped) stats_add(&grouped[r.evaluator_index], &r);
+    }
+}
+
+bool summary_has_errors(const summary *s) {
+    if (s->input_errors) return true;
+    for (size_t e = 0; e < s->evaluator_count; e++)
+        if (s->groups[0].per_evaluator[e].errors) return true;
+    return false;
+}
+
+uint64_t summary_traces(const summary *s) { return s->traces; }
+
+static double percentile_ms(const stats *st, double q) {
+    uint64_t total = 0;
+    for (int b = 0; b < SUMMARY_BUCKETS; b++) total += st->time_buckets[b];
+    if (!total) return 0;
+    uint64_t rank = (uint64_t)ceil(q * (double)total), seen = 0;
+    for (int b = 0; b < SUMMARY_BUCKETS; b++) {
+        seen += st->time_buckets[b];
+        if (seen >= rank && seen) return SUMMARY_MIN_MS * pow(SUMMARY_GROWTH, b + 0.5);
+    }
+    return 0;
+}
+
+static void print_table(const summary *s, const stats *per_evaluator, FILE *out) {
+    fprintf(out, "  %-22s %8s %7s %7s %7s %8s %9s %9s\n", "evaluator", "records", "mean", "pass", "errors", "skipped",
+            "p50 ms", "p95 ms");
+    for (size_t e = 0; e < s->evaluator_count; e++) {
+        const stats *st = &per_evaluator[e];
+        assay_plugin_info info;
+        assay_host_plugin_info(s->host, e, &info);
+        char mean[16] = "-", pass[16] = "-";
+        if (st->scored) snprintf(mean, sizeof mean, "%.3f", st->score_sum / (double)st->scored);
+        if (st->pass_applicable) snprintf(pass, sizeof pass, "%.1f%%", 100.0 * (double)st->passed / (double)st->pass_applicable);
+        fprintf(out, "  %-22s %8llu %7s %7s %7llu %8llu %9.3f %9.3f\n", info.name, (unsigned long long)st->records,
+                mean, pass, (unsigned long long)st->errors, (unsigned long long)st->skipped, percentile_ms(st, 0.5),
+                percentile_ms(st, 0.95));
+    }
+}
+
+static int compare_groups(const void *a, const void *b) {
+    return strcmp(((const group *)a)->name, ((const group *)b)->name);
+}
+
+void summary_print(const summary *s, FILE *out, double seconds) {
+    fprintf(out, "assay: %llu traces", (unsigned long long)s->traces);
+    if (s->input_errors) fprintf(out, ", %llu input errors", (unsigned long long)s->input_errors);
+    fprintf(out, " in %.2f s (%.0f traces/s)\n", seconds, seconds > 0 ? (double)s->traces / seconds : 0.0);
+    print_table(s, s->groups[0].per_evaluator, out);
+    if (s->is_grouped && s->group_count > 1) {
+        group *sorted = malloc((s->group_count - 1) * sizeof *sorted);
+        if (sorted) {
+            memcpy(sorted, s->groups + 1, (s->group_count - 1) * sizeof *sorted);
+            qsort(sorted, s->group_count - 1, sizeof *sorted, compare_groups);
+            for (size_t g = 0; g < s->group_count - 1; g++) {
+                fprintf(out, "\ngroup %s:\n", sorted[g].name);
+                print_table(s, sorted[g].per_evaluator, out);
+            }
+            free(sorted);
+        }
+    }
+    if (s->first_input_error) fprintf(out, "first input error: %s\n", s->first_input_error);
+}

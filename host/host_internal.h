@@ -1,0 +1,83 @@
+/* host_internal.h - what host.c, options.c and worker.c share: the options, the job that
+ * carries one trace from submission to its result, and the worker interface. */
+#ifndef ASSAY_HOST_INTERNAL_H
+#define ASSAY_HOST_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "assay.h"
+#include "../sandbox/sandbox.h"
+
+typedef struct param_assignment {
+    char *plugin;
+    char *key;
+    char *value;
+} param_assignment;
+
+struct assay_options {
+    unsigned workers;
+    char **plugin_paths;
+    size_t plugin_path_count;
+    char **lib_dirs;
+    size_t lib_dir_count;
+    param_assignment *params;
+    size_t param_count;
+    unsigned timeout_ms;
+    unsigned memory_mb;
+    char *group_by;
+    bool is_ordered;
+    bool record_timing;
+    assay_log_cb log;
+    void *log_ctx;
+};
+
+/* One trace in flight; also the public assay_result once it is done. */
+struct assay_result {
+    struct assay_result *next;  /* queue link (worker inbox, host result queue) */
+    uint64_t seq;               /* submission order */
+    unsigned worker;
+    char *text;                 /* the JSON line, owned; freed once evaluated */
+    size_t len;
+    char *source;
+    uint64_t line;
+    void *submit_ctx;
+    const assay_host *host;
+    char *trace_id;             /* owned, NULL on input errors */
+    char *group;                /* owned, may be NULL */
+    sandbox_output out;
+};
+typedef struct assay_result job;
+
+void job_free(job *j);
+/* Writes the input-error record of SPEC §4 into j, prefixed "source:line: ". */
+void job_input_error(job *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define JOB_NO_WORKER ((unsigned)-1)
+
+/* ----------------------------------------------------------------------- workers */
+
+typedef struct worker worker;
+
+typedef struct worker_config {
+    unsigned index;
+    const sandbox_config *plugins; /* one config per plugin, borrowed for the worker's life */
+    size_t plugin_count;
+    const char *group_by;          /* borrowed */
+    /* called on the worker thread with each finished job */
+    void (*on_done)(void *ctx, job *j);
+    void *on_done_ctx;
+} worker_config;
+
+/* Creates the worker's sandboxes (on the calling thread) and starts its thread. On
+ * failure returns NULL with a message in err. */
+worker *worker_new(const worker_config *cfg, char *err, size_t errlen);
+/* Hands a job to the worker; thread-safe. */
+void worker_submit(worker *w, job *j);
+/* Finishes queued jobs, stops and joins the thread, frees everything. */
+void worker_free(worker *w);
+
+/* Evaluates one job with the given sandboxes; used by workers and by tests. */
+void worker_evaluate_job(sandbox *const *sandboxes, size_t count, const char *group_by, job *j);
+
+#endif

@@ -1,0 +1,197 @@
+/* reader.c - streams a JSONL file line by line through libuv's thread pool, with pause and
+ * resume for backpressure. Memory is one chunk plus the longest line in progress; a line
+ * over the limit is skipped and reported, never buffered whole. */
+#include "cli.h"
+#include "buf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define READER_CHUNK (256u << 10)
+
+struct reader {
+    uv_loop_t *loop;
+    uv_fs_t req;
+    uv_file fd;
+    bool owns_fd;
+    char *chunk;
+    buf partial;          /* a line split across chunks */
+    size_t partial_total; /* its full length so far, also when it is being skipped */
+    bool is_skipping;     /* the current line is over max_line */
+    size_t max_line;
+    uint64_t line_no;
+    bool is_reading, is_paused, is_done, is_stopped;
+    bool is_in_callback;  /* emitting lines: a stop takes effect after the chunk loop */
+    reader_line_cb on_line;
+    reader_end_cb on_end;
+    void *ctx;
+};
+
+static bool is_blank(const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r') return false;
+    return true;
+}
+
+static void emit(reader *r, const char *line, size_t len) {
+    r->line_no++;
+    if (len && line[len - 1] == '\r') len--;
+    if (!is_blank(line, len)) r->on_line(r->ctx, line, len, r->line_no);
+}
+
+static void emit_skipped(reader *r) {
+    r->line_no++;
+    r->on_line(r->ctx, NULL, r->partial_total, r->line_no);
+}
+
+/* Adds bytes of an unfinished line; past max_line switches to skipping it. */
+static void hold(reader *r, const char *p, size_t n) {
+    r->partial_total += n;
+    if (r->is_skipping) return;
+    if (r->partial_total > r->max_line) {
+        r->is_skipping = true;
+        buf_free(&r->partial);
+        return;
+    }
+    buf_append(&r->partial, p, n);
+}
+
+static void finish_line(reader *r) {
+    if (r->is_skipping) emit_skipped(r);
+    else emit(r, buf_cstr(&r->partial), r->partial.len);
+    buf_reset(&r->partial);
+    r->partial_total = 0;
+    r->is_skipping = false;
+}
+
+static void read_next(reader *r);
+
+static void finish(reader *r, int status) {
+    r->is_done = true;
+    r->on_end(r->ctx, status);
+}
+
+static void on_read(uv_fs_t *req) {
+    reader *r = req->data;
+    ssize_t n = req->result;
+    uv_fs_req_cleanup(req);
+    r->is_reading = false;
+    if (n < 0) {
+        finish(r, (int)n);
+        return;
+    }
+    if (n == 0) {
+        if (r->partial_total) finish_line(r);
+        finish(r, 0);
+        return;
+    }
+    const char *p = r->chunk, *end = r->chunk + n;
+    r->is_in_callback = true;
+    while (p < end && !r->is_stopped) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (!nl) {
+            hold(r, p, (size_t)(end - p));
+            break;
+        }
+        size_t len = (size_t)(nl - p);
+        if (r->partial_total) {
+            hold(r, p, len);
+            finish_line(r);
+        } else if (len > r->max_line) {
+            r->partial_total = len;
+            emit_skipped(r);
+            r->partial_total = 0;
+        } else {
+            emit(r, p, len);
+        }
+        p = nl + 1;
+    }
+    r->is_in_callback = false;
+    if (buf_failed(&r->partial)) {
+        finish(r, UV_ENOMEM);
+        return;
+    }
+    if (r->is_stopped) finish(r, 0);
+    else if (!r->is_paused) read_next(r);
+}
+
+static void read_next(reader *r) {
+    if (r->is_reading || r->is_done) return;
+    r->is_reading = true;
+    uv_buf_t b = uv_buf_init(r->chunk, READER_CHUNK);
+    int rc = uv_fs_read(r->loop, &r->req, r->fd, &b, 1, -1, on_read);
+    if (rc < 0) {
+        r->is_reading = false;
+        finish(r, rc);
+    }
+}
+
+reader *reader_new(uv_loop_t *loop, const char *path, size_t max_line, reader_line_cb on_line,
+                   reader_end_cb on_end, void *ctx, char *err, size_t errlen) {
+    int fd;
+    bool owns = strcmp(path, "-") != 0;
+    if (owns) {
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+            return NULL;
+        }
+        struct stat st;
+        if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+            snprintf(err, errlen, "%s: is a directory, not a JSONL file", path);
+            close(fd);
+            return NULL;
+        }
+    } else {
+        fd = 0;
+    }
+    reader *r = calloc(1, sizeof *r);
+    char *chunk = malloc(READER_CHUNK);
+    if (!r || !chunk) {
+        free(r), free(chunk);
+        if (owns) close(fd);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    r->loop = loop;
+    r->fd = fd;
+    r->owns_fd = owns;
+    r->chunk = chunk;
+    r->max_line = max_line;
+    r->on_line = on_line;
+    r->on_end = on_end;
+    r->ctx = ctx;
+    r->req.data = r;
+    buf_init(&r->partial);
+    return r;
+}
+
+void reader_start(reader *r) { read_next(r); }
+
+void reader_pause(reader *r) { r->is_paused = true; }
+
+void reader_resume(reader *r) {
+    if (!r->is_paused) return;
+    r->is_paused = false;
+    if (r->is_stopped && !r->is_reading && !r->is_done) finish(r, 0);
+    else read_next(r);
+}
+
+void reader_stop(reader *r) {
+    if (r->is_done || r->is_stopped) return;
+    r->is_stopped = true;
+    if (!r->is_reading && !r->is_in_callback) finish(r, 0);
+}
+
+/* Only once on_end has been called: no read is in flight then. */
+void reader_free(reader *r) {
+    if (!r) return;
+    if (r->owns_fd) close(r->fd);
+    buf_free(&r->partial);
+    free(r->chunk);
+    free(r);
+}

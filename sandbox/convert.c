@@ -1,0 +1,271 @@
+/* convert.c - JSON <-> Lua values, and the `assay.json` module.
+ *
+ * Traces arrive as cJSON trees and become plain Lua tables; records leave as JSON text.
+ * Every conversion checks the Lua stack and bounds its depth, so hostile input can raise a
+ * Lua error (caught by the caller's protected call) but never overflow the C stack.
+ */
+#include "sandbox_internal.h"
+
+#include <lauxlib.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CONVERT_MAX_DEPTH 64
+
+static const char convert_null_sentinel = 0;
+
+void convert_push_null(lua_State *L) { lua_pushlightuserdata(L, (void *)&convert_null_sentinel); }
+
+int convert_is_null(lua_State *L, int idx) {
+    return lua_islightuserdata(L, idx) && lua_touserdata(L, idx) == &convert_null_sentinel;
+}
+
+/* Integral doubles within 2^53 become Lua integers so that `#steps`, counts and ids read
+ * naturally in plugins; everything else stays a float. */
+static void push_number(lua_State *L, double d) {
+    if (d == floor(d) && fabs(d) <= 9007199254740992.0) lua_pushinteger(L, (lua_Integer)d);
+    else lua_pushnumber(L, d);
+}
+
+void convert_push_json(lua_State *L, const cJSON *item) {
+    luaL_checkstack(L, 3, "JSON nested too deeply");
+    switch (item->type & 0xFF) {
+    case cJSON_False: lua_pushboolean(L, 0); break;
+    case cJSON_True: lua_pushboolean(L, 1); break;
+    case cJSON_NULL: convert_push_null(L); break;
+    case cJSON_Number: push_number(L, item->valuedouble); break;
+    case cJSON_String:
+    case cJSON_Raw: lua_pushstring(L, item->valuestring ? item->valuestring : ""); break;
+    case cJSON_Array: {
+        int n = 0;
+        for (const cJSON *c = item->child; c; c = c->next) n++;
+        lua_createtable(L, n, 0);
+        lua_Integer i = 1;
+        for (const cJSON *c = item->child; c; c = c->next) {
+            convert_push_json(L, c);
+            lua_rawseti(L, -2, i++);
+        }
+        break;
+    }
+    case cJSON_Object: {
+        int n = 0;
+        for (const cJSON *c = item->child; c; c = c->next) n++;
+        lua_createtable(L, 0, n);
+        for (const cJSON *c = item->child; c; c = c->next) {
+            if (!c->string || (c->type & 0xFF) == cJSON_NULL) continue;
+            convert_push_json(L, c);
+            lua_setfield(L, -2, c->string);
+        }
+        break;
+    }
+    default: lua_pushnil(L);
+    }
+}
+
+/* ------------------------------------------------------------------------ Lua -> JSON */
+
+typedef struct key_entry {
+    const char *text;
+    size_t len;
+    lua_Integer integer; /* the key itself when is_integer */
+    int is_integer;
+    char number[24];     /* integer keys of a mixed table, printed */
+} key_entry;
+
+static int compare_keys(const void *a, const void *b) {
+    const key_entry *x = a, *y = b;
+    size_t n = x->len < y->len ? x->len : y->len;
+    int c = memcmp(x->text, y->text, n);
+    return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+static int to_json(lua_State *L, int idx, buf *b, int depth, char *err, size_t errlen);
+
+/* A table is an array when its keys are exactly 1..n. Empty tables are arrays: in plugins
+ * an empty list ("no failed checks") is far more common than an empty map. */
+static int table_is_array(lua_State *L, int idx, lua_Integer *out_n, size_t *out_count) {
+    lua_Integer count = 0, max = 0;
+    int is_array = 1;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        count++;
+        if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1) { is_array = 0; continue; }
+        if (lua_tointeger(L, -1) > max) max = lua_tointeger(L, -1);
+    }
+    *out_n = max;
+    *out_count = (size_t)count;
+    return is_array && max == count;
+}
+
+static int object_to_json(lua_State *L, int idx, size_t count, buf *b, int depth, char *err,
+                          size_t errlen) {
+    /* the key array lives in a userdata so that a Lua error (out of memory) cannot leak it */
+    key_entry *keys = lua_newuserdatauv(L, (count ? count : 1) * sizeof *keys, 0);
+    int keys_slot = lua_gettop(L);
+    size_t n = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx) && n < count) {
+        lua_pop(L, 1);
+        key_entry *e = &keys[n];
+        if (lua_type(L, -1) == LUA_TSTRING) {
+            /* the string stays alive: it is a key of a table we do not modify */
+            e->text = lua_tolstring(L, -1, &e->len);
+            e->is_integer = 0;
+        } else if (lua_isinteger(L, -1)) {
+            e->integer = lua_tointeger(L, -1);
+            e->len = (size_t)snprintf(e->number, sizeof e->number, "%lld", (long long)e->integer);
+            e->is_integer = 1;
+        } else {
+            continue; /* keys JSON cannot hold (booleans, tables, floats) are left out */
+        }
+        n++;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (keys[i].is_integer) keys[i].text = keys[i].number;
+    qsort(keys, n, sizeof *keys, compare_keys);
+    buf_putc(b, '{');
+    int status = 0;
+    for (size_t i = 0; i < n && status == 0; i++) {
+        if (i) buf_putc(b, ',');
+        buf_json_string(b, keys[i].text, keys[i].len);
+        buf_putc(b, ':');
+        if (keys[i].is_integer) lua_pushinteger(L, keys[i].integer);
+        else lua_pushlstring(L, keys[i].text, keys[i].len);
+        lua_rawget(L, idx);
+        status = to_json(L, lua_gettop(L), b, depth + 1, err, errlen);
+        lua_pop(L, 1);
+    }
+    buf_putc(b, '}');
+    lua_remove(L, keys_slot);
+    return status;
+}
+
+static int to_json(lua_State *L, int idx, buf *b, int depth, char *err, size_t errlen) {
+    switch (lua_type(L, idx)) {
+    case LUA_TNIL: buf_puts(b, "null"); return 0;
+    case LUA_TBOOLEAN: buf_puts(b, lua_toboolean(L, idx) ? "true" : "false"); return 0;
+    case LUA_TNUMBER:
+        if (lua_isinteger(L, idx)) buf_json_integer(b, (long long)lua_tointeger(L, idx));
+        else buf_json_number(b, lua_tonumber(L, idx));
+        return 0;
+    case LUA_TSTRING: {
+        size_t len;
+        const char *s = lua_tolstring(L, idx, &len);
+        buf_json_string(b, s, len);
+        return 0;
+    }
+    case LUA_TTABLE: break;
+    default: buf_puts(b, "null"); return 0; /* functions, userdata (assay.null), threads */
+    }
+    if (depth >= CONVERT_MAX_DEPTH) {
+        snprintf(err, errlen, "value nested deeper than %d levels (a table that contains itself?)",
+                 CONVERT_MAX_DEPTH);
+        return -1;
+    }
+    luaL_checkstack(L, 6, "JSON nested too deeply");
+    lua_Integer n;
+    size_t count;
+    if (!table_is_array(L, idx, &n, &count)) return object_to_json(L, idx, count, b, depth, err, errlen);
+    buf_putc(b, '[');
+    for (lua_Integer i = 1; i <= n; i++) {
+        if (i > 1) buf_putc(b, ',');
+        lua_rawgeti(L, idx, i);
+        int status = to_json(L, lua_gettop(L), b, depth + 1, err, errlen);
+        lua_pop(L, 1);
+        if (status) return status;
+    }
+    buf_putc(b, ']');
+    return 0;
+}
+
+int convert_lua_to_json(lua_State *L, int idx, buf *b, char *err, size_t errlen) {
+    return to_json(L, lua_absindex(L, idx), b, 0, err, errlen);
+}
+
+/* ------------------------------------------------------------------- protected helpers */
+
+static int push_json_body(lua_State *L) {
+    convert_push_json(L, lua_touserdata(L, 1));
+    return 1;
+}
+
+int convert_pcall_push_json(lua_State *L, const cJSON *item) {
+    lua_pushcfunction(L, push_json_body);
+    lua_pushlightuserdata(L, (void *)item);
+    return lua_pcall(L, 1, 1, 0);
+}
+
+/* ------------------------------------------------------------------ assay.json module */
+
+/* assay.json.decode(text) -> value | nil, message   [-1, +1|2, m]
+ * A parse failure is a value, not an error: judges return malformed JSON often enough that
+ * plugins should branch on it without pcall. */
+static int json_decode(lua_State *L) {
+    size_t len;
+    const char *text = luaL_checklstring(L, 1, &len);
+    cJSON *root = cJSON_ParseWithLength(text, len);
+    if (!root) {
+        const char *where = cJSON_GetErrorPtr();
+        lua_pushnil(L);
+        if (where && where >= text && where <= text + len)
+            lua_pushfstring(L, "invalid JSON near byte %d", (int)(where - text) + 1);
+        else
+            lua_pushliteral(L, "invalid JSON");
+        return 2;
+    }
+    int status = convert_pcall_push_json(L, root);
+    cJSON_Delete(root);
+    if (status != LUA_OK) return lua_error(L);
+    return 1;
+}
+
+typedef struct encode_job {
+    buf out;
+    char err[160];
+    int status;
+} encode_job;
+
+static int json_encode_body(lua_State *L) {
+    encode_job *job = lua_touserdata(L, 2);
+    job->status = convert_lua_to_json(L, 1, &job->out, job->err, sizeof job->err);
+    return 0;
+}
+
+/* assay.json.encode(value) -> text   [-1, +1, e]
+ * Objects get sorted keys; an empty table encodes as []. */
+static int json_encode(lua_State *L) {
+    luaL_checkany(L, 1);
+    lua_settop(L, 1);
+    encode_job job;
+    buf_init(&job.out);
+    job.status = 0;
+    job.err[0] = '\0';
+    lua_pushcfunction(L, json_encode_body);
+    lua_pushvalue(L, 1);
+    lua_pushlightuserdata(L, &job);
+    int status = lua_pcall(L, 2, 0, 0);
+    int out_of_memory = buf_failed(&job.out);
+    if (status == LUA_OK && job.status == 0 && !out_of_memory) {
+        lua_pushlstring(L, buf_cstr(&job.out), job.out.len);
+        buf_free(&job.out);
+        return 1;
+    }
+    buf_free(&job.out);
+    if (status != LUA_OK) return lua_error(L);
+    if (out_of_memory) return luaL_error(L, "not enough memory");
+    return luaL_error(L, "assay.json.encode: %s", job.err);
+}
+
+int convert_open_json(lua_State *L) {
+    static const luaL_Reg functions[] = {
+        {"decode", json_decode},
+        {"encode", json_encode},
+        {NULL, NULL},
+    };
+    luaL_newlib(L, functions);
+    convert_push_null(L);
+    lua_setfield(L, -2, "null");
+    return 1;
+}

@@ -1,0 +1,104 @@
+/* sandbox.h - one evaluator plugin loaded into its own sandboxed Lua state.
+ *
+ * The sandbox owns the Lua side of assay: state creation, the allow-listed environment,
+ * memory and time limits, the host modules (`assay.text`, `assay.json`) and the conversion
+ * of traces in and records out. It knows nothing of libuv or threads: a sandbox is used by
+ * one thread at a time, and the host decides which.
+ */
+#ifndef ASSAY_SANDBOX_H
+#define ASSAY_SANDBOX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <cjson/cJSON.h>
+
+#include "../host/buf.h"
+
+/* Error kinds of SPEC §4, in the order of assay.h's ASSAY_KIND_* values. */
+typedef enum {
+    SANDBOX_OK = 0,
+    SANDBOX_ERR_RUNTIME,
+    SANDBOX_ERR_TIMEOUT,
+    SANDBOX_ERR_MEMORY,
+    SANDBOX_ERR_HTTP,
+    SANDBOX_ERR_INPUT,
+    SANDBOX_ERR_CONFIG,
+} sandbox_error_kind;
+
+const char *sandbox_error_kind_name(sandbox_error_kind kind);
+
+typedef struct sandbox_param_override {
+    const char *key;
+    const char *value; /* text from the command line, typed against the default */
+} sandbox_param_override;
+
+typedef struct sandbox_config {
+    const char *path;            /* plugin file, as shown in messages ("plugins/x.lua") */
+    const char *source;          /* its text, read once by the host */
+    size_t source_len;
+    const char *const *lib_dirs; /* directories `require` may load helpers from */
+    size_t lib_dir_count;
+    size_t memory_limit;         /* bytes per Lua state; 0 = unlimited */
+    unsigned timeout_ms;         /* per evaluation (and for loading); 0 = unlimited */
+    bool record_timing;          /* write "ms"; false gives byte-reproducible output */
+    const sandbox_param_override *overrides;
+    size_t override_count;
+    /* print() from the plugin; called on the sandbox's thread. NULL discards. */
+    void (*log)(void *log_ctx, const char *plugin, const char *message);
+    void *log_ctx;
+} sandbox_config;
+
+/* What `assay list` / `assay check` show; strings owned by the sandbox. */
+typedef struct sandbox_info {
+    const char *name;
+    const char *description;  /* "" if none */
+    const char *scope;        /* "trace" or a step type */
+    const char *params_json;  /* effective params (defaults + overrides) as a JSON object */
+} sandbox_info;
+
+/* One record's numbers, for summaries and the library's result accessors. */
+typedef struct sandbox_record {
+    size_t evaluator;         /* set by the host: index of the plugin that wrote it */
+    long step;                /* -1 for trace scope */
+    double score;             /* valid when has_score */
+    bool has_score;
+    signed char pass;         /* -1 null, 0 false, 1 true */
+    sandbox_error_kind error;
+    double ms;
+    char *label;              /* owned, may be NULL */
+    char *error_message;      /* owned, may be NULL */
+} sandbox_record;
+
+/* Records produced for one trace by one or more sandboxes. */
+typedef struct sandbox_output {
+    buf jsonl;                /* the records as JSON lines, each ending in '\n' */
+    sandbox_record *records;
+    size_t count, cap;
+} sandbox_output;
+
+void sandbox_output_init(sandbox_output *out);
+void sandbox_output_free(sandbox_output *out);
+/* Appends a record (used by the host for input errors too). Takes copies of strings. */
+sandbox_record *sandbox_output_add(sandbox_output *out);
+
+typedef struct sandbox sandbox;
+
+/* Creates the state and loads the plugin. The config's strings are borrowed and must
+ * outlive the sandbox (it reloads from them after a limit kill). On failure returns NULL and writes a message
+ * naming the file and line into err. */
+sandbox *sandbox_new(const sandbox_config *cfg, char *err, size_t errlen);
+void sandbox_free(sandbox *sb);
+const sandbox_info *sandbox_get_info(const sandbox *sb);
+/* Bytes the Lua state currently holds. */
+size_t sandbox_memory_used(const sandbox *sb);
+
+/* Evaluates one parsed trace: one record for a trace-scoped plugin, one per matching step
+ * for a step-scoped one, appended to out. trace_id is the trace's "id". Never fails: every
+ * problem becomes an error record, and a state that hit a limit is rebuilt before return. */
+void sandbox_evaluate(sandbox *sb, const cJSON *trace, const char *trace_id, sandbox_output *out);
+
+/* Writes the common head of a record: {"trace_id":…,"evaluator":…,"step":… */
+void sandbox_record_head(buf *b, const char *trace_id, const char *evaluator, long step);
+
+#endif

@@ -1,0 +1,30 @@
+/* sandbox_internal.h - what the sandbox's own files share; not seen by host/. */
+#ifndef ASSAY_SANDBOX_INTERNAL_H
+#define ASSAY_SANDBOX_INTERNAL_H
+
+#include <lua.h>
+#include <cjson/cJSON.h>
+
+#include "../host/buf.h"
+
+/* JSON null inside arrays, so that [1, null, 3] keeps its length in Lua. Object members
+ * that are null are simply absent (nil). [-0, +1, -] */
+void convert_push_null(lua_State *L);
+int convert_is_null(lua_State *L, int idx);
+
+/* Pushes a Lua value for a cJSON item. [-0, +1, m] */
+void convert_push_json(lua_State *L, const cJSON *item);
+/* The same in a protected call: returns a lua_pcall status; on error the message is on
+ * the stack instead of the value. [-0, +1, -] */
+int convert_pcall_push_json(lua_State *L, const cJSON *item);
+
+/* Appends the value at idx as JSON. Object keys are sorted so that output never depends on
+ * the hash order of a state. Uses raw access only: a metamethod cannot run here. Returns 0,
+ * or -1 with a message in err (nesting deeper than 64 levels, e.g. a cycle). [-0, +0, m] */
+int convert_lua_to_json(lua_State *L, int idx, buf *b, char *err, size_t errlen);
+
+/* The host modules, each pushing its table. [-0, +1, m] */
+int convert_open_json(lua_State *L);
+int text_open(lua_State *L);
+
+#endif

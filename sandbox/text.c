@@ -1,0 +1,648 @@
+/* text.c - SPEC §5's text primitives (tokens, stopwords, URL keys, sentences, citation
+ * markers, TF-IDF cosine) and the `assay.text` module that exposes them to plugins.
+ *
+ * The metric logic stays in the Lua plugins; what is here is the byte-level work that is
+ * slow or error-prone in Lua. Every function is deterministic: nothing depends on a Lua
+ * table's hash order, so scores are identical whatever state or thread computes them.
+ */
+#include "text.h"
+#include "sandbox_internal.h"
+
+#include <lauxlib.h>
+#include <math.h>
+#include <limits.h>
+#include <regex.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------- plain C primitives */
+
+static inline bool is_token_byte(unsigned char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c >= 0x80;
+}
+
+static inline bool is_space(unsigned char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
+bool text_next_token(const char *s, size_t n, size_t *pos, size_t *start, size_t *len) {
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = *pos;
+    while (i < n && !is_token_byte(p[i])) i++;
+    if (i >= n) { *pos = n; return false; }
+    size_t j = i;
+    while (j < n && is_token_byte(p[j])) j++;
+    *start = i;
+    *len = j - i;
+    *pos = j;
+    return true;
+}
+
+void text_lower_into(char *out, const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        out[i] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+    }
+}
+
+/* SPEC §5.6, sorted for bsearch. */
+static const char *const stopwords[] = {
+    "a", "about", "above", "after", "again", "against", "all", "am", "an", "and", "any", "are",
+    "as", "at", "be", "because", "been", "before", "being", "below", "between", "both", "but",
+    "by", "can", "could", "did", "do", "does", "doing", "down", "during", "each", "few", "for",
+    "from", "further", "had", "has", "have", "having", "he", "her", "here", "hers", "herself",
+    "him", "himself", "his", "how", "i", "if", "in", "into", "is", "it", "its", "itself", "just",
+    "me", "more", "most", "my", "myself", "no", "nor", "not", "now", "of", "off", "on", "once",
+    "only", "or", "other", "our", "ours", "ourselves", "out", "over", "own", "same", "she",
+    "should", "so", "some", "such", "than", "that", "the", "their", "theirs", "them",
+    "themselves", "then", "there", "these", "they", "this", "those", "through", "to", "too",
+    "under", "until", "up", "very", "was", "we", "were", "what", "when", "where", "which",
+    "while", "who", "whom", "why", "will", "with", "would", "you", "your", "yours", "yourself",
+    "yourselves",
+};
+
+typedef struct word_key { const char *s; size_t n; } word_key;
+
+static int compare_stopword(const void *key, const void *entry) {
+    const word_key *k = key;
+    const char *w = *(const char *const *)entry;
+    size_t wn = strlen(w);
+    size_t m = k->n < wn ? k->n : wn;
+    int c = memcmp(k->s, w, m);
+    return c ? c : (k->n > wn) - (k->n < wn);
+}
+
+bool text_is_stopword(const char *w, size_t n) {
+    if (n == 0 || n > 10) return false; /* "yourselves" is the longest */
+    word_key key = {w, n};
+    return bsearch(&key, stopwords, sizeof stopwords / sizeof *stopwords, sizeof *stopwords,
+                   compare_stopword) != NULL;
+}
+
+/* Splits url into the parts the key is made of. All spans point into url. */
+typedef struct url_parts {
+    const char *host; size_t host_len;
+    const char *path; size_t path_len;
+    const char *query; size_t query_len; /* without '?'; query == NULL when absent */
+} url_parts;
+
+static bool is_scheme(const char *s, size_t n) {
+    if (n == 0 || !((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z'))) return false;
+    for (size_t i = 1; i < n; i++) {
+        char c = s[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '+' || c == '-' || c == '.';
+        if (!ok) return false;
+    }
+    return true;
+}
+
+static void url_split(const char *url, size_t n, url_parts *out) {
+    while (n && is_space((unsigned char)url[0])) url++, n--;
+    while (n && is_space((unsigned char)url[n - 1])) n--;
+    const char *sep = NULL;
+    for (size_t i = 0; i + 2 < n; i++) {
+        if (url[i] == ':' && url[i + 1] == '/' && url[i + 2] == '/') { sep = url + i; break; }
+        if (url[i] == '/' || url[i] == '?' || url[i] == '#') break; /* no scheme after these */
+    }
+    if (sep && is_scheme(url, (size_t)(sep - url))) {
+        n -= (size_t)(sep + 3 - url);
+        url = sep + 3;
+    }
+    const char *fragment = memchr(url, '#', n);
+    if (fragment) n = (size_t)(fragment - url);
+    size_t h = 0;
+    while (h < n && url[h] != '/' && url[h] != '?') h++;
+    out->host = url;
+    out->host_len = h;
+    const char *rest = url + h;
+    size_t rest_len = n - h;
+    const char *q = memchr(rest, '?', rest_len);
+    out->path = rest;
+    out->path_len = q ? (size_t)(q - rest) : rest_len;
+    out->query = q ? q + 1 : NULL;
+    out->query_len = q ? rest_len - out->path_len - 1 : 0;
+}
+
+/* Appends the host lowercased, without "www." and without a ":80"/":443" port; with
+ * keep_other_port false any port is dropped (the domain). */
+static void url_append_host(const url_parts *u, bool keep_other_port, buf *out) {
+    const char *h = u->host;
+    size_t n = u->host_len;
+    if (n >= 4 && (h[0] | 32) == 'w' && (h[1] | 32) == 'w' && (h[2] | 32) == 'w' && h[3] == '.')
+        h += 4, n -= 4;
+    const char *colon = NULL;
+    for (size_t i = n; i > 0; i--) {
+        if (h[i - 1] == ':') { colon = h + i - 1; break; }
+        if (h[i - 1] < '0' || h[i - 1] > '9') break;
+    }
+    if (colon) {
+        size_t port_len = n - (size_t)(colon - h) - 1;
+        bool default_port = (port_len == 2 && memcmp(colon + 1, "80", 2) == 0) ||
+                            (port_len == 3 && memcmp(colon + 1, "443", 3) == 0);
+        if (default_port || !keep_other_port) n = (size_t)(colon - h);
+    }
+    if (!buf_reserve(out, n)) return;
+    text_lower_into(out->data + out->len, h, n);
+    out->len += n;
+    out->data[out->len] = '\0';
+}
+
+void text_url_key(const char *url, size_t n, buf *out) {
+    url_parts u;
+    url_split(url, n, &u);
+    url_append_host(&u, true, out);
+    size_t path_len = u.path_len;
+    if (path_len && u.path[path_len - 1] == '/') path_len--;
+    buf_append(out, u.path, path_len);
+    if (!u.query) return;
+    bool first = true;
+    const char *p = u.query, *end = u.query + u.query_len;
+    while (p <= end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *stop = amp ? amp : end;
+        size_t len = (size_t)(stop - p);
+        if (!(len >= 4 && memcmp(p, "utm_", 4) == 0)) {
+            buf_putc(out, first ? '?' : '&');
+            buf_append(out, p, len);
+            first = false;
+        }
+        if (!amp) break;
+        p = amp + 1;
+    }
+}
+
+void text_url_domain(const char *url, size_t n, buf *out) {
+    url_parts u;
+    url_split(url, n, &u);
+    url_append_host(&u, false, out);
+}
+
+static void emit_trimmed(const char *s, size_t n, text_span_fn fn, void *ctx) {
+    while (n && is_space((unsigned char)s[0])) s++, n--;
+    while (n && is_space((unsigned char)s[n - 1])) n--;
+    if (n) fn(s, n, ctx);
+}
+
+void text_sentences(const char *s, size_t n, text_span_fn fn, void *ctx) {
+    size_t start = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '\n') {
+            emit_trimmed(s + start, i - start, fn, ctx);
+            start = i + 1;
+        } else if ((c == '.' || c == '!' || c == '?') && i + 1 < n && is_space((unsigned char)s[i + 1])) {
+            emit_trimmed(s + start, i + 1 - start, fn, ctx);
+            start = i + 1;
+        }
+    }
+    if (start < n) emit_trimmed(s + start, n - start, fn, ctx);
+}
+
+void text_markers(const char *s, size_t n, text_marker_fn fn, void *ctx) {
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] != '[') continue;
+        size_t j = i + 1;
+        long long k = 0;
+        while (j < n && s[j] >= '0' && s[j] <= '9') {
+            int d = s[j] - '0';
+            k = k > (LLONG_MAX - d) / 10 ? LLONG_MAX : k * 10 + d;
+            j++;
+        }
+        if (j > i + 1 && j < n && s[j] == ']') {
+            fn(k, i, j + 1 - i, ctx);
+            i = j;
+        }
+    }
+}
+
+size_t text_char_count(const char *s, size_t n) {
+    size_t count = 0;
+    for (size_t i = 0; i < n; i++) count += ((unsigned char)s[i] & 0xC0) != 0x80;
+    return count;
+}
+
+/* ------------------------------------------------------------------ Lua: token lists */
+
+/* Pushes the lowercased token s[start..start+len). Short tokens avoid a heap copy. */
+static void push_lower(lua_State *L, const char *s, size_t len) {
+    char small[64];
+    if (len <= sizeof small) {
+        text_lower_into(small, s, len);
+        lua_pushlstring(L, small, len);
+        return;
+    }
+    luaL_Buffer b;
+    char *p = luaL_buffinitsize(L, &b, len);
+    text_lower_into(p, s, len);
+    luaL_pushresultsize(&b, len);
+}
+
+static bool token_is_stopword(const char *s, size_t len) {
+    char small[16];
+    if (len > 10) return false;
+    text_lower_into(small, s, len);
+    return text_is_stopword(small, len);
+}
+
+/* Pushes the tokens of the string at idx: as an array, or as a set {token = true}.
+ * [-0, +1, m] */
+static int push_tokens(lua_State *L, int idx, bool content_only, bool as_set) {
+    size_t n;
+    const char *s = lua_type(L, idx) == LUA_TSTRING ? lua_tolstring(L, idx, &n) : (n = 0, "");
+    lua_newtable(L);
+    size_t pos = 0, start, len;
+    lua_Integer i = 0;
+    while (text_next_token(s, n, &pos, &start, &len)) {
+        if (content_only && token_is_stopword(s + start, len)) continue;
+        push_lower(L, s + start, len);
+        if (as_set) {
+            lua_pushboolean(L, 1);
+            lua_rawset(L, -3);
+        } else {
+            lua_rawseti(L, -2, ++i);
+        }
+    }
+    return 1;
+}
+
+/* text.tokens(s) -> {token...}: T(s) of SPEC §5, repeats kept. Non-strings give {}. */
+static int l_tokens(lua_State *L) { return push_tokens(L, 1, false, false); }
+/* text.content_tokens(s) -> {token...}: C(s), T(s) without stopwords. */
+static int l_content_tokens(lua_State *L) { return push_tokens(L, 1, true, false); }
+/* text.token_set(s) -> {token = true}: set(T(s)). */
+static int l_token_set(lua_State *L) { return push_tokens(L, 1, false, true); }
+/* text.content_set(s) -> {token = true}: set(C(s)). */
+static int l_content_set(lua_State *L) { return push_tokens(L, 1, true, true); }
+
+/* text.is_stopword(word) -> boolean (the word is compared as given: pass it lowercased) */
+static int l_is_stopword(lua_State *L) {
+    size_t n;
+    const char *w = luaL_checklstring(L, 1, &n);
+    lua_pushboolean(L, text_is_stopword(w, n));
+    return 1;
+}
+
+/* ------------------------------------------------------------------------ Lua: sets */
+
+/* text.set(list) -> {value = true} */
+static int l_set(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
+    lua_createtable(L, 0, (int)(n < INT_MAX ? n : INT_MAX));
+    for (lua_Integer i = 1; i <= n; i++) {
+        if (lua_rawgeti(L, 1, i) == LUA_TNIL) { lua_pop(L, 1); continue; }
+        lua_pushboolean(L, 1);
+        lua_rawset(L, -3);
+    }
+    return 1;
+}
+
+static lua_Integer set_size(lua_State *L, int idx) {
+    lua_Integer count = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        count++;
+    }
+    return count;
+}
+
+/* Counts keys of the smaller set present in the larger one. */
+static lua_Integer set_intersection_size(lua_State *L, int a, int b, lua_Integer na, lua_Integer nb) {
+    if (na > nb) { int t = a; a = b; b = t; }
+    lua_Integer count = 0;
+    lua_pushnil(L);
+    while (lua_next(L, a)) {
+        lua_pop(L, 1);
+        lua_pushvalue(L, -1);
+        if (lua_rawget(L, b) != LUA_TNIL) count++;
+        lua_pop(L, 1);
+    }
+    return count;
+}
+
+/* text.size(set) -> number of keys */
+static int l_size(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_pushinteger(L, set_size(L, 1));
+    return 1;
+}
+
+/* text.intersection_size(a, b) -> |a ∩ b| */
+static int l_intersection_size(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_pushinteger(L, set_intersection_size(L, 1, 2, set_size(L, 1), set_size(L, 2)));
+    return 1;
+}
+
+/* text.jaccard(a, b) -> |a ∩ b| / |a ∪ b|, 1 when both are empty (SPEC §5) */
+static int l_jaccard(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_Integer na = set_size(L, 1), nb = set_size(L, 2);
+    lua_Integer inter = set_intersection_size(L, 1, 2, na, nb);
+    lua_Integer uni = na + nb - inter;
+    lua_pushnumber(L, uni == 0 ? 1.0 : (double)inter / (double)uni);
+    return 1;
+}
+
+/* text.add_all(dst, src) -> dst, with every key of src set to true in dst */
+static int l_add_all(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_settop(L, 2);
+    lua_pushnil(L);
+    while (lua_next(L, 2)) {
+        lua_pop(L, 1);
+        lua_pushvalue(L, -1);
+        lua_pushboolean(L, 1);
+        lua_rawset(L, 1);
+    }
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* text.counts(list) -> {value = occurrences} */
+static int l_counts(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
+    lua_newtable(L);
+    for (lua_Integer i = 1; i <= n; i++) {
+        if (lua_rawgeti(L, 1, i) == LUA_TNIL) { lua_pop(L, 1); continue; }
+        lua_pushvalue(L, -1);
+        lua_Integer c = lua_rawget(L, -3) == LUA_TNUMBER ? lua_tointeger(L, -1) : 0;
+        lua_pop(L, 1);
+        lua_pushinteger(L, c + 1);
+        lua_rawset(L, -3);
+    }
+    return 1;
+}
+
+/* text.ngrams(tokens, n) -> {"w1 w2 ...", ...}: the n-grams of one token list, in order */
+static int l_ngrams(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_Integer n = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, n >= 1, 2, "n must be at least 1");
+    lua_Integer len = (lua_Integer)lua_rawlen(L, 1);
+    lua_newtable(L);
+    for (lua_Integer i = 1; i + n - 1 <= len; i++) {
+        luaL_Buffer b;
+        luaL_buffinit(L, &b);
+        for (lua_Integer j = 0; j < n; j++) {
+            if (j) luaL_addchar(&b, ' ');
+            lua_rawgeti(L, 1, i + j);
+            luaL_addvalue(&b); /* errors on non-strings, as it should */
+        }
+        luaL_pushresult(&b);
+        lua_rawseti(L, -2, i);
+    }
+    return 1;
+}
+
+/* --------------------------------------------------------------- Lua: URLs and markers */
+
+static int push_url_with(lua_State *L, void (*fn)(const char *, size_t, buf *)) {
+    size_t n;
+    const char *url = luaL_checklstring(L, 1, &n);
+    /* A key is never longer than its URL, so a Lua buffer of that size holds it: no C
+     * allocation that a Lua error could leak. */
+    luaL_Buffer lb;
+    buf out;
+    buf_init_fixed(&out, luaL_buffinitsize(L, &lb, n + 1), n + 1);
+    fn(url, n, &out);
+    if (buf_failed(&out)) return luaL_error(L, "URL key longer than its URL");
+    luaL_pushresultsize(&lb, out.len);
+    return 1;
+}
+
+/* text.url_key(url) -> key of SPEC §5 ("HTTPS://www.Ex.com/a/?utm_x=1" -> "ex.com/a") */
+static int l_url_key(lua_State *L) { return push_url_with(L, text_url_key); }
+/* text.domain(url) -> the host of the key, without a port */
+static int l_domain(lua_State *L) { return push_url_with(L, text_url_domain); }
+
+typedef struct lua_list_ctx { lua_State *L; lua_Integer n; } lua_list_ctx;
+
+static void push_sentence(const char *s, size_t n, void *ctx) {
+    lua_list_ctx *c = ctx;
+    lua_pushlstring(c->L, s, n);
+    lua_rawseti(c->L, -2, ++c->n);
+}
+
+/* text.sentences(s) -> {sentence...} (SPEC §5.4) */
+static int l_sentences(lua_State *L) {
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    lua_newtable(L);
+    lua_list_ctx ctx = {L, 0};
+    text_sentences(s, n, push_sentence, &ctx);
+    return 1;
+}
+
+static void push_marker(long long k, size_t offset, size_t len, void *ctx) {
+    (void)offset, (void)len;
+    lua_list_ctx *c = ctx;
+    lua_pushinteger(c->L, (lua_Integer)k);
+    lua_rawseti(c->L, -2, ++c->n);
+}
+
+/* text.markers(s) -> {k...}: the numbers of the "[k]" markers in order, repeats kept */
+static int l_markers(lua_State *L) {
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    lua_newtable(L);
+    lua_list_ctx ctx = {L, 0};
+    text_markers(s, n, push_marker, &ctx);
+    return 1;
+}
+
+typedef struct strip_ctx { luaL_Buffer *b; const char *s; size_t copied; } strip_ctx;
+
+static void skip_marker(long long k, size_t offset, size_t len, void *ctx) {
+    (void)k;
+    strip_ctx *c = ctx;
+    luaL_addlstring(c->b, c->s + c->copied, offset - c->copied);
+    c->copied = offset + len;
+}
+
+/* text.strip_markers(s) -> s with every "[k]" removed */
+static int l_strip_markers(lua_State *L) {
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    strip_ctx ctx = {&b, s, 0};
+    text_markers(s, n, skip_marker, &ctx);
+    luaL_addlstring(&b, s + ctx.copied, n - ctx.copied);
+    luaL_pushresult(&b);
+    return 1;
+}
+
+/* text.starts_with_marker(s) -> boolean: s (already trimmed) begins with "[k]" */
+static int l_starts_with_marker(lua_State *L) {
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    size_t j = 1;
+    while (j < n && s[j] >= '0' && s[j] <= '9') j++;
+    lua_pushboolean(L, n > 2 && s[0] == '[' && j > 1 && j < n && s[j] == ']');
+    return 1;
+}
+
+/* text.char_count(s) -> number of Unicode characters (invalid bytes count as one each) */
+static int l_char_count(lua_State *L) {
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    lua_pushinteger(L, (lua_Integer)text_char_count(s, n));
+    return 1;
+}
+
+/* text.regex_find(pattern, s) -> boolean | nil, message
+ * POSIX extended regular expression, matched anywhere in s. */
+static int l_regex_find(lua_State *L) {
+    const char *pattern = luaL_checkstring(L, 1);
+    size_t n;
+    const char *s = luaL_checklstring(L, 2, &n);
+    if (strlen(s) != n) { /* regexec stops at NUL: refuse rather than answer wrongly */
+        lua_pushnil(L);
+        lua_pushliteral(L, "text contains a NUL byte");
+        return 2;
+    }
+    regex_t re;
+    int rc = regcomp(&re, pattern, REG_EXTENDED | REG_NOSUB);
+    if (rc != 0) {
+        char msg[128];
+        regerror(rc, &re, msg, sizeof msg);
+        lua_pushnil(L);
+        lua_pushfstring(L, "invalid regex: %s", msg);
+        return 2;
+    }
+    rc = regexec(&re, s, 0, NULL, 0);
+    regfree(&re);
+    lua_pushboolean(L, rc == 0);
+    return 1;
+}
+
+/* ----------------------------------------------------------------------- Lua: TF-IDF */
+
+typedef struct term_entry {
+    const char *text; /* lowercased copy in the arena */
+    uint32_t len;
+    uint32_t doc;
+    uint32_t term; /* assigned after sorting */
+} term_entry;
+
+static int compare_term_entries(const void *a, const void *b) {
+    const term_entry *x = a, *y = b;
+    uint32_t n = x->len < y->len ? x->len : y->len;
+    int c = memcmp(x->text, y->text, n);
+    if (c) return c;
+    if (x->len != y->len) return x->len < y->len ? -1 : 1;
+    return (x->doc > y->doc) - (x->doc < y->doc);
+}
+
+/* text.tfidf_cosines(docs) -> {cos(d1, d2), ..., cos(d1, dN)}
+ * SPEC §5.3: content tokens, idf(t) = ln((1+N)/(1+df(t))) + 1, vec[t] = count × idf, cosine
+ * 0 when either vector is zero. All scratch memory is one Lua userdata, so it counts against
+ * the memory limit and cannot leak if an allocation raises. Sums run in sorted term order. */
+static int l_tfidf_cosines(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_Integer ndocs = (lua_Integer)lua_rawlen(L, 1);
+    luaL_argcheck(L, ndocs < (lua_Integer)UINT32_MAX, 1, "too many documents");
+    size_t total_tokens = 0, total_bytes = 0;
+    for (lua_Integer d = 1; d <= ndocs; d++) {
+        lua_rawgeti(L, 1, d);
+        size_t n = 0;
+        const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : "";
+        size_t pos = 0, start, len;
+        while (text_next_token(s, n, &pos, &start, &len)) {
+            if (token_is_stopword(s + start, len)) continue;
+            total_tokens++;
+            total_bytes += len;
+        }
+        lua_pop(L, 1);
+    }
+    size_t ndoc = (size_t)ndocs;
+    size_t bytes = total_tokens * sizeof(term_entry) + total_bytes + 2 * ndoc * sizeof(double) + 1;
+    char *scratch = lua_newuserdatauv(L, bytes, 0);
+    term_entry *entries = (term_entry *)scratch;
+    double *dot = (double *)(scratch + total_tokens * sizeof(term_entry));
+    double *norm2 = dot + ndoc;
+    char *arena = (char *)(norm2 + ndoc);
+    size_t count = 0;
+    for (lua_Integer d = 1; d <= ndocs; d++) {
+        lua_rawgeti(L, 1, d);
+        size_t n = 0;
+        const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : "";
+        size_t pos = 0, start, len;
+        while (text_next_token(s, n, &pos, &start, &len)) {
+            if (token_is_stopword(s + start, len)) continue;
+            text_lower_into(arena, s + start, len);
+            entries[count++] = (term_entry){arena, (uint32_t)len, (uint32_t)(d - 1), 0};
+            arena += len;
+        }
+        lua_pop(L, 1);
+    }
+    qsort(entries, count, sizeof *entries, compare_term_entries);
+    for (size_t i = 0; i < ndoc; i++) dot[i] = norm2[i] = 0.0;
+    /* walk each term's run: entries of one term are contiguous and sorted by document */
+    for (size_t i = 0; i < count;) {
+        size_t j = i;
+        size_t df = 0;
+        while (j < count && entries[j].len == entries[i].len &&
+               memcmp(entries[j].text, entries[i].text, entries[i].len) == 0) {
+            if (j == i || entries[j].doc != entries[j - 1].doc) df++;
+            j++;
+        }
+        double idf = log((1.0 + (double)ndoc) / (1.0 + (double)df)) + 1.0;
+        double reference = 0.0; /* weight of this term in document 1 */
+        for (size_t k = i; k < j;) {
+            size_t m = k;
+            while (m < j && entries[m].doc == entries[k].doc) m++;
+            double w = (double)(m - k) * idf;
+            uint32_t doc = entries[k].doc;
+            norm2[doc] += w * w;
+            if (doc == 0) reference = w;
+            else dot[doc] += reference * w;
+            k = m;
+        }
+        i = j;
+    }
+    lua_createtable(L, ndocs > 1 ? (int)(ndocs - 1) : 0, 0);
+    for (size_t d = 1; d < ndoc; d++) {
+        double denominator = sqrt(norm2[0]) * sqrt(norm2[d]);
+        lua_pushnumber(L, denominator == 0.0 ? 0.0 : dot[d] / denominator);
+        lua_rawseti(L, -2, (lua_Integer)d);
+    }
+    return 1;
+}
+
+int text_open(lua_State *L) {
+    static const luaL_Reg functions[] = {
+        {"tokens", l_tokens},
+        {"content_tokens", l_content_tokens},
+        {"token_set", l_token_set},
+        {"content_set", l_content_set},
+        {"is_stopword", l_is_stopword},
+        {"set", l_set},
+        {"size", l_size},
+        {"intersection_size", l_intersection_size},
+        {"jaccard", l_jaccard},
+        {"add_all", l_add_all},
+        {"counts", l_counts},
+        {"ngrams", l_ngrams},
+        {"url_key", l_url_key},
+        {"domain", l_domain},
+        {"sentences", l_sentences},
+        {"markers", l_markers},
+        {"strip_markers", l_strip_markers},
+        {"starts_with_marker", l_starts_with_marker},
+        {"char_count", l_char_count},
+        {"regex_find", l_regex_find},
+        {"tfidf_cosines", l_tfidf_cosines},
+        {NULL, NULL},
+    };
+    luaL_newlib(L, functions);
+    return 1;
+}
