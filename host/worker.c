@@ -94,9 +94,9 @@ static char *group_value(const cJSON *trace, const char *group_by) {
 
 void worker_evaluate_job(sandbox *const *sandboxes, size_t count, const char *group_by, job *j) {
     const char *end = NULL;
-    cJSON *trace = cJSON_ParseWithLengthOpts(j->text, j->len, &end, 0);
+    cJSON *trace = convert_parse_json(j->text, j->len, &end);
     if (!trace) {
-        size_t at = end && end >= j->text ? (size_t)(end - j->text) + 1 : 1;
+        size_t at = (size_t)(end - j->text) + 1;
         job_input_error(j, "not valid JSON (error at byte %zu)", at);
         goto done;
     }

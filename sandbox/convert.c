@@ -14,6 +14,23 @@
 #define CONVERT_MAX_DEPTH 64
 
 static const char convert_null_sentinel = 0;
+/* registry key of the metatable marking tables that came from JSON arrays */
+static const char convert_array_key = 0;
+
+void convert_init_state(lua_State *L) {
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "assay.array");
+    lua_setfield(L, -2, "__name");
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &convert_array_key);
+}
+
+int convert_is_array(lua_State *L, int idx) {
+    if (!lua_istable(L, idx) || !lua_getmetatable(L, idx)) return 0;
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &convert_array_key);
+    int same = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+    return same;
+}
 
 void convert_push_null(lua_State *L) { lua_pushlightuserdata(L, (void *)&convert_null_sentinel); }
 
@@ -41,6 +58,8 @@ void convert_push_json(lua_State *L, const cJSON *item) {
         int n = 0;
         for (const cJSON *c = item->child; c; c = c->next) n++;
         lua_createtable(L, n, 0);
+        if (lua_rawgetp(L, LUA_REGISTRYINDEX, &convert_array_key) == LUA_TTABLE) lua_setmetatable(L, -2);
+        else lua_pop(L, 1);
         lua_Integer i = 1;
         for (const cJSON *c = item->child; c; c = c->next) {
             convert_push_json(L, c);
@@ -167,7 +186,9 @@ static int to_json(lua_State *L, int idx, buf *b, int depth, char *err, size_t e
     luaL_checkstack(L, 6, "JSON nested too deeply");
     lua_Integer n;
     size_t count;
-    if (!table_is_array(L, idx, &n, &count)) return object_to_json(L, idx, count, b, depth, err, errlen);
+    bool is_array = table_is_array(L, idx, &n, &count);
+    if (!is_array && convert_is_array(L, idx) && count == 0) is_array = true, n = 0;
+    if (!is_array) return object_to_json(L, idx, count, b, depth, err, errlen);
     buf_putc(b, '[');
     for (lua_Integer i = 1; i <= n; i++) {
         if (i > 1) buf_putc(b, ',');
@@ -199,20 +220,38 @@ int convert_pcall_push_json(lua_State *L, const cJSON *item) {
 
 /* ------------------------------------------------------------------ assay.json module */
 
+cJSON *convert_parse_json(const char *text, size_t len, const char **error_at) {
+    const char *nul = memchr(text, '\0', len);
+    if (nul) { /* JSON text has no raw NUL; cJSON would stop there and accept a prefix */
+        *error_at = nul;
+        return NULL;
+    }
+    const char *end = NULL;
+    /* len + 1 takes in the terminating NUL: with require_null_terminated cJSON then refuses
+     * trailing garbage such as `{"id":"a"} junk`, which plain parsing accepts */
+    cJSON *root = cJSON_ParseWithLengthOpts(text, len + 1, &end, 1);
+    *error_at = root ? NULL : (end && end >= text && end <= text + len ? end : text);
+    return root;
+}
+
+/* assay.json.is_array(value) -> boolean: the table came from a JSON array */
+static int json_is_array(lua_State *L) {
+    lua_pushboolean(L, convert_is_array(L, 1));
+    return 1;
+}
+
+
 /* assay.json.decode(text) -> value | nil, message   [-1, +1|2, m]
  * A parse failure is a value, not an error: judges return malformed JSON often enough that
  * plugins should branch on it without pcall. */
 static int json_decode(lua_State *L) {
     size_t len;
     const char *text = luaL_checklstring(L, 1, &len);
-    cJSON *root = cJSON_ParseWithLength(text, len);
+    const char *end = NULL;
+    cJSON *root = convert_parse_json(text, len, &end);
     if (!root) {
-        const char *where = cJSON_GetErrorPtr();
         lua_pushnil(L);
-        if (where && where >= text && where <= text + len)
-            lua_pushfstring(L, "invalid JSON near byte %d", (int)(where - text) + 1);
-        else
-            lua_pushliteral(L, "invalid JSON");
+        lua_pushfstring(L, "invalid JSON at byte %d", (int)(end - text) + 1);
         return 2;
     }
     int status = convert_pcall_push_json(L, root);
@@ -262,6 +301,7 @@ int convert_open_json(lua_State *L) {
     static const luaL_Reg functions[] = {
         {"decode", json_decode},
         {"encode", json_encode},
+        {"is_array", json_is_array},
         {NULL, NULL},
     };
     luaL_newlib(L, functions);

@@ -385,6 +385,7 @@ static int environment_build(lua_State *L) {
         luaL_requiref(L, allowed[i].name, allowed[i].open, 1);
         lua_pop(L, 1);
     }
+    convert_init_state(L);
     /* os: the clock and calendar functions only, never getenv (API keys live there) */
     luaL_requiref(L, LUA_OSLIBNAME, luaopen_os, 0);
     static const char *const os_allowed[] = {"time", "clock", "date", "difftime", NULL};

@@ -98,6 +98,11 @@ size_t sandbox_memory_used(const sandbox *sb);
  * problem becomes an error record, and a state that hit a limit is rebuilt before return. */
 void sandbox_evaluate(sandbox *sb, const cJSON *trace, const char *trace_id, sandbox_output *out);
 
+/* Parses exactly one JSON value from text[0..len) (which must be followed by a NUL):
+ * trailing non-space bytes and embedded NULs are errors. On failure *error_at points at the
+ * offending byte. Thread-safe, unlike cJSON_GetErrorPtr. */
+cJSON *convert_parse_json(const char *text, size_t len, const char **error_at);
+
 /* Writes the common head of a record: {"trace_id":…,"evaluator":…,"step":… */
 void sandbox_record_head(buf *b, const char *trace_id, const char *evaluator, long step);
 

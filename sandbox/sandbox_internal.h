@@ -7,6 +7,11 @@
 
 #include "../host/buf.h"
 
+/* Registers the array marker metatable in a new state. [-0, +0, m] */
+void convert_init_state(lua_State *L);
+/* Is the value at idx a table that came from a JSON array? [-0, +0, -] */
+int convert_is_array(lua_State *L, int idx);
+
 /* JSON null inside arrays, so that [1, null, 3] keeps its length in Lua. Object members
  * that are null are simply absent (nil). [-0, +1, -] */
 void convert_push_null(lua_State *L);

@@ -1,0 +1,61 @@
+-- trace.lua: read traces the way SPEC §5 asks, so that evaluators never fail on shape.
+-- A field of the wrong type counts as absent: texts become "", lists become {}, and list
+-- entries that are not JSON objects are skipped.
+local json = assay.json
+
+local M = {}
+
+-- Is v a JSON object (a table that did not come from a JSON array)?
+function M.is_object(v)
+  return type(v) == "table" and not json.is_array(v)
+end
+
+-- Is v a JSON array?
+function M.is_array(v)
+  return type(v) == "table" and json.is_array(v)
+end
+
+-- v if it is a string, else "".
+function M.text(v)
+  return type(v) == "string" and v or ""
+end
+
+-- The entries of v that are JSON objects, in order; {} when v is not an array.
+function M.objects(v)
+  local out = {}
+  if not M.is_array(v) then return out end
+  for _, entry in ipairs(v) do
+    if M.is_object(entry) then out[#out + 1] = entry end
+  end
+  return out
+end
+
+-- The steps of the trace whose type is step_type (all object steps when step_type is nil).
+function M.steps(trace, step_type)
+  local out = {}
+  for _, step in ipairs(M.objects(trace.steps)) do
+    if step_type == nil or step.type == step_type then out[#out + 1] = step end
+  end
+  return out
+end
+
+-- The query of every search step whose query is a string, in order, repeats kept.
+function M.queries(trace)
+  local out = {}
+  for _, step in ipairs(M.steps(trace, "search")) do
+    if type(step.query) == "string" then out[#out + 1] = step.query end
+  end
+  return out
+end
+
+-- The results of a search step that are objects.
+function M.results(step)
+  return M.objects(step.results)
+end
+
+-- "title snippet" of a search result, the text SPEC §5 scores results by.
+function M.result_text(result)
+  return M.text(result.title) .. " " .. M.text(result.snippet)
+end
+
+return M

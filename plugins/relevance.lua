@@ -1,0 +1,64 @@
+-- relevance: does every search query stay on the research prompt, directly or by following
+-- what earlier results said? (SPEC §5.3)
+--
+--   P = set(C(input)); walk the steps with a context K, initially P
+--   search: rel(q) = |Q ∩ K| / |Q| with Q = set(C(q)), scored before its own results join K;
+--           then C(title .. " " .. snippet) of each result joins K
+--   fetch:  C(content) joins K
+--   score = mean rel;  pass = no query with rel < min_relevance
+--   result_relevance = mean TF-IDF cosine of each result's text against the input
+local text = assay.text
+local trace = require("trace")
+local result = require("result")
+
+return {
+  name = "relevance",
+  description = "Search queries and results should stay on the research prompt (or follow up on earlier results).",
+  scope = "trace",
+  params = { min_relevance = 0.5 },
+
+  evaluate = function(t, params)
+    local input = trace.text(t.input)
+    local prompt = text.content_set(input)
+    local context = text.add_all({}, prompt)
+    local per_query, prompt_overlap = {}, {}
+    local documents = { input }
+
+    for _, step in ipairs(trace.steps(t)) do
+      if step.type == "search" then
+        if type(step.query) == "string" then
+          local q = text.content_set(step.query)
+          local size = text.size(q)
+          per_query[#per_query + 1] = size > 0 and text.intersection_size(q, context) / size or 0
+          prompt_overlap[#prompt_overlap + 1] = size > 0 and text.intersection_size(q, prompt) / size or 0
+        end
+        for _, r in ipairs(trace.results(step)) do
+          local document = trace.result_text(r)
+          text.add_all(context, text.content_set(document))
+          documents[#documents + 1] = document
+        end
+      elseif step.type == "fetch" then
+        text.add_all(context, text.content_set(trace.text(step.content)))
+      end
+    end
+    if #per_query == 0 then return result.skip("no search queries") end
+
+    local off_topic = 0
+    for _, rel in ipairs(per_query) do
+      if rel < params.min_relevance then off_topic = off_topic + 1 end
+    end
+    local result_relevance = result.null
+    if #documents > 1 then result_relevance = result.mean(text.tfidf_cosines(documents)) end
+
+    return {
+      score = result.mean(per_query),
+      pass = off_topic == 0,
+      details = {
+        per_query = per_query,
+        off_topic_queries = off_topic,
+        prompt_overlap = result.mean(prompt_overlap),
+        result_relevance = result_relevance,
+      },
+    }
+  end,
+}

@@ -1,0 +1,59 @@
+-- search_overlap: how much do the result sets of the searches overlap? (SPEC §5.2)
+--
+--   U_i = set of URL keys of the results of search step i
+--   total = sum |U_i|, unique = |union U_i|, skipped when total = 0
+--   score = unique / total (1: no result repeated across searches);  pass = score >= threshold
+local text = assay.text
+local trace = require("trace")
+local result = require("result")
+
+return {
+  name = "search_overlap",
+  description = "Breadth of the search: share of result URLs not already returned by another search.",
+  scope = "trace",
+  params = { threshold = 0.5 },
+
+  evaluate = function(t, params)
+    local searches = trace.steps(t, "search")
+    local url_sets, total, all = {}, 0, {}
+    for i, step in ipairs(searches) do
+      local keys = {}
+      for _, r in ipairs(trace.results(step)) do
+        if type(r.url) == "string" then keys[text.url_key(r.url)] = true end
+      end
+      url_sets[i] = keys
+      total = total + text.size(keys)
+      text.add_all(all, keys)
+    end
+    if total == 0 then
+      return result.skip("no search results with URLs", { n_searches = #searches })
+    end
+
+    local unique = text.size(all)
+    local domains = {}
+    for key in pairs(all) do domains[text.domain(key)] = true end
+
+    local sum, pairs = 0, 0
+    for i = 1, #url_sets - 1 do
+      for j = i + 1, #url_sets do
+        if next(url_sets[i]) ~= nil or next(url_sets[j]) ~= nil then
+          sum, pairs = sum + text.jaccard(url_sets[i], url_sets[j]), pairs + 1
+        end
+      end
+    end
+
+    local score = unique / total
+    return {
+      score = score,
+      pass = score >= params.threshold,
+      details = {
+        n_searches = #searches,
+        total_results = total,
+        unique_urls = unique,
+        unique_domains = text.size(domains),
+        redundancy = 1 - score,
+        mean_pairwise_jaccard = pairs > 0 and sum / pairs or result.null,
+      },
+    }
+  end,
+}
