@@ -92,10 +92,13 @@ typedef struct key_entry {
     char number[24];     /* integer keys of a mixed table, printed */
 } key_entry;
 
+/* Integer keys point into their own entry, which qsort moves: resolve them here. */
+static const char *key_text(const key_entry *e) { return e->is_integer ? e->number : e->text; }
+
 static int compare_keys(const void *a, const void *b) {
     const key_entry *x = a, *y = b;
     size_t n = x->len < y->len ? x->len : y->len;
-    int c = memcmp(x->text, y->text, n);
+    int c = memcmp(key_text(x), key_text(y), n);
     return c ? c : (x->len > y->len) - (x->len < y->len);
 }
 
@@ -141,14 +144,12 @@ static int object_to_json(lua_State *L, int idx, size_t count, buf *b, int depth
         }
         n++;
     }
-    for (size_t i = 0; i < n; i++)
-        if (keys[i].is_integer) keys[i].text = keys[i].number;
     qsort(keys, n, sizeof *keys, compare_keys);
     buf_putc(b, '{');
     int status = 0;
     for (size_t i = 0; i < n && status == 0; i++) {
         if (i) buf_putc(b, ',');
-        buf_json_string(b, keys[i].text, keys[i].len);
+        buf_json_string(b, key_text(&keys[i]), keys[i].len);
         buf_putc(b, ':');
         if (keys[i].is_integer) lua_pushinteger(L, keys[i].integer);
         else lua_pushlstring(L, keys[i].text, keys[i].len);

@@ -238,6 +238,7 @@ static int sandbox_load(lua_State *L) {
     lua_pushvalue(L, lua_upvalueindex(1)); /* the original load */
     lua_insert(L, 1);
     bool has_env = !lua_isnoneornil(L, 5);
+    if (!has_env) lua_settop(L, 4); /* an explicit nil env would give the chunk no globals */
     lua_call(L, has_env ? 4 : 3, LUA_MULTRET);
     return lua_gettop(L);
 }

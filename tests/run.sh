@@ -1,0 +1,57 @@
+#!/bin/sh
+# Runs the whole suite against each build in $ASSAY_BUILDS (default: the normal build and
+# the ASan+UBSan one) and ends with the line "N passed, N failed".
+#   unit tests (cmocka, TAP output), plugin cases (assay test), end-to-end CLI tests.
+set -u
+cd "$(dirname "$0")/.."
+BUILDS=${ASSAY_BUILDS:-"build build-asan"}
+LOG=$(mktemp -d)
+trap 'rm -rf "$LOG"' EXIT
+passed=0
+failed=0
+
+# Counts TAP lines of one suite's output; shows the failures.
+tally() { # name file
+    p=$(grep -c '^ok ' "$2" || true)
+    f=$(grep -c '^not ok ' "$2" || true)
+    passed=$((passed + p))
+    failed=$((failed + f))
+    printf '%-44s %4d passed, %d failed\n' "$1" "$p" "$f"
+    if [ "$f" -gt 0 ]; then
+        grep -A12 '^not ok ' "$2" | sed 's/^/    /' | head -60
+    fi
+}
+
+# A suite that crashed or exited non-zero without reporting a failure still fails.
+run_suite() { # name command...
+    name=$1; shift
+    out="$LOG/$(echo "$name" | tr '/ ' '__').out"
+    "$@" >"$out" 2>&1
+    rc=$?
+    if [ $rc -ne 0 ] && ! grep -q '^not ok ' "$out"; then
+        echo "not ok - $name exited with status $rc" >>"$out"
+        tail -20 "$out" | sed 's/^/# /' >>"$out"
+    fi
+    tally "$name" "$out"
+}
+
+for b in $BUILDS; do
+    [ -x "$b/assay" ] || { echo "not ok - $b/assay is not built"; failed=$((failed + 1)); continue; }
+    export ASSAY_BIN="$PWD/$b/assay" ASSAY_BUILD="$b"
+    export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+    for t in "$b"/tests/test_*; do
+        [ -x "$t" ] || continue
+        run_suite "$b: unit $(basename "$t")" env CMOCKA_MESSAGE_OUTPUT=TAP "$t"
+    done
+    for cases in tests/plugins/*.jsonl; do
+        plugin=plugins/$(basename "$cases" .jsonl).lua
+        [ -f "$plugin" ] || plugin=$(sed -n 's/^# plugin: //p' "$cases" | head -1)
+        run_suite "$b: cases $(basename "$cases")" "$ASSAY_BIN" test "$plugin" --cases "$cases"
+    done
+    for t in tests/e2e/test_*.sh tests/sandbox/test_*.sh; do
+        [ -f "$t" ] || continue
+        run_suite "$b: $(basename "$t")" sh "$t"
+    done
+done
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

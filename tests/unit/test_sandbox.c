@@ -1,0 +1,405 @@
+/* Unit tests of the sandbox (sandbox/sandbox.c): limits, the allow-listed environment,
+ * plugin loading errors and the shape of the records it writes. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../sandbox/sandbox.h"
+
+static const char *const lib_dirs[] = {"plugins/lib"};
+
+static sandbox_config config_for(const char *source) {
+    sandbox_config c;
+    memset(&c, 0, sizeof c);
+    c.path = "test_plugin.lua";
+    c.source = source;
+    c.source_len = strlen(source);
+    c.lib_dirs = lib_dirs;
+    c.lib_dir_count = 1;
+    c.memory_limit = 16u << 20;
+    c.timeout_ms = 200;
+    c.record_timing = false;
+    return c;
+}
+
+static sandbox *load(const char *source) {
+    sandbox_config *c = malloc(sizeof *c); /* the sandbox borrows its config */
+    *c = config_for(source);
+    char err[512];
+    sandbox *sb = sandbox_new(c, err, sizeof err);
+    if (!sb) fail_msg("plugin failed to load: %s", err);
+    return sb;
+}
+
+static void unload(sandbox *sb) { sandbox_free(sb); }
+
+static char *load_error(const char *source) {
+    sandbox_config c = config_for(source);
+    char err[512];
+    sandbox *sb = sandbox_new(&c, err, sizeof err);
+    if (sb) {
+        sandbox_free(sb);
+        return NULL;
+    }
+    return strdup(err);
+}
+
+/* Evaluates trace_json and returns the records' JSON lines (caller frees). */
+static char *evaluate(sandbox *sb, const char *trace_json) {
+    cJSON *trace = cJSON_Parse(trace_json);
+    assert_non_null(trace);
+    const cJSON *id = cJSON_GetObjectItem(trace, "id");
+    sandbox_output out;
+    sandbox_output_init(&out);
+    sandbox_evaluate(sb, trace, id->valuestring, &out);
+    char *text = strdup(buf_cstr(&out.jsonl));
+    sandbox_output_free(&out);
+    cJSON_Delete(trace);
+    return text;
+}
+
+static void assert_contains(const char *haystack, const char *needle) {
+    if (!strstr(haystack, needle)) fail_msg("expected to find\n  %s\nin\n  %s", needle, haystack);
+}
+
+#define LOOPER "return { evaluate = function(t) if t.id == 'bad' then %s end return 1 end }"
+
+static void check_killed_then_healthy(const char *body, const char *kind) {
+    char source[512];
+    snprintf(source, sizeof source, LOOPER, body);
+    sandbox *sb = load(source);
+    char *bad = evaluate(sb, "{\"id\":\"bad\"}");
+    char expected[64];
+    snprintf(expected, sizeof expected, "\"error\":{\"kind\":\"%s\"", kind);
+    assert_contains(bad, expected);
+    assert_contains(bad, "\"score\":null");
+    char *good = evaluate(sb, "{\"id\":\"good\"}");
+    assert_contains(good, "\"score\":1,");
+    assert_contains(good, "\"error\":null");
+    free(bad), free(good);
+    unload(sb);
+}
+
+static void test_infinite_loop_gets_timeout_record_and_state_recovers(void **s) {
+    (void)s;
+    check_killed_then_healthy("while true do end", "timeout");
+}
+
+static void test_pcall_cannot_swallow_the_timeout(void **s) {
+    (void)s;
+    check_killed_then_healthy("for i = 1, 1e12 do pcall(function() while true do end end) end", "timeout");
+}
+
+static void test_coroutine_loop_gets_timeout(void **s) {
+    (void)s;
+    check_killed_then_healthy("local co = coroutine.wrap(function() while true do coroutine.yield() end end) "
+                              "while true do co() end", "timeout");
+}
+
+static void test_allocation_bomb_gets_memory_record_and_state_recovers(void **s) {
+    (void)s;
+    check_killed_then_healthy("local t = {} for i = 1, 1e9 do t[i] = {i, i, i} end", "memory");
+}
+
+static void test_string_rep_bomb_gets_memory_record(void **s) {
+    (void)s;
+    check_killed_then_healthy("local x = string.rep('x', 1 << 30)", "memory");
+}
+
+static void test_caught_memory_error_in_a_loop_is_still_killed(void **s) {
+    (void)s;
+    check_killed_then_healthy("for i = 1, 1e9 do pcall(string.rep, 'x', 1 << 30) end", "memory");
+}
+
+static void test_unbounded_recursion_is_a_runtime_error(void **s) {
+    (void)s;
+    sandbox *sb = load("local function f(n) return f(n + 1) + 1 end\n"
+                       "return { evaluate = function(t) return f(1) end }");
+    char *out = evaluate(sb, "{\"id\":\"x\"}");
+    assert_true(strstr(out, "stack overflow") || strstr(out, "\"kind\":\"memory\""));
+    free(out);
+    out = evaluate(sb, "{\"id\":\"y\"}");
+    assert_contains(out, "\"error\":{");
+    free(out);
+    unload(sb);
+}
+
+static void test_runtime_error_names_file_line_and_traceback(void **s) {
+    (void)s;
+    sandbox *sb = load("local function helper(x)\n  return x.a.b\nend\n"
+                       "return { evaluate = function(t) return helper({}) end }");
+    char *out = evaluate(sb, "{\"id\":\"x\"}");
+    assert_contains(out, "\"kind\":\"runtime\",\"message\":\"test_plugin.lua:2: attempt to index a nil value");
+    assert_contains(out, "\"traceback\":\"test_plugin.lua:2: in ");
+    free(out);
+    unload(sb);
+}
+
+static void test_error_with_table_value_does_not_run_its_metamethods(void **s) {
+    (void)s;
+    sandbox *sb = load("return { evaluate = function(t) error(setmetatable({}, {__tostring = function() "
+                       "while true do end end})) end }");
+    char *out = evaluate(sb, "{\"id\":\"x\"}");
+    assert_contains(out, "(error object is a table value)");
+    free(out);
+    unload(sb);
+}
+
+static void check_refused(const char *expression, const char *message) {
+    char source[512];
+    snprintf(source, sizeof source, "return { evaluate = function(t) local v = %s return 1 end }", expression);
+    sandbox *sb = load(source);
+    char *out = evaluate(sb, "{\"id\":\"x\"}");
+    assert_contains(out, "\"kind\":\"runtime\"");
+    assert_contains(out, message);
+    free(out);
+    unload(sb);
+}
+
+static void test_withheld_libraries_are_refused_with_a_clear_message(void **s) {
+    (void)s;
+    check_refused("io.open('/etc/passwd')", "'io': file access is not available");
+    check_refused("debug.getinfo(1)", "'debug': the debug library is not available");
+    check_refused("package.loadlib('x', 'y')", "'package': package is not available");
+    check_refused("dofile('/etc/passwd')", "'dofile': dofile is not available");
+    check_refused("os.execute('true')", "os.execute is not available");
+    check_refused("os.getenv('HOME')", "os.getenv is not available");
+    check_refused("os.exit(1)", "os.exit is not available");
+    check_refused("os.remove('/tmp/x')", "os.remove is not available");
+    check_refused("string.dump(print)", "string.dump is not available");
+    check_refused("('x'):dump()", "string.dump is not available");
+    check_refused("collectgarbage('collect')", "collectgarbage(\\\"collect\\\") is not allowed");
+}
+
+static void test_require_only_loads_helpers_by_dotted_name(void **s) {
+    (void)s;
+    check_refused("require('../etc/passwd')", "invalid module name '../etc/passwd'");
+    check_refused("require('/etc/passwd')", "invalid module name '/etc/passwd'");
+    check_refused("require('no_such_module')", "module 'no_such_module' not found");
+    check_refused("require('assay.io')", "no host module 'assay.io'");
+    sandbox *sb = load("local tr = require('trace') local text = require('assay.text')\n"
+                       "return { evaluate = function(t) return { label = tr.text(t.input) .. text.url_key('http://www.A.com/') } end }");
+    char *out = evaluate(sb, "{\"id\":\"x\",\"input\":\"ok:\"}");
+    assert_contains(out, "\"label\":\"ok:a.com\"");
+    free(out);
+    unload(sb);
+}
+
+static void test_bytecode_is_refused_by_load(void **s) {
+    (void)s;
+    sandbox *sb = load("return { evaluate = function(t)\n"
+                       "  local f1, e1 = load('\\27LuaT\\0\\25\\147\\r\\n\\26\\n')\n"
+                       "  local f2, e2 = load('return 1', 'x', 'b')\n"
+                       "  local f3 = load('return 1', 'x', 'bt')\n"
+                       "  local f4 = load('return 2')\n"
+                       "  return { label = tostring(e1) .. ' | ' .. tostring(e2) .. ' | ' .. tostring(f3) .. ' | ' .. f4() }\n"
+                       "end }");
+    char *out = evaluate(sb, "{\"id\":\"x\"}");
+    assert_contains(out, "attempt to load a binary chunk");
+    assert_contains(out, "binary chunks are not allowed in the assay sandbox");
+    assert_contains(out, "| nil | 2");
+    free(out);
+    unload(sb);
+}
+
+static void test_loaded_chunks_see_the_sandbox_not_a_hidden_global_table(void **s) {
+    (void)s;
+    sandbox *sb = load("return { evaluate = function(t) local f = load('return io') "
+                       "local ok, err = pcall(f) return { label = tostring(ok) .. ' ' .. err } end }");
+    char *out = evaluate(sb, "{\"id\":\"x\"}");
+    assert_contains(out, "false");
+    assert_contains(out, "file access is not available");
+    free(out);
+    unload(sb);
+}
+
+static void test_string_metatable_and_globals_are_protected(void **s) {
+    (void)s;
+    sandbox *sb = load("return { evaluate = function(t)\n"
+                       "  local a = getmetatable('')\n"
+                       "  local ok = pcall(setmetatable, _G, nil)\n"
+                       "  local ok2, e2 = pcall(setmetatable, {}, {__gc = function() end})\n"
+                       "  return { label = tostring(a) .. ' ' .. tostring(ok) .. ' ' .. tostring(ok2) .. ' ' .. e2 }\n"
+                       "end }");
+    char *out = evaluate(sb, "{\"id\":\"x\"}");
+    assert_contains(out, "\"label\":\"string false false ");
+    assert_contains(out, "__gc metamethods are not allowed");
+    free(out);
+    unload(sb);
+}
+
+static void test_globals_written_while_evaluating_are_refused(void **s) {
+    (void)s;
+    sandbox *sb = load("count = 0\nlocal kept = 0\n"
+                       "return { evaluate = function(t) kept = kept + 1\n"
+                       "  if t.id == 'leak' then leaked = true end\n"
+                       "  if t.id == 'typo' then return undefined_thing end\n"
+                       "  return { label = tostring(kept) } end }");
+    char *a = evaluate(sb, "{\"id\":\"a\"}");
+    char *leak = evaluate(sb, "{\"id\":\"leak\"}");
+    char *typo = evaluate(sb, "{\"id\":\"typo\"}");
+    char *b = evaluate(sb, "{\"id\":\"b\"}");
+    assert_contains(a, "\"label\":\"1\"");
+    assert_contains(leak, "assignment to undeclared global 'leaked'");
+    assert_contains(typo, "undefined global 'undefined_thing'");
+    assert_contains(b, "\"label\":\"4\""); /* upvalues are the way to keep state on purpose */
+    free(a), free(leak), free(typo), free(b);
+    unload(sb);
+}
+
+static void test_params_are_read_only_and_overrides_are_typed(void **s) {
+    (void)s;
+    const char *src = "return { name = 'p', params = { threshold = 0.5, mode = 'x', strict = false },\n"
+                      "  evaluate = function(t, params)\n"
+                      "    local ok = pcall(function() params.threshold = 1 end)\n"
+                      "    local keys = {} for k in pairs(params) do keys[#keys + 1] = k end table.sort(keys)\n"
+                      "    return { score = params.threshold, pass = params.strict,\n"
+                      "             label = tostring(ok) .. ' ' .. params.mode .. ' ' .. table.concat(keys, ',') } end }";
+    sandbox_param_override overrides[] = {{"threshold", "0.25"}, {"mode", "y"}, {"strict", "true"}};
+    sandbox_config c = config_for(src);
+    c.overrides = overrides;
+    c.override_count = 3;
+    char err[512];
+    sandbox *sb = sandbox_new(&c, err, sizeof err);
+    assert_non_null(sb);
+    assert_string_equal(sandbox_get_info(sb)->params_json, "{\"mode\":\"y\",\"strict\":true,\"threshold\":0.25}");
+    char *out = evaluate(sb, "{\"id\":\"x\"}");
+    assert_contains(out, "\"score\":0.25,\"pass\":true,\"label\":\"false y mode,strict,threshold\"");
+    free(out);
+    sandbox_free(sb);
+
+    sandbox_param_override bad[] = {{"threshold", "high"}};
+    c.overrides = bad;
+    c.override_count = 1;
+    assert_null(sandbox_new(&c, err, sizeof err));
+    assert_contains(err, "param p.threshold: 'high' is not a number");
+    sandbox_param_override unknown[] = {{"nope", "1"}};
+    c.overrides = unknown;
+    assert_null(sandbox_new(&c, err, sizeof err));
+    assert_contains(err, "param p.nope: the plugin has no param 'nope'");
+}
+
+static void test_load_errors_name_the_file_and_line(void **s) {
+    (void)s;
+    char *e;
+    e = load_error("return {\n evaluate = function(t) return 1 end,,\n}");
+    assert_non_null(e);
+    assert_contains(e, "test_plugin.lua:2:");
+    free(e);
+    e = load_error("return { name = 'x' }");
+    assert_contains(e, "has no evaluate function");
+    free(e);
+    e = load_error("return 42");
+    assert_contains(e, "must return a table");
+    free(e);
+    e = load_error("local x = nil\nx.y = 1\nreturn {}");
+    assert_contains(e, "test_plugin.lua:2: attempt to index a nil value");
+    free(e);
+    e = load_error("return { name = 'a.b', evaluate = function() end }");
+    assert_contains(e, "may only use letters");
+    free(e);
+    e = load_error("while true do end");
+    assert_contains(e, "loading took longer than the 200 ms time limit");
+    free(e);
+}
+
+static void test_result_shapes_and_sorted_details(void **s) {
+    (void)s;
+    sandbox *sb = load("return { name = 'shape', evaluate = function(t)\n"
+                       "  if t.id == 'n' then return 0.25 end\n"
+                       "  if t.id == 'b' then return false end\n"
+                       "  if t.id == 'bad' then return { score = 1.5 } end\n"
+                       "  if t.id == 'none' then return end\n"
+                       "  if t.id == 'cycle' then local d = {} d.self = d return { details = d } end\n"
+                       "  return { score = 1, label = 'L', details = { zeta = 1, alpha = {}, mid = { 3, 2.5, assay.null }, [7] = 'x' } }\n"
+                       "end }");
+    char *n = evaluate(sb, "{\"id\":\"n\"}");
+    char *b = evaluate(sb, "{\"id\":\"b\"}");
+    char *bad = evaluate(sb, "{\"id\":\"bad\"}");
+    char *none = evaluate(sb, "{\"id\":\"none\"}");
+    char *cycle = evaluate(sb, "{\"id\":\"cycle\"}");
+    char *full = evaluate(sb, "{\"id\":\"full\"}");
+    assert_string_equal(n, "{\"trace_id\":\"n\",\"evaluator\":\"shape\",\"step\":null,\"score\":0.25,\"pass\":null,"
+                           "\"label\":null,\"details\":null,\"error\":null,\"ms\":null}\n");
+    assert_contains(b, "\"score\":null,\"pass\":false,");
+    assert_contains(bad, "score 1.5; a score must be a number in [0, 1]");
+    assert_contains(none, "evaluate returned nothing");
+    assert_contains(cycle, "nested deeper than 64 levels");
+    assert_contains(full, "\"details\":{\"7\":\"x\",\"alpha\":[],\"mid\":[3,2.5,null],\"zeta\":1}");
+    free(n), free(b), free(bad), free(none), free(cycle), free(full);
+    unload(sb);
+}
+
+static void test_step_scope_runs_once_per_matching_step(void **s) {
+    (void)s;
+    sandbox *sb = load("return { name = 'q', scope = 'search', evaluate = function(t, p, step, index)\n"
+                       "  assert(t.steps[index] == step) return { label = step.query .. '@' .. index } end }");
+    char *out = evaluate(sb, "{\"id\":\"x\",\"steps\":[{\"type\":\"search\",\"query\":\"a\"},{\"type\":\"fetch\"},"
+                             "7,{\"type\":\"search\",\"query\":\"b\"}]}");
+    assert_contains(out, "\"step\":0,\"score\":null,\"pass\":null,\"label\":\"a@1\"");
+    assert_contains(out, "\"step\":3,\"score\":null,\"pass\":null,\"label\":\"b@4\"");
+    int lines = 0;
+    for (const char *p = out; *p; p++) lines += *p == '\n';
+    assert_int_equal(lines, 2);
+    free(out);
+    unload(sb);
+}
+
+static void test_random_numbers_depend_on_the_trace_not_the_state(void **s) {
+    (void)s;
+    const char *src = "return { evaluate = function(t) return { label = tostring(math.random(1, 1000000)) } end }";
+    sandbox *a = load(src), *b = load(src);
+    char *first = evaluate(a, "{\"id\":\"z\"}");
+    char *other = evaluate(a, "{\"id\":\"y\"}");
+    char *again = evaluate(b, "{\"id\":\"z\"}");
+    assert_string_equal(first, again);
+    assert_string_not_equal(first, other);
+    free(first), free(other), free(again);
+    unload(a), unload(b);
+}
+
+static void test_json_arrays_are_marked_and_nulls_kept_in_arrays(void **s) {
+    (void)s;
+    sandbox *sb = load("return { evaluate = function(t)\n"
+                       "  local j = assay.json\n"
+                       "  return { label = tostring(j.is_array(t.a)) .. tostring(j.is_array(t.o)) .. #t.a .. tostring(t.n)\n"
+                       "    .. j.encode(t.e) .. j.encode(t.o) .. tostring(t.a[2] == assay.null)\n"
+                       "    .. tostring(j.decode('{\"x\":1} junk')) } end }");
+    char *out = evaluate(sb, "{\"id\":\"x\",\"a\":[1,null,3],\"o\":{},\"e\":[],\"n\":null}");
+    assert_contains(out, "\"label\":\"truefalse3nil[][]truenil\"");
+    free(out);
+    unload(sb);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_infinite_loop_gets_timeout_record_and_state_recovers),
+        cmocka_unit_test(test_pcall_cannot_swallow_the_timeout),
+        cmocka_unit_test(test_coroutine_loop_gets_timeout),
+        cmocka_unit_test(test_allocation_bomb_gets_memory_record_and_state_recovers),
+        cmocka_unit_test(test_string_rep_bomb_gets_memory_record),
+        cmocka_unit_test(test_caught_memory_error_in_a_loop_is_still_killed),
+        cmocka_unit_test(test_unbounded_recursion_is_a_runtime_error),
+        cmocka_unit_test(test_runtime_error_names_file_line_and_traceback),
+        cmocka_unit_test(test_error_with_table_value_does_not_run_its_metamethods),
+        cmocka_unit_test(test_withheld_libraries_are_refused_with_a_clear_message),
+        cmocka_unit_test(test_require_only_loads_helpers_by_dotted_name),
+        cmocka_unit_test(test_bytecode_is_refused_by_load),
+        cmocka_unit_test(test_loaded_chunks_see_the_sandbox_not_a_hidden_global_table),
+        cmocka_unit_test(test_string_metatable_and_globals_are_protected),
+        cmocka_unit_test(test_globals_written_while_evaluating_are_refused),
+        cmocka_unit_test(test_params_are_read_only_and_overrides_are_typed),
+        cmocka_unit_test(test_load_errors_name_the_file_and_line),
+        cmocka_unit_test(test_result_shapes_and_sorted_details),
+        cmocka_unit_test(test_step_scope_runs_once_per_matching_step),
+        cmocka_unit_test(test_random_numbers_depend_on_the_trace_not_the_state),
+        cmocka_unit_test(test_json_arrays_are_marked_and_nulls_kept_in_arrays),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

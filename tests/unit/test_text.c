@@ -1,0 +1,212 @@
+/* Unit tests of SPEC §5's text primitives (sandbox/text.c) and the JSON emitters
+ * (host/buf.c). Expected values are worked out by hand from the SPEC's definitions. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../host/buf.h"
+#include "../../sandbox/text.h"
+
+static void assert_url_key(const char *url, const char *expected) {
+    buf b;
+    buf_init(&b);
+    text_url_key(url, strlen(url), &b);
+    assert_string_equal(buf_cstr(&b), expected);
+    buf_free(&b);
+}
+
+static void assert_domain(const char *url, const char *expected) {
+    buf b;
+    buf_init(&b);
+    text_url_domain(url, strlen(url), &b);
+    assert_string_equal(buf_cstr(&b), expected);
+    buf_free(&b);
+}
+
+static void test_url_key_matches_spec_example(void **state) {
+    (void)state;
+    assert_url_key("HTTPS://www.Example.com/a/?utm_source=x#top", "example.com/a");
+    assert_url_key("http://example.com/a", "example.com/a");
+}
+
+static void test_url_key_normalisation_rules(void **state) {
+    (void)state;
+    assert_url_key("  https://example.com/  ", "example.com");          /* trim, trailing / */
+    assert_url_key("ftp://Example.COM/Path/File", "example.com/Path/File"); /* path case kept */
+    assert_url_key("https://example.com:443/x", "example.com/x");
+    assert_url_key("http://example.com:80/x", "example.com/x");
+    assert_url_key("http://example.com:8080/x", "example.com:8080/x");  /* other ports stay */
+    assert_url_key("https://e.com/p?a=1&utm_medium=m&b=2", "e.com/p?a=1&b=2");
+    assert_url_key("https://e.com/p/?utm_a=1&utm_b=2", "e.com/p");
+    assert_url_key("https://e.com/p#frag?x=1", "e.com/p");               /* fragment first */
+    assert_url_key("example.com/a/", "example.com/a");                    /* no scheme */
+    assert_url_key("https://www.e.com//", "e.com/");                      /* only one / dropped */
+    assert_url_key("", "");
+}
+
+static void test_domain_is_host_of_key_without_port(void **state) {
+    (void)state;
+    assert_domain("https://www.Example.com:8443/a?b", "example.com");
+    assert_domain("example.org", "example.org");
+}
+
+typedef struct collected { char items[16][64]; int n; } collected;
+
+static void collect_span(const char *s, size_t n, void *ctx) {
+    collected *c = ctx;
+    if (c->n < 16) snprintf(c->items[c->n++], 64, "%.*s", (int)n, s);
+}
+
+static void test_sentences_split_after_punctuation_and_at_newlines(void **state) {
+    (void)state;
+    const char *r = "One. Two!Three? Four\nFive.\n\n  [1] Ref: https://a.b/c.d  \nv1.2 ok";
+    collected c = {.n = 0};
+    text_sentences(r, strlen(r), collect_span, &c);
+    assert_int_equal(c.n, 6);
+    assert_string_equal(c.items[0], "One.");
+    assert_string_equal(c.items[1], "Two!Three?"); /* "!" not followed by whitespace */
+    assert_string_equal(c.items[2], "Four");
+    assert_string_equal(c.items[3], "Five.");
+    assert_string_equal(c.items[4], "[1] Ref: https://a.b/c.d");
+    assert_string_equal(c.items[5], "v1.2 ok");
+}
+
+static void test_sentences_keep_dot_without_following_space(void **state) {
+    (void)state;
+    const char *r = "v1.2 is out. Done";
+    collected c = {.n = 0};
+    text_sentences(r, strlen(r), collect_span, &c);
+    assert_int_equal(c.n, 2);
+    assert_string_equal(c.items[0], "v1.2 is out.");
+    assert_string_equal(c.items[1], "Done");
+}
+
+typedef struct markers { long long k[8]; int n; } markers;
+
+static void collect_marker(long long k, size_t offset, size_t len, void *ctx) {
+    (void)offset, (void)len;
+    markers *m = ctx;
+    if (m->n < 8) m->k[m->n++] = k;
+}
+
+static void test_markers_are_bracketed_decimal_integers(void **state) {
+    (void)state;
+    const char *s = "a [1][2] b [x] [] [3a] [04] [1, 2] [99999999999999999999999]";
+    markers m = {.n = 0};
+    text_markers(s, strlen(s), collect_marker, &m);
+    assert_int_equal(m.n, 4);
+    assert_int_equal(m.k[0], 1);
+    assert_int_equal(m.k[1], 2);
+    assert_int_equal(m.k[2], 4);
+    assert_true(m.k[3] == 9223372036854775807LL); /* saturates, stays out of range */
+}
+
+static void test_tokens_split_on_ascii_punctuation_and_keep_utf8_words(void **state) {
+    (void)state;
+    const char *s = "Héllo, WORLD-2024 naïve_x 東京";
+    const char *expected[] = {"Héllo", "WORLD", "2024", "naïve", "x", "東京"};
+    size_t pos = 0, start, len;
+    for (size_t i = 0; i < 6; i++) {
+        assert_true(text_next_token(s, strlen(s), &pos, &start, &len));
+        assert_int_equal(len, strlen(expected[i]));
+        assert_memory_equal(s + start, expected[i], len);
+    }
+    assert_false(text_next_token(s, strlen(s), &pos, &start, &len));
+    char lower[8];
+    text_lower_into(lower, "WoRLD", 5);
+    assert_memory_equal(lower, "world", 5);
+}
+
+static void test_stopwords_are_exactly_spec_list(void **state) {
+    (void)state;
+    assert_true(text_is_stopword("the", 3));
+    assert_true(text_is_stopword("yourselves", 10));
+    assert_true(text_is_stopword("a", 1));
+    assert_true(text_is_stopword("whom", 4));
+    assert_false(text_is_stopword("The", 3)); /* callers lowercase first */
+    assert_false(text_is_stopword("coral", 5));
+    assert_false(text_is_stopword("", 0));
+    assert_false(text_is_stopword("also", 4)); /* common, but not in §5.6 */
+}
+
+static void test_char_count_counts_code_points(void **state) {
+    (void)state;
+    assert_int_equal(text_char_count("héllo", strlen("héllo")), 5);
+    assert_int_equal(text_char_count("東京", strlen("東京")), 2);
+    assert_int_equal(text_char_count("\xff\xfe", 2), 2); /* invalid bytes count once each */
+}
+
+static void assert_number_text(double d, const char *expected) {
+    buf b;
+    buf_init(&b);
+    buf_json_number(&b, d);
+    assert_string_equal(buf_cstr(&b), expected);
+    buf_free(&b);
+}
+
+static void test_numbers_print_shortest_round_trip(void **state) {
+    (void)state;
+    assert_number_text(0.1, "0.1");
+    assert_number_text(1.0 / 3.0, "0.3333333333333333");
+    assert_number_text(2.0 / 3.0, "0.6666666666666666");
+    assert_number_text(1, "1");
+    assert_number_text(-0.0, "0");
+    assert_number_text(1e300, "1e+300");
+    assert_number_text(123456789012345678.0, "1.2345678901234568e+17");
+    assert_number_text(0.30000000000000004, "0.30000000000000004");
+    double nan = strtod("nan", NULL);
+    assert_number_text(nan, "null");
+    for (double d = 1e-7; d < 1; d *= 1.37) {
+        buf b;
+        buf_init(&b);
+        buf_json_number(&b, d);
+        assert_true(strtod(buf_cstr(&b), NULL) == d);
+        buf_free(&b);
+    }
+}
+
+static void test_strings_are_escaped_and_invalid_utf8_replaced(void **state) {
+    (void)state;
+    buf b;
+    buf_init(&b);
+    const char raw[] = "a\"b\\c\n\x01\xc3\xa9\xff\xed\xa0\x80z";
+    buf_json_string(&b, raw, sizeof raw - 1);
+    assert_string_equal(buf_cstr(&b), "\"a\\\"b\\\\c\\n\\u0001\xc3\xa9\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbdz\"");
+    buf_free(&b);
+}
+
+static void test_fixed_buffer_refuses_to_grow(void **state) {
+    (void)state;
+    char memory[4];
+    buf b;
+    buf_init_fixed(&b, memory, sizeof memory);
+    buf_puts(&b, "abc");
+    assert_false(buf_failed(&b));
+    buf_puts(&b, "d");
+    assert_true(buf_failed(&b));
+    buf_free(&b); /* must not free stack memory */
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_url_key_matches_spec_example),
+        cmocka_unit_test(test_url_key_normalisation_rules),
+        cmocka_unit_test(test_domain_is_host_of_key_without_port),
+        cmocka_unit_test(test_sentences_split_after_punctuation_and_at_newlines),
+        cmocka_unit_test(test_sentences_keep_dot_without_following_space),
+        cmocka_unit_test(test_markers_are_bracketed_decimal_integers),
+        cmocka_unit_test(test_tokens_split_on_ascii_punctuation_and_keep_utf8_words),
+        cmocka_unit_test(test_stopwords_are_exactly_spec_list),
+        cmocka_unit_test(test_char_count_counts_code_points),
+        cmocka_unit_test(test_numbers_print_shortest_round_trip),
+        cmocka_unit_test(test_strings_are_escaped_and_invalid_utf8_replaced),
+        cmocka_unit_test(test_fixed_buffer_refuses_to_grow),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
