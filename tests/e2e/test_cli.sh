@@ -1,0 +1,113 @@
+# End-to-end tests of `assay` as a user runs it: exit codes, ordering, bad input, limits.
+. "$(dirname "$0")/lib.sh"
+EX=examples/traces/deep-research.jsonl
+TRACES=$(grep -c . "$EX")
+
+"$ASSAY" --version >"$TMP/v" 2>&1; check "--version exits 0" 0 $?
+check_contains "--version names the version" "$TMP/v" "assay 0.1.0"
+"$ASSAY" --help >"$TMP/h" 2>&1; check "--help exits 0" 0 $?
+check_contains "--help lists the commands" "$TMP/h" "assay check PLUGIN"
+"$ASSAY" frobnicate >"$TMP/e" 2>&1; check "unknown command exits 2" 2 $?
+"$ASSAY" run --bogus "$EX" >/dev/null 2>&1; check "unknown option exits 2" 2 $?
+"$ASSAY" run -j zero "$EX" >/dev/null 2>"$TMP/e"; check "bad --jobs exits 2" 2 $?
+check_contains "bad --jobs says why" "$TMP/e" "--jobs: 'zero' is not a number"
+"$ASSAY" run /no/such/file.jsonl >/dev/null 2>"$TMP/e"; check "missing input exits 2" 2 $?
+check_contains "missing input is named" "$TMP/e" "/no/such/file.jsonl: No such file or directory"
+"$ASSAY" run "$TMP" >/dev/null 2>"$TMP/e"; check "directory input exits 2" 2 $?
+check_contains "directory input is explained" "$TMP/e" "is a directory"
+
+# the shipped evaluators over the examples
+"$ASSAY" run "$EX" -o "$TMP/out.jsonl" 2>"$TMP/summary"; check "example run exits 0" 0 $?
+check "five records per trace" $((TRACES * 5)) "$(wc -l < "$TMP/out.jsonl")"
+check_contains "summary names each evaluator" "$TMP/summary" "citation_support"
+check "every record line is one JSON object with the SPEC §4 keys" 0 \
+    "$(grep -vc '^{"trace_id":"[^"]*","evaluator":"[a-z_]*","step":null,"score":.*,"pass":.*,"label":.*,"details":.*,"error":null,"ms":[0-9.e-]*}$' "$TMP/out.jsonl")"
+
+# order and bytes independent of thread count
+"$ASSAY" run --no-timing -j 1 "$EX" >"$TMP/j1" 2>/dev/null
+"$ASSAY" run --no-timing -j 4 "$EX" >"$TMP/j4" 2>/dev/null
+if cmp -s "$TMP/j1" "$TMP/j4"; then ok "-j 1 and -j 4 give byte-identical output"; else not_ok "-j 1 and -j 4 give byte-identical output" "$(diff "$TMP/j1" "$TMP/j4" | head -4)"; fi
+sed 's/"ms":[0-9.e-]*}$/"ms":null}/' "$TMP/out.jsonl" >"$TMP/stripped"
+if cmp -s "$TMP/j1" "$TMP/stripped"; then ok "timed output equals --no-timing output but for ms"; else not_ok "timed output equals --no-timing output but for ms"; fi
+"$ASSAY" run --no-timing -j 2 < "$EX" >"$TMP/stdin" 2>/dev/null
+if cmp -s "$TMP/j1" "$TMP/stdin"; then ok "reads standard input when no file is given"; else not_ok "reads standard input when no file is given"; fi
+cat "$EX" | "$ASSAY" run --no-timing -j 2 - >"$TMP/dash" 2>/dev/null
+if cmp -s "$TMP/j1" "$TMP/dash"; then ok "reads standard input from -"; else not_ok "reads standard input from -"; fi
+
+# bad lines: reported with their line number, neighbours intact, exit 3
+{
+    echo '{"id":"a","output":"x"}'
+    echo ''
+    echo '{"id":"b", "input": '
+    echo '   '
+    printf '{"id":"c"}\r\n'
+    echo '[1,2]'
+    echo '{"id":"d"} trailing'
+    echo '{"id":"e","steps":{"type":"search"},"citations":"x","output":7,"expected":[1]}'
+} >"$TMP/bad.jsonl"
+"$ASSAY" run --no-timing -e plugins/query_diversity.lua "$TMP/bad.jsonl" >"$TMP/bad.out" 2>"$TMP/bad.err"
+check "input errors give exit 3" 3 $?
+check "one record per line that is not blank" 6 "$(wc -l < "$TMP/bad.out")"
+check_contains "broken JSON names its line" "$TMP/bad.out" '{"trace_id":null,"evaluator":null,"line":3,"file":"'"$TMP"'/bad.jsonl","error":{"kind":"input","message":"'"$TMP"'/bad.jsonl:3: not valid JSON'
+check_contains "CRLF line is read" "$TMP/bad.out" '"trace_id":"c"'
+check_contains "array line is an input error" "$TMP/bad.out" '"line":6'
+check_contains "trailing garbage is an input error" "$TMP/bad.out" '"line":7,"file":"'"$TMP"'/bad.jsonl","error":{"kind":"input","message":"'"$TMP"'/bad.jsonl:7: not valid JSON (error at byte 12)"'
+check_contains "wrong field types count as absent" "$TMP/bad.out" '{"trace_id":"e","evaluator":"query_diversity","step":null,"score":null,"pass":null,"label":null,"details":{"n_queries":0,"skipped":"fewer than 2 search queries"},"error":null,"ms":null}'
+check "records stay in input order" "a c e" "$(grep -o '"trace_id":"[a-z]"' "$TMP/bad.out" | cut -d'"' -f4 | tr '\n' ' ' | sed 's/ $//')"
+check_contains "summary counts input errors" "$TMP/bad.err" "3 traces, 3 input errors"
+
+# limits: a plugin that hangs or eats memory on one trace; the run goes on
+mkdir -p "$TMP/ev"
+cat >"$TMP/ev/bomb.lua" <<'LUA'
+return { evaluate = function(t)
+  if t.id == "hang" then while true do end end
+  if t.id == "eat" then local s = {} for i = 1, 1e9 do s[i] = ("x"):rep(64) .. i end end
+  if t.id == "boom" then error("exploded on purpose") end
+  return 1
+end }
+LUA
+printf '{"id":"ok1"}\n{"id":"hang"}\n{"id":"eat"}\n{"id":"boom"}\n{"id":"ok2"}\n' >"$TMP/lim.jsonl"
+"$ASSAY" run --no-timing --timeout-ms 200 --memory-mb 16 -e "$TMP/ev/bomb.lua" "$TMP/lim.jsonl" >"$TMP/lim.out" 2>/dev/null
+check "limit violations give exit 3" 3 $?
+check_contains "timeout record" "$TMP/lim.out" '{"trace_id":"hang","evaluator":"bomb","step":null,"score":null,"pass":null,"label":null,"details":null,"error":{"kind":"timeout","message":"evaluation exceeded the 200 ms time limit (--timeout-ms)"},"ms":null}'
+check_contains "memory record" "$TMP/lim.out" '"trace_id":"eat","evaluator":"bomb","step":null,"score":null,"pass":null,"label":null,"details":null,"error":{"kind":"memory"'
+check_contains "runtime error names file and line" "$TMP/lim.out" '"error":{"kind":"runtime","message":"'"$TMP"'/ev/bomb.lua:4: exploded on purpose"'
+check_contains "the trace after the failures is scored" "$TMP/lim.out" '{"trace_id":"ok2","evaluator":"bomb","step":null,"score":1,'
+
+# params
+"$ASSAY" run --no-timing -e plugins/query_diversity.lua -p query_diversity.threshold=1.01 "$EX" >"$TMP/p.out" 2>/dev/null
+check "-p threshold above every score: no trace passes" 0 "$(grep -c '"pass":true' "$TMP/p.out")"
+"$ASSAY" run -p query_diversity.threshold=high "$EX" >/dev/null 2>"$TMP/e"; check "-p with a wrong type exits 2" 2 $?
+check_contains "-p type error names the param" "$TMP/e" "param query_diversity.threshold: 'high' is not a number"
+"$ASSAY" run -p nosuch.x=1 "$EX" >/dev/null 2>"$TMP/e"; check "-p for an unknown plugin exits 2" 2 $?
+check_contains "-p unknown plugin lists the loaded ones" "$TMP/e" "no plugin named 'nosuch' (loaded: citation_support, expect, query_diversity, relevance, search_overlap)"
+
+# group-by
+"$ASSAY" run --group-by metadata.segment "$EX" >/dev/null 2>"$TMP/g"
+check_contains "--group-by prints a table per segment" "$TMP/g" "group enterprise:"
+
+# plugin loading errors and check/list
+printf 'return {\n  evaluate = function(t) return 1 end,\n  scope = 5,\n}\n' >"$TMP/ev/badscope.lua"
+"$ASSAY" run -e "$TMP/ev/badscope.lua" "$EX" >/dev/null 2>"$TMP/e"; check "a plugin that fails to load exits 2" 2 $?
+check_contains "load error names the file" "$TMP/e" "badscope.lua: scope must be"
+printf 'local x = io.open("f")\nlocal y = os.getenv("HOME") -- io in a comment is fine\nlocal s = "io.open"\nreturn { evaluate = function() return 1 end }\n' >"$TMP/ev/uses_io.lua"
+"$ASSAY" check "$TMP/ev/uses_io.lua" >"$TMP/c" 2>&1; check "check fails a plugin that uses io" 2 $?
+check_contains "check names the line of io" "$TMP/c" "uses_io.lua:1: uses 'io'"
+check_contains "check names os.getenv" "$TMP/c" "uses_io.lua:2: uses 'os.getenv'"
+check "check ignores comments and strings" 2 "$(grep -c "uses '" "$TMP/c")"
+"$ASSAY" check plugins/*.lua >"$TMP/c" 2>&1; check "check passes the shipped plugins" 0 $?
+"$ASSAY" list >"$TMP/l" 2>&1; check "list exits 0" 0 $?
+check_contains "list shows params" "$TMP/l" 'params: {"near_duplicate":0.8,"threshold":0.5}'
+
+# output failures
+"$ASSAY" run "$EX" -o /no/such/dir/out.jsonl >/dev/null 2>"$TMP/e"; check "unwritable output exits 2" 2 $?
+if [ -w /dev/full ]; then
+    "$ASSAY" run "$EX" -o /dev/full >/dev/null 2>"$TMP/e"; check "a full disk exits 4" 4 $?
+    check_contains "a full disk is reported" "$TMP/e" "cannot write results to /dev/full: no space left on device"
+fi
+
+# assay test reports failures with exit 1
+printf '{"name":"wrong on purpose","trace":{"id":"x","steps":[]},"expect":[{"evaluator":"search_overlap","score":1}]}\n' >"$TMP/cases.jsonl"
+"$ASSAY" test plugins/search_overlap.lua --cases "$TMP/cases.jsonl" >"$TMP/t" 2>&1; check "assay test exits 1 on a failed case" 1 $?
+check_contains "assay test says what differed" "$TMP/t" "search_overlap: score: expected 1, got null"
+done_testing
