@@ -61,7 +61,7 @@ mkdir -p "$TMP/ev"
 cat >"$TMP/ev/bomb.lua" <<'LUA'
 return { evaluate = function(t)
   if t.id == "hang" then while true do end end
-  if t.id == "eat" then local s = {} for i = 1, 1e9 do s[i] = ("x"):rep(64) .. i end end
+  if t.id == "eat" then local big, s = ("x"):rep(1 << 20), {} for i = 1, 1e9 do s[i] = big .. i end end
   if t.id == "boom" then error("exploded on purpose") end
   return 1
 end }

@@ -29,10 +29,9 @@ static sandbox_config config_for(const char *source) {
 }
 
 static sandbox *load(const char *source) {
-    sandbox_config *c = malloc(sizeof *c); /* the sandbox borrows its config */
-    *c = config_for(source);
+    sandbox_config c = config_for(source); /* copied by the sandbox; its strings are borrowed */
     char err[512];
-    sandbox *sb = sandbox_new(c, err, sizeof err);
+    sandbox *sb = sandbox_new(&c, err, sizeof err);
     if (!sb) fail_msg("plugin failed to load: %s", err);
     return sb;
 }
