@@ -62,22 +62,27 @@ static const char *const stopwords[] = {
     "yourselves",
 };
 
-typedef struct word_key { const char *s; size_t n; } word_key;
-
-static int compare_stopword(const void *key, const void *entry) {
-    const word_key *k = key;
-    const char *w = *(const char *const *)entry;
-    size_t wn = strlen(w);
-    size_t m = k->n < wn ? k->n : wn;
-    int c = memcmp(k->s, w, m);
-    return c ? c : (k->n > wn) - (k->n < wn);
-}
+#define STOPWORD_COUNT (sizeof stopwords / sizeof *stopwords)
 
 bool text_is_stopword(const char *w, size_t n) {
     if (n == 0 || n > 10) return false; /* "yourselves" is the longest */
-    word_key key = {w, n};
-    return bsearch(&key, stopwords, sizeof stopwords / sizeof *stopwords, sizeof *stopwords,
-                   compare_stopword) != NULL;
+    /* binary search on (first byte, then the rest): this runs for every token of every
+     * text, so no strlen per comparison */
+    size_t lo = 0, hi = STOPWORD_COUNT;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        const char *s = stopwords[mid];
+        size_t i = 0;
+        while (i < n && s[i] && s[i] == w[i]) i++;
+        int c;
+        if (i == n) c = s[i] ? -1 : 0;      /* w is a prefix of s, or equal */
+        else if (!s[i]) c = 1;              /* s is a prefix of w */
+        else c = (unsigned char)w[i] < (unsigned char)s[i] ? -1 : 1;
+        if (c == 0) return true;
+        if (c < 0) hi = mid;
+        else lo = mid + 1;
+    }
+    return false;
 }
 
 /* Splits url into the parts the key is made of. All spans point into url. */
