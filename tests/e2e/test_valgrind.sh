@@ -1,0 +1,19 @@
+# valgrind over the CLI's main paths: no leaks, no memory errors. Runs on the plain build
+# only (valgrind and ASan do not mix).
+. "$(dirname "$0")/lib.sh"
+case "${ASSAY_BUILD:-build}" in *asan*) echo "1..0 # SKIP valgrind runs on the plain build"; exit 0 ;; esac
+VG="valgrind -q --leak-check=full --show-leak-kinds=definite,indirect,possible --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=99"
+head -40 examples/traces/deep-research.jsonl >"$TMP/in.jsonl"
+printf 'not json\n{"id":5}\n' >>"$TMP/in.jsonl"
+mkdir -p "$TMP/ev"
+printf 'return { evaluate = function(t) if t.id == "dr-00001" then while true do end end\n  if t.id == "dr-00002" then local s = {} for i = 1, 1e9 do s[i] = ("x"):rep(1 << 16) end end\n  if t.id == "dr-00003" then error("x") end return 1 end }\n' >"$TMP/ev/limits.lua"
+$VG "$ASSAY" run -j 2 "$TMP/in.jsonl" -o "$TMP/out.jsonl" 2>"$TMP/vg1"
+check "run (bad lines, two workers): clean under valgrind" 3 $?
+$VG "$ASSAY" run -j 2 --timeout-ms 300 --memory-mb 16 -e "$TMP/ev/limits.lua" "$TMP/in.jsonl" -o /dev/null 2>"$TMP/vg2"
+check "run with timeout, memory and runtime kills: clean under valgrind" 3 $?
+$VG "$ASSAY" list >/dev/null 2>"$TMP/vg3"; check "list: clean under valgrind" 0 $?
+$VG "$ASSAY" check plugins/expect.lua >/dev/null 2>"$TMP/vg4"; check "check: clean under valgrind" 0 $?
+$VG "$ASSAY" test plugins/expect.lua --cases tests/plugins/expect.jsonl >/dev/null 2>"$TMP/vg5"
+check "test: clean under valgrind" 0 $?
+$VG "$ASSAY" run -e /no/such.lua "$TMP/in.jsonl" >/dev/null 2>"$TMP/vg6"; check "configuration error path: clean under valgrind" 2 $?
+done_testing
