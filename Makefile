@@ -56,7 +56,7 @@ $(BUILD)/libassay.so: $(BUILD)/libassay.so.$(VERSION)
 	ln -sf libassay.so.$(VERSION) $@
 
 $(BUILD)/assay: $(CLI_OBJ) $(BUILD)/libassay.so
-	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) -L$(BUILD) -lassay -Wl,-rpath,'$$ORIGIN' -Wl,-rpath,$(PREFIX)/lib $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) -L$(BUILD) -lassay -Wl,-rpath,'$$ORIGIN' -Wl,-rpath,'$$ORIGIN/../lib' $(LDLIBS)
 
 $(BUILD)/assay.pc: scripts/assay.pc.in host/assay.h
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
