@@ -335,8 +335,6 @@ static int sandbox_require(lua_State *L) {
                              "\"util\" or \"text.metrics\" for files in plugins/lib)", name);
     if (strncmp(name, "assay", 5) == 0 && (name[5] == '\0' || name[5] == '.'))
         return luaL_error(L, "require: no host module '%s' (available: assay, assay.text, assay.json)", name);
-    luaL_Buffer tried;
-    luaL_buffinit(L, &tried); /* 3 (buffer may use the stack) */
     for (size_t i = 0; i < sb->cfg.lib_dir_count; i++) {
         lua_pushfstring(L, "%s/%s.lua", sb->cfg.lib_dirs[i], name);
         char *path = (char *)lua_tostring(L, -1);
@@ -361,7 +359,6 @@ static int sandbox_require(lua_State *L) {
         lua_rawset(L, 2);
         return 1;
     }
-    (void)tried;
     return luaL_error(L, "require: module '%s' not found in the plugin lib directories", name);
 }
 
