@@ -364,7 +364,7 @@ int main(int argc, char **argv) {
         else if (positional_count == 0 && !o.has_evaluator) rc = usage_error("%s", "test needs plugin files");
         else {
             for (int i = 0; i < positional_count; i++) assay_options_add_plugin_path(o.host, positional[i]);
-            rc = cli_test(&o, (const char *const *)positional, (size_t)positional_count);
+            rc = cli_test(&o);
         }
     } else {
         if (!o.has_evaluator) {

@@ -32,7 +32,7 @@ typedef struct cli_options {
 } cli_options;
 
 int cli_run(cli_options *o);
-int cli_test(cli_options *o, const char *const *plugins, size_t plugin_count);
+int cli_test(cli_options *o);
 
 /* Where the shipped plugins are: next to the binary (build tree) or under the data dir. */
 const char *cli_shipped_plugin_dir(void);

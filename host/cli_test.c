@@ -215,8 +215,7 @@ static int load_cases(test_run *t, const char *path) {
     return rc;
 }
 
-int cli_test(cli_options *o, const char *const *plugins, size_t plugin_count) {
-    (void)plugins, (void)plugin_count;
+int cli_test(cli_options *o) {
     test_run t;
     memset(&t, 0, sizeof t);
     t.file = o->cases;

@@ -692,7 +692,6 @@ void sandbox_free(sandbox *sb) {
 
 const sandbox_info *sandbox_get_info(const sandbox *sb) { return &sb->info; }
 
-size_t sandbox_memory_used(const sandbox *sb) { return sb->memory_used; }
 
 /* Rebuilds the state after a kill: a state stopped mid-evaluation may hold half-updated
  * module data, so nothing of it is trusted. */
@@ -707,7 +706,8 @@ static void state_rebuild(sandbox *sb) {
 
 /* ======================================================================= evaluation */
 
-void sandbox_record_head(buf *b, const char *trace_id, const char *evaluator, long step) {
+/* Writes the common head of a record: {"trace_id":…,"evaluator":…,"step":… */
+static void record_head(buf *b, const char *trace_id, const char *evaluator, long step) {
     buf_puts(b, "{\"trace_id\":");
     buf_json_cstring(b, trace_id);
     buf_puts(b, ",\"evaluator\":");
@@ -852,7 +852,7 @@ static int evaluate_body(lua_State *L) {
 static void write_record(sandbox *sb, const evaluation *ev, double ms, sandbox_output *out) {
     sandbox_record *rec = sandbox_output_add(out);
     buf *b = &out->jsonl;
-    sandbox_record_head(b, ev->trace_id, sb->name, ev->step);
+    record_head(b, ev->trace_id, sb->name, ev->step);
     bool ok = ev->error == SANDBOX_OK;
     buf_puts(b, ",\"score\":");
     if (ok && ev->has_score) buf_json_number(b, ev->score);

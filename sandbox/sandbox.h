@@ -90,8 +90,6 @@ typedef struct sandbox sandbox;
 sandbox *sandbox_new(const sandbox_config *cfg, char *err, size_t errlen);
 void sandbox_free(sandbox *sb);
 const sandbox_info *sandbox_get_info(const sandbox *sb);
-/* Bytes the Lua state currently holds. */
-size_t sandbox_memory_used(const sandbox *sb);
 
 /* Evaluates one parsed trace: one record for a trace-scoped plugin, one per matching step
  * for a step-scoped one, appended to out. trace_id is the trace's "id". Never fails: every
@@ -103,7 +101,5 @@ void sandbox_evaluate(sandbox *sb, const cJSON *trace, const char *trace_id, san
  * offending byte. Thread-safe, unlike cJSON_GetErrorPtr. */
 cJSON *convert_parse_json(const char *text, size_t len, const char **error_at);
 
-/* Writes the common head of a record: {"trace_id":…,"evaluator":…,"step":… */
-void sandbox_record_head(buf *b, const char *trace_id, const char *evaluator, long step);
 
 #endif
