@@ -6,7 +6,7 @@ DESTDIR ?=
 BUILD ?= build
 CC ?= cc
 PKG_CONFIG ?= pkg-config
-PKGS := lua5.4 libuv libcjson
+PKGS := lua5.4 libuv libcjson libcurl sqlite3
 
 VERSION := $(shell sed -n 's/^\#define ASSAY_VERSION_STRING "\(.*\)"/\1/p' host/assay.h)
 SOVERSION := $(firstword $(subst ., ,$(VERSION)))
@@ -21,8 +21,8 @@ CFLAGS += -std=c11 $(WARNINGS) $(OPT) $(SANITIZE) -D_XOPEN_SOURCE=700 -fPIC $(PK
 LDLIBS += $(PKG_LIBS) -lm -lpthread
 LDFLAGS += $(SANITIZE)
 
-LIB_SRC := host/buf.c host/options.c host/host.c host/worker.c \
-           sandbox/sandbox.c sandbox/convert.c sandbox/text.c
+LIB_SRC := host/buf.c host/options.c host/host.c host/worker.c host/http.c \
+           sandbox/sandbox.c sandbox/convert.c sandbox/text.c sandbox/net.c
 CLI_SRC := host/cli.c host/cli_run.c host/cli_summary.c host/cli_test.c host/reader.c host/buf.c
 TEST_UNITS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 
@@ -33,13 +33,13 @@ DEPS := $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
 .PHONY: all test check-asan demo deps bench clean install uninstall unit-tests
 all: $(BUILD)/assay $(BUILD)/libassay.a $(BUILD)/libassay.so $(BUILD)/assay.pc unit-tests
 
-$(BUILD)/obj/%.o: %.c
+$(BUILD)/obj/%.o: %.c Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
 # The CLI is compiled apart from the library and links only to libassay's exported API;
 # buf.c is a leaf helper it compiles for itself.
-$(BUILD)/cli/%.o: %.c
+$(BUILD)/cli/%.o: %.c Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 

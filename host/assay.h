@@ -102,6 +102,24 @@ int assay_options_set_ordered(assay_options *opts, int ordered);
  * byte-for-byte reproducible. */
 int assay_options_set_record_timing(assay_options *opts, int record_timing);
 
+/* ---- network: assay.http and assay.llm (docs/llm.md) ----
+ * An OpenAI-compatible endpoint for assay.llm: base_url such as "http://127.0.0.1:8000/v1"
+ * (NULL: no LLM), the default model (may be NULL) and the API key, sent as a bearer token
+ * to base_url only and never shown to plugins, written to results or logged (may be NULL). */
+int assay_options_set_llm(assay_options *opts, const char *base_url, const char *model, const char *api_key);
+/* Concurrent requests (default 64; 429s lower it adaptively, successes raise it back),
+ * requests per second (0 = no cap), LLM tokens per minute (0 = no cap) and LLM tokens for
+ * the whole host (0 = no cap; calls past it fail with an http error). */
+int assay_options_set_http_limits(assay_options *opts, unsigned max_inflight, double rps, long tokens_per_minute,
+                                  long max_tokens_total);
+/* Per attempt when a request names no timeout (default 60000), attempts per request
+ * (default 5) and the first retry delay (default 250 ms, doubling, with jitter). */
+int assay_options_set_http_retry(assay_options *opts, unsigned timeout_ms, unsigned max_attempts,
+                                 unsigned backoff_base_ms);
+/* The SQLite file that caches LLM answers (and requests made with cache=true); NULL
+ * (default) for none. */
+int assay_options_set_cache(assay_options *opts, const char *path);
+
 /* print() from plugins. Called on worker threads, possibly concurrently. */
 typedef void (*assay_log_cb)(void *ctx, const char *plugin, const char *message);
 int assay_options_set_log(assay_options *opts, assay_log_cb log, void *ctx);
@@ -132,6 +150,18 @@ typedef struct assay_plugin_info {
 } assay_plugin_info;
 
 size_t assay_host_plugin_count(const assay_host *host);
+
+/* What the network cost so far; safe on the loop thread at any time. */
+typedef struct assay_io_stats {
+    uint64_t requests;      /* answered, cache hits included */
+    uint64_t sent;          /* attempts that went to the network */
+    uint64_t cache_hits, coalesced, retries, failures;
+    uint64_t tokens_in, tokens_out;
+    double p50_ms, p95_ms;  /* latency of the requests the network answered */
+    unsigned inflight_cap;  /* the adaptive concurrency cap now */
+    unsigned peak_inflight;
+} assay_io_stats;
+void assay_host_io_stats(const assay_host *host, assay_io_stats *stats);
 /* Fills info for plugin i (in run order); EINVAL if i is out of range. */
 int assay_host_plugin_info(const assay_host *host, size_t i, assay_plugin_info *info);
 

@@ -6,6 +6,7 @@
  * Not here: evaluating (worker.c, sandbox/), reading files or writing output (the CLI).
  */
 #include "host_internal.h"
+#include "http.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -39,6 +40,7 @@ struct assay_host {
     size_t lib_dir_count;
     sandbox_config *sandbox_configs;
 
+    http_client *http;
     worker **workers;
     unsigned worker_count;
     size_t *worker_load; /* jobs handed to each worker and not yet back */
@@ -213,6 +215,10 @@ static void fill_sandbox_config(const assay_host *h, const assay_options *o, con
     c->override_count = p->override_count;
     c->log = o->log;
     c->log_ctx = o->log_ctx;
+    c->index = (size_t)(p - h->plugins);
+    c->has_io = true;
+    c->has_llm = o->llm_url != NULL;
+    c->llm_model = o->llm_model;
 }
 
 /* Loads every plugin once here: names are only known after loading, and -p NAME.KEY must
@@ -332,6 +338,7 @@ static int reorder_reserve(assay_host *h) {
 static void host_free(assay_host *h) {
     if (!h) return;
     for (unsigned i = 0; i < h->worker_count; i++) worker_free(h->workers[i]);
+    http_client_free(h->http); /* after the workers: no request is left in flight */
     free(h->workers);
     free(h->worker_load);
     for (size_t i = 0; i < h->plugin_count; i++) {
@@ -374,6 +381,16 @@ int assay_host_new(assay_host **out, uv_loop_t *loop, const assay_options *o, as
     if (status == ASSAY_OK) status = load_plugins(h, o, err);
     if (status != ASSAY_OK) goto failed;
 
+    {
+        http_config hc = {o->llm_url, o->api_key, o->max_inflight, o->http_timeout_ms, o->max_attempts, o->rps,
+                          o->tpm, o->max_tokens_total, o->cache_path, o->backoff_base_ms};
+        char message[sizeof err->message];
+        h->http = http_client_new(&hc, message, sizeof message);
+        if (!h->http) {
+            status = fail(err, ASSAY_ECONFIG, "%s", message);
+            goto failed;
+        }
+    }
     h->worker_count = o->workers ? o->workers : (unsigned)uv_available_parallelism();
     if (h->worker_count == 0) h->worker_count = 1;
     h->workers = calloc(h->worker_count, sizeof *h->workers);
@@ -383,7 +400,7 @@ int assay_host_new(assay_host **out, uv_loop_t *loop, const assay_options *o, as
     h->is_mutex_ready = true;
     unsigned started = 0;
     for (; started < h->worker_count; started++) {
-        worker_config wc = {started, h->sandbox_configs, h->plugin_count, h->group_by, on_job_done, h};
+        worker_config wc = {started, h->sandbox_configs, h->plugin_count, h->group_by, h->http, on_job_done, h};
         char message[sizeof err->message];
         h->workers[started] = worker_new(&wc, message, sizeof message);
         if (!h->workers[started]) {
@@ -410,6 +427,16 @@ failed:
 }
 
 void *assay_host_user_data(const assay_host *h) { return h ? h->user_data : NULL; }
+
+void assay_host_io_stats(const assay_host *h, assay_io_stats *stats) {
+    if (!stats) return;
+    memset(stats, 0, sizeof *stats);
+    if (!h || !h->http) return;
+    http_stats s;
+    http_client_stats(h->http, &s);
+    *stats = (assay_io_stats){s.requests, s.sent, s.cache_hits, s.coalesced, s.retries, s.failures, s.tokens_in,
+                              s.tokens_out, s.p50_ms, s.p95_ms, s.inflight_cap, s.peak_inflight};
+}
 
 size_t assay_host_plugin_count(const assay_host *h) { return h ? h->plugin_count : 0; }
 

@@ -30,6 +30,11 @@ struct assay_options {
     bool record_timing;
     assay_log_cb log;
     void *log_ctx;
+    char *llm_url, *llm_model, *api_key;
+    unsigned max_inflight, http_timeout_ms, max_attempts, backoff_base_ms;
+    double rps;
+    long tpm, max_tokens_total;
+    char *cache_path;
 };
 
 /* One trace in flight; also the public assay_result once it is done. */
@@ -46,6 +51,11 @@ struct assay_result {
     char *trace_id;             /* owned, NULL on input errors */
     char *group;                /* owned, may be NULL */
     sandbox_output out;
+    /* while plugins wait on I/O (worker.c) */
+    cJSON *trace;               /* parsed text, owned */
+    unsigned tasks_waiting;     /* plugins whose evaluation is suspended */
+    size_t first_waiting;       /* plugins after it write to parts, merged in order at the end */
+    sandbox_output *parts;      /* owned, one per plugin, NULL until a plugin waits */
 };
 typedef struct assay_result job;
 
@@ -58,12 +68,14 @@ void job_input_error(job *j, const char *fmt, ...) __attribute__((format(printf,
 /* ----------------------------------------------------------------------- workers */
 
 typedef struct worker worker;
+typedef struct http_client http_client;
 
 typedef struct worker_config {
     unsigned index;
     const sandbox_config *plugins; /* one config per plugin, borrowed for the worker's life */
     size_t plugin_count;
     const char *group_by;          /* borrowed */
+    http_client *http;             /* borrowed; NULL: plugins get no network */
     /* called on the worker thread with each finished job */
     void (*on_done)(void *ctx, job *j);
     void *on_done_ctx;
@@ -77,7 +89,5 @@ void worker_submit(worker *w, job *j);
 /* Finishes queued jobs, stops and joins the thread, frees everything. */
 void worker_free(worker *w);
 
-/* Evaluates one job with the given sandboxes; used by workers and by tests. */
-void worker_evaluate_job(sandbox *const *sandboxes, size_t count, const char *group_by, job *j);
 
 #endif

@@ -12,6 +12,10 @@ assay_options *assay_options_new(void) {
     o->memory_mb = 64;
     o->is_ordered = true;
     o->record_timing = true;
+    o->max_inflight = 64;
+    o->http_timeout_ms = 60000;
+    o->max_attempts = 5;
+    o->backoff_base_ms = 250;
     return o;
 }
 
@@ -31,6 +35,11 @@ void assay_options_free(assay_options *o) {
     }
     free(o->params);
     free(o->group_by);
+    free(o->llm_url);
+    free(o->llm_model);
+    if (o->api_key) memset(o->api_key, 0, strlen(o->api_key));
+    free(o->api_key);
+    free(o->cache_path);
     free(o);
 }
 
@@ -133,4 +142,54 @@ int assay_options_set_log(assay_options *o, assay_log_cb log, void *ctx) {
     o->log = log;
     o->log_ctx = ctx;
     return ASSAY_OK;
+}
+
+/* Replaces *slot with a copy of s (NULL or "" clears it). */
+static int set_string(char **slot, const char *s) {
+    char *copy = s && *s ? strdup(s) : NULL;
+    if (s && *s && !copy) return ASSAY_ENOMEM;
+    if (*slot) memset(*slot, 0, strlen(*slot)); /* one of them is a secret */
+    free(*slot);
+    *slot = copy;
+    return ASSAY_OK;
+}
+
+int assay_options_set_llm(assay_options *o, const char *base_url, const char *model, const char *api_key) {
+    if (!o) return ASSAY_EINVAL;
+    if (base_url && *base_url && strncmp(base_url, "http://", 7) != 0 && strncmp(base_url, "https://", 8) != 0)
+        return ASSAY_EINVAL;
+    int status = set_string(&o->llm_url, base_url);
+    if (status == ASSAY_OK) status = set_string(&o->llm_model, model);
+    if (status == ASSAY_OK) status = set_string(&o->api_key, api_key);
+    if (o->llm_url) { /* "…/v1/" and "…/v1" name the same API */
+        size_t n = strlen(o->llm_url);
+        while (n > 0 && o->llm_url[n - 1] == '/') o->llm_url[--n] = '\0';
+    }
+    return status;
+}
+
+int assay_options_set_http_limits(assay_options *o, unsigned max_inflight, double rps, long tokens_per_minute,
+                                  long max_tokens_total) {
+    if (!o || max_inflight == 0 || max_inflight > 65536 || !(rps >= 0) || tokens_per_minute < 0 || max_tokens_total < 0)
+        return ASSAY_EINVAL;
+    o->max_inflight = max_inflight;
+    o->rps = rps;
+    o->tpm = tokens_per_minute;
+    o->max_tokens_total = max_tokens_total;
+    return ASSAY_OK;
+}
+
+int assay_options_set_http_retry(assay_options *o, unsigned timeout_ms, unsigned max_attempts,
+                                 unsigned backoff_base_ms) {
+    if (!o || timeout_ms == 0 || max_attempts == 0 || max_attempts > 100 || backoff_base_ms > 600000)
+        return ASSAY_EINVAL;
+    o->http_timeout_ms = timeout_ms;
+    o->max_attempts = max_attempts;
+    o->backoff_base_ms = backoff_base_ms;
+    return ASSAY_OK;
+}
+
+int assay_options_set_cache(assay_options *o, const char *path) {
+    if (!o) return ASSAY_EINVAL;
+    return set_string(&o->cache_path, path);
 }

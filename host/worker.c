@@ -1,12 +1,14 @@
 /* worker.c - a worker thread: its own libuv loop, its own sandboxes (one Lua state per
- * plugin), and an inbox of jobs.
+ * plugin), and an inbox of jobs and of answered I/O requests.
  *
- * Each worker runs a loop of its own so that evaluations that wait on I/O can later be
- * driven from it (curl on this loop) while other traces run. Here it parses each trace,
- * runs every plugin on it and hands the job back through on_done. Not here: ordering and
- * delivery (host.c).
+ * The worker parses each trace and starts every plugin on it. A plugin that calls
+ * assay.http or assay.llm suspends; its requests go to the HTTP client and the worker runs
+ * other traces until the answers come back through the inbox and the evaluation resumes.
+ * A job is handed back through on_done when its last plugin finished, records in plugin
+ * order. Not here: ordering across jobs and delivery (host.c), the network (http.c).
  */
 #include "host_internal.h"
+#include "http.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -21,12 +23,22 @@ struct worker {
     uv_async_t wakeup;
     uv_mutex_t lock;
     job *inbox_head, *inbox_tail; /* guarded by lock */
+    sandbox_io *answers;           /* guarded by lock: requests the HTTP client answered */
     bool is_stopping;              /* guarded by lock */
     bool is_thread_started;
+    size_t jobs_waiting;           /* jobs with a plugin suspended on I/O */
 };
+
+static void job_free_parts(job *j, size_t count) {
+    if (!j->parts) return;
+    for (size_t i = 0; i < count; i++) sandbox_output_free(&j->parts[i]);
+    free(j->parts);
+    j->parts = NULL;
+}
 
 void job_free(job *j) {
     if (!j) return;
+    cJSON_Delete(j->trace);
     free(j->text);
     free(j->source);
     free(j->trace_id);
@@ -92,12 +104,44 @@ static char *group_value(const cJSON *trace, const char *group_by) {
     return cJSON_PrintUnformatted(value);
 }
 
-void worker_evaluate_job(sandbox *const *sandboxes, size_t count, const char *group_by, job *j) {
+/* Appends the records of the plugins that wrote to parts, in plugin order. */
+static void job_merge_parts(job *j, size_t count) {
+    for (size_t i = j->first_waiting + 1; j->parts && i < count; i++) {
+        sandbox_output *part = &j->parts[i];
+        buf_append(&j->out.jsonl, part->jsonl.data, part->jsonl.len);
+        for (size_t r = 0; r < part->count; r++) {
+            sandbox_record *to = sandbox_output_add(&j->out);
+            if (!to) break;
+            *to = part->records[r];
+            part->records[r].label = part->records[r].error_message = NULL; /* moved */
+        }
+    }
+}
+
+static void job_finish(worker *w, job *j) {
+    job_merge_parts(j, w->cfg.plugin_count);
+    job_free_parts(j, w->cfg.plugin_count);
+    cJSON_Delete(j->trace);
+    j->trace = NULL;
+    w->cfg.on_done(w->cfg.on_done_ctx, j);
+}
+
+static void on_answer(void *ctx, sandbox_io *io);
+
+static void task_send_requests(worker *w, sandbox_task *t) {
+    for (sandbox_io *io; (io = sandbox_task_take_io(t));) http_submit(w->cfg.http, io, on_answer, w);
+}
+
+/* Parses the trace and starts every plugin on it; finishes the job unless one waits. */
+static void job_start(worker *w, job *j) {
     const char *end = NULL;
     cJSON *trace = convert_parse_json(j->text, j->len, &end);
+    size_t error_at = trace ? 0 : (size_t)(end - j->text) + 1;
+    free(j->text); /* the line is no longer needed: keep memory to what is in flight */
+    j->text = NULL;
+    j->trace = trace;
     if (!trace) {
-        size_t at = (size_t)(end - j->text) + 1;
-        job_input_error(j, "not valid JSON (error at byte %zu)", at);
+        job_input_error(j, "not valid JSON (error at byte %zu)", error_at);
         goto done;
     }
     if (!cJSON_IsObject(trace)) {
@@ -111,38 +155,91 @@ void worker_evaluate_job(sandbox *const *sandboxes, size_t count, const char *gr
         goto done;
     }
     j->trace_id = strdup(id->valuestring);
-    if (group_by) j->group = group_value(trace, group_by);
+    if (w->cfg.group_by) j->group = group_value(trace, w->cfg.group_by);
+    size_t count = w->cfg.plugin_count;
+    j->first_waiting = count;
     for (size_t i = 0; i < count; i++) {
-        size_t first = j->out.count;
-        sandbox_evaluate(sandboxes[i], trace, j->trace_id, &j->out);
-        for (size_t r = first; r < j->out.count; r++) j->out.records[r].evaluator = i;
+        sandbox_output *out = i > j->first_waiting ? &j->parts[i] : &j->out;
+        sandbox_task *t = sandbox_evaluate(w->sandboxes[i], trace, j->trace_id, out, j);
+        if (!t) continue;
+        if (j->first_waiting == count) {
+            j->first_waiting = i;
+            j->parts = calloc(count, sizeof *j->parts);
+            if (!j->parts) abort(); /* the task already runs: nowhere to put the records */
+        }
+        j->tasks_waiting++;
+        task_send_requests(w, t);
+    }
+    if (j->tasks_waiting) {
+        w->jobs_waiting++;
+        return;
     }
 done:
-    cJSON_Delete(trace);
-    free(j->text); /* the line is no longer needed: keep memory to what is in flight */
-    j->text = NULL;
+    job_finish(w, j);
+}
+
+static void answer_resume(worker *w, sandbox_io *io) {
+    sandbox_task *t = io->task;
+    if (!sandbox_io_done(io)) return;
+    job *j = sandbox_task_owner(t);
+    if (!sandbox_task_resume(t)) {
+        task_send_requests(w, t);
+        return;
+    }
+    if (--j->tasks_waiting == 0) {
+        w->jobs_waiting--;
+        job_finish(w, j);
+    }
 }
 
 /* ------------------------------------------------------------------------ the thread */
 
+/* The HTTP client's thread answers here. */
+static void on_answer(void *ctx, sandbox_io *io) {
+    worker *w = ctx;
+    uv_mutex_lock(&w->lock);
+    io->next = w->answers;
+    w->answers = io;
+    uv_mutex_unlock(&w->lock);
+    uv_async_send(&w->wakeup);
+}
+
+/* Answers first: they finish jobs and free memory before new traces take more. */
 static void on_wakeup(uv_async_t *handle) {
     worker *w = handle->data;
     for (;;) {
         uv_mutex_lock(&w->lock);
-        job *j = w->inbox_head;
+        sandbox_io *answers = w->answers;
+        w->answers = NULL;
+        job *j = answers ? NULL : w->inbox_head;
         if (j) {
             w->inbox_head = j->next;
             if (!w->inbox_head) w->inbox_tail = NULL;
         }
         bool stopping = w->is_stopping;
         uv_mutex_unlock(&w->lock);
+        if (answers) {
+            sandbox_io *reversed = NULL; /* the list was pushed LIFO; answer in arrival order */
+            while (answers) {
+                sandbox_io *next = answers->next;
+                answers->next = reversed;
+                reversed = answers;
+                answers = next;
+            }
+            while (reversed) {
+                sandbox_io *io = reversed;
+                reversed = io->next;
+                io->next = NULL;
+                answer_resume(w, io);
+            }
+            continue;
+        }
         if (!j) {
-            if (stopping) uv_close((uv_handle_t *)&w->wakeup, NULL);
+            if (stopping && w->jobs_waiting == 0) uv_close((uv_handle_t *)&w->wakeup, NULL);
             return;
         }
         j->next = NULL;
-        worker_evaluate_job(w->sandboxes, w->cfg.plugin_count, w->cfg.group_by, j);
-        w->cfg.on_done(w->cfg.on_done_ctx, j);
+        job_start(w, j);
     }
 }
 

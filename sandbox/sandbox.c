@@ -27,16 +27,26 @@
 #define SANDBOX_MAX_MODULE_BYTES (4u << 20)
 #define SANDBOX_TRACEBACK_LINES 6
 
-struct sandbox {
+/* One Lua state of a plugin. A sandbox has one current state; after a kill it opens a fresh
+ * one and retires the old: evaluations suspended in it on I/O finish there, and it is closed
+ * when the last of them ends. The allocator and the hook see this struct. */
+typedef struct sstate {
+    sandbox *sb;
     lua_State *L;
-    const sandbox_config *cfg_borrowed;
-    sandbox_config cfg;
     size_t memory_used;
-    bool memory_exceeded;  /* sticky until the next evaluation: see sandbox_hook */
+    bool memory_exceeded;  /* sticky until the next run: see sandbox_hook */
     size_t refused_size;   /* the allocation refused last; see sandbox_alloc */
     bool timed_out;
     uint64_t deadline_ns;  /* monotonic; 0 = no limit running */
     int evaluate_ref, params_ref, randomseed_ref;
+    unsigned suspended;    /* tasks waiting on I/O in this state */
+    bool is_retired;
+    sandbox_task *running; /* the task whose coroutine runs now; I/O calls attach to it */
+} sstate;
+
+struct sandbox {
+    sstate *st;            /* current state; NULL when broken */
+    sandbox_config cfg;
     bool is_trace_scope;
     bool is_broken;        /* a reload after a kill failed: every record is an error */
     char broken_message[512];
@@ -63,7 +73,8 @@ static uint64_t now_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static sandbox *sandbox_of(lua_State *L) { return *(sandbox **)lua_getextraspace(L); }
+static sstate *state_of(lua_State *L) { return *(sstate **)lua_getextraspace(L); }
+static sandbox *sandbox_of(lua_State *L) { return state_of(L)->sb; }
 
 /* ============================================================== output record storage */
 
@@ -100,24 +111,25 @@ sandbox_record *sandbox_output_add(sandbox_output *out) {
  * ptr's osize is a size (counting it otherwise under-reports by ~6%). Shrinks never fail:
  * Lua assumes they cannot. */
 static void *sandbox_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
-    sandbox *sb = ud;
+    sstate *st = ud;
     size_t old = ptr ? osize : 0;
     if (nsize == 0) {
         free(ptr);
-        sb->memory_used -= old;
+        st->memory_used -= old;
         return NULL;
     }
-    if (sb->cfg.memory_limit && nsize > old && sb->memory_used - old + nsize > sb->cfg.memory_limit) {
-        sb->memory_exceeded = true;
-        sb->refused_size = nsize;
+    size_t limit = st->sb->cfg.memory_limit;
+    if (limit && nsize > old && st->memory_used - old + nsize > limit) {
+        st->memory_exceeded = true;
+        st->refused_size = nsize;
         return NULL;
     }
     void *p = realloc(ptr, nsize);
     if (!p) return NULL;
-    sb->memory_used = sb->memory_used - old + nsize;
+    st->memory_used = st->memory_used - old + nsize;
     /* Lua answers a refusal with an emergency collection and the same request again; when
      * that succeeds the plugin never saw an error, so the limit was not really hit. */
-    if (sb->memory_exceeded && nsize >= sb->refused_size) sb->memory_exceeded = false;
+    if (st->memory_exceeded && nsize >= st->refused_size) st->memory_exceeded = false;
     return p;
 }
 
@@ -127,25 +139,28 @@ static void *sandbox_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
  * inside C functions: a long C call (a pattern match) ends before the kill lands. */
 static void sandbox_hook(lua_State *L, lua_Debug *ar) {
     (void)ar;
-    sandbox *sb = sandbox_of(L);
-    if (sb->memory_exceeded) {
+    sstate *st = state_of(L);
+    if (st->memory_exceeded) {
         lua_sethook(L, sandbox_hook, LUA_MASKCOUNT, 1);
         luaL_error(L, "memory limit exceeded");
     }
-    if (sb->deadline_ns && now_ns() > sb->deadline_ns) {
-        sb->timed_out = true;
+    if (st->deadline_ns && now_ns() > st->deadline_ns) {
+        st->timed_out = true;
         lua_sethook(L, sandbox_hook, LUA_MASKCOUNT, 1);
         luaL_error(L, "time limit exceeded");
     }
 }
 
-static void limits_arm(sandbox *sb) {
-    sb->memory_exceeded = false;
-    sb->timed_out = false;
-    sb->deadline_ns = sb->cfg.timeout_ms ? now_ns() + (uint64_t)sb->cfg.timeout_ms * 1000000u : 0;
+/* Arms the limits for a run with used_ns of the evaluation's time budget already spent:
+ * the limit counts time running Lua, not time waiting for I/O. */
+static void limits_arm(sstate *st, uint64_t used_ns) {
+    st->memory_exceeded = false;
+    st->timed_out = false;
+    uint64_t budget = (uint64_t)st->sb->cfg.timeout_ms * 1000000u;
+    st->deadline_ns = budget ? now_ns() + (budget > used_ns ? budget - used_ns : 1) : 0;
 }
 
-static void limits_disarm(sandbox *sb) { sb->deadline_ns = 0; }
+static void limits_disarm(sstate *st) { st->deadline_ns = 0; }
 
 /* =========================================================== the environment (allow-list) */
 
@@ -318,7 +333,7 @@ static bool push_file_contents(lua_State *L, const char *path) {
     return ok;
 }
 
-/* require(name): host modules ("assay", "assay.text", "assay.json") and Lua helpers from the
+/* require(name): host modules ("assay", "assay.text", "assay.json", "assay.http", "assay.llm") and Lua helpers from the
  * configured lib directories only. Names are dotted identifiers, so "../x" and "/etc/x"
  * cannot name a file; C modules do not exist here. Helpers are loaded as text, run with
  * this state's globals, and cached. [-1, +1, e] */
@@ -334,7 +349,7 @@ static int sandbox_require(lua_State *L) {
         return luaL_error(L, "require: invalid module name '%s' (use dotted names such as "
                              "\"util\" or \"text.metrics\" for files in plugins/lib)", name);
     if (strncmp(name, "assay", 5) == 0 && (name[5] == '\0' || name[5] == '.'))
-        return luaL_error(L, "require: no host module '%s' (available: assay, assay.text, assay.json)", name);
+        return luaL_error(L, "require: no host module '%s' (available: assay, assay.text, assay.json, assay.http, assay.llm)", name);
     for (size_t i = 0; i < sb->cfg.lib_dir_count; i++) {
         lua_pushfstring(L, "%s/%s.lua", sb->cfg.lib_dirs[i], name);
         char *path = (char *)lua_tostring(L, -1);
@@ -436,6 +451,14 @@ static int environment_build(lua_State *L) {
     lua_pushvalue(L, -1);
     lua_setfield(L, -4, "assay.json");
     lua_setfield(L, -2, "json");
+    net_open_http(L);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -4, "assay.http");
+    lua_setfield(L, -2, "http");
+    net_open_llm(L);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -4, "assay.llm");
+    lua_setfield(L, -2, "llm");
     convert_push_null(L);
     lua_setfield(L, -2, "null");
     lua_pushliteral(L, "assay " ASSAY_VERSION_STRING);
@@ -538,7 +561,7 @@ static int plugin_load_body(lua_State *L) {
     if (lua_getfield(L, plugin, "evaluate") != LUA_TFUNCTION)
         return luaL_error(L, "%s: the returned table has no evaluate function (evaluate = function(trace, params, "
                              "step, index) ... end)", cfg->path);
-    sb->evaluate_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    state_of(L)->evaluate_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 
     int t = lua_getfield(L, plugin, "name");
     if (t == LUA_TNIL) {
@@ -600,7 +623,7 @@ static int plugin_load_body(lua_State *L) {
     lua_pushliteral(L, "params");
     lua_setfield(L, -2, "__metatable");
     lua_setmetatable(L, -2);
-    sb->params_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    state_of(L)->params_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 
     if (!sb->name) { /* first load: record what list/check show */
         buf json;
@@ -622,48 +645,54 @@ static int plugin_load_body(lua_State *L) {
 
     lua_getglobal(L, "math");
     lua_getfield(L, -1, "randomseed");
-    sb->randomseed_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    state_of(L)->randomseed_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     globals_protect(L, true);
     return 0;
 }
 
-/* Opens a state and loads the plugin into it; on failure leaves no state and a message. */
-static bool state_open(sandbox *sb, char *err, size_t errlen) {
-    sb->memory_used = 0;
-    lua_State *L = lua_newstate(sandbox_alloc, sb);
+/* Opens a state and loads the plugin into it; on failure returns NULL and a message. */
+static sstate *state_open(sandbox *sb, char *err, size_t errlen) {
+    sstate *st = calloc(1, sizeof *st);
+    if (!st) {
+        snprintf(err, errlen, "%s: out of memory", sb->cfg.path);
+        return NULL;
+    }
+    st->sb = sb;
+    lua_State *L = lua_newstate(sandbox_alloc, st);
     if (!L) {
         snprintf(err, errlen, "%s: cannot create a Lua state (out of memory)", sb->cfg.path);
-        return false;
+        free(st);
+        return NULL;
     }
-    *(sandbox **)lua_getextraspace(L) = sb;
+    *(sstate **)lua_getextraspace(L) = st;
     lua_sethook(L, sandbox_hook, LUA_MASKCOUNT, SANDBOX_HOOK_INSTRUCTIONS);
-    sb->L = L;
-    limits_arm(sb);
+    st->L = L;
+    limits_arm(st, 0);
     lua_pushcfunction(L, environment_build);
     int status = lua_pcall(L, 0, 0, 0);
     if (status == LUA_OK) {
         lua_pushcfunction(L, plugin_load_body);
         status = lua_pcall(L, 0, 0, 0);
     }
-    limits_disarm(sb);
-    if (status == LUA_OK) return true;
+    limits_disarm(st);
+    if (status == LUA_OK) return st;
     const char *message = lua_tostring(L, -1);
-    if (sb->timed_out)
+    if (st->timed_out)
         snprintf(err, errlen, "%s: loading took longer than the %u ms time limit", sb->cfg.path, sb->cfg.timeout_ms);
-    else if (sb->memory_exceeded || status == LUA_ERRMEM)
+    else if (st->memory_exceeded || status == LUA_ERRMEM)
         snprintf(err, errlen, "%s: loading exceeded the %zu MiB memory limit", sb->cfg.path,
                  sb->cfg.memory_limit >> 20);
     else
         snprintf(err, errlen, "%s", message ? message : "plugin failed to load");
     lua_close(L);
-    sb->L = NULL;
-    return false;
+    free(st);
+    return NULL;
 }
 
-static void state_close(sandbox *sb) {
-    if (!sb->L) return;
-    lua_close(sb->L);
-    sb->L = NULL;
+static void state_close(sstate *st) {
+    if (!st) return;
+    lua_close(st->L);
+    free(st);
 }
 
 sandbox *sandbox_new(const sandbox_config *cfg, char *err, size_t errlen) {
@@ -673,16 +702,18 @@ sandbox *sandbox_new(const sandbox_config *cfg, char *err, size_t errlen) {
         return NULL;
     }
     sb->cfg = *cfg;
-    if (!state_open(sb, err, errlen)) {
+    sb->st = state_open(sb, err, errlen);
+    if (!sb->st) {
         sandbox_free(sb);
         return NULL;
     }
     return sb;
 }
 
+/* Freeing a sandbox with suspended tasks is the host's bug: it must drain them first. */
 void sandbox_free(sandbox *sb) {
     if (!sb) return;
-    state_close(sb);
+    state_close(sb->st);
     free(sb->name);
     free(sb->description);
     free(sb->scope);
@@ -692,13 +723,21 @@ void sandbox_free(sandbox *sb) {
 
 const sandbox_info *sandbox_get_info(const sandbox *sb) { return &sb->info; }
 
-
-/* Rebuilds the state after a kill: a state stopped mid-evaluation may hold half-updated
- * module data, so nothing of it is trusted. */
-static void state_rebuild(sandbox *sb) {
-    state_close(sb);
+/* Replaces the state after a kill: a state stopped mid-evaluation may hold half-updated
+ * module data, so nothing of it is trusted for new evaluations. Evaluations suspended in
+ * it keep it alive until they end (they were not the ones killed). */
+static void state_replace(sandbox *sb) {
+    sstate *old = sb->st;
+    sb->st = NULL;
+    if (old->suspended) {
+        old->is_retired = true;
+        old->memory_exceeded = old->timed_out = false;
+    } else {
+        state_close(old);
+    }
     char err[256];
-    if (!state_open(sb, err, sizeof err)) {
+    sb->st = state_open(sb, err, sizeof err);
+    if (!sb->st) {
         sb->is_broken = true;
         snprintf(sb->broken_message, sizeof sb->broken_message, "plugin could not be reloaded after a limit: %s", err);
     }
@@ -717,7 +756,7 @@ static void record_head(buf *b, const char *trace_id, const char *evaluator, lon
     else buf_printf(b, "%ld", step);
 }
 
-/* What one call of evaluate produced, filled inside the protected region. */
+/* What one call of evaluate produced. */
 typedef struct evaluation {
     const char *trace_id;
     long step;               /* 0-based step index, -1 for trace scope */
@@ -729,7 +768,30 @@ typedef struct evaluation {
     double score;
     bool has_score;
     signed char pass;
+    buf http_error;          /* the last I/O failure raised into the plugin */
+    long calls, cache_hits, tokens_in, tokens_out;
 } evaluation;
+
+/* One plugin's evaluation of one trace: every matching step in turn for a step-scoped
+ * plugin. It lives only while the evaluation is suspended on I/O or running. */
+struct sandbox_task {
+    sandbox *sb;
+    sstate *st;              /* the state the current coroutine lives in */
+    void *owner;
+    const cJSON *trace;      /* borrowed */
+    const cJSON *step;       /* the current step (step scope) */
+    long index;
+    sandbox_output *out;     /* borrowed */
+    evaluation ev;
+    lua_State *co;
+    int co_ref, trace_ref;   /* registry refs in st; LUA_NOREF when unset */
+    uint64_t started_ns, used_ns;
+    int nargs;               /* values on co's stack for the next lua_resume */
+    bool is_resuming;        /* the next run resumes after I/O instead of starting */
+    sandbox_io **io;         /* the requests of the current wait, in call order */
+    size_t io_count, io_cap, io_taken, io_answered;
+    bool is_batch;           /* the wait answers with a list */
+};
 
 static uint64_t seed_for(const char *trace_id, long step) {
     uint64_t h = 1469598103934665603u; /* FNV-1a: a stable seed per (trace, step) */
@@ -756,6 +818,22 @@ static void short_traceback(const char *full, buf *out) {
     }
 }
 
+/* Sets details.usage to what the evaluation's I/O cost. [-0, +0, m] */
+static void add_usage(lua_State *L, int details, const evaluation *ev) {
+    lua_createtable(L, 0, 4);
+    lua_pushinteger(L, ev->calls);
+    lua_setfield(L, -2, "calls");
+    lua_pushinteger(L, ev->cache_hits);
+    lua_setfield(L, -2, "cache_hits");
+    lua_pushinteger(L, ev->tokens_in);
+    lua_setfield(L, -2, "tokens_in");
+    lua_pushinteger(L, ev->tokens_out);
+    lua_setfield(L, -2, "tokens_out");
+    lua_pushliteral(L, "usage");
+    lua_insert(L, -2);
+    lua_rawset(L, details);
+}
+
 /* Reads evaluate's first result (on top of L) into ev. [-0, +0, e] */
 static void read_result(lua_State *L, evaluation *ev) {
     int r = lua_gettop(L);
@@ -780,7 +858,13 @@ static void read_result(lua_State *L, evaluation *ev) {
             luaL_error(L, "evaluate returned label of type %s (a string or nil)", lua_typename(L, t));
         }
         t = (lua_pushliteral(L, "details"), lua_rawget(L, r));
+        if (t == LUA_TNIL && ev->calls) {
+            lua_pop(L, 1);
+            lua_newtable(L);
+            t = LUA_TTABLE;
+        }
         if (t == LUA_TTABLE) {
+            if (ev->calls) add_usage(L, lua_gettop(L), ev);
             char err[160];
             if (convert_lua_to_json(L, -1, &ev->details, err, sizeof err) != 0) luaL_error(L, "details: %s", err);
             if (strcmp(buf_cstr(&ev->details), "[]") == 0) buf_reset(&ev->details), buf_puts(&ev->details, "{}");
@@ -795,58 +879,6 @@ static void read_result(lua_State *L, evaluation *ev) {
     }
     if (ev->has_score && !(ev->score >= 0.0 && ev->score <= 1.0))
         luaL_error(L, "evaluate returned score %f; a score must be a number in [0, 1] or nil", ev->score);
-}
-
-/* The protected part of one evaluation. Stack on entry: trace, index|nil, evaluation*.
- * Runs evaluate in a fresh coroutine so that a later I/O layer can suspend it (SPEC §3); a
- * yield that reaches us now did not come from the host. Raw access only: the plugin may
- * have put a metatable on the trace while evaluating an earlier step. [-3, +0, e] */
-static int evaluate_body(lua_State *L) {
-    sandbox *sb = sandbox_of(L);
-    evaluation *ev = lua_touserdata(L, 3);
-    if (ev->step >= 0) {
-        lua_pushliteral(L, "steps");
-        lua_rawget(L, 1);
-        lua_rawgeti(L, -1, lua_tointeger(L, 2));
-        lua_remove(L, -2); /* stack: trace, index, ev, step */
-    }
-    lua_rawgeti(L, LUA_REGISTRYINDEX, sb->randomseed_ref);
-    lua_pushinteger(L, (lua_Integer)seed_for(ev->trace_id, ev->step));
-    lua_call(L, 1, 0);
-
-    lua_State *co = lua_newthread(L);
-    int co_index = lua_gettop(L);
-    int nargs = ev->step >= 0 ? 4 : 2;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, sb->evaluate_ref);
-    lua_pushvalue(L, 1);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, sb->params_ref);
-    if (ev->step >= 0) {
-        lua_pushvalue(L, 4);
-        lua_pushvalue(L, 2);
-    }
-    lua_xmove(L, co, nargs + 1);
-    int nresults = 0;
-    int status = lua_resume(co, L, nargs, &nresults);
-    if (status == LUA_OK) {
-        if (nresults == 0) luaL_error(L, "evaluate returned nothing (return a table, a number or a boolean)");
-        lua_pop(co, nresults - 1);
-        lua_xmove(co, L, 1);
-        read_result(L, ev);
-        return 0;
-    }
-    if (status == LUA_YIELD) {
-        ev->error = SANDBOX_ERR_RUNTIME;
-        buf_puts(&ev->message, "evaluate yielded outside an assay I/O call (coroutine.yield at the top level)");
-        return 0;
-    }
-    ev->error = status == LUA_ERRMEM ? SANDBOX_ERR_MEMORY : SANDBOX_ERR_RUNTIME;
-    const char *message = lua_tostring(co, -1);
-    if (message) buf_puts(&ev->message, message);
-    else buf_printf(&ev->message, "(error object is a %s value)", luaL_typename(co, -1));
-    luaL_traceback(L, co, NULL, 0);
-    short_traceback(lua_tostring(L, -1), &ev->traceback);
-    lua_settop(L, co_index - 1);
-    return 0;
 }
 
 static void write_record(sandbox *sb, const evaluation *ev, double ms, sandbox_output *out) {
@@ -883,6 +915,7 @@ static void write_record(sandbox *sb, const evaluation *ev, double ms, sandbox_o
     else buf_puts(b, "null");
     buf_puts(b, "}\n");
     if (!rec) return;
+    rec->evaluator = sb->cfg.index;
     rec->step = ev->step;
     rec->error = ev->error;
     rec->ms = ms;
@@ -900,6 +933,7 @@ static void evaluation_reset(evaluation *ev, const char *trace_id, long step) {
     buf_reset(&ev->message);
     buf_reset(&ev->traceback);
     buf_reset(&ev->details);
+    buf_reset(&ev->http_error);
     free(ev->label);
     ev->label = NULL;
     ev->trace_id = trace_id;
@@ -908,107 +942,371 @@ static void evaluation_reset(evaluation *ev, const char *trace_id, long step) {
     ev->has_score = false;
     ev->score = 0;
     ev->pass = -1;
+    ev->calls = ev->cache_hits = ev->tokens_in = ev->tokens_out = 0;
 }
 
-/* Classifies a failed or limited evaluation and rebuilds the state when it was killed.
- * Returns true when the state was rebuilt (the trace must be pushed again). */
-static bool settle_limits(sandbox *sb, int status, evaluation *ev) {
-    bool killed = sb->timed_out || sb->memory_exceeded || status == LUA_ERRMEM || ev->error == SANDBOX_ERR_MEMORY;
+static void evaluation_free(evaluation *ev) {
+    evaluation_reset(ev, NULL, -1);
+    buf_free(&ev->message);
+    buf_free(&ev->traceback);
+    buf_free(&ev->details);
+    buf_free(&ev->http_error);
+}
+
+/* ------------------------------------------------------------------ I/O from Lua */
+
+static void io_free(sandbox_io *io) {
+    if (!io) return;
+    free(io->method);
+    free(io->url);
+    for (size_t i = 0; i < io->header_count; i++) free(io->headers[i]);
+    free(io->headers);
+    buf_free(&io->body);
+    buf_free(&io->response_headers);
+    buf_free(&io->response_body);
+    free(io->error);
+    free(io);
+}
+
+static void task_drop_io(sandbox_task *t) {
+    for (size_t i = 0; i < t->io_count; i++) io_free(t->io[i]);
+    t->io_count = t->io_taken = t->io_answered = 0;
+}
+
+sandbox_io *sandbox_io_begin(lua_State *L, sandbox_io_kind kind, const char *what) {
+    sstate *st = state_of(L);
+    sandbox_task *t = st->running;
+    if (!st->sb->cfg.has_io)
+        luaL_error(L, "%s: network I/O is not available in this host (no HTTP client configured)", what);
+    if (kind != SANDBOX_IO_HTTP && !st->sb->cfg.has_llm)
+        luaL_error(L, "%s: no LLM endpoint configured (pass --llm-url or set ASSAY_LLM_URL)", what);
+    if (!t) luaL_error(L, "%s can only be called while evaluating, not while the plugin loads", what);
+    /* a yield inside the plugin's own coroutine would return to its resume, not to us */
+    if (L != t->co)
+        luaL_error(L, "%s must be called from evaluate itself, not inside coroutine.create/wrap", what);
+    if (!lua_isyieldable(L))
+        luaL_error(L, "%s cannot be called here (inside a metamethod or a sort comparator)", what);
+    if (t->io_count == t->io_cap) {
+        size_t cap = t->io_cap ? t->io_cap * 2 : 4;
+        sandbox_io **grown = realloc(t->io, cap * sizeof *grown);
+        if (!grown) luaL_error(L, "not enough memory");
+        t->io = grown;
+        t->io_cap = cap;
+    }
+    sandbox_io *io = calloc(1, sizeof *io);
+    if (!io) luaL_error(L, "not enough memory");
+    io->task = t;
+    io->kind = kind;
+    t->io[t->io_count++] = io;
+    return io;
+}
+
+/* After the wait: stack has ok, value (the resume arguments). [-2, +1, e] */
+static int io_continue(lua_State *L, int status, lua_KContext ctx) {
+    (void)status, (void)ctx;
+    if (!lua_toboolean(L, -2)) {
+        sandbox_task *t = state_of(L)->running;
+        buf_reset(&t->ev.http_error);
+        buf_puts(&t->ev.http_error, lua_tostring(L, -1));
+        return lua_error(L);
+    }
+    return 1;
+}
+
+int sandbox_io_wait(lua_State *L, bool is_batch) {
+    sandbox_task *t = state_of(L)->running;
+    t->is_batch = is_batch;
+    return lua_yieldk(L, 0, 0, io_continue);
+}
+
+void sandbox_io_forget(lua_State *L) {
+    sandbox_task *t = state_of(L)->running;
+    if (t) task_drop_io(t);
+}
+
+const char *sandbox_io_default_model(lua_State *L) {
+    const char *model = sandbox_of(L)->cfg.llm_model;
+    return model && *model ? model : NULL;
+}
+
+void *sandbox_task_owner(const sandbox_task *t) { return t->owner; }
+
+sandbox_io *sandbox_task_take_io(sandbox_task *t) {
+    return t->io_taken < t->io_count ? t->io[t->io_taken++] : NULL;
+}
+
+bool sandbox_io_done(sandbox_io *io) {
+    sandbox_task *t = io->task;
+    return ++t->io_answered == t->io_count;
+}
+
+/* Pushes the wait's answer for the coroutine: true and the value (a list for a batch), or
+ * false and the first failure's message. [-0, +2, e] */
+static void push_io_answer(lua_State *L, sandbox_task *t) {
+    evaluation *ev = &t->ev;
+    for (size_t i = 0; i < t->io_count; i++) {
+        sandbox_io *io = t->io[i];
+        ev->calls++;
+        ev->cache_hits += io->is_cache_hit;
+        ev->tokens_in += io->tokens_in;
+        ev->tokens_out += io->tokens_out;
+    }
+    if (t->is_batch) lua_createtable(L, (int)t->io_count, 0);
+    for (size_t i = 0; i < t->io_count; i++) {
+        char err[512] = "";
+        if (!net_push_response(L, t->io[i], err, sizeof err)) {
+            lua_pushboolean(L, 0);
+            lua_pushstring(L, err);
+            return;
+        }
+        if (t->is_batch) lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    lua_pushboolean(L, 1);
+    lua_insert(L, -2);
+}
+
+/* ------------------------------------------------------------------ running evaluate */
+
+/* Pushes what evaluate's coroutine needs for its first resume: the function and its
+ * arguments. Reseeds math.random so that a trace's numbers never depend on earlier traces.
+ * [-0, +n, e] */
+static int push_start(lua_State *L, sandbox_task *t) {
+    sstate *st = t->st;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, st->randomseed_ref);
+    lua_pushinteger(L, (lua_Integer)seed_for(t->ev.trace_id, t->ev.step));
+    lua_call(L, 1, 0);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, st->evaluate_ref);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, t->trace_ref);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, st->params_ref);
+    if (t->ev.step < 0) return 2;
+    /* raw access: the plugin may have put a metatable on the trace in an earlier step */
+    lua_pushliteral(L, "steps");
+    lua_rawget(L, -3);
+    lua_rawgeti(L, -1, (lua_Integer)t->index + 1);
+    lua_remove(L, -2);
+    lua_pushinteger(L, (lua_Integer)t->index + 1);
+    return 4;
+}
+
+/* The protected part of one run of the coroutine. Stack: task. Returns (through the
+ * task) whether it finished, is waiting on I/O, or failed. [-1, +0, e] */
+static int run_body(lua_State *L) {
+    sandbox_task *t = lua_touserdata(L, 1);
+    evaluation *ev = &t->ev;
+    int nargs;
+    if (!t->is_resuming) {
+        if (t->trace_ref == LUA_NOREF) {
+            convert_push_json(L, t->trace);
+            t->trace_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        }
+        t->co = lua_newthread(L);
+        t->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        nargs = push_start(L, t);
+        if (!lua_checkstack(t->co, nargs + 1)) return luaL_error(L, "not enough memory");
+        lua_xmove(L, t->co, nargs + 1);
+    } else {
+        push_io_answer(L, t);
+        task_drop_io(t);
+        nargs = 2;
+        if (!lua_checkstack(t->co, nargs)) return luaL_error(L, "not enough memory");
+        lua_xmove(L, t->co, nargs);
+    }
+    t->is_resuming = false;
+    int nresults = 0;
+    int status = lua_resume(t->co, L, nargs, &nresults);
+    if (status == LUA_YIELD) {
+        lua_pop(t->co, nresults);
+        if (t->io_count == 0) {
+            ev->error = SANDBOX_ERR_RUNTIME;
+            buf_puts(&ev->message, "evaluate yielded outside an assay I/O call (coroutine.yield at the top level)");
+        } else {
+            t->is_resuming = true;
+        }
+        return 0;
+    }
+    if (status == LUA_OK) {
+        if (nresults == 0) return luaL_error(L, "evaluate returned nothing (return a table, a number or a boolean)");
+        lua_pop(t->co, nresults - 1);
+        lua_xmove(t->co, L, 1);
+        read_result(L, ev);
+        return 0;
+    }
+    const char *message = lua_tostring(t->co, -1);
+    bool is_http = message && ev->http_error.len && strcmp(message, buf_cstr(&ev->http_error)) == 0;
+    ev->error = status == LUA_ERRMEM ? SANDBOX_ERR_MEMORY : is_http ? SANDBOX_ERR_HTTP : SANDBOX_ERR_RUNTIME;
+    if (message) buf_puts(&ev->message, message);
+    else buf_printf(&ev->message, "(error object is a %s value)", luaL_typename(t->co, -1));
+    if (!is_http) {
+        luaL_traceback(L, t->co, NULL, 0);
+        short_traceback(lua_tostring(L, -1), &ev->traceback);
+    }
+    return 0;
+}
+
+/* Lets go of the coroutine (it is collected with the state's next cycles). */
+static void task_release_coroutine(sandbox_task *t) {
+    if (t->co_ref != LUA_NOREF) luaL_unref(t->st->L, LUA_REGISTRYINDEX, t->co_ref);
+    t->co_ref = LUA_NOREF;
+    t->co = NULL;
+}
+
+static void task_release_trace(sandbox_task *t) {
+    if (t->trace_ref != LUA_NOREF) luaL_unref(t->st->L, LUA_REGISTRYINDEX, t->trace_ref);
+    t->trace_ref = LUA_NOREF;
+}
+
+/* Classifies a failed or limited run and replaces the state when it was killed. */
+static void settle_limits(sandbox_task *t, int status) {
+    sstate *st = t->st;
+    evaluation *ev = &t->ev;
+    bool killed = st->timed_out || st->memory_exceeded || status == LUA_ERRMEM || ev->error == SANDBOX_ERR_MEMORY;
     if (status != LUA_OK && !killed) {
         ev->error = SANDBOX_ERR_RUNTIME;
         buf_reset(&ev->message);
-        bool is_text = lua_type(sb->L, -1) == LUA_TSTRING;
-        buf_puts(&ev->message, is_text ? lua_tostring(sb->L, -1) : "error while reading the result of evaluate");
+        bool is_text = lua_type(st->L, -1) == LUA_TSTRING;
+        buf_puts(&ev->message, is_text ? lua_tostring(st->L, -1) : "error while reading the result of evaluate");
     }
-    if (!killed) return false;
+    lua_settop(st->L, 0);
+    if (!killed) return;
     buf_reset(&ev->message);
     buf_reset(&ev->traceback);
-    if (sb->timed_out) {
+    t->is_resuming = false;
+    task_drop_io(t);
+    if (st->timed_out) {
         ev->error = SANDBOX_ERR_TIMEOUT;
-        buf_printf(&ev->message, "evaluation exceeded the %u ms time limit (--timeout-ms)", sb->cfg.timeout_ms);
+        buf_printf(&ev->message, "evaluation exceeded the %u ms time limit (--timeout-ms)", t->sb->cfg.timeout_ms);
     } else {
         ev->error = SANDBOX_ERR_MEMORY;
         buf_printf(&ev->message, "evaluation exceeded the %zu MiB memory limit of its Lua state (--memory-mb)",
-                   sb->cfg.memory_limit >> 20);
+                   t->sb->cfg.memory_limit >> 20);
     }
-    state_rebuild(sb);
-    return true;
+    task_release_coroutine(t);
+    task_release_trace(t);
+    if (st == t->sb->st) state_replace(t->sb);
+    else if (st->is_retired && st->suspended == 0) state_close(st);
+    t->st = t->sb->st; /* NULL when the reload failed */
 }
 
-/* Pushes the trace as a Lua table at index 1 of an empty stack; false on failure. */
-static bool push_trace(sandbox *sb, const cJSON *trace, evaluation *ev) {
-    lua_settop(sb->L, 0);
-    limits_arm(sb);
-    int status = convert_pcall_push_json(sb->L, trace);
-    limits_disarm(sb);
-    if (status == LUA_OK) return true;
-    settle_limits(sb, status, ev);
+/* Runs the current coroutine once. Returns true when it is waiting on I/O. */
+static bool task_run(sandbox_task *t) {
+    sstate *st = t->st;
+    lua_State *L = st->L;
+    lua_settop(L, 0);
+    lua_pushcfunction(L, run_body);
+    lua_pushlightuserdata(L, t);
+    uint64_t start = now_ns();
+    st->running = t;
+    limits_arm(st, t->used_ns);
+    int status = lua_pcall(L, 1, 0, 0);
+    limits_disarm(st);
+    st->running = NULL;
+    t->used_ns += now_ns() - start;
+    if (status == LUA_OK && !st->timed_out && !st->memory_exceeded && t->is_resuming) return true;
+    settle_limits(t, status);
     return false;
 }
 
-static void write_broken(sandbox *sb, const char *trace_id, sandbox_output *out) {
-    evaluation ev = {0};
-    evaluation_reset(&ev, trace_id, -1);
-    ev.error = SANDBOX_ERR_CONFIG;
-    buf_puts(&ev.message, sb->broken_message);
-    write_record(sb, &ev, 0, out);
-    evaluation_reset(&ev, NULL, -1);
-    buf_free(&ev.message), buf_free(&ev.traceback), buf_free(&ev.details);
-}
-
-/* Evaluates one trace-or-step; returns false if the state was rebuilt. */
-static bool evaluate_one(sandbox *sb, evaluation *ev, lua_Integer index, sandbox_output *out) {
-    lua_State *L = sb->L;
-    lua_settop(L, 1); /* the trace stays at 1 for the next step */
-    lua_pushcfunction(L, evaluate_body);
-    lua_pushvalue(L, 1);
-    if (index > 0) lua_pushinteger(L, index);
-    else lua_pushnil(L);
-    lua_pushlightuserdata(L, ev);
-    uint64_t start = now_ns();
-    limits_arm(sb);
-    int status = lua_pcall(L, 3, 0, 0);
-    limits_disarm(sb);
-    double ms = (double)(now_ns() - start) / 1e6;
-    bool rebuilt = settle_limits(sb, status, ev);
-    write_record(sb, ev, ms, out);
-    return !rebuilt;
-}
-
-void sandbox_evaluate(sandbox *sb, const cJSON *trace, const char *trace_id, sandbox_output *out) {
-    if (sb->is_broken) {
-        write_broken(sb, trace_id, out);
-        return;
-    }
-    evaluation ev = {0};
-    evaluation_reset(&ev, trace_id, -1);
-    if (sb->is_trace_scope) {
-        if (push_trace(sb, trace, &ev)) evaluate_one(sb, &ev, 0, out);
-        else write_record(sb, &ev, 0, out);
+/* Finds the next step of the plugin's type after t->step (or the first when NULL). */
+static const cJSON *next_step(const sandbox_task *t, const cJSON *after, long *index) {
+    const cJSON *step;
+    if (after) {
+        step = after->next;
+        (*index)++;
     } else {
-        const cJSON *steps = cJSON_GetObjectItemCaseSensitive(trace, "steps");
-        bool pushed = false;
-        long i = 0;
-        for (const cJSON *step = cJSON_IsArray(steps) ? steps->child : NULL; step; step = step->next, i++) {
-            const cJSON *type = cJSON_GetObjectItemCaseSensitive(step, "type");
-            if (!cJSON_IsObject(step) || !cJSON_IsString(type) || strcmp(type->valuestring, sb->scope) != 0) continue;
-            evaluation_reset(&ev, trace_id, i);
-            if (sb->is_broken) {
-                ev.error = SANDBOX_ERR_CONFIG;
-                buf_puts(&ev.message, sb->broken_message);
-                write_record(sb, &ev, 0, out);
-                continue;
+        const cJSON *steps = cJSON_GetObjectItemCaseSensitive(t->trace, "steps");
+        step = cJSON_IsArray(steps) ? steps->child : NULL;
+        *index = 0;
+    }
+    for (; step; step = step->next, (*index)++) {
+        const cJSON *type = cJSON_GetObjectItemCaseSensitive(step, "type");
+        if (cJSON_IsObject(step) && cJSON_IsString(type) && strcmp(type->valuestring, t->sb->scope) == 0) return step;
+    }
+    return NULL;
+}
+
+static void task_free(sandbox_task *t) {
+    sstate *st = t->st;
+    if (st) {
+        task_release_coroutine(t);
+        task_release_trace(t);
+        if (st->is_retired && st->suspended == 0) state_close(st);
+    }
+    task_drop_io(t);
+    free(t->io);
+    evaluation_free(&t->ev);
+    free(t);
+}
+
+/* Runs evaluations until one waits on I/O (returns false) or all are done (true). */
+static bool task_advance(sandbox_task *t) {
+    for (;;) {
+        evaluation *ev = &t->ev;
+        if (!t->sb->is_broken && t->st) {
+            if (task_run(t)) return false;
+        } else {
+            ev->error = SANDBOX_ERR_CONFIG;
+            buf_reset(&ev->message);
+            buf_puts(&ev->message, t->sb->broken_message);
+        }
+        write_record(t->sb, ev, (double)(now_ns() - t->started_ns) / 1e6, t->out);
+        if (t->st) task_release_coroutine(t);
+        if (t->ev.step < 0 || !(t->step = next_step(t, t->step, &t->index))) return true;
+        evaluation_reset(ev, ev->trace_id, t->index);
+        t->started_ns = now_ns();
+        t->used_ns = 0;
+        if (t->st != t->sb->st) { /* the state was replaced: the next step starts in the new one */
+            if (t->st) {
+                task_release_trace(t);
+                if (t->st->is_retired && t->st->suspended == 0) state_close(t->st);
             }
-            if (!pushed && !(pushed = push_trace(sb, trace, &ev))) {
-                write_record(sb, &ev, 0, out);
-                continue;
-            }
-            pushed = evaluate_one(sb, &ev, (lua_Integer)i + 1, out);
+            t->st = t->sb->st;
         }
     }
-    if (sb->L) lua_settop(sb->L, 0);
-    evaluation_reset(&ev, NULL, -1);
-    buf_free(&ev.message);
-    buf_free(&ev.traceback);
-    buf_free(&ev.details);
+}
+
+sandbox_task *sandbox_evaluate(sandbox *sb, const cJSON *trace, const char *trace_id, sandbox_output *out,
+                               void *owner) {
+    long index = -1;
+    sandbox_task *t = calloc(1, sizeof *t);
+    if (!t) {
+        evaluation ev = {0};
+        evaluation_reset(&ev, trace_id, -1);
+        ev.error = SANDBOX_ERR_MEMORY;
+        buf_puts(&ev.message, "out of memory before evaluating");
+        write_record(sb, &ev, 0, out);
+        evaluation_free(&ev);
+        return NULL;
+    }
+    t->sb = sb;
+    t->st = sb->st;
+    t->owner = owner;
+    t->trace = trace;
+    t->out = out;
+    t->co_ref = t->trace_ref = LUA_NOREF;
+    t->started_ns = now_ns();
+    if (!sb->is_trace_scope) {
+        t->step = next_step(t, NULL, &index);
+        if (!t->step) {
+            free(t);
+            return NULL;
+        }
+    }
+    t->index = index;
+    evaluation_reset(&t->ev, trace_id, index);
+    if (task_advance(t)) {
+        task_free(t);
+        return NULL;
+    }
+    t->st->suspended++;
+    return t;
+}
+
+bool sandbox_task_resume(sandbox_task *t) {
+    t->st->suspended--;
+    if (task_advance(t)) {
+        task_free(t);
+        return true;
+    }
+    t->st->suspended++;
+    return false;
 }

@@ -35,6 +35,7 @@ typedef struct sandbox_param_override {
 
 typedef struct sandbox_config {
     const char *path;            /* plugin file, as shown in messages ("plugins/x.lua") */
+    size_t index;                /* the plugin's position in the host, copied into records */
     const char *source;          /* its text, read once by the host */
     size_t source_len;
     const char *const *lib_dirs; /* directories `require` may load helpers from */
@@ -47,6 +48,10 @@ typedef struct sandbox_config {
     /* print() from the plugin; called on the sandbox's thread. NULL discards. */
     void (*log)(void *log_ctx, const char *plugin, const char *message);
     void *log_ctx;
+    /* I/O: without it assay.http and assay.llm raise a config error when called */
+    bool has_io;
+    const char *llm_model;       /* default model for assay.llm; NULL = none configured */
+    bool has_llm;                /* an LLM endpoint is configured */
 } sandbox_config;
 
 /* What `assay list` / `assay check` show; strings owned by the sandbox. */
@@ -94,7 +99,51 @@ const sandbox_info *sandbox_get_info(const sandbox *sb);
 /* Evaluates one parsed trace: one record for a trace-scoped plugin, one per matching step
  * for a step-scoped one, appended to out. trace_id is the trace's "id". Never fails: every
  * problem becomes an error record, and a state that hit a limit is rebuilt before return. */
-void sandbox_evaluate(sandbox *sb, const cJSON *trace, const char *trace_id, sandbox_output *out);
+typedef struct sandbox_task sandbox_task;
+sandbox_task *sandbox_evaluate(sandbox *sb, const cJSON *trace, const char *trace_id, sandbox_output *out,
+                               void *owner);
+
+/* ------------------------------------------------------------- I/O of suspended evaluations
+ *
+ * sandbox_evaluate returns NULL when the evaluation finished. Otherwise the evaluation is
+ * suspended in assay.http / assay.llm and the returned task waits for requests: the host
+ * takes each with sandbox_task_take_io, performs it (on any thread), fills in the response
+ * and hands it back with sandbox_io_done on the sandbox's thread; when that returns true the
+ * host calls sandbox_task_resume, which runs the evaluation on until it finishes (true: the
+ * task is freed and its records are in out) or waits again (false). The trace and out must
+ * stay alive until the task finishes. */
+
+typedef enum { SANDBOX_IO_HTTP, SANDBOX_IO_CHAT, SANDBOX_IO_EMBED } sandbox_io_kind;
+
+typedef struct sandbox_io {
+    struct sandbox_io *next;     /* free for the host's queues while it owns the request */
+    sandbox_task *task;
+    sandbox_io_kind kind;
+    /* the request, owned. For CHAT/EMBED url is the path under the LLM base URL. */
+    char *method;
+    char *url;
+    char **headers;              /* "Name: value" */
+    size_t header_count;
+    buf body;
+    unsigned timeout_ms;         /* 0 = the host's default */
+    bool is_cacheable;
+    long max_tokens;             /* CHAT: the caller's cap on output tokens, 0 unknown */
+    /* the response, filled by the host */
+    long status;
+    buf response_headers;        /* raw header lines of the final response */
+    buf response_body;
+    char *error;                 /* malloc'd: the request failed for good (kind http) */
+    bool is_cache_hit;
+    long tokens_in, tokens_out;
+    double ms;
+} sandbox_io;
+
+void *sandbox_task_owner(const sandbox_task *t);
+/* The next request to perform, or NULL. The host owns it until sandbox_io_done. */
+sandbox_io *sandbox_task_take_io(sandbox_task *t);
+/* Returns the request to its task; true when the task has all its answers. */
+bool sandbox_io_done(sandbox_io *io);
+bool sandbox_task_resume(sandbox_task *t);
 
 /* Parses exactly one JSON value from text[0..len) (which must be followed by a NUL):
  * trailing non-space bytes and embedded NULs are errors. On failure *error_at points at the

@@ -6,6 +6,7 @@
 #include <cjson/cJSON.h>
 
 #include "../host/buf.h"
+#include "sandbox.h"
 
 /* Registers the array marker metatable in a new state. [-0, +0, m] */
 void convert_init_state(lua_State *L);
@@ -31,5 +32,22 @@ int convert_lua_to_json(lua_State *L, int idx, buf *b, char *err, size_t errlen)
 /* The host modules, each pushing its table. [-0, +1, m] */
 int convert_open_json(lua_State *L);
 int text_open(lua_State *L);
+
+/* I/O from Lua (sandbox.c, used by net.c). A host function first forgets requests left by
+ * an earlier call that raised, begins one request per call it makes (raising when I/O is not
+ * possible here: no client, not inside evaluate's own coroutine), then returns
+ * sandbox_io_wait, which suspends the evaluation and later returns its answer: the
+ * response value (a list of them for a batch) or an http error raised in the plugin. */
+void sandbox_io_forget(lua_State *L);
+sandbox_io *sandbox_io_begin(lua_State *L, sandbox_io_kind kind, const char *what);
+int sandbox_io_wait(lua_State *L, bool is_batch);
+/* The configured default model for assay.llm, or NULL. */
+const char *sandbox_io_default_model(lua_State *L);
+
+/* net.c: the assay.http and assay.llm modules. net_push_response turns a finished request
+ * into the value the plugin sees, or returns false with the http error message. */
+int net_open_http(lua_State *L);
+int net_open_llm(lua_State *L);
+bool net_push_response(lua_State *L, const sandbox_io *io, char *err, size_t errlen);
 
 #endif
