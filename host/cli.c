@@ -30,6 +30,20 @@ static const char usage_text[] =
     "      --group-by FIELD    split the summary by metadata.FIELD\n"
     "      --no-timing         write \"ms\":null so that output is byte-for-byte reproducible\n"
     "      --cases FILE        test cases for `assay test`\n"
+    "\n"
+    "LLM and HTTP (docs/llm.md):\n"
+    "      --llm-url URL       OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1 (env ASSAY_LLM_URL);\n"
+    "                          the key comes from ASSAY_API_KEY or OPENAI_API_KEY\n"
+    "      --llm-model NAME    default model for assay.llm (env ASSAY_LLM_MODEL)\n"
+    "      --llm-timeout-ms N  per attempt (default 60000)\n"
+    "      --max-inflight N    concurrent requests, lowered on 429s and raised back (default 64)\n"
+    "      --rps R             requests started per second (default: no cap)\n"
+    "      --tpm N             LLM tokens per minute (default: no cap)\n"
+    "      --max-tokens-total N  issue no LLM call once N tokens were used; later calls fail\n"
+    "      --retries N         attempts per request, first included (default 5)\n"
+    "      --retry-base-ms N   first retry delay, doubling with jitter (default 250)\n"
+    "      --cache FILE        SQLite cache of LLM answers (default .assay/cache.db with --llm-url)\n"
+    "      --no-cache          neither read nor write the cache\n"
     "  -h, --help              this text\n"
     "      --version           the version\n"
     "\n"
@@ -272,7 +286,62 @@ static int cmd_check(cli_options *o, char **plugins, int count) {
 
 /* ------------------------------------------------------------------------- main */
 
-enum { OPT_TIMEOUT = 256, OPT_MEMORY, OPT_GROUP_BY, OPT_NO_TIMING, OPT_CASES, OPT_VERSION };
+enum {
+    OPT_TIMEOUT = 256, OPT_MEMORY, OPT_GROUP_BY, OPT_NO_TIMING, OPT_CASES, OPT_VERSION, OPT_LLM_URL, OPT_LLM_MODEL,
+    OPT_LLM_TIMEOUT, OPT_MAX_INFLIGHT, OPT_RPS, OPT_TPM, OPT_MAX_TOKENS, OPT_RETRIES, OPT_RETRY_BASE, OPT_CACHE,
+    OPT_NO_CACHE
+};
+
+/* What the network options say before they go into assay_options. */
+typedef struct net_flags {
+    const char *llm_url, *llm_model, *cache;
+    bool no_cache;
+    unsigned max_inflight, timeout_ms, retries, retry_base_ms;
+    double rps;
+    long tpm, max_tokens_total;
+} net_flags;
+
+static bool parse_long(const char *s, long *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < 0) return false;
+    *out = v;
+    return true;
+}
+
+static const char *env_or(const char *value, const char *name) {
+    if (value) return value;
+    const char *env = getenv(name);
+    return env && *env ? env : NULL;
+}
+
+/* Flags win over the environment. The default cache lives in .assay/ of the working
+ * directory, and only when an LLM is configured: a run without one writes nothing there. */
+static int apply_net_flags(assay_options *opts, const net_flags *f) {
+    const char *url = env_or(f->llm_url, "ASSAY_LLM_URL");
+    const char *model = env_or(f->llm_model, "ASSAY_LLM_MODEL");
+    const char *key = env_or(env_or(NULL, "ASSAY_API_KEY"), "OPENAI_API_KEY");
+    if (assay_options_set_llm(opts, url, model, key) != ASSAY_OK)
+        return usage_error("--llm-url: '%s' must start with http:// or https://", url);
+    if (assay_options_set_http_limits(opts, f->max_inflight ? f->max_inflight : 64, f->rps, f->tpm,
+                                      f->max_tokens_total) != ASSAY_OK)
+        return usage_error("%s", "--max-inflight must be from 1 to 65536");
+    if (assay_options_set_http_retry(opts, f->timeout_ms ? f->timeout_ms : 60000, f->retries ? f->retries : 5,
+                                     f->retry_base_ms) != ASSAY_OK)
+        return usage_error("%s", "--retries must be from 1 to 100");
+    const char *cache = f->no_cache ? NULL : f->cache;
+    if (!cache && !f->no_cache && url) {
+        if (mkdir(".assay", 0777) != 0 && errno != EEXIST) {
+            fprintf(stderr, "assay: cannot create .assay/ for the cache (%s); use --cache FILE or --no-cache\n",
+                    strerror(errno));
+            return CLI_EXIT_USAGE;
+        }
+        cache = ".assay/cache.db";
+    }
+    assay_options_set_cache(opts, cache);
+    return CLI_EXIT_OK;
+}
 
 int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN); /* a closed output pipe is a write error we report, not a death */
@@ -305,12 +374,25 @@ int main(int argc, char **argv) {
         {"group-by", required_argument, NULL, OPT_GROUP_BY},
         {"no-timing", no_argument, NULL, OPT_NO_TIMING},
         {"cases", required_argument, NULL, OPT_CASES},
+        {"llm-url", required_argument, NULL, OPT_LLM_URL},
+        {"llm-model", required_argument, NULL, OPT_LLM_MODEL},
+        {"llm-timeout-ms", required_argument, NULL, OPT_LLM_TIMEOUT},
+        {"max-inflight", required_argument, NULL, OPT_MAX_INFLIGHT},
+        {"rps", required_argument, NULL, OPT_RPS},
+        {"tpm", required_argument, NULL, OPT_TPM},
+        {"max-tokens-total", required_argument, NULL, OPT_MAX_TOKENS},
+        {"retries", required_argument, NULL, OPT_RETRIES},
+        {"retry-base-ms", required_argument, NULL, OPT_RETRY_BASE},
+        {"cache", required_argument, NULL, OPT_CACHE},
+        {"no-cache", no_argument, NULL, OPT_NO_CACHE},
         {"help", no_argument, NULL, 'h'},            {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0},
     };
     int rc = CLI_EXIT_OK;
     int c;
     unsigned n;
+    net_flags net = {.retry_base_ms = 250};
+    char *end;
     optind = 2;
     while (rc == CLI_EXIT_OK && (c = getopt_long(argc, argv, "e:o:j:p:h", long_options, NULL)) != -1) {
         switch (c) {
@@ -341,11 +423,44 @@ int main(int argc, char **argv) {
             break;
         case OPT_NO_TIMING: assay_options_set_record_timing(o.host, 0); break;
         case OPT_CASES: o.cases = optarg; break;
+        case OPT_LLM_URL: net.llm_url = optarg; break;
+        case OPT_LLM_MODEL: net.llm_model = optarg; break;
+        case OPT_LLM_TIMEOUT:
+            if (!parse_unsigned(optarg, &net.timeout_ms) || net.timeout_ms == 0)
+                rc = usage_error("--llm-timeout-ms: '%s' is not a positive number", optarg);
+            break;
+        case OPT_MAX_INFLIGHT:
+            if (!parse_unsigned(optarg, &net.max_inflight) || net.max_inflight == 0 || net.max_inflight > 65536)
+                rc = usage_error("--max-inflight: '%s' is not a number from 1 to 65536", optarg);
+            break;
+        case OPT_RPS:
+            net.rps = strtod(optarg, &end);
+            if (end == optarg || *end || !(net.rps > 0)) rc = usage_error("--rps: '%s' is not a positive number", optarg);
+            break;
+        case OPT_TPM:
+            if (!parse_long(optarg, &net.tpm) || net.tpm == 0) rc = usage_error("--tpm: '%s' is not a positive number", optarg);
+            break;
+        case OPT_MAX_TOKENS:
+            if (!parse_long(optarg, &net.max_tokens_total) || net.max_tokens_total == 0)
+                rc = usage_error("--max-tokens-total: '%s' is not a positive number", optarg);
+            break;
+        case OPT_RETRIES:
+            if (!parse_unsigned(optarg, &net.retries) || net.retries == 0 || net.retries > 100)
+                rc = usage_error("--retries: '%s' is not a number from 1 to 100", optarg);
+            break;
+        case OPT_RETRY_BASE:
+            if (!parse_unsigned(optarg, &net.retry_base_ms)) rc = usage_error("--retry-base-ms: '%s' is not a number", optarg);
+            break;
+        case OPT_CACHE: net.cache = optarg; break;
+        case OPT_NO_CACHE: net.no_cache = true; break;
         case 'h': fputs(usage_text, stdout); assay_options_free(o.host); return CLI_EXIT_OK;
         case OPT_VERSION: printf("assay %s\n", assay_version()); assay_options_free(o.host); return CLI_EXIT_OK;
         default: rc = CLI_EXIT_USAGE; fputs("(see assay --help)\n", stderr);
         }
     }
+    if (rc == CLI_EXIT_OK && (strcmp(command, "run") == 0 || strcmp(command, "test") == 0))
+        rc = apply_net_flags(o.host, &net);
+    o.max_inflight = net.max_inflight ? net.max_inflight : 64;
     if (rc != CLI_EXIT_OK) {
         assay_options_free(o.host);
         return rc;

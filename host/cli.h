@@ -28,6 +28,7 @@ typedef struct cli_options {
     const char *cases;
     const char *group_by;
     unsigned workers;
+    unsigned max_inflight;
     bool has_evaluator;
 } cli_options;
 

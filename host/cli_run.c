@@ -157,7 +157,6 @@ static void on_line(void *ctx, const char *line, size_t len, uint64_t line_no) {
 }
 
 static void on_host_closed(assay_host *host, void *user_data) {
-    (void)host;
     run *r = user_data;
     if (r->has_progress) {
         uv_timer_stop(&r->progress);
@@ -165,6 +164,16 @@ static void on_host_closed(assay_host *host, void *user_data) {
     }
     double seconds = (double)(uv_now(r->loop) - r->start_ms) / 1000.0;
     summary_print(r->sum, stderr, seconds);
+    assay_io_stats io;
+    assay_host_io_stats(host, &io);
+    if (io.requests)
+        fprintf(stderr,
+                "network: %llu requests (%llu from the cache, %llu coalesced), %llu sent, %llu retries, %llu failed; "
+                "tokens %llu in / %llu out; latency p50 %.0f ms, p95 %.0f ms; in flight peak %u, cap now %u\n",
+                (unsigned long long)io.requests, (unsigned long long)io.cache_hits, (unsigned long long)io.coalesced,
+                (unsigned long long)io.sent, (unsigned long long)io.retries, (unsigned long long)io.failures,
+                (unsigned long long)io.tokens_in, (unsigned long long)io.tokens_out, io.p50_ms, io.p95_ms,
+                io.peak_inflight, io.inflight_cap);
     r->has_record_errors = summary_has_errors(r->sum);
     uv_close((uv_handle_t *)&r->sigint, NULL);
     uv_close((uv_handle_t *)&r->sigterm, NULL);
@@ -281,6 +290,8 @@ int cli_run(cli_options *o) {
     }
     /* window: enough traces queued per worker to keep it busy through the handoffs */
     r.window = (size_t)RUN_TRACES_PER_WORKER * (o->workers ? o->workers : uv_available_parallelism());
+    /* and enough traces to keep the network's in-flight cap full while they wait */
+    if (r.window < 2 * (size_t)o->max_inflight) r.window = 2 * (size_t)o->max_inflight;
     uv_signal_init(r.loop, &r.sigint);
     uv_signal_init(r.loop, &r.sigterm);
     r.sigint.data = r.sigterm.data = &r;

@@ -50,6 +50,7 @@ struct request {
     uint64_t key_hash;
     request *followers;        /* identical requests answered with this one */
     bool is_leader;
+    bool is_follower;          /* answered with a leader's response */
     CURL *easy;
     struct curl_slist *header_list;
     unsigned attempts;
@@ -246,15 +247,15 @@ static void stats_add(http_client *c, void (*update)(http_stats *, const void *)
 }
 
 static void count_answer(http_stats *s, const void *arg) {
-    const sandbox_io *io = arg;
+    const request *r = arg;
     s->requests++;
-    s->cache_hits += io->is_cache_hit;
-    s->failures += io->error != NULL;
+    s->cache_hits += r->io->is_cache_hit && !r->is_follower; /* followers count as coalesced */
+    s->failures += r->io->error != NULL;
 }
 
 /* Hands io back to its worker; the request no longer belongs to us afterwards. */
 static void deliver(http_client *c, request *r) {
-    stats_add(c, count_answer, r->io);
+    stats_add(c, count_answer, r);
     r->done(r->ctx, r->io);
     c->outstanding--;
 }
@@ -685,6 +686,7 @@ static void accept_request(http_client *c, request *r) {
             }
             request *leader = leader_find(c, r);
             if (leader) {
+                r->is_follower = true;
                 r->next = leader->followers;
                 leader->followers = r;
                 uv_mutex_lock(&c->stats_lock);

@@ -1,0 +1,115 @@
+-- claim_support_llm: do the cited sources support the report's claims, as a model judges?
+--
+--   the (claim, source) pairs of citation_support (SPEC §5.4): each sentence of the output
+--   that is not a reference entry, with each distinct valid marker [k] it carries, and the
+--   source text of citations[k] (first fetch of its URL key, else the first search result)
+--   every pair with a source is judged by the model, all pairs of a trace concurrently
+--   (assay.llm.chat_all); a pair without a source is unsupported without asking
+--   score = supported pairs / pairs;  pass = score >= threshold;  skipped without pairs
+-- Needs --llm-url (docs/llm.md).
+local text = assay.text
+local trace = require("trace")
+local result = require("result")
+local llm = require("llm")
+
+local SYSTEM = [[You check whether a source supports a claim. Answer with a single JSON object
+and nothing else: {"supported": true or false, "reason": "<one sentence>"}]]
+
+local USER = [[Claim:
+{{claim}}
+
+Source:
+{{source}}
+
+Does the source support the claim? Answer with the JSON object only.]]
+
+-- Source text by URL key: fetched pages first, then search results (first one wins).
+local function source_texts(t)
+  local fetched, found = {}, {}
+  for _, step in ipairs(trace.steps(t)) do
+    if step.type == "fetch" and type(step.url) == "string" then
+      local key = text.url_key(step.url)
+      if fetched[key] == nil then fetched[key] = trace.text(step.content) end
+    elseif step.type == "search" then
+      for _, r in ipairs(trace.results(step)) do
+        if type(r.url) == "string" then
+          local key = text.url_key(r.url)
+          if found[key] == nil then found[key] = trace.result_text(r) end
+        end
+      end
+    end
+  end
+  return function(url)
+    if type(url) ~= "string" then return nil end
+    local key = text.url_key(url)
+    if key == "" then return nil end
+    return fetched[key] or found[key]
+  end
+end
+
+return {
+  name = "claim_support_llm",
+  description = "A model judges whether each cited source supports its claim; score = supported / pairs.",
+  scope = "trace",
+  params = { threshold = 0.7, model = "", max_source_chars = 6000, max_pairs = 50 },
+
+  evaluate = function(t, params)
+    if type(t.output) ~= "string" then return result.skip("no output") end
+    local citations = trace.is_array(t.citations) and t.citations or {}
+    local source_of = source_texts(t)
+
+    local pairs_, requests, judged = {}, {}, {}
+    for _, sentence in ipairs(text.sentences(t.output)) do
+      if not text.starts_with_marker(sentence) then
+        local seen = {}
+        for _, k in ipairs(text.markers(sentence)) do
+          if k >= 1 and k <= #citations and not seen[k] then
+            seen[k] = true
+            local pair = { claim = text.strip_markers(sentence), k = k, source = source_of(citations[k]) }
+            pairs_[#pairs_ + 1] = pair
+            if pair.source and #requests < params.max_pairs then
+              requests[#requests + 1] = {
+                model = params.model ~= "" and params.model or nil,
+                temperature = 0,
+                max_tokens = 150,
+                messages = {
+                  { role = "system", content = SYSTEM },
+                  { role = "user", content = llm.prompt(USER, {
+                      claim = pair.claim, source = llm.clip(pair.source, params.max_source_chars) }) },
+                },
+              }
+              judged[#requests] = pair
+            end
+          end
+        end
+      end
+    end
+    if #pairs_ == 0 then return result.skip("no cited claims") end
+
+    local answers = assay.llm.chat_all(requests)
+    for i, answer in ipairs(answers) do
+      local verdict, why = llm.verdict(answer.text)
+      if not verdict or type(verdict.supported) ~= "boolean" then
+        error(("the model gave no verdict with a boolean 'supported' for claim %d (%s): %s")
+          :format(i, why or "supported missing", llm.clip(answer.text, 200)), 0)
+      end
+      judged[i].supported = verdict.supported
+    end
+
+    local supported, unsupported = 0, {}
+    for _, pair in ipairs(pairs_) do
+      if pair.supported then
+        supported = supported + 1
+      elseif #unsupported < 5 then
+        unsupported[#unsupported + 1] = { claim = llm.clip(pair.claim, 200), citation = pair.k,
+                                          reason = pair.source and "judged unsupported" or "no source text" }
+      end
+    end
+    local score = supported / #pairs_
+    return {
+      score = score,
+      pass = score >= params.threshold,
+      details = { pairs = #pairs_, judged = #requests, supported = supported, unsupported = unsupported },
+    }
+  end,
+}

@@ -1,0 +1,70 @@
+-- llm_judge: what does a model say about the report, against a rubric?
+--
+--   asks the model (assay.llm.chat) for a JSON verdict {"score": 1..5, "reason": "..."} on the
+--   trace's output, given its input and the rubric; the verdict may be wrapped in prose
+--   score = (verdict.score - 1) / 4;  pass = score >= threshold
+--   an answer without a usable verdict is an error of the record, never a guess
+-- Needs --llm-url (docs/llm.md). The prompts are below: change them here.
+local llm = require("llm")
+local result = require("result")
+
+local SYSTEM = [[You are a strict, fair evaluator of research reports. You grade one report
+against a rubric and answer with a single JSON object and nothing else:
+{"score": <integer 1 to 5>, "reason": "<one or two sentences>"}]]
+
+local USER = [[Rubric:
+{{rubric}}
+
+The user asked:
+{{input}}
+
+The report:
+{{output}}
+
+Grade the report from 1 (fails the rubric) to 5 (meets every point). Answer with the JSON object only.]]
+
+local DEFAULT_RUBRIC = [[- Coverage: the report answers every part of the question.
+- Accuracy: its statements are correct and specific, with no invented facts.
+- Clarity: it is well organised and easy to follow.
+- Citation use: claims that need support cite a source with [k] markers.]]
+
+return {
+  name = "llm_judge",
+  description = "A model grades the report against a rubric (1-5, normalised to [0, 1]).",
+  scope = "trace",
+  params = { rubric = DEFAULT_RUBRIC, threshold = 0.6, model = "", temperature = 0, max_tokens = 300,
+             max_report_chars = 12000 },
+
+  evaluate = function(t, params)
+    if type(t.output) ~= "string" or t.output == "" then return result.skip("no output") end
+    local answer = assay.llm.chat{
+      model = params.model ~= "" and params.model or nil,
+      temperature = params.temperature,
+      max_tokens = params.max_tokens,
+      messages = {
+        { role = "system", content = SYSTEM },
+        { role = "user", content = llm.prompt(USER, {
+            rubric = params.rubric,
+            input = llm.clip(type(t.input) == "string" and t.input or "(not recorded)", 4000),
+            output = llm.clip(t.output, params.max_report_chars),
+          }) },
+      },
+    }
+    local verdict, why = llm.verdict(answer.text)
+    local raw = verdict and math.tointeger(verdict.score)
+    if not raw or raw < 1 or raw > 5 then
+      error(("the judge gave no verdict with an integer score from 1 to 5 (%s): %s")
+        :format(why or "score missing or out of range", llm.clip(answer.text, 200)), 0)
+    end
+    local score = (raw - 1) / 4
+    return {
+      score = score,
+      pass = score >= params.threshold,
+      details = {
+        judge_score = raw,
+        reason = type(verdict.reason) == "string" and verdict.reason or result.null,
+        model = answer.model or result.null,
+      },
+    }
+  end,
+}
