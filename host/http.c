@@ -434,6 +434,10 @@ static void pump(http_client *c) {
         c->ready_head = r->next;
         if (!c->ready_head) c->ready_tail = NULL;
         r->next = NULL;
+        if (r->is_llm && c->cfg.max_tokens_total > 0 && c->tokens_used >= c->cfg.max_tokens_total) {
+            fail(c, r, "not sent: the spend cap of %ld tokens (--max-tokens-total) was reached", c->cfg.max_tokens_total);
+            continue;
+        }
         if (c->cfg.rps > 0) c->rps_tokens -= 1.0;
         if (c->cfg.tpm > 0 && r->is_llm) c->tpm_tokens -= (double)r->estimated_tokens;
         if (r->attempts == 0) c->started++;
@@ -696,10 +700,6 @@ static void accept_request(http_client *c, request *r) {
             }
             leader_add(c, r);
         }
-    }
-    if (r->is_llm && c->cfg.max_tokens_total > 0 && c->tokens_used >= c->cfg.max_tokens_total) {
-        fail(c, r, "not sent: the spend cap of %ld tokens (--max-tokens-total) was reached", c->cfg.max_tokens_total);
-        return;
     }
     if (c->ready_tail) c->ready_tail->next = r;
     else c->ready_head = r;

@@ -295,6 +295,7 @@ bad_json:
  *   -> {text=, model=, finish_reason=, usage = {input_tokens=, output_tokens=}} */
 static int llm_chat(lua_State *L) {
     sandbox_io_forget(L);
+    sandbox_io_check_llm(L, "assay.llm.chat");
     check_chat(L, 1, "assay.llm.chat");
     begin_checked(L, -1, SANDBOX_IO_CHAT, "assay.llm.chat");
     return sandbox_io_wait(L, false);
@@ -303,6 +304,7 @@ static int llm_chat(lua_State *L) {
 /* assay.llm.chat_all{request, request, ...} -> {answer, answer, ...}, concurrently. */
 static int llm_chat_all(lua_State *L) {
     sandbox_io_forget(L);
+    sandbox_io_check_llm(L, "assay.llm.chat_all");
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
     if (n == 0) return lua_newtable(L), 1;
@@ -327,6 +329,7 @@ static int llm_chat_all(lua_State *L) {
 static int llm_embed(lua_State *L) {
     const char *what = "assay.llm.embed";
     sandbox_io_forget(L);
+    sandbox_io_check_llm(L, what);
     luaL_checktype(L, 1, LUA_TTABLE);
     buf body;
     buf_init(&body);

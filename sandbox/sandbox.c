@@ -1024,6 +1024,12 @@ void sandbox_io_forget(lua_State *L) {
     if (t) task_drop_io(t);
 }
 
+void sandbox_io_check_llm(lua_State *L, const char *what) {
+    const sandbox_config *cfg = &sandbox_of(L)->cfg;
+    if (!cfg->has_io) luaL_error(L, "%s: network I/O is not available in this host (no HTTP client configured)", what);
+    if (!cfg->has_llm) luaL_error(L, "%s: no LLM endpoint configured (pass --llm-url or set ASSAY_LLM_URL)", what);
+}
+
 const char *sandbox_io_default_model(lua_State *L) {
     const char *model = sandbox_of(L)->cfg.llm_model;
     return model && *model ? model : NULL;

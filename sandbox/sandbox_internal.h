@@ -41,6 +41,8 @@ int text_open(lua_State *L);
 void sandbox_io_forget(lua_State *L);
 sandbox_io *sandbox_io_begin(lua_State *L, sandbox_io_kind kind, const char *what);
 int sandbox_io_wait(lua_State *L, bool is_batch);
+/* Raises unless an LLM endpoint is configured. */
+void sandbox_io_check_llm(lua_State *L, const char *what);
 /* The configured default model for assay.llm, or NULL. */
 const char *sandbox_io_default_model(lua_State *L);
 

@@ -376,6 +376,152 @@ static void test_json_arrays_are_marked_and_nulls_kept_in_arrays(void **s) {
     unload(sb);
 }
 
+
+/* ------------------------------------------------------------ suspended evaluations */
+
+/* A plugin that asks for t.url, or loops forever when the trace says so. */
+#define FETCHER                                                                                   \
+    "return { evaluate = function(t)\n"                                                             \
+    "  if t.loop then while true do end end\n"                                                    \
+    "  local ok, r = pcall(assay.http.request, { url = t.url })\n"                                 \
+    "  if not ok then if t.rethrow then error('plugin: ' .. r, 0) end return { score = 0, label = r } end\n" \
+    "  return { score = 1, label = r.body, details = { status = r.status } }\n"                    \
+    "end }"
+
+static sandbox *load_io(const char *source) {
+    sandbox_config c = config_for(source);
+    c.has_io = true;
+    char err[512];
+    sandbox *sb = sandbox_new(&c, err, sizeof err);
+    if (!sb) fail_msg("plugin failed to load: %s", err);
+    return sb;
+}
+
+typedef struct pending_eval {
+    cJSON *trace;
+    sandbox_output out;
+    sandbox_task *task;
+} pending_eval;
+
+static void start_eval(sandbox *sb, pending_eval *p, const char *json) {
+    p->trace = cJSON_Parse(json);
+    assert_non_null(p->trace);
+    sandbox_output_init(&p->out);
+    p->task = sandbox_evaluate(sb, p->trace, cJSON_GetObjectItem(p->trace, "id")->valuestring, &p->out, p);
+}
+
+/* Answers the task's one request with body (or fails it with error), then resumes it. */
+static void answer(pending_eval *p, const char *url, const char *body, const char *error) {
+    sandbox_io *io = sandbox_task_take_io(p->task);
+    assert_non_null(io);
+    assert_string_equal(io->url, url);
+    assert_null(sandbox_task_take_io(p->task));
+    if (error) io->error = strdup(error);
+    io->status = 200;
+    if (body) buf_puts(&io->response_body, body);
+    assert_true(sandbox_io_done(io));
+    assert_true(sandbox_task_resume(p->task));
+    p->task = NULL;
+}
+
+static void end_eval(pending_eval *p) {
+    sandbox_output_free(&p->out);
+    cJSON_Delete(p->trace);
+}
+
+static void test_io_suspends_and_resumes_with_the_response(void **state) {
+    (void)state;
+    sandbox *sb = load_io(FETCHER);
+    pending_eval a, b;
+    start_eval(sb, &a, "{\"id\":\"a\",\"url\":\"http://x/a\"}");
+    start_eval(sb, &b, "{\"id\":\"b\",\"url\":\"http://x/b\"}");
+    assert_non_null(a.task); /* both wait at once in the same state */
+    assert_non_null(b.task);
+    assert_int_equal(a.out.count, 0);
+    answer(&b, "http://x/b", "bee", NULL); /* answers may come in any order */
+    answer(&a, "http://x/a", "ay", NULL);
+    assert_contains(buf_cstr(&a.out.jsonl), "\"score\":1,\"pass\":null,\"label\":\"ay\",\"details\":{\"status\":200,"
+                                            "\"usage\":{\"cache_hits\":0,\"calls\":1,\"tokens_in\":0,\"tokens_out\":0}}");
+    assert_contains(buf_cstr(&b.out.jsonl), "\"label\":\"bee\"");
+    end_eval(&a);
+    end_eval(&b);
+    sandbox_free(sb);
+}
+
+static void test_io_errors_are_http_records_unless_the_plugin_handles_them(void **state) {
+    (void)state;
+    sandbox *sb = load_io(FETCHER);
+    pending_eval caught, rethrown;
+    start_eval(sb, &caught, "{\"id\":\"c\",\"url\":\"http://x/c\"}");
+    start_eval(sb, &rethrown, "{\"id\":\"r\",\"url\":\"http://x/r\",\"rethrow\":true}");
+    answer(&caught, "http://x/c", NULL, "http: GET http://x/c: refused");
+    answer(&rethrown, "http://x/r", NULL, "http: GET http://x/r: refused");
+    assert_contains(buf_cstr(&caught.out.jsonl), "\"score\":0,\"pass\":null,\"label\":\"http: GET http://x/c: refused\"");
+    /* a different error raised after catching one is the plugin's own: runtime */
+    assert_contains(buf_cstr(&rethrown.out.jsonl), "\"error\":{\"kind\":\"runtime\",\"message\":\"plugin: http: GET http://x/r: refused\"");
+    end_eval(&caught);
+    end_eval(&rethrown);
+
+    sandbox *raw = load_io("return { evaluate = function(t) return assay.http.request{ url = 'http://x/' }.status end }");
+    pending_eval p;
+    start_eval(raw, &p, "{\"id\":\"p\"}");
+    answer(&p, "http://x/", NULL, "http: GET http://x/: status 503 after 5 attempts: busy");
+    assert_contains(buf_cstr(&p.out.jsonl), "\"error\":{\"kind\":\"http\",\"message\":\"http: GET http://x/: status 503 after 5 attempts: busy\"}");
+    end_eval(&p);
+    sandbox_free(raw);
+    sandbox_free(sb);
+}
+
+/* A kill replaces the state; evaluations suspended in the old one still finish there, and
+ * the old state is closed after the last of them (ASan checks that nothing leaks). */
+static void test_a_kill_leaves_suspended_evaluations_of_other_traces_alone(void **state) {
+    (void)state;
+    sandbox *sb = load_io(FETCHER);
+    pending_eval waiting, looping, later;
+    start_eval(sb, &waiting, "{\"id\":\"w\",\"url\":\"http://x/w\"}");
+    assert_non_null(waiting.task);
+    start_eval(sb, &looping, "{\"id\":\"l\",\"loop\":true}");
+    assert_null(looping.task);
+    assert_contains(buf_cstr(&looping.out.jsonl), "\"kind\":\"timeout\"");
+    start_eval(sb, &later, "{\"id\":\"n\",\"url\":\"http://x/n\"}");
+    answer(&waiting, "http://x/w", "old state", NULL);
+    answer(&later, "http://x/n", "new state", NULL);
+    assert_contains(buf_cstr(&waiting.out.jsonl), "\"score\":1,\"pass\":null,\"label\":\"old state\"");
+    assert_contains(buf_cstr(&later.out.jsonl), "\"label\":\"new state\"");
+    end_eval(&waiting);
+    end_eval(&looping);
+    end_eval(&later);
+    sandbox_free(sb);
+}
+
+static void test_io_is_refused_where_it_cannot_work(void **state) {
+    (void)state;
+    sandbox *no_io = load("return { evaluate = function(t) return assay.http.request{ url = 'http://x/' }.status end }");
+    char *out = evaluate(no_io, "{\"id\":\"a\"}");
+    assert_contains(out, "network I/O is not available in this host");
+    free(out);
+    unload(no_io);
+    sandbox *sb = load_io("return { evaluate = function(t)\n"
+                          "  if t.bad == 'url' then assay.http.request{ url = 'file:///etc/passwd' } end\n"
+                          "  if t.bad == 'sort' then table.sort({2, 1}, function(a, b) assay.http.request{ url = 'http://x/' } return a < b end) end\n"
+                          "  if t.bad == 'header' then assay.http.request{ url = 'http://x/', headers = { ['X-A'] = 'a\\r\\nB: c' } } end\n"
+                          "  if t.bad == 'yield' then coroutine.yield(1) end\n"
+                          "  return 1 end }");
+    out = evaluate(sb, "{\"id\":\"u\",\"bad\":\"url\"}");
+    assert_contains(out, "url must start with http:// or https:// (got 'file:///etc/passwd')");
+    free(out);
+    out = evaluate(sb, "{\"id\":\"s\",\"bad\":\"sort\"}");
+    assert_contains(out, "cannot be called here (inside a metamethod or a sort comparator)");
+    free(out);
+    out = evaluate(sb, "{\"id\":\"h\",\"bad\":\"header\"}");
+    assert_contains(out, "header 'X-A' has an invalid name or value");
+    free(out);
+    out = evaluate(sb, "{\"id\":\"y\",\"bad\":\"yield\"}");
+    assert_contains(out, "evaluate yielded outside an assay I/O call");
+    free(out);
+    sandbox_free(sb);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_infinite_loop_gets_timeout_record_and_state_recovers),
@@ -399,6 +545,10 @@ int main(void) {
         cmocka_unit_test(test_step_scope_runs_once_per_matching_step),
         cmocka_unit_test(test_random_numbers_depend_on_the_trace_not_the_state),
         cmocka_unit_test(test_json_arrays_are_marked_and_nulls_kept_in_arrays),
+        cmocka_unit_test(test_io_suspends_and_resumes_with_the_response),
+        cmocka_unit_test(test_io_errors_are_http_records_unless_the_plugin_handles_them),
+        cmocka_unit_test(test_a_kill_leaves_suspended_evaluations_of_other_traces_alone),
+        cmocka_unit_test(test_io_is_refused_where_it_cannot_work),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,193 @@
+# assay.http / assay.llm end to end, against tests/llm_server.py on loopback (started and
+# stopped here): the shipped LLM plugins' cases, retries, faults, caps, the cache, the key.
+. "$(dirname "$0")/lib.sh"
+SERVER="python3 tests/llm_server.py"
+
+python3 tests/llm_server.py serve >"$TMP/port" 2>"$TMP/server.err" &
+server_pid=$!
+trap 'kill $server_pid 2>/dev/null; rm -rf "$TMP"' EXIT
+for _ in $(seq 50); do [ -s "$TMP/port" ] && break; sleep 0.1; done
+PORT=$(awk '{print $2}' "$TMP/port")
+URL="http://127.0.0.1:$PORT/v1"
+faults() { $SERVER ctl "$PORT" /admin/faults "$1" >/dev/null; }
+reset() { $SERVER ctl "$PORT" /admin/reset x >/dev/null; }
+stat() { $SERVER ctl "$PORT" /admin/stats | python3 -c "import json,sys; s=json.load(sys.stdin); print(eval(sys.argv[1]))" "$1"; }
+LLM="--llm-url $URL --llm-model test-model --retry-base-ms 1"
+# Records without details.usage, which depends on what the cache and coalescing answered.
+strip_usage() { python3 -c '
+import json, sys
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if isinstance(r.get("details"), dict): r["details"].pop("usage", None)
+    print(json.dumps(r, sort_keys=True))' "$1"; }
+count() { grep -c "$2" "$1" || true; }
+
+check "the test server started" "yes" "$([ -n "$PORT" ] && echo yes)"
+
+# -- the shipped plugins' own cases, through `assay test`
+for p in llm_judge claim_support_llm semantic_diversity; do
+    "$ASSAY" test plugins/llm/$p.lua --cases tests/plugins/llm/$p.jsonl $LLM --no-cache >"$TMP/cases" 2>&1
+    check "assay test: every case of $p passes" 0 $?
+done
+
+# -- a corpus of judge traces: report j carries the verdict <<reply: {"score": 1 + j % 5}>>
+python3 - "$TMP/traces.jsonl" <<'EOF'
+import json, sys
+with open(sys.argv[1], "w") as f:
+    for j in range(40):
+        f.write(json.dumps({"id": "t%02d" % j, "input": "q%d" % j,
+                            "output": 'report %d <<reply: {"score": %d, "reason": "r%d"}>>' % (j, 1 + j % 5, j)}) + "\n")
+EOF
+expected_mean=$(python3 -c "print('%.3f' % (sum((j % 5) / 4 for j in range(40)) / 40))")
+
+reset
+faults '{"latency_ms": 5, "jitter_ms": 30, "fail_first": 2, "fail_kind": "503"}'
+"$ASSAY" run -e plugins/llm/llm_judge.lua $LLM --no-cache --no-timing -j 2 "$TMP/traces.jsonl" \
+    >"$TMP/j2.jsonl" 2>"$TMP/j2.err"
+check "two 503s per request, then success: exit 0" 0 $?
+check "every trace gets one record" 40 "$(wc -l <"$TMP/j2.jsonl")"
+check "no record carries an error" 0 "$(count "$TMP/j2.jsonl" '"error":{')"
+check "records come in input order" "$(seq -f 't%02g' 0 39 | tr '\n' ' ')" \
+    "$(python3 -c 'import json,sys; print(" ".join(json.loads(l)["trace_id"] for l in open(sys.argv[1])), end=" ")' "$TMP/j2.jsonl")"
+check "the mean is the hand-computed one" "40 $expected_mean" "$(awk '$1 == "llm_judge" {print $2, $3}' "$TMP/j2.err")"
+check "the server saw 2 failures and 1 success per trace" "80 40" "$(stat 's["faults"]["503"]') $(stat 's["chat"]')"
+check_contains "the summary counts the retries" "$TMP/j2.err" "120 sent, 80 retries, 0 failed"
+
+reset
+faults '{"latency_ms": 1, "jitter_ms": 40, "fail_first": 1, "fail_kind": "reset"}'
+"$ASSAY" run -e plugins/llm/llm_judge.lua $LLM --no-cache --no-timing -j 1 "$TMP/traces.jsonl" \
+    >"$TMP/j1.jsonl" 2>"$TMP/j1.err"
+check "connections reset once per request: exit 0" 0 $?
+check "output is the same with -j 1 and other response timing" "$(strip_usage "$TMP/j2.jsonl")" "$(strip_usage "$TMP/j1.jsonl")"
+
+# -- retries stop: a server that always fails
+reset
+faults '{"always": "500"}'
+head -5 "$TMP/traces.jsonl" >"$TMP/five.jsonl"
+"$ASSAY" run -e plugins/llm/llm_judge.lua $LLM --no-cache --retries 3 "$TMP/five.jsonl" >"$TMP/f.jsonl" 2>"$TMP/f.err"
+check "a run whose calls all fail still ends, with status 3" 3 $?
+check "each trace gets an http error record" 5 "$(count "$TMP/f.jsonl" '"kind":"http"')"
+check_contains "the error names the URL, status, attempts and the body" "$TMP/f.jsonl" \
+    "\"message\":\"http: POST $URL/chat/completions: status 500 after 3 attempts: {\\\"error\\\": {\\\"message\\\": \\\"injected 500\\\"}}\""
+check "3 attempts per request, no more" 15 "$(stat 's["requests"]')"
+
+reset
+faults '{"always": "malformed"}'
+"$ASSAY" run -e plugins/llm/llm_judge.lua $LLM --no-cache "$TMP/five.jsonl" >"$TMP/m.jsonl" 2>"$TMP/m.err"
+check "malformed JSON from the server: status 3, no crash" 3 $?
+check_contains "it is an http error record naming the problem" "$TMP/m.jsonl" \
+    '"kind":"http","message":"http: POST /chat/completions: malformed response (the response is not a JSON object)'
+
+reset
+faults '{"script": ["truncated", "truncated"]}'
+"$ASSAY" run -e plugins/llm/llm_judge.lua $LLM --no-cache -j 1 --max-inflight 1 "$TMP/five.jsonl" >"$TMP/t.jsonl" 2>"$TMP/t.err"
+check "truncated bodies are retried: exit 0" 0 $?
+check "the server saw both truncations" 2 "$(stat 's["faults"]["truncated"]')"
+
+reset
+faults '{"always": "hang"}'
+"$ASSAY" run -e plugins/llm/llm_judge.lua $LLM --no-cache --retries 2 --llm-timeout-ms 300 \
+    "$TMP/five.jsonl" >"$TMP/h.jsonl" 2>"$TMP/h.err"
+check "a server that never answers: the run still ends with status 3" 3 $?
+check "every trace has a timeout error" 5 "$(count "$TMP/h.jsonl" 'Timeout was reached after 2 attempts')"
+
+# -- Retry-After is honoured
+reset
+faults '{"script": ["429:1"]}'
+head -1 "$TMP/traces.jsonl" >"$TMP/one.jsonl"
+start=$(date +%s.%N)
+"$ASSAY" run -e plugins/llm/llm_judge.lua $LLM --no-cache "$TMP/one.jsonl" >"$TMP/r.jsonl" 2>"$TMP/r.err"
+rc=$?
+waited=$(python3 -c "import sys,time; print(time.time() - float(sys.argv[1]) >= 1.0)" "$start")
+check "429 with Retry-After: 1, then success" "0 True" "$rc $waited"
+
+# -- adaptive concurrency: 429s halve the in-flight cap
+reset
+faults '{"latency_ms": 20, "script": ["429:0", "429:0", "429:0", "429:0", "429:0", "429:0", "429:0", "429:0"]}'
+"$ASSAY" run -e plugins/llm/llm_judge.lua $LLM --no-cache --max-inflight 32 "$TMP/traces.jsonl" >"$TMP/a.jsonl" 2>"$TMP/a.err"
+check "after a burst of 429s the run succeeds" 0 $?
+cap=$(sed -n 's/.*cap now \([0-9]*\).*/\1/p' "$TMP/a.err")
+check "and the in-flight cap came down from 32 (now $cap)" yes "$([ -n "$cap" ] && [ "$cap" -lt 32 ] && echo yes)"
+
+# -- spend cap: one judge call costs over 100 tokens (the rubric alone), past the cap of 10
+reset
+"$ASSAY" run -e plugins/llm/llm_judge.lua --llm-url "$URL" --llm-model m --no-cache -j 1 --max-inflight 1 \
+    --max-tokens-total 10 "$TMP/five.jsonl" >"$TMP/s.jsonl" 2>"$TMP/s.err"
+check "a spent budget ends the run normally, status 3" 3 $?
+check "every trace still gets a record" 5 "$(wc -l <"$TMP/s.jsonl")"
+check "calls stop once the budget is used" 1 "$(stat 's["chat"]')"
+check "the others fail naming the cap" 4 "$(count "$TMP/s.jsonl" 'spend cap of 10 tokens (--max-tokens-total) was reached')"
+
+# -- the cache: a second run sends nothing and scores the same
+reset
+"$ASSAY" run -e plugins/llm/llm_judge.lua $LLM --cache "$TMP/cache.db" --no-timing "$TMP/traces.jsonl" >"$TMP/c1.jsonl" 2>"$TMP/c1.err"
+first=$(stat 's["requests"]')
+"$ASSAY" run -e plugins/llm/llm_judge.lua $LLM --cache "$TMP/cache.db" --no-timing "$TMP/traces.jsonl" >"$TMP/c2.jsonl" 2>"$TMP/c2.err"
+check "the first run asked 40 times, the second not at all" "40 40" "$first $(stat 's["requests"]')"
+check "the second run gives the same records" "$(strip_usage "$TMP/c1.jsonl")" "$(strip_usage "$TMP/c2.jsonl")"
+check_contains "its records say the answers came from the cache" "$TMP/c2.jsonl" '"usage":{"cache_hits":1,"calls":1,"tokens_in":0,"tokens_out":0}'
+check_contains "its summary too" "$TMP/c2.err" "network: 40 requests (40 from the cache"
+
+# -- the default cache lives in .assay/ of the working directory
+reset
+mkdir -p "$TMP/wd"
+(cd "$TMP/wd" && "$ASSAY" run -e "$OLDPWD/plugins/llm/llm_judge.lua" $LLM "$TMP/one.jsonl" >/dev/null 2>&1)
+check "with --llm-url and no --cache, answers go to .assay/cache.db" yes "$([ -s "$TMP/wd/.assay/cache.db" ] && echo yes)"
+
+# -- identical concurrent requests are coalesced
+reset
+python3 -c 'import json
+for j in range(20): print(json.dumps({"id": "d%d" % j, "output": "same report <<reply: {\"score\": 3}>>"}))' >"$TMP/dup.jsonl"
+faults '{"latency_ms": 100}'
+"$ASSAY" run -e plugins/llm/llm_judge.lua $LLM --no-cache "$TMP/dup.jsonl" >"$TMP/d.jsonl" 2>"$TMP/d.err"
+check "20 identical judge calls in flight reach the server once" "0 1" "$? $(stat 's["chat"]')"
+
+# -- the API key goes to the LLM endpoint only, and nowhere else
+reset
+KEY="sk-test-DO-NOT-LEAK-1234"
+ASSAY_API_KEY=$KEY "$ASSAY" run -e plugins/llm/llm_judge.lua $LLM --cache "$TMP/key.db" "$TMP/five.jsonl" \
+    >"$TMP/k.jsonl" 2>"$TMP/k.err"
+check "the server received the key as a bearer token" "['Bearer $KEY']" "$(stat 's["auth"]')"
+leaks=$(grep -l -a -F "$KEY" "$TMP/k.jsonl" "$TMP/k.err" "$TMP/key.db"* 2>/dev/null | wc -l)
+check "the key is in no output, log or cache file" 0 "$leaks"
+OPENAI_API_KEY=sk-other "$ASSAY" run -e plugins/llm/llm_judge.lua $LLM --no-cache "$TMP/one.jsonl" >/dev/null 2>&1
+check "OPENAI_API_KEY is used when ASSAY_API_KEY is not set" "['Bearer $KEY', 'Bearer sk-other']" "$(stat 's["auth"]')"
+
+# -- assay.http for any endpoint; network errors become http records
+cat >"$TMP/http.lua" <<EOF
+return { name = "http_probe", evaluate = function(t)
+  local r = assay.http.request{ url = "http://127.0.0.1:$PORT/admin/stats", timeout_ms = 2000 }
+  local all = assay.http.request_all{ { url = "http://127.0.0.1:$PORT/nowhere", method = "POST", body = { a = 1 } } }
+  return { score = 1, details = { status = r.status, type = r.headers["content-type"],
+           requests = assay.json.decode(r.body).requests, second = all[1].status } }
+end }
+EOF
+reset
+echo '{"id":"h1"}' | "$ASSAY" run -e "$TMP/http.lua" --no-timing >"$TMP/hp.jsonl" 2>"$TMP/hp.err"
+check_contains "assay.http.request answers status, headers and body" "$TMP/hp.jsonl" \
+    '"details":{"requests":0,"second":404,"status":200,"type":"application/json","usage":{"cache_hits":0,"calls":2'
+cat >"$TMP/down.lua" <<'EOF'
+return { name = "down", evaluate = function(t)
+  return assay.http.request{ url = "http://127.0.0.1:9/", timeout_ms = 500 }.status
+end }
+EOF
+echo '{"id":"h2"}' | "$ASSAY" run -e "$TMP/down.lua" --retries 2 >"$TMP/dn.jsonl" 2>"$TMP/dn.err"
+check_contains "a refused connection is an http error after the retries" "$TMP/dn.jsonl" \
+    '"error":{"kind":"http","message":"http: GET http://127.0.0.1:9/: Couldn'"'"'t connect to server after 2 attempts"'
+
+# -- I/O where it cannot work is a clear error
+cat >"$TMP/nested.lua" <<EOF
+return { name = "nested", evaluate = function(t)
+  local co = coroutine.wrap(function() return assay.http.request{ url = "http://127.0.0.1:$PORT/" } end)
+  return co()
+end }
+EOF
+echo '{"id":"n1"}' | "$ASSAY" run -e "$TMP/nested.lua" >"$TMP/n.jsonl" 2>&1
+check_contains "I/O inside a plugin's own coroutine is refused" "$TMP/n.jsonl" \
+    'assay.http.request must be called from evaluate itself, not inside coroutine.create/wrap'
+echo '{"id":"n2"}' | "$ASSAY" run -e plugins/llm/semantic_diversity.lua >"$TMP/nl.jsonl" 2>&1
+echo '{"id":"n3","output":"x"}' | "$ASSAY" run -e plugins/llm/llm_judge.lua >"$TMP/nl.jsonl" 2>&1
+check_contains "assay.llm without --llm-url says how to configure it" "$TMP/nl.jsonl" \
+    'assay.llm.chat: no LLM endpoint configured (pass --llm-url or set ASSAY_LLM_URL)'
+
+done_testing
