@@ -93,7 +93,8 @@ bench: deps
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include \
-	    $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/share/assay/plugins/lib
+	    $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/share/assay/plugins/lib \
+	    $(DESTDIR)$(PREFIX)/share/assay/plugins/llm
 	install -m 755 $(BUILD)/assay $(DESTDIR)$(PREFIX)/bin/assay
 	install -m 644 $(BUILD)/libassay.a $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 $(BUILD)/libassay.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/
@@ -103,6 +104,7 @@ install: all
 	install -m 644 $(BUILD)/assay.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/assay.pc
 	install -m 644 plugins/*.lua $(DESTDIR)$(PREFIX)/share/assay/plugins/
 	install -m 644 plugins/lib/*.lua $(DESTDIR)$(PREFIX)/share/assay/plugins/lib/
+	install -m 644 plugins/llm/*.lua $(DESTDIR)$(PREFIX)/share/assay/plugins/llm/
 
 clean:
 	rm -rf build build-asan

@@ -16,4 +16,15 @@ $VG "$ASSAY" check plugins/expect.lua >/dev/null 2>"$TMP/vg4"; check "check: cle
 $VG "$ASSAY" test plugins/expect.lua --cases tests/plugins/expect.jsonl >/dev/null 2>"$TMP/vg5"
 check "test: clean under valgrind" 0 $?
 $VG "$ASSAY" run -e /no/such.lua "$TMP/in.jsonl" >/dev/null 2>"$TMP/vg6"; check "configuration error path: clean under valgrind" 2 $?
+# the LLM path: a judge against the loopback test server, with a retried fault and the cache
+python3 tests/llm_server.py serve >"$TMP/port" 2>/dev/null &
+server=$!
+for _ in $(seq 50); do [ -s "$TMP/port" ] && break; sleep 0.1; done
+PORT=$(awk '{print $2}' "$TMP/port")
+python3 tests/llm_server.py ctl "$PORT" /admin/faults '{"script": ["503", "reset"]}' >/dev/null
+head -6 examples/traces/deep-research.jsonl >"$TMP/six.jsonl"
+$VG "$ASSAY" run -j 2 -e plugins/llm --llm-url "http://127.0.0.1:$PORT/v1" --llm-model m --retry-base-ms 1 \
+    --cache "$TMP/cache.db" "$TMP/six.jsonl" -o /dev/null 2>"$TMP/vg7"
+check "run with LLM plugins, retries and the cache: clean under valgrind" 0 $?
+kill $server
 done_testing
