@@ -109,6 +109,33 @@ check "after a burst of 429s the run succeeds" 0 $?
 cap=$(sed -n 's/.*cap now \([0-9]*\).*/\1/p' "$TMP/a.err")
 check "and the in-flight cap came down from 32 (now $cap)" yes "$([ -n "$cap" ] && [ "$cap" -lt 32 ] && echo yes)"
 
+# -- rate caps hold a run back (lower bounds on wall time: a slow machine only adds to them)
+reset
+elapsed() { python3 -c "import sys,time; print('%.1f' % (time.time() - float(sys.argv[1])))" "$1"; }
+at_least() { python3 -c "import sys; print(float(sys.argv[1]) >= float(sys.argv[2]))" "$1" "$2"; }
+head -15 "$TMP/traces.jsonl" >"$TMP/fifteen.jsonl"
+start=$(date +%s.%N)
+"$ASSAY" run -e plugins/llm/llm_judge.lua $LLM --no-cache --rps 5 "$TMP/fifteen.jsonl" >/dev/null 2>&1
+took=$(elapsed "$start")
+check "--rps 5: 15 calls, a burst of 5 then 5 a second, take at least 2 s (took $took s)" True "$(at_least "$took" 2)"
+# each call bills 42 words of prompt and 40 of answer = 82 tokens; --tpm 3000 is 50 tokens/s
+python3 -c 'import json
+reply = " ".join(["w"] * 40)
+for j in range(40): print(json.dumps({"id": "p%d" % j, "output": "p%d <<reply: %s>>" % (j, reply)}))' >"$TMP/tpm.jsonl"
+cat >"$TMP/tpm.lua" <<'EOF2'
+return { name = "tpm", evaluate = function(t)
+  local a = assay.llm.chat{ messages = { { role = "user", content = t.output } }, max_tokens = 1 }
+  return { score = 1, details = { billed = a.usage.input_tokens + a.usage.output_tokens } }
+end }
+EOF2
+start=$(date +%s.%N)
+"$ASSAY" run -e "$TMP/tpm.lua" $LLM --no-cache -j 1 --max-inflight 1 --tpm 3000 "$TMP/tpm.jsonl" >"$TMP/tpm.out" 2>&1
+took=$(elapsed "$start")
+check "the test server bills 82 tokens a call" 40 "$(count "$TMP/tpm.out" '"billed":82')"
+# the bucket starts with 3000; call k goes when 3000 - 82 (k - 1) + 50 t covers its estimate
+# (~45 tokens), so call 40 waits until t >= 4.9 s
+check "--tpm 3000: 40 calls of 82 tokens wait for the bucket, at least 4 s (took $took s)" True "$(at_least "$took" 4)"
+
 # -- spend cap: one judge call costs over 100 tokens (the rubric alone), past the cap of 10
 reset
 "$ASSAY" run -e plugins/llm/llm_judge.lua --llm-url "$URL" --llm-model m --no-cache -j 1 --max-inflight 1 \
