@@ -1,0 +1,32 @@
+# The sandbox escape suite: each file in tests/sandbox/attacks/ is a plugin trying one attack on
+# the trace "attack". It must get an error record of the kind and with the message its header
+# names, and the host must stay healthy: the same plugin scores the next trace ("after")
+# normally. tests/sandbox/cross/ checks that one plugin cannot change what another sees.
+. "$(dirname "$0")/../e2e/lib.sh"
+printf '{"id":"attack","output":"x"}\n{"id":"after","output":"x"}\n' >"$TMP/in.jsonl"
+for f in tests/sandbox/attacks/*.lua; do
+    name=$(basename "$f" .lua)
+    kind=$(sed -n 's/^-- kind: //p' "$f")
+    expect=$(sed -n 's/^-- expect: //p' "$f")
+    "$ASSAY" run -j 1 --timeout-ms 300 --memory-mb 32 --no-timing -e "$f" "$TMP/in.jsonl" >"$TMP/out" 2>"$TMP/err"
+    rc=$?
+    first=$(sed -n 1p "$TMP/out")
+    second=$(sed -n 2p "$TMP/out")
+    refused=$(python3 -c '
+import json, sys
+r = json.loads(sys.argv[1])
+e = r.get("error") or {}
+print(e.get("kind") == sys.argv[2] and sys.argv[3] in e.get("message", ""))' "$first" "$kind" "$expect" 2>&1)
+    if [ $rc -eq 3 ] && [ "$refused" = True ] &&
+        [ "$second" = "{\"trace_id\":\"after\",\"evaluator\":\"$name\",\"step\":null,\"score\":1,\"pass\":null,\"label\":null,\"details\":null,\"error\":null,\"ms\":null}" ]; then
+        ok "$name: refused ($kind: $expect), and the next trace scores normally"
+    else
+        not_ok "$name: refused ($kind: $expect), and the next trace scores normally" "status $rc" "$first" "$second" "$(head -3 "$TMP/err")"
+    fi
+done
+
+printf '{"id":"c1","output":"original","steps":[{"type":"search","query":"q"}]}\n' >"$TMP/c.jsonl"
+"$ASSAY" run -j 1 --no-timing -e tests/sandbox/cross "$TMP/c.jsonl" >"$TMP/cross" 2>&1
+check_contains "a plugin that rewrites the trace, string library and host modules changes nothing for another" \
+    "$TMP/cross" '"evaluator":"b_victim","step":null,"score":1,"pass":null,"label":null,"details":{"lower":"ab","output":"original","steps":1,"token":"hi","upper":"AB"}'
+done_testing
