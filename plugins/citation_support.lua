@@ -11,25 +11,6 @@ local text = assay.text
 local trace = require("trace")
 local result = require("result")
 
--- Source texts by URL key: fetched pages first, then search results (first one wins).
-local function index_sources(t)
-  local fetched, found = {}, {}
-  for _, step in ipairs(trace.steps(t)) do
-    if step.type == "fetch" and type(step.url) == "string" then
-      local key = text.url_key(step.url)
-      if fetched[key] == nil then fetched[key] = trace.text(step.content) end
-    elseif step.type == "search" then
-      for _, r in ipairs(trace.results(step)) do
-        if type(r.url) == "string" then
-          local key = text.url_key(r.url)
-          if found[key] == nil then found[key] = trace.result_text(r) end
-        end
-      end
-    end
-  end
-  return fetched, found
-end
-
 -- Distinct markers of a sentence, in order of first appearance.
 local function distinct_markers(sentence)
   local seen, out = {}, {}
@@ -51,7 +32,7 @@ return {
   evaluate = function(t, params)
     if type(t.output) ~= "string" then return result.skip("no output") end
     local citations = trace.is_array(t.citations) and t.citations or {}
-    local fetched, found = index_sources(t)
+    local fetched, found = trace.sources(t)
 
     local source_tokens = {} -- k -> set(T(source)) or false when k has no source
     local function source_of(k)

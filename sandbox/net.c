@@ -170,26 +170,34 @@ static int http_request(lua_State *L) {
     return sandbox_io_wait(L, false);
 }
 
+/* Checks every request of the list at 1 with check, then begins them all: a bad entry
+ * raises before anything is sent. [-0, +1, e] */
+static void begin_all(lua_State *L, void (*check)(lua_State *, int, const char *), sandbox_io_kind kind,
+                      const char *what) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
+    lua_createtable(L, (int)n, 0);
+    int checked = lua_gettop(L);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(L, 1, i);
+        char at[96];
+        snprintf(at, sizeof at, "%s: request %lld", what, (long long)i);
+        check(L, -1, at);
+        lua_rawseti(L, checked, i);
+        lua_pop(L, 1);
+    }
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(L, checked, i);
+        begin_checked(L, -1, kind, what);
+        lua_pop(L, 1);
+    }
+}
+
 /* assay.http.request_all{req, req, ...} -> {response, response, ...}, all in flight at once. */
 static int http_request_all(lua_State *L) {
     sandbox_io_forget(L);
-    luaL_checktype(L, 1, LUA_TTABLE);
-    lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
-    if (n == 0) return lua_newtable(L), 1;
-    lua_createtable(L, (int)n, 0);
-    for (lua_Integer i = 1; i <= n; i++) {
-        lua_rawgeti(L, 1, i);
-        char what[64];
-        snprintf(what, sizeof what, "assay.http.request_all: request %lld", (long long)i);
-        check_http(L, -1, what);
-        lua_rawseti(L, 2, i);
-        lua_pop(L, 1);
-    }
-    for (lua_Integer i = 1; i <= n; i++) {
-        lua_rawgeti(L, 2, i);
-        begin_checked(L, -1, SANDBOX_IO_HTTP, "assay.http.request_all");
-        lua_pop(L, 1);
-    }
+    if (lua_istable(L, 1) && lua_rawlen(L, 1) == 0) return lua_newtable(L), 1;
+    begin_all(L, check_http, SANDBOX_IO_HTTP, "assay.http.request_all");
     return sandbox_io_wait(L, true);
 }
 
@@ -305,23 +313,8 @@ static int llm_chat(lua_State *L) {
 static int llm_chat_all(lua_State *L) {
     sandbox_io_forget(L);
     sandbox_io_check_llm(L, "assay.llm.chat_all");
-    luaL_checktype(L, 1, LUA_TTABLE);
-    lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
-    if (n == 0) return lua_newtable(L), 1;
-    lua_createtable(L, (int)n, 0);
-    for (lua_Integer i = 1; i <= n; i++) {
-        lua_rawgeti(L, 1, i);
-        char what[64];
-        snprintf(what, sizeof what, "assay.llm.chat_all: request %lld", (long long)i);
-        check_chat(L, -1, what);
-        lua_rawseti(L, 2, i);
-        lua_pop(L, 1);
-    }
-    for (lua_Integer i = 1; i <= n; i++) {
-        lua_rawgeti(L, 2, i);
-        begin_checked(L, -1, SANDBOX_IO_CHAT, "assay.llm.chat_all");
-        lua_pop(L, 1);
-    }
+    if (lua_istable(L, 1) && lua_rawlen(L, 1) == 0) return lua_newtable(L), 1;
+    begin_all(L, check_chat, SANDBOX_IO_CHAT, "assay.llm.chat_all");
     return sandbox_io_wait(L, true);
 }
 

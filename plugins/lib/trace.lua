@@ -58,4 +58,24 @@ function M.result_text(result)
   return M.text(result.title) .. " " .. M.text(result.snippet)
 end
 
+-- Source texts by URL key (SPEC §5.4): fetched page contents, and "title snippet" of search
+-- results; the first of each kind wins. Returns the two tables: fetched, found.
+function M.sources(trace)
+  local fetched, found = {}, {}
+  for _, step in ipairs(M.steps(trace)) do
+    if step.type == "fetch" and type(step.url) == "string" then
+      local key = assay.text.url_key(step.url)
+      if fetched[key] == nil then fetched[key] = M.text(step.content) end
+    elseif step.type == "search" then
+      for _, r in ipairs(M.results(step)) do
+        if type(r.url) == "string" then
+          local key = assay.text.url_key(r.url)
+          if found[key] == nil then found[key] = M.result_text(r) end
+        end
+      end
+    end
+  end
+  return fetched, found
+end
+
 return M

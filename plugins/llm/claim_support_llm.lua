@@ -23,22 +23,9 @@ Source:
 
 Does the source support the claim? Answer with the JSON object only.]]
 
--- Source text by URL key: fetched pages first, then search results (first one wins).
+-- The source text of a cited URL: its first fetch, else its first search result.
 local function source_texts(t)
-  local fetched, found = {}, {}
-  for _, step in ipairs(trace.steps(t)) do
-    if step.type == "fetch" and type(step.url) == "string" then
-      local key = text.url_key(step.url)
-      if fetched[key] == nil then fetched[key] = trace.text(step.content) end
-    elseif step.type == "search" then
-      for _, r in ipairs(trace.results(step)) do
-        if type(r.url) == "string" then
-          local key = text.url_key(r.url)
-          if found[key] == nil then found[key] = trace.result_text(r) end
-        end
-      end
-    end
-  end
+  local fetched, found = trace.sources(t)
   return function(url)
     if type(url) ~= "string" then return nil end
     local key = text.url_key(url)
