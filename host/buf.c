@@ -168,3 +168,13 @@ void buf_json_number(buf *b, double d) {
 }
 
 void buf_json_integer(buf *b, long long v) { buf_printf(b, "%lld", v); }
+
+void buf_excerpt(const buf *b, char *out, size_t outlen) {
+    if (outlen == 0) return;
+    size_t n = b->len < outlen - 1 ? b->len : outlen - 1;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)b->data[i];
+        out[i] = c < 0x20 || c == 0x7f ? ' ' : (char)c;
+    }
+    out[n] = '\0';
+}

@@ -28,7 +28,10 @@ void buf_append(buf *b, const void *p, size_t n);
 void buf_puts(buf *b, const char *s);
 void buf_putc(buf *b, char c);
 void buf_printf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-const char *buf_cstr(buf *b);                /* never NULL; "" for an empty buffer */
+const char *buf_cstr(buf *b);
+/* The first bytes of b (at most outlen - 1) as one printable line: control bytes become
+ * spaces. For error messages that quote a response body. */
+void buf_excerpt(const buf *b, char *out, size_t outlen);                /* never NULL; "" for an empty buffer */
 char *buf_steal(buf *b);                     /* caller frees; buffer becomes empty */
 static inline bool buf_failed(const buf *b) { return b->failed; }
 

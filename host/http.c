@@ -488,16 +488,6 @@ static void add_latency(http_client *c, double ms) {
     uv_mutex_unlock(&c->stats_lock);
 }
 
-static void excerpt(const buf *body, char *out, size_t outlen) {
-    size_t n = body->len < HTTP_EXCERPT_BYTES ? body->len : HTTP_EXCERPT_BYTES;
-    if (n >= outlen) n = outlen - 1;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)body->data[i];
-        out[i] = ch < 0x20 || ch == 0x7f ? ' ' : (char)ch;
-    }
-    out[n] = '\0';
-}
-
 static bool retry_allowed(http_client *c, const request *r) {
     if (r->attempts >= c->cfg.max_attempts) return false;
     uv_mutex_lock(&c->stats_lock);
@@ -551,7 +541,7 @@ static void attempt_done(http_client *c, request *r, CURLcode result) {
             return;
         }
         char text[HTTP_EXCERPT_BYTES + 1];
-        excerpt(&io->response_body, text, sizeof text);
+        buf_excerpt(&io->response_body, text, sizeof text);
         if (result != CURLE_OK)
             fail(c, r, "%s after %u attempt%s", curl_easy_strerror(result), r->attempts, r->attempts == 1 ? "" : "s");
         else

@@ -209,6 +209,19 @@ int net_open_http(lua_State *L) {
 
 /* -------------------------------------------------------------------------- assay.llm */
 
+/* Appends ,"model":… from field model of the table at t, else the configured default;
+ * false when there is neither (the caller frees body before raising). [-0, +0, e] */
+static bool append_model(lua_State *L, int t, const char *what, buf *body) {
+    const char *model = field(L, t, what, "model", LUA_TSTRING) == LUA_TSTRING ? lua_tostring(L, -1)
+                                                                                : sandbox_io_default_model(L);
+    if (model) {
+        buf_puts(body, ",\"model\":");
+        buf_json_cstring(body, model);
+    }
+    lua_pop(L, 1);
+    return model != NULL;
+}
+
 /* Checks a chat request and stores a checked request table (as check_http makes) whose
  * body is the OpenAI-compatible JSON. Keys are written in a fixed order so that identical
  * calls give identical bodies, which is what the cache keys on. [-0, +1, e] */
@@ -231,18 +244,7 @@ static void check_chat(lua_State *L, int t, const char *what) {
     if (convert_lua_to_json(L, -1, &body, err, sizeof err) != 0) goto bad_json;
     lua_pop(L, 1);
 
-    buf_puts(&body, ",\"model\":");
-    if (field(L, t, what, "model", LUA_TSTRING) == LUA_TSTRING) {
-        buf_json_cstring(&body, lua_tostring(L, -1));
-    } else {
-        const char *model = sandbox_io_default_model(L);
-        if (!model) {
-            buf_free(&body);
-            luaL_error(L, "%s: no model (pass model=, or --llm-model / ASSAY_LLM_MODEL)", what);
-        }
-        buf_json_cstring(&body, model);
-    }
-    lua_pop(L, 1);
+    if (!append_model(L, t, what, &body)) goto no_model;
     if (field(L, t, what, "temperature", LUA_TNUMBER) == LUA_TNUMBER) {
         buf_puts(&body, ",\"temperature\":");
         buf_json_number(&body, lua_tonumber(L, -1));
@@ -297,6 +299,10 @@ need_messages:
 bad_json:
     buf_free(&body);
     luaL_error(L, "%s: %s", what, err);
+    return;
+no_model:
+    buf_free(&body);
+    luaL_error(L, "%s: no model (pass model=, or --llm-model / ASSAY_LLM_MODEL)", what);
 }
 
 /* assay.llm.chat{messages=, model=, temperature=, response_format=, max_tokens=}
@@ -343,16 +349,9 @@ static int llm_embed(lua_State *L) {
         buf_free(&body);
         luaL_error(L, "%s: %s", what, err);
     }
-    buf_puts(&body, ",\"model\":");
-    if (field(L, 1, what, "model", LUA_TSTRING) == LUA_TSTRING) {
-        buf_json_cstring(&body, lua_tostring(L, -1));
-    } else {
-        const char *model = sandbox_io_default_model(L);
-        if (!model) {
-            buf_free(&body);
-            luaL_error(L, "%s: no model (pass model=, or --llm-model / ASSAY_LLM_MODEL)", what);
-        }
-        buf_json_cstring(&body, model);
+    if (!append_model(L, 1, what, &body)) {
+        buf_free(&body);
+        luaL_error(L, "%s: no model (pass model=, or --llm-model / ASSAY_LLM_MODEL)", what);
     }
     buf_putc(&body, '}');
     lua_settop(L, 1);
@@ -380,16 +379,6 @@ int net_open_llm(lua_State *L) {
 }
 
 /* ----------------------------------------------------------------- answers into Lua */
-
-static void excerpt(const buf *body, char *out, size_t outlen) {
-    size_t n = body->len < NET_EXCERPT_BYTES ? body->len : NET_EXCERPT_BYTES;
-    if (n >= outlen) n = outlen - 1;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)body->data[i];
-        out[i] = c < 0x20 || c == 0x7f ? ' ' : (char)c;
-    }
-    out[n] = '\0';
-}
 
 /* Header lines "Name: value\r\n" into a table keyed by lowercased name. [-0, +1, m] */
 static void push_headers(lua_State *L, const buf *raw) {
@@ -441,7 +430,7 @@ bool net_push_response(lua_State *L, const sandbox_io *io, char *err, size_t err
         return true;
     }
     if (io->status < 200 || io->status > 299) {
-        excerpt(&io->response_body, text, sizeof text);
+        buf_excerpt(&io->response_body, text, sizeof text);
         snprintf(err, errlen, "http: POST %s: status %ld: %s", io->url, io->status, text);
         return false;
     }
@@ -502,7 +491,7 @@ bool net_push_response(lua_State *L, const sandbox_io *io, char *err, size_t err
     }
     cJSON_Delete(root);
     if (problem) {
-        excerpt(&io->response_body, text, sizeof text);
+        buf_excerpt(&io->response_body, text, sizeof text);
         snprintf(err, errlen, "http: POST %s: malformed response (%s): %s", io->url, problem, text);
         return false;
     }
