@@ -432,10 +432,7 @@ void assay_host_io_stats(const assay_host *h, assay_io_stats *stats) {
     if (!stats) return;
     memset(stats, 0, sizeof *stats);
     if (!h || !h->http) return;
-    http_stats s;
-    http_client_stats(h->http, &s);
-    *stats = (assay_io_stats){s.requests, s.sent, s.cache_hits, s.coalesced, s.retries, s.failures, s.tokens_in,
-                              s.tokens_out, s.p50_ms, s.p95_ms, s.inflight_cap, s.peak_inflight};
+    http_client_stats(h->http, stats);
 }
 
 size_t assay_host_plugin_count(const assay_host *h) { return h ? h->plugin_count : 0; }

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "assay.h"
 #include "../sandbox/sandbox.h"
 
 typedef struct http_client http_client;
@@ -31,15 +32,8 @@ typedef struct http_config {
     unsigned backoff_base_ms;    /* first retry delay (default 250); tests shorten it */
 } http_config;
 
-typedef struct http_stats {
-    uint64_t requests;           /* answered, cache hits included */
-    uint64_t sent;               /* attempts that went to the network */
-    uint64_t cache_hits, coalesced, retries, failures;
-    uint64_t tokens_in, tokens_out;
-    double p50_ms, p95_ms;       /* latency of requests answered by the network */
-    unsigned inflight_cap;       /* the adaptive cap now */
-    unsigned peak_inflight;
-} http_stats;
+/* The figures libassay reports (assay_io_stats in assay.h). */
+typedef assay_io_stats http_stats;
 
 /* Opens the cache and starts the thread; NULL and a message in err on failure. */
 http_client *http_client_new(const http_config *cfg, char *err, size_t errlen);
