@@ -2,17 +2,23 @@
  *
  * libassay scores traces (one JSON object each, SPEC §2) with evaluator plugins written in
  * Lua (SPEC §3), sandboxed, on worker threads, and hands back result records (SPEC §4).
- * It runs on the caller's libuv loop: the caller submits traces and receives results in a
- * callback on that loop's thread.
  *
- * Threading: every function here must be called from the thread that runs the loop given to
- * assay_host_new, except the assay_options_* and assay_result_* functions, which are safe
- * on any thread for objects that thread owns. Result callbacks run on the loop thread, from
- * inside uv_run.
+ * Two modes, chosen by the loop given to assay_host_new:
+ *  - loop mode (a uv_loop_t of the caller's): the host lives on that loop. Every assay_host_*
+ *    call must come from the thread running it; result and close callbacks run there, from
+ *    inside uv_run. The loop must be run until the close callback has fired.
+ *  - thread mode (loop NULL), for callers without libuv: the host runs its own loop on a
+ *    thread of its own. assay_host_submit, _submit_input_error, _pending, _reload,
+ *    _plugin_count, _plugin_info, _io_stats and _close are safe from any thread; result
+ *    callbacks run on the host's thread, one at a time, in order. assay_host_close blocks
+ *    until every result has been delivered and must not be called from a callback.
+ * In both modes a callback may call assay_host_submit, assay_host_reload and (loop mode)
+ * assay_host_close. assay_options_* and assay_result_* are safe on any thread for
+ * objects that thread owns.
  *
- * Ownership: a pointer returned by an accessor is borrowed and lives as long as the object it
- * came from (a result: until its callback returns; a host: until assay_host_close completes).
- * Everything the caller passes in is copied unless the parameter says "borrowed".
+ * Ownership: a pointer returned by an accessor is borrowed: a result's until its callback
+ * returns, plugin info until the next successful reload or the close. Everything the caller
+ * passes in is copied: options may be freed right after assay_host_new.
  *
  * Errors: functions return ASSAY_OK (0) or a negative ASSAY_E* code; assay_strerror names
  * it, and functions that can fail for a reason worth a sentence fill an assay_error.
@@ -131,11 +137,13 @@ typedef struct assay_result assay_result;
 
 /* Called once per submitted trace, on the loop thread. */
 typedef void (*assay_result_cb)(assay_host *host, const assay_result *result, void *submit_ctx);
-/* Called once when assay_host_close has finished; the host is freed after it returns. */
+/* Called once when assay_host_close has finished, on the loop thread; the host is freed
+ * after it returns. */
 typedef void (*assay_close_cb)(assay_host *host, void *user_data);
 
 /* Loads the plugins and starts the workers. On failure returns a negative code, fills err
- * (may be NULL) and leaves *out NULL. The loop is borrowed and must outlive the host. */
+ * (may be NULL) and leaves *out NULL. The loop is borrowed and must outlive the host; NULL
+ * selects thread mode (see the top of this file). */
 int assay_host_new(assay_host **out, uv_loop_t *loop, const assay_options *opts, assay_result_cb on_result,
                    void *user_data, assay_error *err);
 
@@ -165,6 +173,14 @@ void assay_host_io_stats(const assay_host *host, assay_io_stats *stats);
 /* Fills info for plugin i (in run order); EINVAL if i is out of range. */
 int assay_host_plugin_info(const assay_host *host, size_t i, assay_plugin_info *info);
 
+/* Reads the plugin files and directories of the options again (new files in a directory
+ * included), loads them and swaps them in: traces submitted from now on use the new
+ * plugins, traces already submitted finish with the ones they started with and nothing in
+ * flight is dropped. On failure (a plugin that no longer loads, …) the current plugins stay,
+ * err says why. Blocks the calling thread while the plugins load (a few ms each per worker).
+ * ECLOSED once closing. */
+int assay_host_reload(assay_host *host, assay_error *err);
+
 /* Queues one trace (its JSON text, copied). source and line are only for messages and
  * input-error records (source may be NULL; it is copied). submit_ctx comes back with the
  * result. Returns ASSAY_ECLOSED after assay_host_close. */
@@ -182,8 +198,11 @@ int assay_host_submit_input_error(assay_host *host, const char *source, uint64_t
 size_t assay_host_pending(const assay_host *host);
 
 /* Stops accepting traces, delivers the results of all submitted ones, stops the workers,
- * then calls on_closed and frees the host. */
-void assay_host_close(assay_host *host, assay_close_cb on_closed);
+ * then calls on_closed (may be NULL) and frees the host. Loop mode: returns at once, the
+ * rest happens as the loop runs; a second call before on_closed has fired returns
+ * ASSAY_ECLOSED and changes nothing, a call after it is a use after free. Thread mode:
+ * returns once the host is freed; EINVAL when called from a result callback. */
+int assay_host_close(assay_host *host, assay_close_cb on_closed);
 
 /* ------------------------------------------------------------------------- results */
 

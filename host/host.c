@@ -27,38 +27,51 @@ typedef struct plugin {
     sandbox *probe; /* loaded once on this thread: name, scope, params for list/check */
 } plugin;
 
-struct assay_host {
-    uv_loop_t *loop;
-    assay_result_cb on_result;
-    void *user_data;
-    char *group_by;
-    bool is_ordered;
-
+/* One loaded set of plugins and the workers running it. A reload builds a new generation
+ * beside the current one; the old one retires and is freed once the last trace it took
+ * has been delivered, so traces in flight finish with the plugins they started with. */
+typedef struct host_generation {
     plugin *plugins;
     size_t plugin_count;
     char **lib_dirs;
     size_t lib_dir_count;
     sandbox_config *sandbox_configs;
-
-    http_client *http;
     worker **workers;
     unsigned worker_count;
-    size_t *worker_load; /* jobs handed to each worker and not yet back */
+    size_t *worker_load;              /* jobs handed to each worker and not yet back */
+    size_t jobs;                      /* submitted and not yet delivered; guarded by lock */
+    struct host_generation *next;     /* in the retired list */
+} generation;
 
-    uv_async_t results_async;
-    uv_mutex_t results_lock;
-    job *results_head, *results_tail; /* guarded by results_lock */
+struct assay_host {
+    uv_loop_t *loop;
+    assay_result_cb on_result;
+    void *user_data;
+    assay_options *opts;              /* owned copy: reloads read the paths and params again */
+    http_client *http;                /* shared by every generation */
 
+    /* The lock guards what submitters and the delivering loop share. In loop mode both are
+     * the loop thread and it is never contended; in thread mode callers submit from theirs. */
+    uv_mutex_t lock;
+    generation *gen;                  /* current */
+    generation *retired;              /* older ones with traces still in flight */
+    job *results_head, *results_tail; /* finished by workers, not yet taken by the loop */
     uint64_t next_seq;
     uint64_t next_delivery;
-    job **reorder;        /* ring indexed by seq % reorder_cap */
-    size_t reorder_cap;   /* a power of two, always > pending */
+    job **reorder;                    /* ring indexed by seq % reorder_cap */
+    size_t reorder_cap;               /* a power of two, always > pending */
     size_t pending;
-
     bool is_closing;
+    assay_close_cb on_closed;
+
+    uv_async_t results_async;
     bool is_mutex_ready;
     bool is_async_open;
-    assay_close_cb on_closed;
+
+    /* thread mode (assay_host_new with loop NULL): our own loop on our own thread */
+    bool is_threaded;
+    uv_loop_t own_loop;
+    uv_thread_t thread;
 };
 
 const char *assay_version(void) { return ASSAY_VERSION_STRING; }
@@ -118,24 +131,24 @@ static int compare_strings(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static int add_plugin_file(assay_host *h, const char *path, assay_error *err) {
-    plugin *grown = realloc(h->plugins, (h->plugin_count + 1) * sizeof *grown);
+static int add_plugin_file(generation *g, const char *path, assay_error *err) {
+    plugin *grown = realloc(g->plugins, (g->plugin_count + 1) * sizeof *grown);
     if (!grown) return fail(err, ASSAY_ENOMEM, "out of memory");
-    h->plugins = grown;
-    plugin *p = &h->plugins[h->plugin_count];
+    g->plugins = grown;
+    plugin *p = &g->plugins[g->plugin_count];
     memset(p, 0, sizeof *p);
     p->path = strdup(path);
     if (!p->path) return fail(err, ASSAY_ENOMEM, "out of memory");
-    h->plugin_count++;
+    g->plugin_count++;
     return read_file(path, &p->source, &p->source_len, err);
 }
 
 /* A directory contributes its *.lua files in name order; its lib/ folder holds helpers and
  * is not scanned. */
-static int add_plugin_path(assay_host *h, const char *path, assay_error *err) {
+static int add_plugin_path(generation *g, const char *path, assay_error *err) {
     struct stat st;
     if (stat(path, &st) != 0) return fail(err, ASSAY_ECONFIG, "%s: %s", path, strerror(errno));
-    if (!S_ISDIR(st.st_mode)) return add_plugin_file(h, path, err);
+    if (!S_ISDIR(st.st_mode)) return add_plugin_file(g, path, err);
     DIR *dir = opendir(path);
     if (!dir) return fail(err, ASSAY_ECONFIG, "%s: %s", path, strerror(errno));
     char **names = NULL;
@@ -162,7 +175,7 @@ static int add_plugin_path(assay_host *h, const char *path, assay_error *err) {
             buf full;
             buf_init(&full);
             buf_printf(&full, "%s%s%s", path, path[strlen(path) - 1] == '/' ? "" : "/", names[i]);
-            status = buf_failed(&full) ? fail(err, ASSAY_ENOMEM, "out of memory") : add_plugin_file(h, full.data, err);
+            status = buf_failed(&full) ? fail(err, ASSAY_ENOMEM, "out of memory") : add_plugin_file(g, full.data, err);
             buf_free(&full);
         }
         free(names[i]);
@@ -171,43 +184,43 @@ static int add_plugin_path(assay_host *h, const char *path, assay_error *err) {
     return status;
 }
 
-static int add_lib_dir(assay_host *h, const char *dir) {
-    for (size_t i = 0; i < h->lib_dir_count; i++)
-        if (strcmp(h->lib_dirs[i], dir) == 0) return ASSAY_OK;
-    char **grown = realloc(h->lib_dirs, (h->lib_dir_count + 1) * sizeof *grown);
+static int add_lib_dir(generation *g, const char *dir) {
+    for (size_t i = 0; i < g->lib_dir_count; i++)
+        if (strcmp(g->lib_dirs[i], dir) == 0) return ASSAY_OK;
+    char **grown = realloc(g->lib_dirs, (g->lib_dir_count + 1) * sizeof *grown);
     if (!grown) return ASSAY_ENOMEM;
-    h->lib_dirs = grown;
-    if (!(h->lib_dirs[h->lib_dir_count] = strdup(dir))) return ASSAY_ENOMEM;
-    h->lib_dir_count++;
+    g->lib_dirs = grown;
+    if (!(g->lib_dirs[g->lib_dir_count] = strdup(dir))) return ASSAY_ENOMEM;
+    g->lib_dir_count++;
     return ASSAY_OK;
 }
 
 /* Each plugin's own lib/ first, then the extra directories of the options. */
-static int collect_lib_dirs(assay_host *h, const assay_options *o, assay_error *err) {
-    for (size_t i = 0; i < h->plugin_count; i++) {
-        const char *path = h->plugins[i].path;
+static int collect_lib_dirs(generation *g, const assay_options *o, assay_error *err) {
+    for (size_t i = 0; i < g->plugin_count; i++) {
+        const char *path = g->plugins[i].path;
         const char *slash = strrchr(path, '/');
         buf dir;
         buf_init(&dir);
         if (slash) buf_append(&dir, path, (size_t)(slash - path));
         else buf_putc(&dir, '.');
         buf_puts(&dir, "/lib");
-        int status = buf_failed(&dir) ? ASSAY_ENOMEM : add_lib_dir(h, dir.data);
+        int status = buf_failed(&dir) ? ASSAY_ENOMEM : add_lib_dir(g, dir.data);
         buf_free(&dir);
         if (status) return fail(err, status, "out of memory");
     }
     for (size_t i = 0; i < o->lib_dir_count; i++)
-        if (add_lib_dir(h, o->lib_dirs[i])) return fail(err, ASSAY_ENOMEM, "out of memory");
+        if (add_lib_dir(g, o->lib_dirs[i])) return fail(err, ASSAY_ENOMEM, "out of memory");
     return ASSAY_OK;
 }
 
-static void fill_sandbox_config(const assay_host *h, const assay_options *o, const plugin *p, sandbox_config *c) {
+static void fill_sandbox_config(const generation *g, const assay_options *o, const plugin *p, sandbox_config *c) {
     memset(c, 0, sizeof *c);
     c->path = p->path;
     c->source = p->source;
     c->source_len = p->source_len;
-    c->lib_dirs = (const char *const *)h->lib_dirs;
-    c->lib_dir_count = h->lib_dir_count;
+    c->lib_dirs = (const char *const *)g->lib_dirs;
+    c->lib_dir_count = g->lib_dir_count;
     c->memory_limit = (size_t)o->memory_mb << 20;
     c->timeout_ms = o->timeout_ms;
     c->record_timing = o->record_timing;
@@ -215,7 +228,7 @@ static void fill_sandbox_config(const assay_host *h, const assay_options *o, con
     c->override_count = p->override_count;
     c->log = o->log;
     c->log_ctx = o->log_ctx;
-    c->index = (size_t)(p - h->plugins);
+    c->index = (size_t)(p - g->plugins);
     c->has_io = true;
     c->has_llm = o->llm_url != NULL;
     c->llm_model = o->llm_model;
@@ -223,21 +236,21 @@ static void fill_sandbox_config(const assay_host *h, const assay_options *o, con
 
 /* Loads every plugin once here: names are only known after loading, and -p NAME.KEY must
  * be matched to them before the workers load their own copies. */
-static int load_plugins(assay_host *h, const assay_options *o, assay_error *err) {
+static int load_plugins(generation *g, const assay_options *o, assay_error *err) {
     char message[sizeof err->message];
-    h->sandbox_configs = calloc(h->plugin_count ? h->plugin_count : 1, sizeof *h->sandbox_configs);
-    if (!h->sandbox_configs) return fail(err, ASSAY_ENOMEM, "out of memory");
-    for (size_t i = 0; i < h->plugin_count; i++) {
-        plugin *p = &h->plugins[i];
-        sandbox_config *c = &h->sandbox_configs[i];
-        fill_sandbox_config(h, o, p, c);
+    g->sandbox_configs = calloc(g->plugin_count ? g->plugin_count : 1, sizeof *g->sandbox_configs);
+    if (!g->sandbox_configs) return fail(err, ASSAY_ENOMEM, "out of memory");
+    for (size_t i = 0; i < g->plugin_count; i++) {
+        plugin *p = &g->plugins[i];
+        sandbox_config *c = &g->sandbox_configs[i];
+        fill_sandbox_config(g, o, p, c);
         p->probe = sandbox_new(c, message, sizeof message);
         if (!p->probe) return fail(err, ASSAY_ECONFIG, "%s", message);
         const char *name = sandbox_get_info(p->probe)->name;
         for (size_t j = 0; j < i; j++)
-            if (strcmp(sandbox_get_info(h->plugins[j].probe)->name, name) == 0)
+            if (strcmp(sandbox_get_info(g->plugins[j].probe)->name, name) == 0)
                 return fail(err, ASSAY_ECONFIG, "%s: a plugin named '%s' is already loaded from %s", p->path, name,
-                            h->plugins[j].path);
+                            g->plugins[j].path);
         for (size_t k = 0; k < o->param_count; k++) {
             if (strcmp(o->params[k].plugin, name) != 0) continue;
             sandbox_param_override *grown = realloc(p->overrides, (p->override_count + 1) * sizeof *grown);
@@ -247,20 +260,20 @@ static int load_plugins(assay_host *h, const assay_options *o, assay_error *err)
         }
         if (p->override_count) { /* reload with the overrides: their types are checked now */
             sandbox_free(p->probe);
-            fill_sandbox_config(h, o, p, c);
+            fill_sandbox_config(g, o, p, c);
             p->probe = sandbox_new(c, message, sizeof message);
             if (!p->probe) return fail(err, ASSAY_ECONFIG, "%s", message);
         }
     }
     for (size_t k = 0; k < o->param_count; k++) {
         bool found = false;
-        for (size_t i = 0; i < h->plugin_count && !found; i++)
-            found = strcmp(sandbox_get_info(h->plugins[i].probe)->name, o->params[k].plugin) == 0;
+        for (size_t i = 0; i < g->plugin_count && !found; i++)
+            found = strcmp(sandbox_get_info(g->plugins[i].probe)->name, o->params[k].plugin) == 0;
         if (!found) {
             buf names;
             buf_init(&names);
-            for (size_t i = 0; i < h->plugin_count; i++)
-                buf_printf(&names, "%s%s", i ? ", " : "", sandbox_get_info(h->plugins[i].probe)->name);
+            for (size_t i = 0; i < g->plugin_count; i++)
+                buf_printf(&names, "%s%s", i ? ", " : "", sandbox_get_info(g->plugins[i].probe)->name);
             fail(err, ASSAY_ECONFIG, "param %s.%s: no plugin named '%s' (loaded: %s)", o->params[k].plugin,
                  o->params[k].key, o->params[k].plugin, buf_cstr(&names));
             buf_free(&names);
@@ -270,13 +283,66 @@ static int load_plugins(assay_host *h, const assay_options *o, assay_error *err)
     return ASSAY_OK;
 }
 
-/* ====================================================================== delivery */
+/* =================================================================== generations */
 
-static void deliver(assay_host *h, job *j) {
-    h->pending--;
-    if (h->on_result) h->on_result(h, j, j->submit_ctx);
-    job_free(j);
+static void generation_free(generation *g) {
+    if (!g) return;
+    for (unsigned i = 0; i < g->worker_count; i++) worker_free(g->workers[i]);
+    free(g->workers);
+    free(g->worker_load);
+    for (size_t i = 0; i < g->plugin_count; i++) {
+        sandbox_free(g->plugins[i].probe);
+        free(g->plugins[i].path);
+        free(g->plugins[i].source);
+        free(g->plugins[i].overrides);
+    }
+    free(g->plugins);
+    for (size_t i = 0; i < g->lib_dir_count; i++) free(g->lib_dirs[i]);
+    free(g->lib_dirs);
+    free(g->sandbox_configs);
+    free(g);
 }
+
+static void on_job_done(void *ctx, job *j);
+
+/* Reads and loads the plugins named by the options and starts workers running them. Runs
+ * on the calling thread and takes as long as loading every plugin once per worker. */
+static generation *generation_new(assay_host *h, assay_error *err) {
+    const assay_options *o = h->opts;
+    generation *g = calloc(1, sizeof *g);
+    if (!g) {
+        fail(err, ASSAY_ENOMEM, "out of memory");
+        return NULL;
+    }
+    int status = ASSAY_OK;
+    for (size_t i = 0; i < o->plugin_path_count && status == ASSAY_OK; i++)
+        status = add_plugin_path(g, o->plugin_paths[i], err);
+    if (status == ASSAY_OK) status = collect_lib_dirs(g, o, err);
+    if (status == ASSAY_OK) status = load_plugins(g, o, err);
+    if (status != ASSAY_OK) goto failed;
+    unsigned count = o->workers ? o->workers : (unsigned)uv_available_parallelism();
+    if (count == 0) count = 1;
+    g->workers = calloc(count, sizeof *g->workers);
+    g->worker_load = calloc(count, sizeof *g->worker_load);
+    if (!g->workers || !g->worker_load) {
+        fail(err, ASSAY_ENOMEM, "out of memory");
+        goto failed;
+    }
+    for (; g->worker_count < count; g->worker_count++) {
+        worker_config wc = {g->worker_count, g->sandbox_configs, g->plugin_count, o->group_by, h->http, on_job_done, h};
+        char message[sizeof err->message];
+        if (!(g->workers[g->worker_count] = worker_new(&wc, message, sizeof message))) {
+            fail(err, ASSAY_ECONFIG, "%s", message);
+            goto failed; /* no job was submitted: nothing will call on_job_done */
+        }
+    }
+    return g;
+failed:
+    generation_free(g);
+    return NULL;
+}
+
+/* ====================================================================== delivery */
 
 static void host_finish_close(assay_host *h);
 
@@ -284,39 +350,85 @@ static void host_finish_close(assay_host *h);
 static void on_job_done(void *ctx, job *j) {
     assay_host *h = ctx;
     j->next = NULL;
-    uv_mutex_lock(&h->results_lock);
+    uv_mutex_lock(&h->lock);
     if (h->results_tail) h->results_tail->next = j;
     else h->results_head = j;
     h->results_tail = j;
-    uv_mutex_unlock(&h->results_lock);
+    /* under the lock: once it is released the loop may deliver j, see nothing pending and
+     * close the handle */
     uv_async_send(&h->results_async);
+    uv_mutex_unlock(&h->lock);
 }
 
-static void on_results(uv_async_t *handle) {
-    assay_host *h = handle->data;
-    uv_mutex_lock(&h->results_lock);
-    job *list = h->results_head;
+/* Takes the finished jobs that may be delivered now, in delivery order. Under the lock. */
+static job *take_deliverable(assay_host *h) {
+    job *list = h->results_head, *out = NULL, **tail = &out;
     h->results_head = h->results_tail = NULL;
-    uv_mutex_unlock(&h->results_lock);
     while (list) {
         job *j = list;
         list = j->next;
         j->next = NULL;
-        if (j->worker != JOB_NO_WORKER) h->worker_load[j->worker]--;
-        if (h->is_ordered) h->reorder[j->seq & (h->reorder_cap - 1)] = j;
-        else deliver(h, j);
-    }
-    if (h->is_ordered) {
-        for (;;) {
-            size_t slot = h->next_delivery & (h->reorder_cap - 1);
-            job *j = h->reorder[slot];
-            if (!j || j->seq != h->next_delivery) break;
-            h->reorder[slot] = NULL;
-            h->next_delivery++;
-            deliver(h, j);
+        if (j->worker != JOB_NO_WORKER) ((generation *)j->gen)->worker_load[j->worker]--;
+        if (h->opts->is_ordered) {
+            h->reorder[j->seq & (h->reorder_cap - 1)] = j;
+        } else {
+            *tail = j;
+            tail = &j->next;
         }
     }
-    if (h->is_closing && h->pending == 0) host_finish_close(h);
+    for (; h->opts->is_ordered;) {
+        size_t slot = h->next_delivery & (h->reorder_cap - 1);
+        job *j = h->reorder[slot];
+        if (!j || j->seq != h->next_delivery) break;
+        h->reorder[slot] = NULL;
+        h->next_delivery++;
+        *tail = j;
+        tail = &j->next;
+    }
+    for (job *j = out; j; j = j->next) h->pending--;
+    return out;
+}
+
+/* Unlinks the retired generations whose last trace has been delivered. Under the lock. */
+static generation *take_idle_retired(assay_host *h) {
+    generation *idle = NULL, **link = &h->retired;
+    while (*link) {
+        generation *g = *link;
+        if (g->jobs == 0) {
+            *link = g->next;
+            g->next = idle;
+            idle = g;
+        } else {
+            link = &g->next;
+        }
+    }
+    return idle;
+}
+
+/* Callbacks run without the lock held, so that they may submit, reload or close. */
+static void on_results(uv_async_t *handle) {
+    assay_host *h = handle->data;
+    uv_mutex_lock(&h->lock);
+    job *list = take_deliverable(h);
+    uv_mutex_unlock(&h->lock);
+    for (job *j = list; j; j = j->next)
+        if (h->on_result) h->on_result(h, j, j->submit_ctx);
+    uv_mutex_lock(&h->lock);
+    for (job *j = list; j; j = j->next) ((generation *)j->gen)->jobs--;
+    generation *idle = take_idle_retired(h);
+    bool is_done = h->is_closing && h->pending == 0;
+    uv_mutex_unlock(&h->lock);
+    while (list) {
+        job *j = list;
+        list = j->next;
+        job_free(j);
+    }
+    while (idle) {
+        generation *g = idle;
+        idle = g->next;
+        generation_free(g);
+    }
+    if (is_done) host_finish_close(h);
 }
 
 /* Keeps reorder_cap > pending so that the seqs in flight map to distinct slots. */
@@ -337,24 +449,22 @@ static int reorder_reserve(assay_host *h) {
 
 static void host_free(assay_host *h) {
     if (!h) return;
-    for (unsigned i = 0; i < h->worker_count; i++) worker_free(h->workers[i]);
-    http_client_free(h->http); /* after the workers: no request is left in flight */
-    free(h->workers);
-    free(h->worker_load);
-    for (size_t i = 0; i < h->plugin_count; i++) {
-        sandbox_free(h->plugins[i].probe);
-        free(h->plugins[i].path);
-        free(h->plugins[i].source);
-        free(h->plugins[i].overrides);
+    generation_free(h->gen);
+    while (h->retired) {
+        generation *g = h->retired;
+        h->retired = g->next;
+        generation_free(g);
     }
-    free(h->plugins);
-    for (size_t i = 0; i < h->lib_dir_count; i++) free(h->lib_dirs[i]);
-    free(h->lib_dirs);
-    free(h->sandbox_configs);
+    http_client_free(h->http); /* after the workers: no request is left in flight */
     free(h->reorder);
-    free(h->group_by);
-    if (h->is_mutex_ready) uv_mutex_destroy(&h->results_lock);
+    assay_options_free(h->opts);
+    if (h->is_mutex_ready) uv_mutex_destroy(&h->lock);
     free(h);
+}
+
+static void run_own_loop(void *arg) {
+    assay_host *h = arg;
+    uv_run(&h->own_loop, UV_RUN_DEFAULT);
 }
 
 int assay_host_new(assay_host **out, uv_loop_t *loop, const assay_options *o, assay_result_cb on_result,
@@ -362,68 +472,85 @@ int assay_host_new(assay_host **out, uv_loop_t *loop, const assay_options *o, as
     if (err) err->status = ASSAY_OK, err->message[0] = '\0';
     if (!out) return fail(err, ASSAY_EINVAL, "assay_host_new: out is NULL");
     *out = NULL;
-    if (!loop || !o) return fail(err, ASSAY_EINVAL, "assay_host_new: loop and options are required");
+    if (!o) return fail(err, ASSAY_EINVAL, "assay_host_new: options are required");
     if (o->plugin_path_count == 0) return fail(err, ASSAY_ECONFIG, "no plugins given");
     assay_host *h = calloc(1, sizeof *h);
     if (!h) return fail(err, ASSAY_ENOMEM, "out of memory");
-    h->loop = loop;
     h->on_result = on_result;
     h->user_data = user_data;
-    h->is_ordered = o->is_ordered;
     h->reorder_cap = 64;
     h->reorder = calloc(h->reorder_cap, sizeof *h->reorder);
-    if (o->group_by && !(h->group_by = strdup(o->group_by))) goto oom;
-    if (!h->reorder) goto oom;
+    h->opts = options_clone(o);
     int status = ASSAY_OK;
-    for (size_t i = 0; i < o->plugin_path_count && status == ASSAY_OK; i++)
-        status = add_plugin_path(h, o->plugin_paths[i], err);
-    if (status == ASSAY_OK) status = collect_lib_dirs(h, o, err);
-    if (status == ASSAY_OK) status = load_plugins(h, o, err);
-    if (status != ASSAY_OK) goto failed;
-
+    if (!h->reorder || !h->opts || uv_mutex_init(&h->lock) != 0) {
+        status = fail(err, ASSAY_ENOMEM, "out of memory");
+        goto failed;
+    }
+    h->is_mutex_ready = true;
     {
-        http_config hc = {o->llm_url, o->api_key, o->max_inflight, o->http_timeout_ms, o->max_attempts, o->rps,
-                          o->tpm, o->max_tokens_total, o->cache_path, o->backoff_base_ms};
+        const assay_options *c = h->opts;
+        http_config hc = {c->llm_url, c->api_key, c->max_inflight, c->http_timeout_ms, c->max_attempts, c->rps,
+                          c->tpm, c->max_tokens_total, c->cache_path, c->backoff_base_ms};
         char message[sizeof err->message];
-        h->http = http_client_new(&hc, message, sizeof message);
-        if (!h->http) {
+        if (!(h->http = http_client_new(&hc, message, sizeof message))) {
             status = fail(err, ASSAY_ECONFIG, "%s", message);
             goto failed;
         }
     }
-    h->worker_count = o->workers ? o->workers : (unsigned)uv_available_parallelism();
-    if (h->worker_count == 0) h->worker_count = 1;
-    h->workers = calloc(h->worker_count, sizeof *h->workers);
-    h->worker_load = calloc(h->worker_count, sizeof *h->worker_load);
-    if (!h->workers || !h->worker_load) goto oom;
-    uv_mutex_init(&h->results_lock);
-    h->is_mutex_ready = true;
-    unsigned started = 0;
-    for (; started < h->worker_count; started++) {
-        worker_config wc = {started, h->sandbox_configs, h->plugin_count, h->group_by, h->http, on_job_done, h};
-        char message[sizeof err->message];
-        h->workers[started] = worker_new(&wc, message, sizeof message);
-        if (!h->workers[started]) {
-            status = fail(err, ASSAY_ECONFIG, "%s", message);
-            break;
-        }
-    }
-    if (status != ASSAY_OK) {
-        h->worker_count = started; /* no job was submitted: nothing will call on_job_done */
+    if (!(h->gen = generation_new(h, err))) {
+        status = err ? err->status : ASSAY_ECONFIG;
         goto failed;
     }
-    /* the loop gets a handle only once nothing can fail, so a failed creation needs no
+    h->is_threaded = loop == NULL;
+    if (h->is_threaded) {
+        if (uv_loop_init(&h->own_loop) != 0) {
+            status = fail(err, ASSAY_ENOMEM, "cannot create the host's event loop");
+            goto failed;
+        }
+        loop = &h->own_loop;
+    }
+    /* the loop gets a handle only once nothing else can fail, so a failed creation needs no
      * loop iteration to clean up */
+    h->loop = loop;
     uv_async_init(loop, &h->results_async, on_results);
     h->results_async.data = h;
     h->is_async_open = true;
+    if (h->is_threaded && uv_thread_create(&h->thread, run_own_loop, h) != 0) {
+        uv_close((uv_handle_t *)&h->results_async, NULL);
+        uv_run(&h->own_loop, UV_RUN_DEFAULT);
+        uv_loop_close(&h->own_loop);
+        status = fail(err, ASSAY_ENOMEM, "cannot start the host's thread");
+        goto failed;
+    }
     *out = h;
     return ASSAY_OK;
-oom:
-    status = fail(err, ASSAY_ENOMEM, "out of memory");
 failed:
     host_free(h);
     return status;
+}
+
+int assay_host_reload(assay_host *h, assay_error *err) {
+    if (err) err->status = ASSAY_OK, err->message[0] = '\0';
+    if (!h) return fail(err, ASSAY_EINVAL, "assay_host_reload: host is NULL");
+    uv_mutex_lock(&h->lock);
+    bool is_closing = h->is_closing;
+    uv_mutex_unlock(&h->lock);
+    if (is_closing) return fail(err, ASSAY_ECLOSED, "assay_host_reload: the host is closing");
+    generation *fresh = generation_new(h, err);
+    if (!fresh) return err ? err->status : ASSAY_ECONFIG; /* the current plugins stay */
+    uv_mutex_lock(&h->lock);
+    generation *old = h->gen;
+    h->gen = fresh;
+    old->next = h->retired;
+    h->retired = old;
+    generation *idle = take_idle_retired(h);
+    uv_mutex_unlock(&h->lock);
+    while (idle) {
+        generation *g = idle;
+        idle = g->next;
+        generation_free(g);
+    }
+    return ASSAY_OK;
 }
 
 void *assay_host_user_data(const assay_host *h) { return h ? h->user_data : NULL; }
@@ -435,20 +562,62 @@ void assay_host_io_stats(const assay_host *h, assay_io_stats *stats) {
     http_client_stats(h->http, stats);
 }
 
-size_t assay_host_plugin_count(const assay_host *h) { return h ? h->plugin_count : 0; }
+size_t assay_host_plugin_count(const assay_host *h) {
+    if (!h) return 0;
+    uv_mutex_lock((uv_mutex_t *)&h->lock);
+    size_t n = h->gen->plugin_count;
+    uv_mutex_unlock((uv_mutex_t *)&h->lock);
+    return n;
+}
 
 int assay_host_plugin_info(const assay_host *h, size_t i, assay_plugin_info *info) {
-    if (!h || !info || i >= h->plugin_count) return ASSAY_EINVAL;
-    const sandbox_info *s = sandbox_get_info(h->plugins[i].probe);
-    *info = (assay_plugin_info){s->name, h->plugins[i].path, s->scope, s->description, s->params_json};
+    if (!h || !info) return ASSAY_EINVAL;
+    int status = ASSAY_EINVAL;
+    uv_mutex_lock((uv_mutex_t *)&h->lock);
+    const generation *g = h->gen;
+    if (i < g->plugin_count) {
+        const sandbox_info *s = sandbox_get_info(g->plugins[i].probe);
+        *info = (assay_plugin_info){s->name, g->plugins[i].path, s->scope, s->description, s->params_json};
+        status = ASSAY_OK;
+    }
+    uv_mutex_unlock((uv_mutex_t *)&h->lock);
+    return status;
+}
+
+/* Numbers the job, picks the least loaded worker of the current generation and queues it
+ * there, or on the result queue when it is an input error. Takes ownership of j. */
+static int host_enqueue(assay_host *h, job *j) {
+    uv_mutex_lock(&h->lock);
+    int status = h->is_closing ? ASSAY_ECLOSED : ASSAY_OK;
+    if (status == ASSAY_OK && h->opts->is_ordered) status = reorder_reserve(h);
+    if (status != ASSAY_OK) {
+        uv_mutex_unlock(&h->lock);
+        job_free(j);
+        return status;
+    }
+    generation *g = h->gen;
+    j->gen = g;
+    j->seq = h->next_seq++;
+    g->jobs++;
+    h->pending++;
+    if (j->worker == JOB_NO_WORKER) {
+        uv_mutex_unlock(&h->lock);
+        on_job_done(h, j); /* through the result queue: delivered from the loop, in order */
+        return ASSAY_OK;
+    }
+    unsigned best = 0;
+    for (unsigned i = 1; i < g->worker_count; i++)
+        if (g->worker_load[i] < g->worker_load[best]) best = i;
+    j->worker = best;
+    g->worker_load[best]++;
+    worker_submit(g->workers[best], j); /* under the lock: a reload cannot free g meanwhile */
+    uv_mutex_unlock(&h->lock);
     return ASSAY_OK;
 }
 
 int assay_host_submit(assay_host *h, const char *json, size_t len, const char *source, uint64_t line,
                       void *submit_ctx) {
     if (!h || (!json && len)) return ASSAY_EINVAL;
-    if (h->is_closing) return ASSAY_ECLOSED;
-    if (h->is_ordered && reorder_reserve(h) != ASSAY_OK) return ASSAY_ENOMEM;
     job *j = calloc(1, sizeof *j);
     if (!j) return ASSAY_ENOMEM;
     j->text = malloc(len + 1);
@@ -462,23 +631,12 @@ int assay_host_submit(assay_host *h, const char *json, size_t len, const char *s
     j->len = len;
     j->line = line;
     j->submit_ctx = submit_ctx;
-    j->host = h;
-    j->seq = h->next_seq++;
-    unsigned best = 0;
-    for (unsigned i = 1; i < h->worker_count; i++)
-        if (h->worker_load[i] < h->worker_load[best]) best = i;
-    j->worker = best;
-    h->worker_load[best]++;
-    h->pending++;
-    worker_submit(h->workers[best], j);
-    return ASSAY_OK;
+    return host_enqueue(h, j);
 }
 
 int assay_host_submit_input_error(assay_host *h, const char *source, uint64_t line, const char *message,
                                   void *submit_ctx) {
     if (!h || !message) return ASSAY_EINVAL;
-    if (h->is_closing) return ASSAY_ECLOSED;
-    if (h->is_ordered && reorder_reserve(h) != ASSAY_OK) return ASSAY_ENOMEM;
     job *j = calloc(1, sizeof *j);
     if (!j || (source && !(j->source = strdup(source)))) {
         job_free(j);
@@ -486,37 +644,55 @@ int assay_host_submit_input_error(assay_host *h, const char *source, uint64_t li
     }
     j->line = line;
     j->submit_ctx = submit_ctx;
-    j->host = h;
     j->worker = JOB_NO_WORKER;
     job_input_error(j, "%s", message);
-    j->seq = h->next_seq++;
-    h->pending++;
-    on_job_done(h, j); /* through the result queue: delivered from the loop, in order */
-    return ASSAY_OK;
+    return host_enqueue(h, j);
 }
 
-size_t assay_host_pending(const assay_host *h) { return h ? h->pending : 0; }
+size_t assay_host_pending(const assay_host *h) {
+    if (!h) return 0;
+    uv_mutex_lock((uv_mutex_t *)&h->lock);
+    size_t n = h->pending;
+    uv_mutex_unlock((uv_mutex_t *)&h->lock);
+    return n;
+}
 
 static void on_async_closed(uv_handle_t *handle) {
     assay_host *h = handle->data;
     assay_close_cb cb = h->on_closed;
     if (cb) cb(h, h->user_data);
-    host_free(h);
+    if (!h->is_threaded) host_free(h); /* thread mode: the closing thread frees it */
 }
 
+/* On the loop thread, once every result has been delivered. */
 static void host_finish_close(assay_host *h) {
-    for (unsigned i = 0; i < h->worker_count; i++) worker_free(h->workers[i]);
-    h->worker_count = 0;
+    generation *g = h->gen;
+    for (unsigned i = 0; i < g->worker_count; i++) worker_free(g->workers[i]);
+    g->worker_count = 0;
     uv_close((uv_handle_t *)&h->results_async, on_async_closed);
 }
 
-void assay_host_close(assay_host *h, assay_close_cb on_closed) {
-    if (!h || h->is_closing) return;
+int assay_host_close(assay_host *h, assay_close_cb on_closed) {
+    if (!h) return ASSAY_EINVAL;
+    if (h->is_threaded) {
+        uv_thread_t self = uv_thread_self();
+        if (uv_thread_equal(&self, &h->thread)) return ASSAY_EINVAL; /* it would wait for itself */
+    }
+    uv_mutex_lock(&h->lock);
+    bool was_closing = h->is_closing;
     h->is_closing = true;
-    h->on_closed = on_closed;
+    if (!was_closing) h->on_closed = on_closed;
+    uv_mutex_unlock(&h->lock);
+    if (was_closing) return ASSAY_ECLOSED;
     /* finish from the loop, never from inside this call: the caller may not expect its
      * callbacks to run before assay_host_close returns */
     uv_async_send(&h->results_async);
+    if (h->is_threaded) {
+        uv_thread_join(&h->thread);
+        uv_loop_close(&h->own_loop);
+        host_free(h);
+    }
+    return ASSAY_OK;
 }
 
 /* ======================================================================= results */
@@ -537,8 +713,8 @@ int assay_result_record(const assay_result *r, size_t i, assay_record *rec) {
     if (!r || !rec || i >= r->out.count) return ASSAY_EINVAL;
     const sandbox_record *s = &r->out.records[i];
     *rec = (assay_record){
-        .evaluator = s->evaluator < r->host->plugin_count ? sandbox_get_info(r->host->plugins[s->evaluator].probe)->name
-                                                         : NULL,
+        .evaluator = s->evaluator < r->gen->plugin_count ? sandbox_get_info(r->gen->plugins[s->evaluator].probe)->name
+                                                        : NULL,
         .evaluator_index = s->evaluator,
         .step = s->step,
         .has_score = s->has_score,

@@ -47,7 +47,7 @@ struct assay_result {
     char *source;
     uint64_t line;
     void *submit_ctx;
-    const assay_host *host;
+    const struct host_generation *gen; /* the plugins it was scored with (host.c) */
     char *trace_id;             /* owned, NULL on input errors */
     char *group;                /* owned, may be NULL */
     sandbox_output out;
@@ -58,6 +58,9 @@ struct assay_result {
     sandbox_output *parts;      /* owned, one per plugin, NULL until a plugin waits */
 };
 typedef struct assay_result job;
+
+/* A deep copy, or NULL when out of memory. */
+assay_options *options_clone(const assay_options *o);
 
 void job_free(job *j);
 /* Writes the input-error record of SPEC §4 into j, prefixed "source:line: ". */

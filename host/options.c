@@ -193,3 +193,41 @@ int assay_options_set_cache(assay_options *o, const char *path) {
     if (!o) return ASSAY_EINVAL;
     return set_string(&o->cache_path, path);
 }
+
+static int clone_string(char **dst, const char *src) {
+    return !src || (*dst = strdup(src)) ? ASSAY_OK : ASSAY_ENOMEM;
+}
+
+/* A deep copy: the host keeps one, so that the caller may free its options right after
+ * assay_host_new and a reload sees the same paths and params. */
+assay_options *options_clone(const assay_options *o) {
+    assay_options *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    *c = *o;
+    c->plugin_paths = NULL, c->plugin_path_count = 0;
+    c->lib_dirs = NULL, c->lib_dir_count = 0;
+    c->params = NULL, c->param_count = 0;
+    c->group_by = c->llm_url = c->llm_model = c->api_key = c->cache_path = NULL;
+    int status = ASSAY_OK;
+    for (size_t i = 0; i < o->plugin_path_count && !status; i++)
+        status = push_string(&c->plugin_paths, &c->plugin_path_count, o->plugin_paths[i]);
+    for (size_t i = 0; i < o->lib_dir_count && !status; i++)
+        status = push_string(&c->lib_dirs, &c->lib_dir_count, o->lib_dirs[i]);
+    if (!status && o->param_count && !(c->params = calloc(o->param_count, sizeof *c->params))) status = ASSAY_ENOMEM;
+    for (size_t i = 0; i < o->param_count && !status; i++) {
+        c->param_count++;
+        status = clone_string(&c->params[i].plugin, o->params[i].plugin);
+        if (!status) status = clone_string(&c->params[i].key, o->params[i].key);
+        if (!status) status = clone_string(&c->params[i].value, o->params[i].value);
+    }
+    if (!status) status = clone_string(&c->group_by, o->group_by);
+    if (!status) status = clone_string(&c->llm_url, o->llm_url);
+    if (!status) status = clone_string(&c->llm_model, o->llm_model);
+    if (!status) status = clone_string(&c->api_key, o->api_key);
+    if (!status) status = clone_string(&c->cache_path, o->cache_path);
+    if (status) {
+        assay_options_free(c);
+        return NULL;
+    }
+    return c;
+}

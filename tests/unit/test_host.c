@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include "../../host/assay.h"
@@ -170,12 +171,191 @@ static void test_options_reject_malformed_values(void **state) {
     assert_string_equal(assay_version(), ASSAY_VERSION_STRING);
 }
 
+/* ------------------------------------------------------------------- hot reload */
+
+typedef struct labels {
+    char label[1024][8];
+    size_t count;
+} labels;
+
+static void on_labelled(assay_host *h, const assay_result *r, void *ctx) {
+    (void)ctx;
+    labels *l = assay_host_user_data(h);
+    assay_record rec;
+    assert_int_equal(assay_result_record(r, 0, &rec), ASSAY_OK);
+    snprintf(l->label[l->count++], sizeof l->label[0], "%s", rec.label ? rec.label : rec.error_message);
+}
+
+static void write_version(const char *dir, const char *body) {
+    char path[160];
+    snprintf(path, sizeof path, "%s/ver.lua", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(body, f);
+    fclose(f);
+}
+
+#define VERSION_PLUGIN(v) \
+    "return { name = 'ver', params = { spin = 3000 }, evaluate = function(t, p)\n" \
+    "  local x = 0 for i = 1, p.spin do x = x + i end\n" \
+    "  return { label = '" v "' } end }\n"
+
+static void test_reload_swaps_plugins_and_keeps_traces_in_flight(void **state) {
+    (void)state;
+    char dir[64];
+    snprintf(dir, sizeof dir, "/tmp/assay-test-reload-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    write_version(dir, VERSION_PLUGIN("v1"));
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    labels l = {0};
+    assay_options *o = assay_options_new();
+    assay_options_add_plugin_path(o, dir);
+    assay_options_set_workers(o, 3);
+    assay_options_set_param(o, "ver.spin=20000"); /* also proves the host kept its own copy */
+    assay_host *h;
+    assay_error err;
+    assert_int_equal(assay_host_new(&h, &loop, o, on_labelled, &l, &err), ASSAY_OK);
+    assay_options_free(o);
+    for (int i = 0; i < 300; i++) assert_int_equal(assay_host_submit(h, "{\"id\":\"a\"}", 10, NULL, 0, NULL), ASSAY_OK);
+
+    /* a broken file is refused and the loaded plugins stay */
+    write_version(dir, "return { name = 'ver',\n evaluate = 42 }\n");
+    assert_int_equal(assay_host_reload(h, &err), ASSAY_ECONFIG);
+    assert_non_null(strstr(err.message, "ver.lua"));
+    for (int i = 0; i < 100; i++) assert_int_equal(assay_host_submit(h, "{\"id\":\"b\"}", 10, NULL, 0, NULL), ASSAY_OK);
+
+    write_version(dir, VERSION_PLUGIN("v2"));
+    assert_int_equal(assay_host_reload(h, &err), ASSAY_OK);
+    assert_true(assay_host_pending(h) > 0); /* the swap happened with traces in flight */
+    for (int i = 0; i < 300; i++) assert_int_equal(assay_host_submit(h, "{\"id\":\"c\"}", 10, NULL, 0, NULL), ASSAY_OK);
+    assert_int_equal(assay_host_close(h, NULL), ASSAY_OK);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(l.count, 700);
+    for (size_t i = 0; i < 700; i++) assert_string_equal(l.label[i], i < 400 ? "v1" : "v2");
+    assert_int_equal(uv_loop_close(&loop), 0);
+    char cmd[96];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* ------------------------------------------------------------------ thread mode */
+
+typedef struct threaded {
+    size_t count;      /* touched only on the host's thread */
+    pthread_t callback_thread;
+    int on_one_thread;
+    int close_from_callback;
+    int closed;
+} threaded;
+
+static void on_threaded(assay_host *h, const assay_result *r, void *ctx) {
+    (void)r, (void)ctx;
+    threaded *t = assay_host_user_data(h);
+    if (t->count++ == 0) {
+        t->callback_thread = pthread_self();
+        t->close_from_callback = assay_host_close(h, NULL);
+    }
+    if (!pthread_equal(t->callback_thread, pthread_self())) t->on_one_thread = 0;
+}
+
+static void on_threaded_closed(assay_host *h, void *user_data) {
+    (void)h;
+    ((threaded *)user_data)->closed++;
+}
+
+static void *submitter(void *arg) {
+    assay_host *h = arg;
+    for (int i = 0; i < 250; i++) {
+        char json[48];
+        int n = snprintf(json, sizeof json, "{\"id\":\"%d\"}", i);
+        if (assay_host_submit(h, json, (size_t)n, NULL, 0, NULL) != ASSAY_OK) return (void *)1;
+    }
+    return NULL;
+}
+
+static void test_thread_mode_takes_submissions_from_any_thread(void **state) {
+    (void)state;
+    threaded t = {.on_one_thread = 1};
+    assay_options *o = options(2);
+    assay_host *h;
+    assay_error err;
+    assert_int_equal(assay_host_new(&h, NULL, o, on_threaded, &t, &err), ASSAY_OK);
+    assay_options_free(o);
+    pthread_t threads[4];
+    for (int i = 0; i < 4; i++) assert_int_equal(pthread_create(&threads[i], NULL, submitter, h), 0);
+    for (int i = 0; i < 4; i++) {
+        void *failed;
+        pthread_join(threads[i], &failed);
+        assert_null(failed);
+    }
+    assert_int_equal(assay_host_plugin_count(h), 1);
+    assert_int_equal(assay_host_close(h, on_threaded_closed), ASSAY_OK);
+    /* close returned: everything was delivered, on the host's own thread */
+    assert_int_equal(t.count, 1000);
+    assert_int_equal(t.closed, 1);
+    assert_true(t.on_one_thread);
+    assert_false(pthread_equal(t.callback_thread, pthread_self()));
+    assert_int_equal(t.close_from_callback, ASSAY_EINVAL);
+}
+
+/* ------------------------------------------------------------------------ misuse */
+
+static void test_misuse_is_refused_not_crashed(void **state) {
+    (void)state;
+    assert_int_equal(assay_host_submit(NULL, "{}", 2, NULL, 0, NULL), ASSAY_EINVAL);
+    assert_int_equal(assay_host_submit_input_error(NULL, NULL, 0, "x", NULL), ASSAY_EINVAL);
+    assert_int_equal(assay_host_reload(NULL, NULL), ASSAY_EINVAL);
+    assert_int_equal(assay_host_close(NULL, NULL), ASSAY_EINVAL);
+    assert_int_equal(assay_host_pending(NULL), 0);
+    assert_int_equal(assay_host_plugin_count(NULL), 0);
+    assert_null(assay_host_user_data(NULL));
+    assert_null(assay_result_trace_id(NULL));
+    assert_int_equal(assay_result_record_count(NULL), 0);
+    assert_null(assay_result_jsonl(NULL, NULL));
+    assay_io_stats stats;
+    assay_host_io_stats(NULL, &stats);
+    assert_int_equal(stats.requests, 0);
+
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    collected c = {0};
+    assay_options *o = options(1);
+    assay_host *h;
+    assert_int_equal(assay_host_new(&h, &loop, o, on_result, &c, NULL), ASSAY_OK);
+    assay_options_free(o);
+    assert_int_equal(assay_host_submit(h, NULL, 3, NULL, 0, NULL), ASSAY_EINVAL);
+    assert_int_equal(assay_host_submit_input_error(h, NULL, 0, NULL, NULL), ASSAY_EINVAL);
+    assay_plugin_info info;
+    assert_int_equal(assay_host_plugin_info(h, 1, &info), ASSAY_EINVAL);
+    assert_int_equal(assay_host_plugin_info(h, 0, NULL), ASSAY_EINVAL);
+    assert_int_equal(assay_host_plugin_info(h, 0, &info), ASSAY_OK);
+    assert_string_equal(info.name, "slow");
+    /* an empty submission is an input error record, not a crash */
+    assert_int_equal(assay_host_submit(h, NULL, 0, NULL, 7, NULL), ASSAY_OK);
+    assert_int_equal(assay_host_close(h, on_closed), ASSAY_OK);
+    /* the documented guard: until on_closed fires, more closes and submissions are refused */
+    assert_int_equal(assay_host_close(h, on_closed), ASSAY_ECLOSED);
+    assert_int_equal(assay_host_submit(h, "{}", 2, NULL, 0, NULL), ASSAY_ECLOSED);
+    assert_int_equal(assay_host_submit_input_error(h, NULL, 0, "x", NULL), ASSAY_ECLOSED);
+    assert_int_equal(assay_host_reload(h, NULL), ASSAY_ECLOSED);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(c.closed, 1);
+    assert_int_equal(c.count, 1);
+    assert_string_equal(c.ids[0], "(input error)");
+    free(c.ids[0]);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_results_arrive_in_submission_order_with_many_workers),
         cmocka_unit_test(test_input_errors_name_source_and_line),
         cmocka_unit_test(test_host_creation_reports_configuration_errors),
         cmocka_unit_test(test_options_reject_malformed_values),
+        cmocka_unit_test(test_reload_swaps_plugins_and_keeps_traces_in_flight),
+        cmocka_unit_test(test_thread_mode_takes_submissions_from_any_thread),
+        cmocka_unit_test(test_misuse_is_refused_not_crashed),
     };
     return cmocka_run_group_tests(tests, write_plugins, remove_plugins);
 }
