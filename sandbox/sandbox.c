@@ -601,6 +601,18 @@ static int plugin_load_body(lua_State *L) {
     }
     int params = lua_gettop(L);
     const char *name = lua_tostring(L, name_index);
+    /* params are data shown by `assay list` and set from the command line: a function or a
+     * coroutine there would silently list as null */
+    lua_pushnil(L);
+    while (lua_next(L, params)) {
+        if (lua_type(L, -2) != LUA_TSTRING)
+            return luaL_error(L, "%s: params keys must be names (got a %s key)", cfg->path, luaL_typename(L, -2));
+        int vt = lua_type(L, -1);
+        if (vt != LUA_TNUMBER && vt != LUA_TSTRING && vt != LUA_TBOOLEAN && vt != LUA_TTABLE)
+            return luaL_error(L, "%s: param '%s' must be a number, string, boolean or table (got %s)", cfg->path,
+                              lua_tostring(L, -2), lua_typename(L, vt));
+        lua_pop(L, 1);
+    }
     for (size_t i = 0; i < cfg->override_count; i++) {
         const sandbox_param_override *o = &cfg->overrides[i];
         int default_type = lua_getfield(L, params, o->key);

@@ -11,6 +11,26 @@ function M.skip(reason, details)
   return { details = details }
 end
 
+-- x limited to [lo, hi] (default [0, 1]); NaN becomes lo, so a 0/0 never leaks out as a score.
+function M.clamp(x, lo, hi)
+  lo, hi = lo or 0, hi or 1
+  if x ~= x or x < lo then return lo end
+  if x > hi then return hi end
+  return x
+end
+
+-- The usual record: the score clamped to [0, 1], pass when it reaches the threshold.
+function M.scored(score, threshold, details)
+  score = M.clamp(score)
+  return { score = score, pass = score >= threshold, details = details }
+end
+
+-- n / total as a score, or nil when total is 0 (the metric does not apply).
+function M.ratio(n, total)
+  if total == 0 then return nil end
+  return M.clamp(n / total)
+end
+
 -- Arithmetic mean of a list of numbers, summed in order (nil for an empty list).
 function M.mean(values)
   if #values == 0 then return nil end

@@ -20,6 +20,16 @@ function M.text(v)
   return type(v) == "string" and v or ""
 end
 
+-- The value at a path of object keys, or nil as soon as one is missing or not an object:
+-- get(t, "metadata", "segment") never raises, whatever the trace looks like.
+function M.get(v, ...)
+  for i = 1, select("#", ...) do
+    if not M.is_object(v) then return nil end
+    v = v[select(i, ...)]
+  end
+  return v
+end
+
 -- The entries of v that are JSON objects, in order; {} when v is not an array.
 function M.objects(v)
   local out = {}

@@ -96,6 +96,14 @@ check_contains "check names the line of io" "$TMP/c" "uses_io.lua:1: uses 'io'"
 check_contains "check names os.getenv" "$TMP/c" "uses_io.lua:2: uses 'os.getenv'"
 check "check ignores comments and strings" 2 "$(grep -c "uses '" "$TMP/c")"
 "$ASSAY" check plugins/*.lua >"$TMP/c" 2>&1; check "check passes the shipped plugins" 0 $?
+printf 'return { name = "a" }\n' >"$TMP/ev/noeval.lua"
+printf 'return { params = { f = function() end }, evaluate = function() end }\n' >"$TMP/ev/pfun.lua"
+printf 'return { description = "Says hi.", params = { n = 2 }, evaluate = function() return 1 end }\n' >"$TMP/ev/good.lua"
+"$ASSAY" check "$TMP/ev/noeval.lua" "$TMP/ev/pfun.lua" "$TMP/ev/good.lua" >"$TMP/c" 2>&1; check "check fails when one plugin fails" 2 $?
+check_contains "check flags a missing evaluate" "$TMP/c" "noeval.lua: the returned table has no evaluate function"
+check_contains "check flags a param of the wrong type" "$TMP/c" "pfun.lua: param 'f' must be a number, string, boolean or table (got function)"
+check_contains "check prints the description" "$TMP/c" "  Says hi."
+check_contains "check prints the params" "$TMP/c" '  params: {"n":2}'
 "$ASSAY" list >"$TMP/l" 2>&1; check "list exits 0" 0 $?
 check_contains "list shows params" "$TMP/l" 'params: {"near_duplicate":0.8,"threshold":0.5}'
 
