@@ -29,6 +29,7 @@ static const char usage_text[] =
     "      --memory-mb N       per-Lua-state memory limit (default 64; 0 = none)\n"
     "      --group-by FIELD    split the summary by metadata.FIELD\n"
     "      --no-timing         write \"ms\":null so that output is byte-for-byte reproducible\n"
+    "      --resume            continue an interrupted run with -o FILE where it stopped (FILE.progress)\n"
     "      --cases FILE        test cases for `assay test`\n"
     "\n"
     "LLM and HTTP (docs/llm.md):\n"
@@ -287,7 +288,7 @@ static int cmd_check(cli_options *o, char **plugins, int count) {
 /* ------------------------------------------------------------------------- main */
 
 enum {
-    OPT_TIMEOUT = 256, OPT_MEMORY, OPT_GROUP_BY, OPT_NO_TIMING, OPT_CASES, OPT_VERSION, OPT_LLM_URL, OPT_LLM_MODEL,
+    OPT_TIMEOUT = 256, OPT_MEMORY, OPT_GROUP_BY, OPT_NO_TIMING, OPT_RESUME, OPT_CASES, OPT_VERSION, OPT_LLM_URL, OPT_LLM_MODEL,
     OPT_LLM_TIMEOUT, OPT_MAX_INFLIGHT, OPT_RPS, OPT_TPM, OPT_MAX_TOKENS, OPT_RETRIES, OPT_RETRY_BASE, OPT_CACHE,
     OPT_NO_CACHE
 };
@@ -373,6 +374,7 @@ int main(int argc, char **argv) {
         {"memory-mb", required_argument, NULL, OPT_MEMORY},
         {"group-by", required_argument, NULL, OPT_GROUP_BY},
         {"no-timing", no_argument, NULL, OPT_NO_TIMING},
+        {"resume", no_argument, NULL, OPT_RESUME},
         {"cases", required_argument, NULL, OPT_CASES},
         {"llm-url", required_argument, NULL, OPT_LLM_URL},
         {"llm-model", required_argument, NULL, OPT_LLM_MODEL},
@@ -422,6 +424,7 @@ int main(int argc, char **argv) {
             o.group_by = optarg;
             break;
         case OPT_NO_TIMING: assay_options_set_record_timing(o.host, 0); break;
+        case OPT_RESUME: o.is_resume = true; break;
         case OPT_CASES: o.cases = optarg; break;
         case OPT_LLM_URL: net.llm_url = optarg; break;
         case OPT_LLM_MODEL: net.llm_model = optarg; break;

@@ -30,6 +30,7 @@ typedef struct cli_options {
     unsigned workers;
     unsigned max_inflight;
     bool has_evaluator;
+    bool is_resume;
 } cli_options;
 
 int cli_run(cli_options *o);
@@ -57,6 +58,28 @@ void reader_resume(reader *r);
 /* Stops after the chunk being read; on_end is still called once. */
 void reader_stop(reader *r);
 void reader_free(reader *r);
+
+/* --------------------------------------------------- the progress journal (resume) */
+
+typedef struct journal journal;
+/* Every line up to `line` of input `file` (0-based) has its records in the first `bytes`
+ * bytes of the output. */
+typedef struct journal_position {
+    uint64_t file, line, bytes;
+} journal_position;
+
+/* FNV-1a over data, continuing from h (0 to start). */
+uint64_t journal_hash(const void *data, size_t len, uint64_t h);
+/* Starts OUT.progress afresh for a run with this signature. NULL with a message on failure. */
+journal *journal_create(const char *out_path, uint64_t signature, char *err, size_t errlen);
+/* Finds the last trustworthy checkpoint of an interrupted run, truncates OUT to it and
+ * reopens the journal; -1 with a message when there is nothing (matching) to resume. */
+int journal_resume(const char *out_path, uint64_t signature, journal **out, journal_position *pos, char *err,
+                   size_t errlen);
+/* Appends a checkpoint; the output bytes it names must be synced first. -1 on error. */
+int journal_append(journal *j, const journal_position *pos);
+/* Closes it; a complete run removes the file. */
+void journal_free(journal *j, bool is_complete);
 
 /* -------------------------------------------------------------------- the summary */
 

@@ -5,6 +5,10 @@
  * bytes wait to be written, and resumes when both drain to half. Writing goes through the
  * loop's thread pool; while one write is in flight results accumulate, so writes batch
  * themselves under load. Nothing computed is dropped unless the output itself fails.
+ *
+ * Crash safety: with -o FILE, a progress journal (cli_journal.c) records how far the
+ * output is complete, after syncing it, at most every RUN_CHECKPOINT_MS; --resume
+ * continues from there.
  */
 #include "cli.h"
 #include "buf.h"
@@ -19,6 +23,7 @@
 #define RUN_TRACES_PER_WORKER 128
 #define RUN_MAX_PENDING_OUTPUT (16u << 20)
 #define RUN_MAX_LINE (64u << 20)
+#define RUN_CHECKPOINT_MS 250
 
 typedef struct run {
     uv_loop_t *loop;
@@ -40,6 +45,14 @@ typedef struct run {
     size_t write_offset;
     uv_fs_t write_req;
     bool is_writing;
+    uint64_t out_bytes;           /* bytes of the output file written */
+
+    journal *jr;                  /* NULL for standard output */
+    journal_position skip;        /* resuming: lines up to here are in the output already */
+    journal_position pending_pos; /* the last line whose records are in pending */
+    journal_position writing_pos; /* … in writing */
+    journal_position written_pos; /* … wholly written, with out_bytes at that moment */
+    uint64_t last_checkpoint_ms;
 
     int exit_status;           /* set when the run must stop early */
     bool has_record_errors;
@@ -61,6 +74,22 @@ static void stop_reading(run *r) {
 
 static void write_some(run *r);
 
+/* Syncs the output and records how far it is complete. Throttled unless forced: each one
+ * costs an fdatasync. A journal that cannot be written stops checkpointing (its last
+ * checkpoint stays true) but not the run. */
+static void checkpoint(run *r, bool is_forced) {
+    if (!r->jr) return;
+    uint64_t now = uv_now(r->loop);
+    if (!is_forced && now - r->last_checkpoint_ms < RUN_CHECKPOINT_MS) return;
+    r->last_checkpoint_ms = now;
+    if (fdatasync(r->out_fd) != 0 || journal_append(r->jr, &r->written_pos) != 0) {
+        fprintf(stderr, "assay: %s.progress: %s; this run can no longer be resumed past this point\n", r->out_name,
+                strerror(errno));
+        journal_free(r->jr, false);
+        r->jr = NULL;
+    }
+}
+
 static void on_write(uv_fs_t *req) {
     run *r = req->data;
     ssize_t n = req->result;
@@ -74,6 +103,12 @@ static void on_write(uv_fs_t *req) {
         return;
     }
     r->write_offset += (size_t)n;
+    r->out_bytes += (uint64_t)n;
+    if (r->write_offset >= r->writing.len) {
+        r->written_pos = r->writing_pos;
+        r->written_pos.bytes = r->out_bytes;
+        checkpoint(r, false);
+    }
     write_some(r);
     update_flow(r);
 }
@@ -85,6 +120,7 @@ static void write_some(run *r) {
         buf t = r->writing; /* swap: the filled buffer goes out, the empty one fills */
         r->writing = r->pending;
         r->pending = t;
+        r->writing_pos = r->pending_pos;
         buf_reset(&r->pending);
         r->write_offset = 0;
     }
@@ -115,9 +151,10 @@ static void update_flow(run *r) {
     }
 }
 
+/* submit_ctx carries the input file's index, for the journal's positions */
 static void on_result(assay_host *host, const assay_result *result, void *ctx) {
-    (void)host, (void)ctx;
     run *r = assay_host_user_data(host);
+    r->pending_pos = (journal_position){(uintptr_t)ctx, assay_result_line(result), 0};
     summary_add(r->sum, result);
     if (r->exit_status != CLI_EXIT_IO) {
         size_t len;
@@ -137,14 +174,17 @@ static void on_result(assay_host *host, const assay_result *result, void *ctx) {
 
 static void on_line(void *ctx, const char *line, size_t len, uint64_t line_no) {
     run *r = ctx;
+    uint64_t file = r->file_index - 1;
+    if (file < r->skip.file || (file == r->skip.file && line_no <= r->skip.line)) return; /* resumed */
+    void *submit_ctx = (void *)(uintptr_t)file;
     int rc;
     if (!line) {
         char message[160];
         snprintf(message, sizeof message, "line of %zu bytes is longer than the %u MiB limit; skipped", len,
                  RUN_MAX_LINE >> 20);
-        rc = assay_host_submit_input_error(r->host, r->source, line_no, message, NULL);
+        rc = assay_host_submit_input_error(r->host, r->source, line_no, message, submit_ctx);
     } else {
-        rc = assay_host_submit(r->host, line, len, r->source, line_no, NULL);
+        rc = assay_host_submit(r->host, line, len, r->source, line_no, submit_ctx);
     }
     if (rc != ASSAY_OK) {
         fprintf(stderr, "assay: %s:%llu: cannot queue the trace: %s\n", r->source, (unsigned long long)line_no,
@@ -201,6 +241,7 @@ static void on_end(void *ctx, int status) {
 }
 
 static void start_next_file(run *r) {
+    if (r->file_index < r->skip.file) r->file_index = r->skip.file; /* resumed past them */
     const char *path = r->o->trace_count ? r->o->traces[r->file_index] : "-";
     r->file_index++;
     r->source = strcmp(path, "-") == 0 ? "<stdin>" : path;
@@ -238,12 +279,71 @@ static void on_progress(uv_timer_t *t) {
 
 /* ------------------------------------------------------------------------ entry */
 
+/* What a resumed run must share with the one it continues: the inputs, and each
+ * evaluator's name, source and effective params. */
+static uint64_t run_signature(const run *r) {
+    uint64_t h = journal_hash("assay-run", 9, 0);
+    for (size_t i = 0; i < r->o->trace_count; i++) h = journal_hash(r->o->traces[i], strlen(r->o->traces[i]) + 1, h);
+    for (size_t i = 0; i < assay_host_plugin_count(r->host); i++) {
+        assay_plugin_info info;
+        assay_host_plugin_info(r->host, i, &info);
+        h = journal_hash(info.name, strlen(info.name) + 1, h);
+        h = journal_hash(info.params_json, strlen(info.params_json) + 1, h);
+        FILE *f = fopen(info.path, "rb");
+        char chunk[8192];
+        size_t n;
+        while (f && (n = fread(chunk, 1, sizeof chunk, f)) > 0) h = journal_hash(chunk, n, h);
+        if (f) fclose(f);
+    }
+    return h;
+}
+
+/* Opens -o FILE: from scratch with a new journal, or, resuming, truncated to the last
+ * checkpoint of the journal it left. */
+static int open_output(run *r) {
+    char err[512];
+    uint64_t signature = run_signature(r);
+    if (r->o->is_resume) {
+        if (journal_resume(r->out_name, signature, &r->jr, &r->skip, err, sizeof err) != 0) {
+            fprintf(stderr, "assay: --resume: %s\n", err);
+            return -1;
+        }
+        r->out_bytes = r->skip.bytes;
+        r->written_pos = r->pending_pos = r->writing_pos = r->skip;
+        if (r->skip.line || r->skip.file)
+            fprintf(stderr, "assay: resuming %s after line %llu of %s (%llu bytes of results kept)\n", r->out_name,
+                    (unsigned long long)r->skip.line,
+                    r->skip.file < r->o->trace_count ? r->o->traces[r->skip.file] : "the last input",
+                    (unsigned long long)r->skip.bytes);
+    }
+    r->out_fd = open(r->out_name, O_WRONLY | O_CREAT | O_CLOEXEC | (r->o->is_resume ? O_APPEND : O_TRUNC), 0644);
+    if (r->out_fd < 0) {
+        fprintf(stderr, "assay: %s: cannot open for writing: %s\n", r->out_name, strerror(errno));
+        journal_free(r->jr, false);
+        r->jr = NULL;
+        return -1;
+    }
+    if (!r->jr && !(r->jr = journal_create(r->out_name, signature, err, sizeof err)))
+        fprintf(stderr, "assay: %s; the run goes on but cannot be resumed\n", err); /* e.g. a read-only dir */
+    return 0;
+}
+
 static void log_print(void *ctx, const char *plugin, const char *message) {
     (void)ctx;
     fprintf(stderr, "[%s] %s\n", plugin, message);
 }
 
 int cli_run(cli_options *o) {
+    if (o->is_resume && (!o->output || strcmp(o->output, "-") == 0)) {
+        fprintf(stderr, "assay: --resume needs -o FILE: the results of the interrupted run are continued there\n");
+        return CLI_EXIT_USAGE;
+    }
+    bool reads_stdin = o->trace_count == 0;
+    for (size_t i = 0; i < o->trace_count; i++) reads_stdin |= strcmp(o->traces[i], "-") == 0;
+    if (o->is_resume && reads_stdin) {
+        fprintf(stderr, "assay: --resume cannot continue standard input: name the input files\n");
+        return CLI_EXIT_USAGE;
+    }
     for (size_t i = 0; i < o->trace_count; i++) {
         struct stat st;
         if (strcmp(o->traces[i], "-") == 0) continue;
@@ -273,13 +373,13 @@ int cli_run(cli_options *o) {
     /* opened only once the plugins load, so that a plugin error leaves an earlier output
      * file untouched */
     if (o->output && strcmp(o->output, "-") != 0) {
-        r.out_fd = open(o->output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         r.out_name = o->output;
-        if (r.out_fd < 0) {
-            fprintf(stderr, "assay: %s: cannot open for writing: %s\n", o->output, strerror(errno));
+        if (open_output(&r) != 0) {
             assay_host_close(r.host, NULL);
             uv_run(r.loop, UV_RUN_DEFAULT);
             uv_loop_close(r.loop);
+            buf_free(&r.pending);
+            buf_free(&r.writing);
             return CLI_EXIT_USAGE;
         }
     }
@@ -316,6 +416,8 @@ int cli_run(cli_options *o) {
         write_some(&r);
         uv_run(r.loop, UV_RUN_DEFAULT);
     }
+    if (r.exit_status != CLI_EXIT_IO) checkpoint(&r, true);
+    journal_free(r.jr, r.exit_status == 0 && !r.is_interrupted);
     if (r.out_fd > 1 && close(r.out_fd) != 0 && r.exit_status != CLI_EXIT_IO) {
         fprintf(stderr, "assay: %s: %s\n", r.out_name, strerror(errno));
         r.exit_status = CLI_EXIT_IO;

@@ -27,4 +27,13 @@ $VG "$ASSAY" run -j 2 -e plugins/llm --llm-url "http://127.0.0.1:$PORT/v1" --llm
     --cache "$TMP/cache.db" "$TMP/six.jsonl" -o /dev/null 2>"$TMP/vg7"
 check "run with LLM plugins, retries and the cache: clean under valgrind" 0 $?
 kill $server
+# a run killed after its first checkpoint, resumed under valgrind
+printf 'return { name = "slow", evaluate = function(t) local c = os.clock() while os.clock() - c < 0.02 do end return 1 end }\n' >"$TMP/ev2.lua"
+"$ASSAY" run -j 1 --no-timing -e "$TMP/ev2.lua" examples/traces/deep-research.jsonl -o "$TMP/r.jsonl" 2>/dev/null &
+pid=$!
+for _ in $(seq 100); do grep -q '^C' "$TMP/r.jsonl.progress" 2>/dev/null && break; sleep 0.05; done
+kill -9 $pid; wait $pid 2>/dev/null
+$VG "$ASSAY" run -j 1 --no-timing --resume -e "$TMP/ev2.lua" examples/traces/deep-research.jsonl -o "$TMP/r.jsonl" 2>"$TMP/vg8"
+check "run --resume after a kill: clean under valgrind" 0 $?
+check "and every trace has its record" 60 "$(wc -l <"$TMP/r.jsonl")"
 done_testing

@@ -1,0 +1,83 @@
+# Crash safety: a 10,000-trace run (two input files, malformed lines mixed in) is killed
+# with SIGKILL at random points, with torn writes simulated between kills, and resumed with
+# --resume until it completes; the output must equal an uninterrupted run's byte for byte.
+# Also: SIGINT stops cleanly and resumes; --resume refuses what it cannot continue.
+. "$(dirname "$0")/lib.sh"
+python3 scripts/gen_traces.py --count 10000 --seed 11 --messy >"$TMP/all.jsonl"
+head -4000 "$TMP/all.jsonl" >"$TMP/a.jsonl"
+tail -n +4001 "$TMP/all.jsonl" >"$TMP/b.jsonl"
+IN="$TMP/a.jsonl $TMP/b.jsonl"
+OUT=$TMP/out.jsonl
+start=$(date +%s%N)
+# shellcheck disable=SC2086
+"$ASSAY" run -j 2 --no-timing $IN -o "$TMP/ref.jsonl" 2>/dev/null
+ref_rc=$?
+ref_ms=$(( ($(date +%s%N) - start) / 1000000 ))
+check "the uninterrupted run completes (exit 3: the malformed lines)" 3 $ref_rc
+check "and leaves no progress journal" "no" "$([ -e "$TMP/ref.jsonl.progress" ] && echo yes || echo no)"
+
+# kill points: when the output reaches a seeded spread of sizes (so that every kill lands
+# mid-run, early or late), plus a random delay of up to 50 ms
+ref_size=$(wc -c <"$TMP/ref.jsonl")
+points=$(awk 'BEGIN { srand(7); for (i = 0; i < 6; i++) printf "%d:%.3f ", (8 + i * 15 + rand() * 10), rand() * 0.05 }')
+resume=""
+killed=0
+round=0
+for p in $points; do
+    round=$((round + 1))
+    target=$((ref_size * ${p%:*} / 100))
+    # shellcheck disable=SC2086
+    "$ASSAY" run -j 2 --no-timing $resume $IN -o "$OUT" 2>>"$TMP/log" &
+    pid=$!
+    while kill -0 $pid 2>/dev/null && [ "$(stat -c %s "$OUT" 2>/dev/null || echo 0)" -lt $target ]; do sleep 0.02; done
+    sleep "${p#*:}"
+    if kill -9 $pid 2>/dev/null; then killed=$((killed + 1)); fi
+    wait $pid 2>/dev/null
+    resume=--resume
+    case $round in
+    2) printf '{"trace_id":"torn-by-power-lo' >>"$OUT" ;;                      # a torn last line
+    4) [ -e "$OUT.progress" ] && printf 'C 0 99' >>"$OUT.progress" ;;           # a torn checkpoint
+    5) [ -s "$OUT" ] && truncate -s -7 "$OUT" ;;                                # lost tail after a checkpoint
+    esac
+done
+check "every run was killed mid-way (not finished before the kill)" 6 $killed
+# shellcheck disable=SC2086
+"$ASSAY" run -j 2 --no-timing --resume $IN -o "$OUT" 2>>"$TMP/log"
+check "the last --resume completes with the same exit status" $ref_rc $?
+cmp "$OUT" "$TMP/ref.jsonl" >"$TMP/cmp" 2>&1
+check "after $killed kills, torn writes and resumes the output equals the uninterrupted run byte for byte" 0 $?
+check "every trace has exactly one set of records" "$(wc -l <"$TMP/ref.jsonl")" "$(wc -l <"$OUT")"
+check "the journal is removed once the run completes" "no" "$([ -e "$OUT.progress" ] && echo yes || echo no)"
+check_contains "a resume says where it continues" "$TMP/log" "assay: resuming $OUT after line"
+
+# SIGINT: finish what is in flight, flush, exit 130, keep the journal; --resume completes
+# shellcheck disable=SC2086
+"$ASSAY" run -j 2 --no-timing $IN -o "$OUT" 2>"$TMP/int.log" &
+pid=$!
+sleep "$(awk -v ms="$ref_ms" 'BEGIN { printf "%.3f", ms / 3000 }')"
+kill -INT $pid
+wait $pid
+check "SIGINT exits 130" 130 $?
+check "and leaves whole lines only" "" "$(tail -c 1 "$OUT" | tr -d '\n')"
+check "and the journal to resume from" "yes" "$([ -e "$OUT.progress" ] && echo yes || echo no)"
+# shellcheck disable=SC2086
+"$ASSAY" run -j 2 --no-timing --resume $IN -o "$OUT" 2>/dev/null
+cmp -s "$OUT" "$TMP/ref.jsonl"
+check "the resumed run equals the uninterrupted one" 0 $?
+
+# what --resume refuses
+"$ASSAY" run --no-timing --resume "$TMP/a.jsonl" -o "$OUT" 2>"$TMP/e"
+check "a finished run has nothing to resume (exit 2)" 2 $?
+check_contains "and says so" "$TMP/e" "the run finished, or never started: nothing to resume"
+"$ASSAY" run --no-timing "$TMP/a.jsonl" -o "$OUT" 2>/dev/null &
+pid=$!; sleep 0.3; kill -9 $pid; wait $pid 2>/dev/null
+"$ASSAY" run --no-timing --resume -e plugins/query_diversity.lua "$TMP/a.jsonl" -o "$OUT" 2>"$TMP/e"
+check "resuming with other evaluators is refused" 2 $?
+check_contains "naming the reason" "$TMP/e" "was written by a run with other inputs, evaluators or params; run without --resume to start over"
+"$ASSAY" run --no-timing --resume -p query_diversity.threshold=0.9 "$TMP/a.jsonl" -o "$OUT" 2>/dev/null
+check "and with other params" 2 $?
+"$ASSAY" run --resume "$TMP/a.jsonl" 2>"$TMP/e"
+check "--resume without -o is refused" 2 $?
+"$ASSAY" run --resume -o "$OUT" - <"$TMP/a.jsonl" 2>"$TMP/e"
+check_contains "--resume of standard input is refused" "$TMP/e" "--resume cannot continue standard input"
+done_testing
