@@ -1,0 +1,88 @@
+# Hostile input: each case gets a clear input-error record (file, line, what and where)
+# or a clear message, in bounded memory, and the lines around it are still scored.
+. "$(dirname "$0")/lib.sh"
+mkdir -p "$TMP/ev"
+printf 'return { name = "id", evaluate = function(t) return { label = t.id, details = { n = t.n } } end }\n' >"$TMP/ev/id.lua"
+python3 - "$TMP/h.jsonl" <<'PY'
+import sys
+lines = [
+    b'{"id":"ok1"}',
+    b'[' * 100000 + b']' * 100000,                                  # 2: 100,000 levels
+    b'{"id":"deep","x":' + b'{"a":' * 100000 + b'1' + b'}' * 100000 + b'}',  # 3
+    b'{"id":"bad\xff\xfe"}',                                        # 4: not UTF-8 at all
+    b'{"id":"x","q":"\xc0\xaf"}',                                   # 5: overlong "/"
+    b'{"id":"x","q":"\xed\xa0\x80"}',                               # 6: a UTF-16 surrogate
+    b'{"id":"x","q":"\xf4\x90\x80\x80"}',                           # 7: past U+10FFFF
+    b'{"id":"x","q":"\xe2\x82"}',                                   # 8: truncated sequence
+    b'{"id":"nul\x00"}',                                            # 9: a NUL byte
+    b'{"id":"caf\xc3\xa9 \xf0\x9f\x94\x8e"}',                       # 10: valid UTF-8 is fine
+    b'{"id":"first","id":"last"}',                                  # 11: duplicate keys
+    b'{"id":"big","n":1e400}',                                      # 12: out of double range
+    b'{"id":"ok2"}',
+]
+open(sys.argv[1], "wb").write(b"\n".join(lines) + b"\n")
+PY
+"$ASSAY" run --no-timing -e "$TMP/ev/id.lua" "$TMP/h.jsonl" -o "$TMP/h.out" 2>"$TMP/h.err"
+check "hostile lines: the run completes with exit 3 (input errors)" 3 $?
+msg() { grep "\"line\":$1," "$TMP/h.out" | sed 's/.*"message":"\([^"]*\)".*/\1/'; }
+check "100,000 nested arrays" "$TMP/h.jsonl:2: nested deeper than 1000 levels (at byte 1001)" "$(msg 2)"
+# 17 bytes of prefix, then "{\"a\":" (5 bytes) per level: the 1000th inner object opens at 17 + 999 × 5 + 1
+check "100,000 nested objects" "$TMP/h.jsonl:3: nested deeper than 1000 levels (at byte 5013)" "$(msg 3)"
+check "invalid UTF-8" "$TMP/h.jsonl:4: not valid UTF-8 (at byte 11)" "$(msg 4)"
+check "an overlong encoding" "$TMP/h.jsonl:5: not valid UTF-8 (at byte 16)" "$(msg 5)"
+check "a surrogate" "$TMP/h.jsonl:6: not valid UTF-8 (at byte 16)" "$(msg 6)"
+check "a code point past U+10FFFF" "$TMP/h.jsonl:7: not valid UTF-8 (at byte 16)" "$(msg 7)"
+check "a truncated sequence" "$TMP/h.jsonl:8: not valid UTF-8 (at byte 16)" "$(msg 8)"
+check "a NUL byte" "$TMP/h.jsonl:9: contains a NUL byte (at byte 11)" "$(msg 9)"
+check_contains "valid UTF-8 is scored" "$TMP/h.out" '"label":"café 🔎"'
+check_contains "duplicate keys: the last one wins, for the host and the plugin alike" "$TMP/h.out" '{"trace_id":"last","evaluator":"id","step":null,"score":null,"pass":null,"label":"last"'
+check_contains "a number past the double range reaches the plugin as inf and is written as null" "$TMP/h.out" '"label":"big","details":{"n":null}'
+check_contains "the lines after them are scored" "$TMP/h.out" '"label":"ok2"'
+python3 -c '
+import json, sys
+def no_constants(name): raise ValueError(name)
+for n, line in enumerate(open(sys.argv[1], "rb"), 1):
+    json.loads(line.decode("utf-8"), parse_constant=no_constants)
+' "$TMP/h.out" 2>"$TMP/py"
+check "every output line is strict UTF-8 JSON (no NaN/Infinity)" 0 $?
+
+# a 300 MB line: skipped with a record, never held in memory
+python3 - "$TMP/huge.jsonl" <<'PY'
+import sys
+with open(sys.argv[1], "wb") as f:
+    f.write(b'{"id":"ok0"}\n{"id":"huge","x":"')
+    block = b"a" * (1 << 20)
+    for _ in range(300):
+        f.write(block)
+    f.write(b'"}\n{"id":"ok3"}\n')
+PY
+python3 -c '
+import resource, subprocess, sys
+rc = subprocess.call(sys.argv[1:], stdout=open(sys.argv[-1] + ".out", "w"), stderr=subprocess.DEVNULL)
+print(rc, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024)
+' "$ASSAY" run --no-timing -j 2 -e "$TMP/ev/id.lua" "$TMP/huge.jsonl" >"$TMP/huge.rss"
+read -r rc rss <"$TMP/huge.rss"
+check "a 300 MB line: exit 3" 3 "$rc"
+check_contains "it gets an input error naming the limit" "$TMP/huge.jsonl.out" "$TMP/huge.jsonl:2: line of 314572820 bytes is longer than the 64 MiB limit; skipped"
+check_contains "the next line is scored" "$TMP/huge.jsonl.out" '"label":"ok3"'
+case "${ASSAY_BUILD:-build}" in
+*asan*) ok "peak RSS is measured on the plain build (ASan's shadow memory inflates it)" ;;
+*) check "peak RSS stays under 100 MB (got ${rss} MB)" yes "$([ "$rss" -lt 100 ] && echo yes || echo no)" ;;
+esac
+
+# a FIFO streams like a file
+mkfifo "$TMP/fifo"
+cat examples/traces/deep-research.jsonl >"$TMP/fifo" &
+"$ASSAY" run --no-timing -j 2 "$TMP/fifo" -o "$TMP/fifo.out" 2>/dev/null
+check "a FIFO is read as a stream" 0 $?
+"$ASSAY" run --no-timing -j 2 examples/traces/deep-research.jsonl -o "$TMP/file.out" 2>/dev/null
+check "with the same results as the file" "$(cksum <"$TMP/file.out")" "$(cksum <"$TMP/fifo.out")"
+"$ASSAY" run "$TMP" 2>"$TMP/e"
+check "a directory is refused (exit 2)" 2 $?
+check_contains "and named" "$TMP/e" "$TMP: is a directory, not a JSONL file"
+if [ -w /dev/full ]; then
+    "$ASSAY" run examples/traces/deep-research.jsonl -o /dev/full 2>"$TMP/e"
+    check "a full disk stops the run with exit 4" 4 $?
+    check_contains "and is reported, not ignored" "$TMP/e" "cannot write results to /dev/full: no space left on device"
+fi
+done_testing
