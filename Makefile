@@ -30,7 +30,7 @@ LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/cli/%.o)
 DEPS := $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
 
-.PHONY: all test check-asan demo deps bench clean install uninstall unit-tests
+.PHONY: all test check-asan demo deps bench clean install uninstall unit-tests fuzz fuzz-build fuzz-targets
 all: $(BUILD)/assay $(BUILD)/libassay.a $(BUILD)/libassay.so $(BUILD)/assay.pc unit-tests
 
 $(BUILD)/obj/%.o: %.c Makefile
@@ -67,6 +67,16 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libassay.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libassay.a $(LDLIBS) $(shell $(PKG_CONFIG) --libs cmocka)
 
+# libFuzzer targets (tests/fuzz/): built with clang into build-fuzz by `make fuzz-build`.
+FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_MAKE := BUILD=build-fuzz CC=clang OPT='-O1 -g -fno-omit-frame-pointer' \
+             SANITIZE='-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all'
+FUZZ_SECONDS ?= 60
+fuzz-targets: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/%)
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(BUILD)/libassay.a $(BUILD)/cli/host/reader.o
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $< $(BUILD)/cli/host/reader.o $(BUILD)/libassay.a $(LDLIBS)
+
 # ---------------------------------------------------------------- the README's commands
 deps:
 	@scripts/install-deps.sh
@@ -79,7 +89,16 @@ test: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT='-O1 -g -fno-omit-frame-pointer' \
 	    SANITIZE='-fsanitize=address,undefined -fno-sanitize-recover=all' all
+	@$(MAKE) --no-print-directory $(FUZZ_MAKE) fuzz-targets
 	@tests/run.sh
+
+fuzz-build: deps
+	@$(MAKE) --no-print-directory $(FUZZ_MAKE) fuzz-targets
+
+# Each target for FUZZ_SECONDS, seeded from tests/fuzz/corpus/TARGET; new inputs go to
+# build-fuzz/corpus/TARGET, crashes to build-fuzz/crashes/.
+fuzz: fuzz-build
+	@scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 check-asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT='-O1 -g -fno-omit-frame-pointer' \
@@ -107,6 +126,6 @@ install: all
 	install -m 644 plugins/llm/*.lua $(DESTDIR)$(PREFIX)/share/assay/plugins/llm/
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
 -include $(DEPS)

@@ -155,7 +155,7 @@ void buf_json_cstring(buf *b, const char *s) {
 void buf_json_number(buf *b, double d) {
     if (!isfinite(d)) { buf_puts(b, "null"); return; }
     if (d == 0) { buf_puts(b, "0"); return; } /* also folds -0 */
-    if (d == (double)(long long)d && fabs(d) < 1e17) {
+    if (fabs(d) < 1e17 && d == (double)(long long)d) { /* range first: the cast of 1e308 is UB */
         buf_printf(b, "%lld", (long long)d);
         return;
     }

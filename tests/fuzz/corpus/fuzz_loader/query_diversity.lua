@@ -1,0 +1,55 @@
+-- query_diversity: are the agent's search queries diverse, or rephrasings of one? (SPEC §5.1)
+--
+--   Q = the query of every search step (repeats kept), n = |Q|, skipped when n < 2
+--   sim(i, j) = Jaccard(set(T(Qi)), set(T(Qj)))
+--   score = 1 - mean of sim over all pairs i < j;  pass = score >= threshold
+local text = assay.text
+local trace = require("trace")
+local result = require("result")
+
+return {
+  name = "query_diversity",
+  description = "Search queries should explore different ground: 1 - mean pairwise Jaccard of query token sets.",
+  scope = "trace",
+  params = { threshold = 0.5, near_duplicate = 0.8 },
+
+  evaluate = function(t, params)
+    local queries = trace.queries(t)
+    local n = #queries
+    if n < 2 then return result.skip("fewer than 2 search queries", { n_queries = n }) end
+
+    local sets, bigrams, total_bigrams = {}, {}, 0
+    for i, query in ipairs(queries) do
+      local tokens = text.tokens(query)
+      sets[i] = text.set(tokens)
+      for _, bigram in ipairs(text.ngrams(tokens, 2)) do -- within one query only
+        bigrams[bigram] = true
+        total_bigrams = total_bigrams + 1
+      end
+    end
+
+    local sum, max, near_duplicates, pairs = 0, 0, 0, 0
+    for i = 1, n - 1 do
+      for j = i + 1, n do
+        local sim = text.jaccard(sets[i], sets[j])
+        sum, pairs = sum + sim, pairs + 1
+        if sim > max then max = sim end
+        if sim >= params.near_duplicate then near_duplicates = near_duplicates + 1 end
+      end
+    end
+    local mean = sum / pairs
+    local score = 1 - mean
+
+    return {
+      score = score,
+      pass = score >= params.threshold,
+      details = {
+        n_queries = n,
+        mean_pairwise_jaccard = mean,
+        max_pairwise_jaccard = max,
+        near_duplicate_pairs = near_duplicates,
+        distinct_2 = total_bigrams > 0 and text.size(bigrams) / total_bigrams or result.null,
+      },
+    }
+  end,
+}

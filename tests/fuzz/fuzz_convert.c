@@ -1,0 +1,56 @@
+/* fuzz_convert.c - libFuzzer target for the trace path of a worker: parse a line as JSON,
+ * convert it into Lua and run an evaluator that walks every value and returns parts of it
+ * as details, so that the conversion out (records as JSON) is exercised too. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../sandbox/sandbox.h"
+
+static const char walker[] =
+    "local json = assay.json\n"
+    "local function walk(v, d)\n"
+    "  if d > 200 then return 0 end\n"
+    "  if type(v) ~= 'table' then return 1 end\n"
+    "  local n = 1\n"
+    "  for k, x in pairs(v) do n = n + walk(x, d + 1) end\n"
+    "  return n\n"
+    "end\n"
+    "return { name = 'walker', evaluate = function(t)\n"
+    "  local n = walk(t, 0)\n"
+    "  local ok, text = pcall(json.encode, t)\n"
+    "  return { score = 1 / n, label = type(t.id) == 'string' and t.id or nil,\n"
+    "           details = { n = n, steps = t.steps, encoded = ok and #text or -1, meta = t.metadata } }\n"
+    "end }\n";
+
+static sandbox *sb;
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
+    if (!sb) {
+        sandbox_config c = {.path = "walker.lua", .source = walker, .source_len = sizeof walker - 1,
+                            .memory_limit = 64u << 20, .timeout_ms = 1000};
+        char err[512];
+        if (!(sb = sandbox_new(&c, err, sizeof err))) abort();
+    }
+    char *text = malloc(n + 1);
+    if (!text) return 0;
+    memcpy(text, data, n);
+    text[n] = '\0';
+    const char *end;
+    cJSON *trace = convert_parse_json(text, n, &end);
+    if (trace) {
+        sandbox_output out;
+        sandbox_output_init(&out);
+        if (sandbox_evaluate(sb, trace, "fuzz", &out, NULL)) abort(); /* no I/O: never suspends */
+        if (out.count != 1 || out.jsonl.len == 0 || out.jsonl.data[out.jsonl.len - 1] != '\n') abort();
+        cJSON *again = cJSON_ParseWithLength(out.jsonl.data, out.jsonl.len); /* the record is JSON */
+        if (!again) abort();
+        cJSON_Delete(again);
+        sandbox_output_free(&out);
+        cJSON_Delete(trace);
+    } else if (end < text || end > text + n) {
+        abort();
+    }
+    free(text);
+    return 0;
+}
