@@ -16,7 +16,11 @@ measure() { # label args...
     : > build/bench.times
     i=0
     while [ $i -lt "$RUNS" ]; do
-        /usr/bin/time -f "%e %M" -o build/bench.one build/assay run "$@" "$CORPUS" -o /dev/null 2>/dev/null || true
+        if [ "$1" = floor ]; then
+            /usr/bin/time -f "%e %M" -o build/bench.one build/bench_floor "$CORPUS" >/dev/null
+        else
+            /usr/bin/time -f "%e %M" -o build/bench.one build/assay run "$@" "$CORPUS" -o /dev/null 2>/dev/null || true
+        fi
         cat build/bench.one >> build/bench.times
         i=$((i + 1))
     done
@@ -28,6 +32,9 @@ measure() { # label args...
 echo "corpus: $CORPUS ($TRACES traces, $MB MB), median of $RUNS runs, $CORES cores"
 mkdir -p build/bench-noop
 echo 'return { name = "noop", evaluate = function() return 1 end }' > build/bench-noop/noop.lua
+# shellcheck disable=SC2046
+cc -O2 -o build/bench_floor scripts/bench_floor.c $(pkg-config --cflags --libs libcjson)
+measure "floor: read + cJSON" floor
 measure "noop plugin -j 1" -j 1 -e build/bench-noop
 measure "five evaluators -j 1" -j 1
 measure "five evaluators -j $CORES" -j "$CORES"
