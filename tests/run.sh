@@ -53,15 +53,19 @@ for b in $BUILDS; do
         run_suite "$b: $(basename "$t")" sh "$t"
     done
 done
-# the fuzz corpora, once each, as a regression test (make fuzz-build made the targets)
+# the fuzz corpora, once each, as a regression test (make fuzz-build made the targets);
+# the loader is also seeded by the plugins and attacks in place (as in scripts/fuzz.sh)
 for dir in tests/fuzz/corpus/*/; do
     t=$(basename "$dir")
+    extra=""
+    [ "$t" = fuzz_loader ] && extra="plugins/*.lua plugins/llm/*.lua examples/evaluators/*.lua tests/sandbox/attacks/*.lua"
     bin=build-fuzz/fuzz/$t
     out="$LOG/fuzz_$t.out"
     if [ ! -x "$bin" ]; then
         echo "not ok - $bin is not built (make fuzz-build)" >"$out"
-    elif "$bin" -timeout=20 -rss_limit_mb=2048 "$dir"* >"$out.log" 2>&1; then
-        echo "ok - $t: every corpus input runs clean ($(ls "$dir" | wc -l) inputs)" >"$out"
+    # shellcheck disable=SC2086
+    elif "$bin" -timeout=20 -rss_limit_mb=2048 "$dir"* $extra >"$out.log" 2>&1; then
+        echo "ok - $t: every corpus input runs clean ($(ls "$dir" $extra | wc -l) inputs)" >"$out"
     else
         { echo "not ok - $t: a corpus input fails"; tail -30 "$out.log" | sed 's/^/# /'; } >"$out"
     fi
