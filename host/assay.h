@@ -104,6 +104,15 @@ int assay_options_set_memory_mb(assay_options *opts, unsigned memory_mb);
 int assay_options_set_group_by(assay_options *opts, const char *field);
 /* Nonzero (default): results are delivered in submission order. Zero: as they complete. */
 int assay_options_set_ordered(assay_options *opts, int ordered);
+/* Scores only a reproducible sample of the traces: a trace is picked when
+ * assay_sample_pick(its id, seed, rate) says so, which depends on nothing else (not the
+ * order, the thread count or the other traces). The others come back with no records and
+ * assay_result_is_sampled_out set. rate in (0, 1]; 1 (default) scores every trace. */
+int assay_options_set_sample(assay_options *opts, double rate, uint64_t seed);
+/* 1 when the trace is in the sample: h = FNV-1a 64 of the text "SEED:ID" (SEED in
+ * decimal), mixed by MurmurHash3's 64-bit finaliser (fmix64); its top 53 bits read as a
+ * fraction in [0, 1) are below rate. */
+int assay_sample_pick(const char *trace_id, uint64_t seed, double rate);
 /* Nonzero (default): records carry "ms". Zero writes "ms":null, making output
  * byte-for-byte reproducible. */
 int assay_options_set_record_timing(assay_options *opts, int record_timing);
@@ -228,6 +237,8 @@ uint64_t assay_result_line(const assay_result *result);
 /* The group-by metadata value as text; NULL when unset or absent in this trace. */
 const char *assay_result_group(const assay_result *result);
 size_t assay_result_record_count(const assay_result *result);
+/* Nonzero when the sample left this trace out (assay_options_set_sample): no records. */
+int assay_result_is_sampled_out(const assay_result *result);
 int assay_result_record(const assay_result *result, size_t i, assay_record *record);
 /* All records as JSON lines (SPEC §4), each ending in '\n'. */
 const char *assay_result_jsonl(const assay_result *result, size_t *len);

@@ -19,6 +19,10 @@ static const char usage_text[] =
     "       assay list [-e PATH]...              the evaluators found, with scope, params, description\n"
     "       assay check PLUGIN...                load each plugin in the sandbox and report problems\n"
     "       assay test PLUGIN... --cases FILE    run evaluators on test cases and compare (see docs/plugins.md)\n"
+    "       assay runs [--db FILE]               the runs in the store, with each evaluator's mean and pass rate\n"
+    "       assay compare A B [--group-by FIELD] [--fail-on-regression]\n"
+    "                                            B against A (run ids, labels, latest, previous), with 95% CIs\n"
+    "       assay report [RUN] -o FILE.html      one self-contained HTML report of a run (default latest)\n"
     "\n"
     "options:\n"
     "  -e, --evaluator PATH    a plugin file or a directory of them (repeatable; default: the shipped plugins)\n"
@@ -31,6 +35,17 @@ static const char usage_text[] =
     "      --no-timing         write \"ms\":null so that output is byte-for-byte reproducible\n"
     "      --resume            continue an interrupted run with -o FILE where it stopped (FILE.progress)\n"
     "      --cases FILE        test cases for `assay test`\n"
+    "      --sample P          score only a fraction P (0 < P <= 1) of the traces, picked by trace id\n"
+    "      --seed S            which sample --sample picks (default 0)\n"
+    "      --follow            keep reading the one input as it grows, like tail -F, until SIGINT/SIGTERM\n"
+    "      --junit FILE        also write JUnit XML: a test case per trace and evaluator\n"
+    "      --csv FILE          also write the records as CSV\n"
+    "\n"
+    "run store (docs/store.md):\n"
+    "      --db FILE           the SQLite run store (default .assay/assay.db)\n"
+    "      --no-db             do not record this run\n"
+    "      --label NAME        name the run, for compare and report\n"
+    "      --fail-on-regression  compare: exit 1 when an evaluator regressed significantly\n"
     "\n"
     "LLM and HTTP (docs/llm.md):\n"
     "      --llm-url URL       OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1 (env ASSAY_LLM_URL);\n"
@@ -48,7 +63,7 @@ static const char usage_text[] =
     "  -h, --help              this text\n"
     "      --version           the version\n"
     "\n"
-    "exit status: 0 done; 1 test cases failed; 2 usage or configuration error; 3 done, but some\n"
+    "exit status: 0 done; 1 test cases failed or a regression (compare); 2 usage or configuration error; 3 done, but some\n"
     "records carry errors; 4 input or output failed; 130 interrupted.\n";
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -290,8 +305,30 @@ static int cmd_check(cli_options *o, char **plugins, int count) {
 enum {
     OPT_TIMEOUT = 256, OPT_MEMORY, OPT_GROUP_BY, OPT_NO_TIMING, OPT_RESUME, OPT_CASES, OPT_VERSION, OPT_LLM_URL, OPT_LLM_MODEL,
     OPT_LLM_TIMEOUT, OPT_MAX_INFLIGHT, OPT_RPS, OPT_TPM, OPT_MAX_TOKENS, OPT_RETRIES, OPT_RETRY_BASE, OPT_CACHE,
-    OPT_NO_CACHE
+    OPT_NO_CACHE, OPT_DB, OPT_NO_DB, OPT_LABEL, OPT_SAMPLE, OPT_SEED, OPT_FOLLOW, OPT_JUNIT, OPT_CSV,
+    OPT_FAIL_ON_REGRESSION
 };
+
+/* The command line as one string for the run store, arguments with spaces quoted. */
+static char *join_command_line(int argc, char **argv) {
+    buf b;
+    buf_init(&b);
+    for (int i = 0; i < argc; i++) {
+        if (i) buf_putc(&b, ' ');
+        bool needs_quotes = !*argv[i] || strpbrk(argv[i], " \t\n'\"$\\") != NULL;
+        if (!needs_quotes) {
+            buf_puts(&b, argv[i]);
+            continue;
+        }
+        buf_putc(&b, '\'');
+        for (const char *p = argv[i]; *p; p++) {
+            if (*p == '\'') buf_puts(&b, "'\\''");
+            else buf_putc(&b, *p);
+        }
+        buf_putc(&b, '\'');
+    }
+    return buf_steal(&b);
+}
 
 /* What the network options say before they go into assay_options. */
 typedef struct net_flags {
@@ -360,7 +397,8 @@ int main(int argc, char **argv) {
     }
     const char *command = argv[1];
     bool is_known = strcmp(command, "run") == 0 || strcmp(command, "list") == 0 || strcmp(command, "check") == 0 ||
-                    strcmp(command, "test") == 0;
+                    strcmp(command, "test") == 0 || strcmp(command, "runs") == 0 || strcmp(command, "compare") == 0 ||
+                    strcmp(command, "report") == 0;
     if (!is_known) return usage_error("unknown command '%s'", command);
 
     cli_options o;
@@ -387,6 +425,15 @@ int main(int argc, char **argv) {
         {"retry-base-ms", required_argument, NULL, OPT_RETRY_BASE},
         {"cache", required_argument, NULL, OPT_CACHE},
         {"no-cache", no_argument, NULL, OPT_NO_CACHE},
+        {"db", required_argument, NULL, OPT_DB},
+        {"no-db", no_argument, NULL, OPT_NO_DB},
+        {"label", required_argument, NULL, OPT_LABEL},
+        {"sample", required_argument, NULL, OPT_SAMPLE},
+        {"seed", required_argument, NULL, OPT_SEED},
+        {"follow", no_argument, NULL, OPT_FOLLOW},
+        {"junit", required_argument, NULL, OPT_JUNIT},
+        {"csv", required_argument, NULL, OPT_CSV},
+        {"fail-on-regression", no_argument, NULL, OPT_FAIL_ON_REGRESSION},
         {"help", no_argument, NULL, 'h'},            {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0},
     };
@@ -395,6 +442,9 @@ int main(int argc, char **argv) {
     unsigned n;
     net_flags net = {.retry_base_ms = 250};
     char *end;
+    bool no_db = false, has_seed = false;
+    o.db = STORE_DEFAULT_PATH;
+    o.sample_rate = 1;
     optind = 2;
     while (rc == CLI_EXIT_OK && (c = getopt_long(argc, argv, "e:o:j:p:h", long_options, NULL)) != -1) {
         switch (c) {
@@ -456,6 +506,29 @@ int main(int argc, char **argv) {
             break;
         case OPT_CACHE: net.cache = optarg; break;
         case OPT_NO_CACHE: net.no_cache = true; break;
+        case OPT_DB: o.db = optarg; break;
+        case OPT_NO_DB: no_db = true; break;
+        case OPT_LABEL:
+            if (!*optarg) rc = usage_error("%s", "--label: the name is empty");
+            o.label = optarg;
+            break;
+        case OPT_SAMPLE:
+            o.sample_rate = strtod(optarg, &end);
+            if (end == optarg || *end || !(o.sample_rate > 0 && o.sample_rate <= 1))
+                rc = usage_error("--sample: '%s' is not a fraction in (0, 1], e.g. 0.05", optarg);
+            break;
+        case OPT_SEED: {
+            errno = 0;
+            unsigned long long seed = strtoull(optarg, &end, 10);
+            if (errno || end == optarg || *end || *optarg == '-') rc = usage_error("--seed: '%s' is not a whole number", optarg);
+            o.sample_seed = seed;
+            has_seed = true;
+            break;
+        }
+        case OPT_FOLLOW: o.is_follow = true; break;
+        case OPT_JUNIT: o.junit = optarg; break;
+        case OPT_CSV: o.csv = optarg; break;
+        case OPT_FAIL_ON_REGRESSION: o.fail_on_regression = true; break;
         case 'h': fputs(usage_text, stdout); assay_options_free(o.host); return CLI_EXIT_OK;
         case OPT_VERSION: printf("assay %s\n", assay_version()); assay_options_free(o.host); return CLI_EXIT_OK;
         default: rc = CLI_EXIT_USAGE; fputs("(see assay --help)\n", stderr);
@@ -464,6 +537,17 @@ int main(int argc, char **argv) {
     if (rc == CLI_EXIT_OK && (strcmp(command, "run") == 0 || strcmp(command, "test") == 0))
         rc = apply_net_flags(o.host, &net);
     o.max_inflight = net.max_inflight ? net.max_inflight : 64;
+    if (rc == CLI_EXIT_OK && has_seed && o.sample_rate >= 1) rc = usage_error("%s", "--seed needs --sample P");
+    if (rc == CLI_EXIT_OK && o.sample_rate < 1 && assay_options_set_sample(o.host, o.sample_rate, o.sample_seed) != ASSAY_OK)
+        rc = usage_error("%s", "--sample: not a fraction in (0, 1]");
+    if (no_db) o.db = NULL;
+    if (rc == CLI_EXIT_OK && strcmp(command, "runs") == 0) rc = cli_runs(&o, argc - optind, argv + optind);
+    else if (rc == CLI_EXIT_OK && strcmp(command, "compare") == 0) rc = cli_compare(&o, argc - optind, argv + optind);
+    else if (rc == CLI_EXIT_OK && strcmp(command, "report") == 0) rc = cli_report(&o, argc - optind, argv + optind);
+    else goto scoring;
+    assay_options_free(o.host);
+    return rc;
+scoring:
     if (rc != CLI_EXIT_OK) {
         assay_options_free(o.host);
         return rc;
@@ -499,7 +583,10 @@ int main(int argc, char **argv) {
         } else {
             o.traces = (const char **)positional;
             o.trace_count = (size_t)positional_count;
+            char *command_line = join_command_line(argc, argv);
+            o.command = command_line;
             rc = cli_run(&o);
+            free(command_line);
         }
     }
     assay_options_free(o.host);

@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <sqlite3.h>
+
 #include "assay.h"
 
 /* Exit statuses (SPEC §6, plus 4 and 130). */
@@ -31,9 +33,20 @@ typedef struct cli_options {
     unsigned max_inflight;
     bool has_evaluator;
     bool is_resume;
+    const char *db;             /* the run store; NULL with --no-db */
+    const char *label;
+    const char *command;        /* the command line, for the store */
+    const char *junit, *csv;
+    double sample_rate;         /* 1: every trace */
+    uint64_t sample_seed;
+    bool is_follow;
+    bool fail_on_regression;
 } cli_options;
 
 int cli_run(cli_options *o);
+int cli_runs(cli_options *o, int argc, char **argv);
+int cli_compare(cli_options *o, int argc, char **argv);
+int cli_report(cli_options *o, int argc, char **argv);
 int cli_test(cli_options *o);
 
 /* Where the shipped plugins are: next to the binary (build tree) or under the data dir. */
@@ -52,6 +65,11 @@ typedef void (*reader_end_cb)(void *ctx, int status);
  * or reader_resume; free the reader only after it. */
 reader *reader_new(uv_loop_t *loop, const char *path, size_t max_line, reader_line_cb on_line,
                    reader_end_cb on_end, void *ctx, char *err, size_t errlen);
+/* Called with every chunk read, before its lines (for a fingerprint of the input). */
+void reader_on_data(reader *r, void (*on_data)(void *ctx, const char *data, size_t len));
+/* At the end of the file, waits for more instead of ending, like `tail -F`: a file
+ * replaced (rotated) or truncated is read again from its start. Ends only on reader_stop. */
+void reader_follow(reader *r);
 void reader_start(reader *r);
 void reader_pause(reader *r);
 void reader_resume(reader *r);
@@ -80,6 +98,61 @@ int journal_resume(const char *out_path, uint64_t signature, journal **out, jour
 int journal_append(journal *j, const journal_position *pos);
 /* Closes it; a complete run removes the file. */
 void journal_free(journal *j, bool is_complete);
+
+/* ------------------------------------------------------------------ the run store */
+
+#define STORE_DEFAULT_PATH ".assay/assay.db"
+
+/* Opens the store, creating it and its schema unless is_readonly. NULL with a message. */
+sqlite3 *store_open(const char *path, bool is_readonly, char *err, size_t errlen);
+/* "latest", "previous", a run id or a label; -1 with a message when there is no such run. */
+int store_resolve_run(sqlite3 *db, const char *ref, int64_t *id, char *err, size_t errlen);
+
+typedef struct store_writer store_writer;
+/* Called on the loop thread after each commit: every result up to pos is in the store. */
+typedef void (*store_committed_cb)(void *ctx, const journal_position *pos);
+typedef struct store_run_desc {
+    const char *label, *command, *output, *group_by;
+    const char *const *inputs;             /* display names */
+    size_t input_count;
+    const assay_host *host;                /* the evaluators */
+    double sample_rate;
+    uint64_t sample_seed;
+    bool is_follow;
+    uint64_t signature;                    /* what --resume matches */
+    const journal_position *resumed_from;  /* continue that run from here, or NULL */
+    store_committed_cb on_committed;
+    void *ctx;
+} store_run_desc;
+
+/* Opens path and records the run (or, resuming, finds the run it continues). */
+store_writer *store_writer_new(uv_loop_t *loop, const char *path, const store_run_desc *desc, char *err,
+                               size_t errlen);
+void store_writer_add_trace(store_writer *w, uint64_t file, uint64_t line, const char *text, size_t len);
+void store_writer_add_result(store_writer *w, uint64_t file, const assay_result *result);
+/* Raw bytes of input `file` as read, for its size and fingerprint. */
+void store_writer_add_input(store_writer *w, size_t file, const void *data, size_t len);
+/* Starts committing what was added, unless a commit is in flight. */
+void store_writer_flush(store_writer *w);
+bool store_writer_is_idle(const store_writer *w);
+size_t store_writer_pending_bytes(const store_writer *w);
+/* Whether every result up to pos is committed (true once the store has failed: it no
+ * longer holds the journal back). */
+bool store_writer_has_committed(const store_writer *w, const journal_position *pos);
+int64_t store_writer_run_id(const store_writer *w);
+/* Commits the rest on the calling thread and closes the run with status ("done",
+ * "interrupted", "failed"); only once the loop has no commit in flight. -1 on error. */
+int store_writer_finish(store_writer *w, const char *status, uint64_t traces);
+void store_writer_free(store_writer *w);
+
+/* ------------------------------------------------------- JUnit XML and CSV outputs */
+
+typedef struct exporter exporter;
+/* Either path may be NULL. NULL with a message when a file cannot be created. */
+exporter *export_open(const char *junit_path, const char *csv_path, const assay_host *host, char *err, size_t errlen);
+void export_add(exporter *x, const assay_result *result);
+/* Writes the JUnit file whole (it needs the counts first) and closes both; -1 on error. */
+int export_close(exporter *x);
 
 /* -------------------------------------------------------------------- the summary */
 

@@ -8,7 +8,9 @@
  *
  * Crash safety: with -o FILE, a progress journal (cli_journal.c) records how far the
  * output is complete, after syncing it, at most every RUN_CHECKPOINT_MS; --resume
- * continues from there.
+ * continues from there. With the run store (cli_store.c) a checkpoint also waits until
+ * the store has committed the same position, so that a resumed run leaves every record
+ * in both exactly once.
  */
 #include "cli.h"
 #include "buf.h"
@@ -54,6 +56,14 @@ typedef struct run {
     journal_position written_pos; /* … wholly written, with out_bytes at that moment */
     uint64_t last_checkpoint_ms;
 
+    store_writer *store;          /* NULL with --no-db */
+    journal_position wanted;      /* a checkpoint waiting for the store to commit */
+    bool has_wanted;
+    struct body *bodies_head, *bodies_tail; /* lines in flight, for the store */
+    exporter *exporter;           /* --junit, --csv */
+    uint64_t sampled_out;
+    uv_timer_t tick;              /* commits and checkpoints while results trickle in */
+
     int exit_status;           /* set when the run must stop early */
     bool has_record_errors;
     bool is_interrupted;
@@ -62,6 +72,15 @@ typedef struct run {
     bool has_progress;
     uint64_t start_ms;
 } run;
+
+/* A line in flight, kept for the store until its result arrives (results come in input
+ * order, so the oldest body is the next result's). */
+typedef struct body {
+    struct body *next;
+    uint64_t file, line;
+    size_t len;
+    char text[];
+} body;
 
 static void start_next_file(run *r);
 static void update_flow(run *r);
@@ -77,18 +96,41 @@ static void write_some(run *r);
 /* Syncs the output and records how far it is complete. Throttled unless forced: each one
  * costs an fdatasync. A journal that cannot be written stops checkpointing (its last
  * checkpoint stays true) but not the run. */
+static void journal_failed(run *r) {
+    fprintf(stderr, "assay: %s.progress: %s; this run can no longer be resumed past this point\n", r->out_name,
+            strerror(errno));
+    journal_free(r->jr, false);
+    r->jr = NULL;
+}
+
 static void checkpoint(run *r, bool is_forced) {
-    if (!r->jr) return;
     uint64_t now = uv_now(r->loop);
     if (!is_forced && now - r->last_checkpoint_ms < RUN_CHECKPOINT_MS) return;
     r->last_checkpoint_ms = now;
-    if (fdatasync(r->out_fd) != 0 || journal_append(r->jr, &r->written_pos) != 0) {
-        fprintf(stderr, "assay: %s.progress: %s; this run can no longer be resumed past this point\n", r->out_name,
-                strerror(errno));
-        journal_free(r->jr, false);
-        r->jr = NULL;
+    store_writer_flush(r->store);
+    if (!r->jr) return;
+    if (fdatasync(r->out_fd) != 0) {
+        journal_failed(r);
+        return;
     }
+    if (!store_writer_has_committed(r->store, &r->written_pos)) { /* on_store_committed appends it */
+        r->wanted = r->written_pos;
+        r->has_wanted = true;
+        return;
+    }
+    r->has_wanted = false;
+    if (journal_append(r->jr, &r->written_pos) != 0) journal_failed(r);
 }
+
+static void on_store_committed(void *ctx, const journal_position *pos) {
+    run *r = ctx;
+    (void)pos;
+    if (!r->jr || !r->has_wanted || !store_writer_has_committed(r->store, &r->wanted)) return;
+    r->has_wanted = false;
+    if (journal_append(r->jr, &r->wanted) != 0) journal_failed(r); /* its bytes were synced when it was wanted */
+}
+
+static void on_tick(uv_timer_t *t) { checkpoint(t->data, false); }
 
 static void on_write(uv_fs_t *req) {
     run *r = req->data;
@@ -141,7 +183,7 @@ static void write_some(run *r) {
 static void update_flow(run *r) {
     if (!r->rd) return;
     size_t pending = assay_host_pending(r->host);
-    size_t unwritten = r->pending.len + (r->writing.len - r->write_offset);
+    size_t unwritten = r->pending.len + (r->writing.len - r->write_offset) + store_writer_pending_bytes(r->store);
     if (!r->is_paused && (pending >= r->window || unwritten >= RUN_MAX_PENDING_OUTPUT)) {
         r->is_paused = true;
         reader_pause(r->rd);
@@ -152,9 +194,35 @@ static void update_flow(run *r) {
 }
 
 /* submit_ctx carries the input file's index, for the journal's positions */
+/* The body of the line this result is for; earlier ones (lines that gave no result, which
+ * cannot happen, or were skipped) are dropped. Caller frees. */
+static body *take_body(run *r, uint64_t file, uint64_t line) {
+    while (r->bodies_head) {
+        body *b = r->bodies_head;
+        if (b->file > file || (b->file == file && b->line > line)) return NULL;
+        r->bodies_head = b->next;
+        if (!r->bodies_head) r->bodies_tail = NULL;
+        if (b->file == file && b->line == line) return b;
+        free(b);
+    }
+    return NULL;
+}
+
 static void on_result(assay_host *host, const assay_result *result, void *ctx) {
     run *r = assay_host_user_data(host);
-    r->pending_pos = (journal_position){(uintptr_t)ctx, assay_result_line(result), 0};
+    uint64_t file = (uintptr_t)ctx, line = assay_result_line(result);
+    r->pending_pos = (journal_position){file, line, 0};
+    body *b = r->store ? take_body(r, file, line) : NULL;
+    if (assay_result_is_sampled_out(result)) {
+        free(b);
+        r->sampled_out++;
+        update_flow(r);
+        return;
+    }
+    if (b && assay_result_trace_id(result)) store_writer_add_trace(r->store, file, line, b->text, b->len);
+    free(b);
+    store_writer_add_result(r->store, file, result);
+    if (r->exporter) export_add(r->exporter, result);
     summary_add(r->sum, result);
     if (r->exit_status != CLI_EXIT_IO) {
         size_t len;
@@ -185,6 +253,14 @@ static void on_line(void *ctx, const char *line, size_t len, uint64_t line_no) {
         rc = assay_host_submit_input_error(r->host, r->source, line_no, message, submit_ctx);
     } else {
         rc = assay_host_submit(r->host, line, len, r->source, line_no, submit_ctx);
+        body *b = rc == ASSAY_OK && r->store ? malloc(sizeof *b + len) : NULL;
+        if (b) {
+            *b = (body){NULL, file, line_no, len};
+            memcpy(b->text, line, len);
+            if (r->bodies_tail) r->bodies_tail->next = b;
+            else r->bodies_head = b;
+            r->bodies_tail = b;
+        }
     }
     if (rc != ASSAY_OK) {
         fprintf(stderr, "assay: %s:%llu: cannot queue the trace: %s\n", r->source, (unsigned long long)line_no,
@@ -215,8 +291,14 @@ static void on_host_closed(assay_host *host, void *user_data) {
                 (unsigned long long)io.tokens_in, (unsigned long long)io.tokens_out, io.p50_ms, io.p95_ms,
                 io.peak_inflight, io.inflight_cap);
     r->has_record_errors = summary_has_errors(r->sum);
+    if (r->sampled_out)
+        fprintf(stderr, "sample: %llu traces scored, %llu left out (rate %g, seed %llu)\n",
+                (unsigned long long)summary_traces(r->sum), (unsigned long long)r->sampled_out, r->o->sample_rate,
+                (unsigned long long)r->o->sample_seed);
+    if (r->store) fprintf(stderr, "run %lld recorded in %s\n", (long long)store_writer_run_id(r->store), r->o->db);
     uv_close((uv_handle_t *)&r->sigint, NULL);
     uv_close((uv_handle_t *)&r->sigterm, NULL);
+    uv_close((uv_handle_t *)&r->tick, NULL);
     if (r->has_progress) uv_close((uv_handle_t *)&r->progress, NULL);
     r->host = NULL;
 }
@@ -240,6 +322,11 @@ static void on_end(void *ctx, int status) {
     assay_host_close(r->host, on_host_closed);
 }
 
+static void on_data(void *ctx, const char *data, size_t len) {
+    run *r = ctx;
+    store_writer_add_input(r->store, r->file_index - 1, data, len);
+}
+
 static void start_next_file(run *r) {
     if (r->file_index < r->skip.file) r->file_index = r->skip.file; /* resumed past them */
     const char *path = r->o->trace_count ? r->o->traces[r->file_index] : "-";
@@ -247,6 +334,8 @@ static void start_next_file(run *r) {
     r->source = strcmp(path, "-") == 0 ? "<stdin>" : path;
     char err[512];
     r->rd = reader_new(r->loop, path, RUN_MAX_LINE, on_line, on_end, r, err, sizeof err);
+    if (r->rd && r->store) reader_on_data(r->rd, on_data);
+    if (r->rd && r->o->is_follow) reader_follow(r->rd);
     if (!r->rd) {
         fprintf(stderr, "assay: %s\n", err);
         r->exit_status = CLI_EXIT_IO;
@@ -383,6 +472,32 @@ int cli_run(cli_options *o) {
             return CLI_EXIT_USAGE;
         }
     }
+    if (o->db) {
+        const char **names = calloc(o->trace_count + 1, sizeof *names);
+        for (size_t i = 0; names && i < o->trace_count; i++)
+            names[i] = strcmp(o->traces[i], "-") == 0 ? "<stdin>" : o->traces[i];
+        if (names && !o->trace_count) names[0] = "<stdin>";
+        store_run_desc desc = {
+            .label = o->label, .command = o->command, .output = o->output, .group_by = o->group_by,
+            .inputs = names, .input_count = o->trace_count ? o->trace_count : 1, .host = r.host,
+            .sample_rate = o->sample_rate, .sample_seed = o->sample_seed, .is_follow = o->is_follow,
+            .signature = run_signature(&r), .resumed_from = o->is_resume ? &r.skip : NULL,
+            .on_committed = on_store_committed, .ctx = &r,
+        };
+        char message[600] = "out of memory";
+        if (!names || !(r.store = store_writer_new(r.loop, o->db, &desc, message, sizeof message))) {
+            fprintf(stderr, "assay: run store: %s\n", message);
+            r.exit_status = CLI_EXIT_USAGE;
+        }
+        free(names);
+    }
+    if (!r.exit_status && (o->junit || o->csv)) {
+        char message[600];
+        if (!(r.exporter = export_open(o->junit, o->csv, r.host, message, sizeof message))) {
+            fprintf(stderr, "assay: %s\n", message);
+            r.exit_status = CLI_EXIT_USAGE;
+        }
+    }
     r.sum = summary_new(r.host, o->group_by != NULL);
     if (!r.sum) {
         fprintf(stderr, "assay: out of memory\n");
@@ -394,7 +509,9 @@ int cli_run(cli_options *o) {
     if (r.window < 2 * (size_t)o->max_inflight) r.window = 2 * (size_t)o->max_inflight;
     uv_signal_init(r.loop, &r.sigint);
     uv_signal_init(r.loop, &r.sigterm);
-    r.sigint.data = r.sigterm.data = &r;
+    uv_timer_init(r.loop, &r.tick);
+    r.sigint.data = r.sigterm.data = r.tick.data = &r;
+    uv_timer_start(&r.tick, on_tick, RUN_CHECKPOINT_MS, RUN_CHECKPOINT_MS);
     r.start_ms = uv_now(r.loop);
     if (r.exit_status) {
         r.is_reading_done = true;
@@ -417,12 +534,31 @@ int cli_run(cli_options *o) {
         uv_run(r.loop, UV_RUN_DEFAULT);
     }
     if (r.exit_status != CLI_EXIT_IO) checkpoint(&r, true);
-    journal_free(r.jr, r.exit_status == 0 && !r.is_interrupted);
+    while (!store_writer_is_idle(r.store)) { /* the store catches up; its commit appends the last checkpoint */
+        store_writer_flush(r.store);
+        uv_run(r.loop, UV_RUN_DEFAULT);
+    }
+    if (r.is_interrupted && o->is_follow) r.is_interrupted = false; /* a signal is how following ends */
+    bool is_complete = r.exit_status == 0 && !r.is_interrupted;
+    if (r.store && store_writer_finish(r.store, is_complete ? "done" : r.is_interrupted ? "interrupted" : "failed",
+                                       r.sum ? summary_traces(r.sum) : 0) != 0) {
+        r.exit_status = CLI_EXIT_IO;
+        is_complete = false;
+    }
+    store_writer_free(r.store);
+    if (r.exporter && export_close(r.exporter) != 0 && !r.exit_status) r.exit_status = CLI_EXIT_IO;
+    while (r.bodies_head) {
+        body *b = r.bodies_head;
+        r.bodies_head = b->next;
+        free(b);
+    }
+    journal_free(r.jr, is_complete);
     if (r.out_fd > 1 && close(r.out_fd) != 0 && r.exit_status != CLI_EXIT_IO) {
         fprintf(stderr, "assay: %s: %s\n", r.out_name, strerror(errno));
         r.exit_status = CLI_EXIT_IO;
     }
     reader_free(r.finished_reader);
+    uv_run(r.loop, UV_RUN_DEFAULT); /* a following reader closes its timer */
     uv_loop_close(r.loop);
     summary_free(r.sum);
     buf_free(&r.pending);

@@ -329,7 +329,8 @@ static generation *generation_new(assay_host *h, assay_error *err) {
         goto failed;
     }
     for (; g->worker_count < count; g->worker_count++) {
-        worker_config wc = {g->worker_count, g->sandbox_configs, g->plugin_count, o->group_by, h->http, on_job_done, h};
+        worker_config wc = {g->worker_count, g->sandbox_configs, g->plugin_count, o->group_by, o->sample_rate,
+                            o->sample_seed, h->http, on_job_done, h};
         char message[sizeof err->message];
         if (!(g->workers[g->worker_count] = worker_new(&wc, message, sizeof message))) {
             fail(err, ASSAY_ECONFIG, "%s", message);
@@ -702,6 +703,24 @@ const char *assay_result_source(const assay_result *r) { return r ? r->source : 
 uint64_t assay_result_line(const assay_result *r) { return r ? r->line : 0; }
 const char *assay_result_group(const assay_result *r) { return r ? r->group : NULL; }
 size_t assay_result_record_count(const assay_result *r) { return r ? r->out.count : 0; }
+int assay_result_is_sampled_out(const assay_result *r) { return r && r->is_sampled_out; }
+
+int assay_sample_pick(const char *trace_id, uint64_t seed, double rate) {
+    if (rate >= 1) return 1;
+    char prefix[24];
+    int n = snprintf(prefix, sizeof prefix, "%llu:", (unsigned long long)seed);
+    uint64_t h = 14695981039346656037ull; /* FNV-1a 64 */
+    for (int i = 0; i < n; i++) h = (h ^ (unsigned char)prefix[i]) * 1099511628211ull;
+    for (const char *p = trace_id; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    /* FNV's last bytes barely reach its top bits (ids that differ in their last digit
+     * would land together): MurmurHash3's finaliser mixes them in */
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 33;
+    return (double)(h >> 11) * 0x1p-53 < rate;
+}
 
 const char *assay_result_jsonl(const assay_result *r, size_t *len) {
     if (!r) return NULL;

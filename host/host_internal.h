@@ -35,6 +35,8 @@ struct assay_options {
     double rps;
     long tpm, max_tokens_total;
     char *cache_path;
+    double sample_rate;         /* 1: every trace */
+    uint64_t sample_seed;
 };
 
 /* One trace in flight; also the public assay_result once it is done. */
@@ -50,6 +52,7 @@ struct assay_result {
     const struct host_generation *gen; /* the plugins it was scored with (host.c) */
     char *trace_id;             /* owned, NULL on input errors */
     char *group;                /* owned, may be NULL */
+    bool is_sampled_out;        /* left out by assay_options_set_sample: no records */
     sandbox_output out;
     /* while plugins wait on I/O (worker.c) */
     cJSON *trace;               /* parsed text, owned */
@@ -78,6 +81,8 @@ typedef struct worker_config {
     const sandbox_config *plugins; /* one config per plugin, borrowed for the worker's life */
     size_t plugin_count;
     const char *group_by;          /* borrowed */
+    double sample_rate;            /* 1: every trace */
+    uint64_t sample_seed;
     http_client *http;             /* borrowed; NULL: plugins get no network */
     /* called on the worker thread with each finished job */
     void (*on_done)(void *ctx, job *j);

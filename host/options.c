@@ -16,6 +16,7 @@ assay_options *assay_options_new(void) {
     o->http_timeout_ms = 60000;
     o->max_attempts = 5;
     o->backoff_base_ms = 250;
+    o->sample_rate = 1;
     return o;
 }
 
@@ -128,6 +129,13 @@ int assay_options_set_group_by(assay_options *o, const char *field) {
 int assay_options_set_ordered(assay_options *o, int ordered) {
     if (!o) return ASSAY_EINVAL;
     o->is_ordered = ordered != 0;
+    return ASSAY_OK;
+}
+
+int assay_options_set_sample(assay_options *o, double rate, uint64_t seed) {
+    if (!o || !(rate > 0 && rate <= 1)) return ASSAY_EINVAL;
+    o->sample_rate = rate;
+    o->sample_seed = seed;
     return ASSAY_OK;
 }
 

@@ -1,6 +1,12 @@
 /* reader.c - streams a JSONL file line by line through libuv's thread pool, with pause and
  * resume for backpressure. Memory is one chunk plus the longest line in progress; a line
- * over the limit is skipped and reported, never buffered whole. */
+ * over the limit is skipped and reported, never buffered whole.
+ *
+ * Following (reader_follow) polls at the end of the file instead of ending. A poll that
+ * finds another file under the path (rotated) reads the old one to its end first, then
+ * goes on with the new one; a file shorter than what was read (truncated in place) is read
+ * again from its start. Line numbers go on counting across both, so that each line of
+ * the followed stream keeps one number. */
 #include "cli.h"
 #include "buf.h"
 
@@ -12,6 +18,7 @@
 #include <unistd.h>
 
 #define READER_CHUNK (256u << 10)
+#define READER_POLL_MS 200
 
 struct reader {
     uv_loop_t *loop;
@@ -28,7 +35,16 @@ struct reader {
     bool is_in_callback;  /* emitting lines: a stop takes effect after the chunk loop */
     reader_line_cb on_line;
     reader_end_cb on_end;
+    void (*on_data)(void *ctx, const char *data, size_t len);
     void *ctx;
+    /* following */
+    char *path;           /* owned */
+    bool is_following, is_waiting, is_switching;
+    uv_timer_t poll;
+    bool has_poll;
+    uint64_t offset;      /* bytes read from the current file */
+    dev_t dev;
+    ino_t ino;
 };
 
 static bool is_blank(const char *s, size_t n) {
@@ -69,10 +85,60 @@ static void finish_line(reader *r) {
 }
 
 static void read_next(reader *r);
+static void on_poll(uv_timer_t *t);
 
 static void finish(reader *r, int status) {
     r->is_done = true;
     r->on_end(r->ctx, status);
+}
+
+static void wait_for_more(reader *r) {
+    r->is_waiting = true;
+    uv_timer_start(&r->poll, on_poll, READER_POLL_MS, 0);
+}
+
+/* The path names another file now: the old one was read to its end. */
+static void switch_file(reader *r) {
+    int fd = open(r->path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) { /* between the rename and the new file: try later */
+        if (fd >= 0) close(fd);
+        wait_for_more(r);
+        return;
+    }
+    if (r->partial_total) finish_line(r); /* the writer will not finish a line in a file it left */
+    close(r->fd);
+    r->fd = fd;
+    r->dev = st.st_dev, r->ino = st.st_ino;
+    r->offset = 0;
+    r->is_switching = false;
+    read_next(r);
+}
+
+static void on_poll(uv_timer_t *t) {
+    reader *r = t->data;
+    r->is_waiting = false;
+    if (r->is_stopped) {
+        finish(r, 0);
+        return;
+    }
+    if (r->is_paused) return; /* reader_resume reads on */
+    struct stat st;
+    if (stat(r->path, &st) != 0) {
+        wait_for_more(r);
+    } else if (st.st_dev != r->dev || st.st_ino != r->ino) {
+        r->is_switching = true; /* what was appended before the rotation first */
+        read_next(r);
+    } else if ((uint64_t)st.st_size < r->offset) {
+        if (r->partial_total) finish_line(r);
+        lseek(r->fd, 0, SEEK_SET);
+        r->offset = 0;
+        read_next(r);
+    } else if ((uint64_t)st.st_size > r->offset) {
+        read_next(r);
+    } else {
+        wait_for_more(r);
+    }
 }
 
 static void on_read(uv_fs_t *req) {
@@ -84,11 +150,18 @@ static void on_read(uv_fs_t *req) {
         finish(r, (int)n);
         return;
     }
+    if (n == 0 && r->is_following && !r->is_stopped) {
+        if (r->is_switching) switch_file(r);
+        else wait_for_more(r);
+        return;
+    }
     if (n == 0) {
         if (r->partial_total) finish_line(r);
         finish(r, 0);
         return;
     }
+    r->offset += (uint64_t)n;
+    if (r->on_data) r->on_data(r->ctx, r->chunk, (size_t)n);
     const char *p = r->chunk, *end = r->chunk + n;
     r->is_in_callback = true;
     while (p < end && !r->is_stopped) {
@@ -167,7 +240,23 @@ reader *reader_new(uv_loop_t *loop, const char *path, size_t max_line, reader_li
     r->ctx = ctx;
     r->req.data = r;
     buf_init(&r->partial);
+    if (owns && !(r->path = strdup(path))) {
+        snprintf(err, errlen, "out of memory");
+        reader_free(r);
+        return NULL;
+    }
     return r;
+}
+
+void reader_on_data(reader *r, void (*on_data)(void *ctx, const char *data, size_t len)) { r->on_data = on_data; }
+
+void reader_follow(reader *r) {
+    struct stat st;
+    if (!r->path || fstat(r->fd, &st) != 0) return;
+    r->dev = st.st_dev, r->ino = st.st_ino;
+    uv_timer_init(r->loop, &r->poll);
+    r->poll.data = r;
+    r->has_poll = r->is_following = true;
 }
 
 void reader_start(reader *r) { read_next(r); }
@@ -178,20 +267,33 @@ void reader_resume(reader *r) {
     if (!r->is_paused) return;
     r->is_paused = false;
     if (r->is_stopped && !r->is_reading && !r->is_done) finish(r, 0);
-    else read_next(r);
+    else if (!r->is_waiting) read_next(r);
 }
 
 void reader_stop(reader *r) {
     if (r->is_done || r->is_stopped) return;
     r->is_stopped = true;
+    if (r->is_waiting) {
+        uv_timer_stop(&r->poll);
+        r->is_waiting = false;
+    }
     if (!r->is_reading && !r->is_in_callback) finish(r, 0);
 }
 
-/* Only once on_end has been called: no read is in flight then. */
-void reader_free(reader *r) {
-    if (!r) return;
+static void free_memory(reader *r) {
     if (r->owns_fd) close(r->fd);
     buf_free(&r->partial);
     free(r->chunk);
+    free(r->path);
     free(r);
+}
+
+static void on_poll_closed(uv_handle_t *handle) { free_memory(handle->data); }
+
+/* Only once on_end has been called: no read is in flight then. A following reader is
+ * freed once its timer has closed, as the loop runs. */
+void reader_free(reader *r) {
+    if (!r) return;
+    if (r->has_poll) uv_close((uv_handle_t *)&r->poll, on_poll_closed);
+    else free_memory(r);
 }

@@ -214,6 +214,10 @@ static void job_start(worker *w, job *j) {
         goto done;
     }
     j->trace_id = strdup(id->valuestring);
+    if (!assay_sample_pick(id->valuestring, w->cfg.sample_seed, w->cfg.sample_rate)) {
+        j->is_sampled_out = true;
+        goto done;
+    }
     if (w->cfg.group_by) j->group = group_value(trace, w->cfg.group_by);
     size_t count = w->cfg.plugin_count;
     j->first_waiting = count;

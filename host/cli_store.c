@@ -1,0 +1,607 @@
+/* cli_store.c - the run store: a SQLite file (default .assay/assay.db) where every
+ * `assay run` records itself and its results, read back by `assay runs`, `compare` and
+ * `report`.
+ *
+ * Writing must not slow a run: results are copied into a batch on the loop thread and
+ * committed by one thread-pool task at a time, one transaction per batch, in WAL mode with
+ * synchronous=NORMAL. A batch holds whole traces and results arrive in input order, so
+ * after each commit the store holds every record up to a known input position; the run's
+ * progress journal checkpoints only positions the store has committed, which is what lets
+ * --resume leave each record in the store exactly once. A run killed at any moment leaves
+ * the last committed transaction: a run row marked "running" with a prefix of its results.
+ *
+ * Trace bodies are kept once per distinct content (table bodies, keyed by a hash of the
+ * line), so re-scoring the same file costs no more space for them.
+ */
+#include "cli.h"
+#include "buf.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define STORE_BATCH_ROWS 4096
+#define STORE_BUSY_MS 10000
+#define STORE_SCHEMA_VERSION "1"
+
+static const char store_schema[] =
+    "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);"
+    "INSERT OR IGNORE INTO meta VALUES('schema', '" STORE_SCHEMA_VERSION "');"
+    "CREATE TABLE IF NOT EXISTS runs("
+    "  id INTEGER PRIMARY KEY, label TEXT, started_at REAL NOT NULL, ended_at REAL,"
+    "  status TEXT NOT NULL, command TEXT, cwd TEXT, version TEXT, output TEXT, group_by TEXT,"
+    "  sample_rate REAL, sample_seed INTEGER, follow INTEGER NOT NULL DEFAULT 0, signature TEXT,"
+    "  traces INTEGER);"
+    "CREATE TABLE IF NOT EXISTS run_inputs("
+    "  run_id INTEGER NOT NULL, idx INTEGER NOT NULL, path TEXT, size INTEGER, hash TEXT,"
+    "  PRIMARY KEY(run_id, idx));"
+    "CREATE TABLE IF NOT EXISTS run_evaluators("
+    "  run_id INTEGER NOT NULL, idx INTEGER NOT NULL, name TEXT NOT NULL, scope TEXT, path TEXT,"
+    "  hash TEXT, params TEXT, PRIMARY KEY(run_id, idx));"
+    "CREATE TABLE IF NOT EXISTS bodies(hash INTEGER PRIMARY KEY, json TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS traces("
+    "  run_id INTEGER NOT NULL, file INTEGER NOT NULL, line INTEGER NOT NULL, body INTEGER,"
+    "  PRIMARY KEY(run_id, file, line)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS results("
+    "  run_id INTEGER NOT NULL, file INTEGER NOT NULL, line INTEGER NOT NULL, trace_id TEXT,"
+    "  evaluator TEXT, step INTEGER, score REAL, pass INTEGER, label TEXT, error_kind TEXT,"
+    "  error TEXT, ms REAL, grp TEXT, record TEXT);"
+    "CREATE INDEX IF NOT EXISTS results_by_run ON results(run_id, evaluator, trace_id, step);";
+
+/* ------------------------------------------------------------------ shared helpers */
+
+static int store_configure(sqlite3 *db, char *err, size_t errlen) {
+    sqlite3_busy_timeout(db, STORE_BUSY_MS);
+    char *message = NULL;
+    if (sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", NULL, NULL, &message) != SQLITE_OK) {
+        snprintf(err, errlen, "%s", message ? message : sqlite3_errmsg(db));
+        sqlite3_free(message);
+        return -1;
+    }
+    return 0;
+}
+
+sqlite3 *store_open(const char *path, bool is_readonly, char *err, size_t errlen) {
+    sqlite3 *db = NULL;
+    if (is_readonly) {
+        struct stat st;
+        if (stat(path, &st) != 0) {
+            snprintf(err, errlen, "%s: no run store here (%s); `assay run` creates it, or name one with --db FILE", path,
+                     strerror(errno));
+            return NULL;
+        }
+    } else if (strcmp(path, STORE_DEFAULT_PATH) == 0 && mkdir(".assay", 0777) != 0 && errno != EEXIST) {
+        snprintf(err, errlen, "cannot create .assay/ for the run store: %s (use --db FILE or --no-db)", strerror(errno));
+        return NULL;
+    }
+    int flags = is_readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+    if (sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "%s: %s", path, db ? sqlite3_errmsg(db) : "out of memory");
+        sqlite3_close(db);
+        return NULL;
+    }
+    char message[256] = "";
+    if (!is_readonly && store_configure(db, message, sizeof message) != 0) {
+        snprintf(err, errlen, "%s: %s", path, message);
+        sqlite3_close(db);
+        return NULL;
+    }
+    if (is_readonly) sqlite3_busy_timeout(db, STORE_BUSY_MS);
+    char *failure = NULL;
+    if (!is_readonly && sqlite3_exec(db, store_schema, NULL, NULL, &failure) != SQLITE_OK) {
+        snprintf(err, errlen, "%s: %s", path, failure ? failure : sqlite3_errmsg(db));
+        sqlite3_free(failure);
+        sqlite3_close(db);
+        return NULL;
+    }
+    sqlite3_stmt *st;
+    if (is_readonly && sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'schema'", -1, &st, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "%s: not an assay run store (%s)", path, sqlite3_errmsg(db));
+        sqlite3_close(db);
+        return NULL;
+    }
+    if (is_readonly) sqlite3_finalize(st);
+    return db;
+}
+
+/* "latest", "previous", a run id, or a label (its most recent run). */
+int store_resolve_run(sqlite3 *db, const char *ref, int64_t *id, char *err, size_t errlen) {
+    const char *sql;
+    sqlite3_stmt *st;
+    char *end;
+    long long number = strtoll(ref, &end, 10);
+    bool is_number = *ref && !*end && number > 0;
+    if (strcmp(ref, "latest") == 0) sql = "SELECT id FROM runs ORDER BY id DESC LIMIT 1";
+    else if (strcmp(ref, "previous") == 0) sql = "SELECT id FROM runs ORDER BY id DESC LIMIT 1 OFFSET 1";
+    else if (is_number) sql = "SELECT id FROM runs WHERE id = ?1";
+    else sql = "SELECT id FROM runs WHERE label = ?1 ORDER BY id DESC LIMIT 1";
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "reading the run store: %s", sqlite3_errmsg(db));
+        return -1;
+    }
+    if (is_number) sqlite3_bind_int64(st, 1, number);
+    else sqlite3_bind_text(st, 1, ref, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) *id = sqlite3_column_int64(st, 0);
+    else if (rc == SQLITE_DONE) snprintf(err, errlen, "no run '%s' in the store (see `assay runs`)", ref);
+    else snprintf(err, errlen, "reading the run store: %s", sqlite3_errmsg(db));
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? 0 : -1;
+}
+
+/* ----------------------------------------------------------------------- batches */
+
+enum { ROW_TRACE, ROW_RESULT };
+#define NONE SIZE_MAX
+
+/* Strings are offsets into the batch's arena (NONE for NULL), so a batch is two
+ * allocations however many rows it holds. */
+typedef struct row {
+    int kind;
+    uint64_t file, line;
+    long step;
+    int has_score, pass;
+    double score, ms;
+    assay_error_kind error;
+    size_t text, text_len; /* ROW_TRACE: the line; ROW_RESULT: the record's JSON line */
+    size_t trace_id, evaluator, label, error_message, group;
+} row;
+
+typedef struct batch {
+    row *rows;
+    size_t count, cap;
+    buf arena;
+    journal_position last; /* the last input line whose results are in it */
+    bool has_results;
+} batch;
+
+static size_t arena_put(batch *b, const char *s, size_t n) {
+    if (!s) return NONE;
+    size_t at = b->arena.len;
+    buf_append(&b->arena, s, n);
+    buf_putc(&b->arena, '\0');
+    return at;
+}
+
+static row *batch_add(batch *b) {
+    if (b->count == b->cap) {
+        size_t cap = b->cap ? 2 * b->cap : 256;
+        row *grown = realloc(b->rows, cap * sizeof *grown);
+        if (!grown) return NULL;
+        b->rows = grown, b->cap = cap;
+    }
+    row *r = &b->rows[b->count++];
+    memset(r, 0, sizeof *r);
+    r->text = r->trace_id = r->evaluator = r->label = r->error_message = r->group = NONE;
+    return r;
+}
+
+static const char *arena_get(const batch *b, size_t at) { return at == NONE ? NULL : b->arena.data + at; }
+
+/* ----------------------------------------------------------------------- writing */
+
+struct store_writer {
+    uv_loop_t *loop;
+    sqlite3 *db;
+    char *path;
+    int64_t run_id;
+    sqlite3_stmt *insert_trace, *insert_body, *insert_result;
+    batch pending, committing;
+    uv_work_t work;
+    bool is_committing;
+    int status;                 /* SQLITE_OK, or the error that disabled the store */
+    char error[256];
+    journal_position committed; /* every result up to here is in the database */
+    bool has_committed;
+    store_committed_cb on_committed;
+    void *ctx;
+    uint64_t *input_hashes;     /* fingerprints of each input as read */
+    uint64_t *input_sizes;
+    size_t input_count;
+};
+
+static void bind_text(sqlite3_stmt *st, int i, const char *s) {
+    if (s) sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+    else sqlite3_bind_null(st, i);
+}
+
+static int step_reset(sqlite3_stmt *st) {
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* In the thread pool: the only place the connection is used while a run goes on. */
+static void commit_batch(uv_work_t *req) {
+    store_writer *w = req->data;
+    const batch *b = &w->committing;
+    int rc = sqlite3_exec(w->db, "BEGIN", NULL, NULL, NULL);
+    for (size_t i = 0; i < b->count && rc == SQLITE_OK; i++) {
+        const row *r = &b->rows[i];
+        if (r->kind == ROW_TRACE) {
+            const char *text = arena_get(b, r->text);
+            /* a hash to share one copy of each body across runs; the top bit cleared keeps
+             * it a positive SQLite integer */
+            int64_t hash = (int64_t)(journal_hash(text, r->text_len, 0) >> 1);
+            sqlite3_bind_int64(w->insert_body, 1, hash);
+            sqlite3_bind_text(w->insert_body, 2, text, (int)r->text_len, SQLITE_STATIC);
+            rc = step_reset(w->insert_body);
+            sqlite3_bind_int64(w->insert_trace, 1, w->run_id);
+            sqlite3_bind_int64(w->insert_trace, 2, (int64_t)r->file);
+            sqlite3_bind_int64(w->insert_trace, 3, (int64_t)r->line);
+            sqlite3_bind_int64(w->insert_trace, 4, hash);
+            if (rc == SQLITE_OK) rc = step_reset(w->insert_trace);
+            continue;
+        }
+        sqlite3_stmt *st = w->insert_result;
+        sqlite3_bind_int64(st, 1, w->run_id);
+        sqlite3_bind_int64(st, 2, (int64_t)r->file);
+        sqlite3_bind_int64(st, 3, (int64_t)r->line);
+        bind_text(st, 4, arena_get(b, r->trace_id));
+        bind_text(st, 5, arena_get(b, r->evaluator));
+        if (r->step >= 0) sqlite3_bind_int64(st, 6, r->step);
+        else sqlite3_bind_null(st, 6);
+        if (r->has_score && r->error == ASSAY_KIND_NONE) sqlite3_bind_double(st, 7, r->score);
+        else sqlite3_bind_null(st, 7);
+        if (r->pass >= 0 && r->error == ASSAY_KIND_NONE) sqlite3_bind_int(st, 8, r->pass);
+        else sqlite3_bind_null(st, 8);
+        bind_text(st, 9, arena_get(b, r->label));
+        bind_text(st, 10, r->error == ASSAY_KIND_NONE ? NULL : assay_error_kind_name(r->error));
+        bind_text(st, 11, arena_get(b, r->error_message));
+        if (isnan(r->ms)) sqlite3_bind_null(st, 12);
+        else sqlite3_bind_double(st, 12, r->ms);
+        bind_text(st, 13, arena_get(b, r->group));
+        if (r->text == NONE) sqlite3_bind_null(st, 14);
+        else sqlite3_bind_text(st, 14, arena_get(b, r->text), (int)r->text_len, SQLITE_STATIC);
+        rc = step_reset(st);
+    }
+    rc = rc == SQLITE_OK ? sqlite3_exec(w->db, "COMMIT", NULL, NULL, NULL) : rc;
+    if (rc != SQLITE_OK) {
+        snprintf(w->error, sizeof w->error, "%s", sqlite3_errmsg(w->db));
+        sqlite3_exec(w->db, "ROLLBACK", NULL, NULL, NULL);
+    }
+    w->status = rc;
+}
+
+static void start_commit(store_writer *w);
+
+static void on_committed(uv_work_t *req, int status) {
+    store_writer *w = req->data;
+    (void)status;
+    w->is_committing = false;
+    if (w->status != SQLITE_OK) {
+        fprintf(stderr, "assay: run store %s: %s; the results after this point are not recorded there\n", w->path,
+                w->error);
+        buf_reset(&w->pending.arena);
+        w->pending.count = 0;
+    } else if (w->committing.has_results) {
+        w->committed = w->committing.last;
+        w->has_committed = true;
+    }
+    w->committing.count = 0;
+    w->committing.has_results = false;
+    buf_reset(&w->committing.arena);
+    if (w->status == SQLITE_OK && w->on_committed) w->on_committed(w->ctx, &w->committed);
+    if (w->pending.count >= STORE_BATCH_ROWS) start_commit(w);
+}
+
+static void start_commit(store_writer *w) {
+    if (w->is_committing || w->pending.count == 0 || w->status != SQLITE_OK) return;
+    batch t = w->committing; /* swap: the full batch goes out, the empty one fills */
+    w->committing = w->pending;
+    w->pending = t;
+    w->work.data = w;
+    if (uv_queue_work(w->loop, &w->work, commit_batch, on_committed) == 0) w->is_committing = true;
+}
+
+void store_writer_flush(store_writer *w) {
+    if (w) start_commit(w);
+}
+
+bool store_writer_is_idle(const store_writer *w) { return !w || (!w->is_committing && w->pending.count == 0); }
+
+size_t store_writer_pending_bytes(const store_writer *w) {
+    return w ? w->pending.arena.len + w->pending.count * sizeof(row) : 0;
+}
+
+bool store_writer_has_committed(const store_writer *w, const journal_position *pos) {
+    if (!w || w->status != SQLITE_OK) return true; /* a failed store no longer holds checkpoints back */
+    if (!w->has_committed) return false;
+    const journal_position *c = &w->committed;
+    return c->file > pos->file || (c->file == pos->file && c->line >= pos->line);
+}
+
+static void added(store_writer *w) {
+    if (buf_failed(&w->pending.arena)) {
+        w->status = SQLITE_NOMEM;
+        snprintf(w->error, sizeof w->error, "out of memory");
+    }
+    if (w->pending.count >= STORE_BATCH_ROWS) start_commit(w);
+}
+
+void store_writer_add_trace(store_writer *w, uint64_t file, uint64_t line, const char *text, size_t len) {
+    if (!w || w->status != SQLITE_OK) return;
+    row *r = batch_add(&w->pending);
+    if (!r) return;
+    r->kind = ROW_TRACE;
+    r->file = file, r->line = line;
+    r->text = arena_put(&w->pending, text, len);
+    r->text_len = len;
+    added(w);
+}
+
+void store_writer_add_result(store_writer *w, uint64_t file, const assay_result *result) {
+    if (!w || w->status != SQLITE_OK) return;
+    batch *b = &w->pending;
+    size_t jsonl_len;
+    const char *jsonl = assay_result_jsonl(result, &jsonl_len), *end = jsonl + jsonl_len;
+    const char *trace_id = assay_result_trace_id(result), *group = assay_result_group(result);
+    size_t count = assay_result_record_count(result);
+    for (size_t i = 0; i < count; i++) {
+        assay_record rec;
+        const char *nl = memchr(jsonl, '\n', (size_t)(end - jsonl));
+        size_t line_len = nl ? (size_t)(nl - jsonl) : (size_t)(end - jsonl);
+        if (assay_result_record(result, i, &rec) != ASSAY_OK) continue;
+        row *r = batch_add(b);
+        if (!r) break;
+        r->kind = ROW_RESULT;
+        r->file = file, r->line = assay_result_line(result);
+        r->step = rec.step;
+        r->has_score = rec.has_score, r->score = rec.score, r->pass = rec.pass;
+        r->error = rec.error, r->ms = rec.ms;
+        r->trace_id = trace_id ? arena_put(b, trace_id, strlen(trace_id)) : NONE;
+        r->evaluator = rec.evaluator ? arena_put(b, rec.evaluator, strlen(rec.evaluator)) : NONE;
+        r->label = rec.label ? arena_put(b, rec.label, strlen(rec.label)) : NONE;
+        r->error_message = rec.error_message ? arena_put(b, rec.error_message, strlen(rec.error_message)) : NONE;
+        r->group = group ? arena_put(b, group, strlen(group)) : NONE;
+        r->text = arena_put(b, jsonl, line_len);
+        r->text_len = line_len;
+        jsonl = nl ? nl + 1 : end;
+    }
+    b->last = (journal_position){file, assay_result_line(result), 0};
+    b->has_results = true;
+    added(w);
+}
+
+void store_writer_add_input(store_writer *w, size_t file, const void *data, size_t len) {
+    if (!w || file >= w->input_count) return;
+    w->input_hashes[file] = journal_hash(data, len, w->input_hashes[file]);
+    w->input_sizes[file] += len;
+}
+
+int64_t store_writer_run_id(const store_writer *w) { return w ? w->run_id : 0; }
+
+static void hex64(char out[17], uint64_t h) { snprintf(out, 17, "%016llx", (unsigned long long)h); }
+
+/* A fingerprint of a file's bytes (FNV-1a 64): enough to tell that an input or a plugin
+ * changed between two runs. */
+static int file_hash(const char *path, char out[17]) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    char chunk[8192];
+    size_t n;
+    uint64_t h = 0;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) h = journal_hash(chunk, n, h);
+    fclose(f);
+    hex64(out, h ? h : journal_hash("", 0, 0));
+    return 0;
+}
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int exec_sql(sqlite3 *db, const char *sql) { return sqlite3_exec(db, sql, NULL, NULL, NULL); }
+
+/* The run a --resume continues: the latest unfinished one with the same signature. Its
+ * records past the resumed position are removed: they will be computed again. */
+static int64_t find_resumed(sqlite3 *db, const char *signature, const journal_position *from) {
+    sqlite3_stmt *st;
+    int64_t id = 0;
+    if (sqlite3_prepare_v2(db, "SELECT id FROM runs WHERE signature = ?1 AND status <> 'done' ORDER BY id DESC LIMIT 1",
+                           -1, &st, NULL) != SQLITE_OK)
+        return 0;
+    sqlite3_bind_text(st, 1, signature, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW) id = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    if (!id) return 0;
+    static const char *const cleanup[] = {
+        "DELETE FROM results WHERE run_id = ?1 AND (file > ?2 OR (file = ?2 AND line > ?3))",
+        "DELETE FROM traces WHERE run_id = ?1 AND (file > ?2 OR (file = ?2 AND line > ?3))",
+        "UPDATE runs SET status = 'running', ended_at = NULL WHERE id = ?1",
+    };
+    for (size_t i = 0; i < 3; i++) {
+        if (sqlite3_prepare_v2(db, cleanup[i], -1, &st, NULL) != SQLITE_OK) return -1;
+        sqlite3_bind_int64(st, 1, id);
+        if (i < 2) {
+            sqlite3_bind_int64(st, 2, (int64_t)from->file);
+            sqlite3_bind_int64(st, 3, (int64_t)from->line);
+        }
+        int rc = step_reset(st);
+        sqlite3_finalize(st);
+        if (rc != SQLITE_OK) return -1;
+    }
+    return id;
+}
+
+static int insert_run(store_writer *w, const store_run_desc *d) {
+    sqlite3 *db = w->db;
+    char signature[17];
+    hex64(signature, d->signature);
+    if (d->resumed_from) {
+        int64_t id = find_resumed(db, signature, d->resumed_from);
+        if (id < 0) return -1;
+        if (id) {
+            w->run_id = id;
+            w->committed = *d->resumed_from;
+            w->has_committed = true;
+            return 0;
+        }
+    }
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db,
+                           "INSERT INTO runs(label, started_at, status, command, cwd, version, output, group_by,"
+                           " sample_rate, sample_seed, follow, signature) VALUES(?1, ?2, 'running', ?3, ?4, ?5, ?6,"
+                           " ?7, ?8, ?9, ?10, ?11)",
+                           -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    char cwd[PATH_MAX];
+    bind_text(st, 1, d->label);
+    sqlite3_bind_double(st, 2, now_seconds());
+    bind_text(st, 3, d->command);
+    bind_text(st, 4, getcwd(cwd, sizeof cwd));
+    bind_text(st, 5, assay_version());
+    bind_text(st, 6, d->output);
+    bind_text(st, 7, d->group_by);
+    if (d->sample_rate < 1) {
+        sqlite3_bind_double(st, 8, d->sample_rate);
+        sqlite3_bind_int64(st, 9, (int64_t)d->sample_seed);
+    }
+    sqlite3_bind_int(st, 10, d->is_follow);
+    bind_text(st, 11, signature);
+    int rc = step_reset(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_OK) return -1;
+    w->run_id = sqlite3_last_insert_rowid(db);
+
+    if (sqlite3_prepare_v2(db, "INSERT INTO run_inputs(run_id, idx, path) VALUES(?1, ?2, ?3)", -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    for (size_t i = 0; i < d->input_count && rc == SQLITE_OK; i++) {
+        sqlite3_bind_int64(st, 1, w->run_id);
+        sqlite3_bind_int64(st, 2, (int64_t)i);
+        bind_text(st, 3, d->inputs[i]);
+        rc = step_reset(st);
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_OK ||
+        sqlite3_prepare_v2(db, "INSERT INTO run_evaluators VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)", -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    for (size_t i = 0; i < assay_host_plugin_count(d->host) && rc == SQLITE_OK; i++) {
+        assay_plugin_info info;
+        assay_host_plugin_info(d->host, i, &info);
+        char hash[17];
+        bool has_hash = file_hash(info.path, hash) == 0;
+        sqlite3_bind_int64(st, 1, w->run_id);
+        sqlite3_bind_int64(st, 2, (int64_t)i);
+        bind_text(st, 3, info.name);
+        bind_text(st, 4, info.scope);
+        bind_text(st, 5, info.path);
+        bind_text(st, 6, has_hash ? hash : NULL);
+        bind_text(st, 7, info.params_json);
+        rc = step_reset(st);
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_OK ? 0 : -1;
+}
+
+store_writer *store_writer_new(uv_loop_t *loop, const char *path, const store_run_desc *d, char *err, size_t errlen) {
+    store_writer *w = calloc(1, sizeof *w);
+    if (!w || !(w->path = strdup(path)) || !(w->input_hashes = calloc(d->input_count + 1, sizeof(uint64_t))) ||
+        !(w->input_sizes = calloc(d->input_count + 1, sizeof(uint64_t)))) {
+        snprintf(err, errlen, "out of memory");
+        store_writer_free(w);
+        return NULL;
+    }
+    w->loop = loop;
+    w->input_count = d->input_count;
+    w->on_committed = d->on_committed;
+    w->ctx = d->ctx;
+    buf_init(&w->pending.arena);
+    buf_init(&w->committing.arena);
+    char message[512];
+    if (!(w->db = store_open(path, false, message, sizeof message))) {
+        snprintf(err, errlen, "%s", message);
+        store_writer_free(w);
+        return NULL;
+    }
+    bool ok = exec_sql(w->db, "BEGIN IMMEDIATE") == SQLITE_OK && insert_run(w, d) == 0 &&
+              exec_sql(w->db, "COMMIT") == SQLITE_OK;
+    ok = ok &&
+         sqlite3_prepare_v2(w->db, "INSERT OR IGNORE INTO bodies(hash, json) VALUES(?1, ?2)", -1, &w->insert_body, NULL) ==
+             SQLITE_OK &&
+         sqlite3_prepare_v2(w->db, "INSERT OR REPLACE INTO traces VALUES(?1, ?2, ?3, ?4)", -1, &w->insert_trace, NULL) ==
+             SQLITE_OK &&
+         sqlite3_prepare_v2(w->db,
+                            "INSERT INTO results VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                            -1, &w->insert_result, NULL) == SQLITE_OK;
+    if (!ok) {
+        snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(w->db));
+        exec_sql(w->db, "ROLLBACK");
+        store_writer_free(w);
+        return NULL;
+    }
+    return w;
+}
+
+/* Only when no commit is in flight (the loop has run it to completion). */
+int store_writer_finish(store_writer *w, const char *status, uint64_t traces) {
+    if (!w) return 0;
+    while (w->status == SQLITE_OK && w->pending.count) { /* the rest, on this thread: the loop is done */
+        batch t = w->committing;
+        w->committing = w->pending;
+        w->pending = t;
+        w->work.data = w;
+        commit_batch(&w->work);
+        w->is_committing = true;
+        on_committed(&w->work, 0);
+    }
+    if (w->status != SQLITE_OK) return -1;
+    sqlite3_stmt *st;
+    int rc = exec_sql(w->db, "BEGIN IMMEDIATE");
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(w->db, "UPDATE runs SET status = ?2, ended_at = ?3, traces = ?4 WHERE id = ?1", -1, &st,
+                                NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, w->run_id);
+        bind_text(st, 2, status);
+        sqlite3_bind_double(st, 3, now_seconds());
+        sqlite3_bind_int64(st, 4, (int64_t)traces);
+        rc = step_reset(st);
+        sqlite3_finalize(st);
+    }
+    st = NULL;
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(w->db, "UPDATE run_inputs SET size = ?3, hash = ?4 WHERE run_id = ?1 AND idx = ?2", -1,
+                                &st, NULL);
+    for (size_t i = 0; rc == SQLITE_OK && i < w->input_count; i++) {
+        char hash[17];
+        hex64(hash, w->input_hashes[i] ? w->input_hashes[i] : journal_hash("", 0, 0));
+        sqlite3_bind_int64(st, 1, w->run_id);
+        sqlite3_bind_int64(st, 2, (int64_t)i);
+        sqlite3_bind_int64(st, 3, (int64_t)w->input_sizes[i]);
+        bind_text(st, 4, hash);
+        rc = step_reset(st);
+    }
+    sqlite3_finalize(st);
+    rc = rc == SQLITE_OK ? exec_sql(w->db, "COMMIT") : rc;
+    if (rc != SQLITE_OK) {
+        snprintf(w->error, sizeof w->error, "%s", sqlite3_errmsg(w->db));
+        exec_sql(w->db, "ROLLBACK");
+        fprintf(stderr, "assay: run store %s: %s\n", w->path, w->error);
+        return -1;
+    }
+    return 0;
+}
+
+void store_writer_free(store_writer *w) {
+    if (!w) return;
+    sqlite3_finalize(w->insert_trace);
+    sqlite3_finalize(w->insert_body);
+    sqlite3_finalize(w->insert_result);
+    if (w->db) sqlite3_close(w->db);
+    free(w->pending.rows);
+    free(w->committing.rows);
+    buf_free(&w->pending.arena);
+    buf_free(&w->committing.arena);
+    free(w->input_hashes);
+    free(w->input_sizes);
+    free(w->path);
+    free(w);
+}
