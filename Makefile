@@ -28,7 +28,7 @@ CLI_SRC := host/cli.c host/cli_run.c host/cli_summary.c host/cli_test.c host/cli
 TEST_UNITS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
-CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/cli/%.o)
+CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/cli/%.o) $(BUILD)/cli/report_page.o
 DEPS := $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
 
 .PHONY: all test check-asan demo deps bench clean install uninstall unit-tests fuzz fuzz-build fuzz-targets
@@ -43,6 +43,11 @@ $(BUILD)/obj/%.o: %.c Makefile
 $(BUILD)/cli/%.o: %.c Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+# The HTML report's page, compiled in so that assay writes it without any file beside it.
+$(BUILD)/cli/report_page.c: host/report.html scripts/embed.awk
+	@mkdir -p $(dir $@)
+	awk -f scripts/embed.awk $< > $@
 
 $(BUILD)/libassay.a: $(LIB_OBJ)
 	@rm -f $@

@@ -42,7 +42,7 @@ static const char usage_text[] =
     "      --csv FILE          also write the records as CSV\n"
     "\n"
     "run store (docs/store.md):\n"
-    "      --db FILE           the SQLite run store (default .assay/assay.db)\n"
+    "      --db FILE           the SQLite run store (env ASSAY_DB; default .assay/assay.db)\n"
     "      --no-db             do not record this run\n"
     "      --label NAME        name the run, for compare and report\n"
     "      --fail-on-regression  compare: exit 1 when an evaluator regressed significantly\n"
@@ -443,7 +443,7 @@ int main(int argc, char **argv) {
     net_flags net = {.retry_base_ms = 250};
     char *end;
     bool no_db = false, has_seed = false;
-    o.db = STORE_DEFAULT_PATH;
+    o.db = env_or(NULL, "ASSAY_DB") ? env_or(NULL, "ASSAY_DB") : STORE_DEFAULT_PATH;
     o.sample_rate = 1;
     optind = 2;
     while (rc == CLI_EXIT_OK && (c = getopt_long(argc, argv, "e:o:j:p:h", long_options, NULL)) != -1) {

@@ -142,7 +142,7 @@ bool store_writer_has_committed(const store_writer *w, const journal_position *p
 int64_t store_writer_run_id(const store_writer *w);
 /* Commits the rest on the calling thread and closes the run with status ("done",
  * "interrupted", "failed"); only once the loop has no commit in flight. -1 on error. */
-int store_writer_finish(store_writer *w, const char *status, uint64_t traces);
+int store_writer_finish(store_writer *w, const char *status);
 void store_writer_free(store_writer *w);
 
 /* ------------------------------------------------------- JUnit XML and CSV outputs */

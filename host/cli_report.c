@@ -1,3 +1,278 @@
-/* placeholder */
+/* cli_report.c - `assay report [RUN] -o FILE.html`: one self-contained HTML page about a
+ * run, read from the run store.
+ *
+ * The C side gathers the numbers with SQL into one JSON document (the run, per-evaluator
+ * histograms and pass rates, a segment x evaluator table, the trend of each evaluator's
+ * mean over the runs in the store, the worst traces with their bodies and records) and
+ * embeds it in the page; report_page (below) draws it with inline SVG. Nothing is loaded
+ * from the network. Long strings of trace bodies are cut to REPORT_MAX_TEXT characters
+ * so that a report stays small whatever the traces hold.
+ */
 #include "cli.h"
-int cli_report(cli_options *o, int argc, char **argv) { (void)o, (void)argc, (void)argv; return CLI_EXIT_USAGE; }
+#include "buf.h"
+
+#include <cJSON.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define REPORT_WORST 25
+#define REPORT_TREND_RUNS 30
+#define REPORT_MAX_TEXT 2000
+#define REPORT_MAX_SEGMENTS 30
+
+extern const char report_page_head[], report_page_tail[];
+
+typedef struct report {
+    sqlite3 *db;
+    int64_t run;
+    const char *error;
+} report;
+
+static sqlite3_stmt *prepare(report *r, const char *sql) {
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(r->db, sql, -1, &st, NULL) != SQLITE_OK) {
+        r->error = sqlite3_errmsg(r->db);
+        return NULL;
+    }
+    sqlite3_bind_int64(st, 1, r->run);
+    return st;
+}
+
+/* A column as JSON: numbers stay numbers, NULL is null. */
+static cJSON *column_json(sqlite3_stmt *st, int col) {
+    switch (sqlite3_column_type(st, col)) {
+    case SQLITE_INTEGER: return cJSON_CreateNumber((double)sqlite3_column_int64(st, col));
+    case SQLITE_FLOAT: return cJSON_CreateNumber(sqlite3_column_double(st, col));
+    case SQLITE_NULL: return cJSON_CreateNull();
+    default: return cJSON_CreateString((const char *)sqlite3_column_text(st, col));
+    }
+}
+
+/* Each row as an object with these keys. */
+static cJSON *rows(report *r, const char *sql, const char *const *keys, const char *text_param) {
+    cJSON *out = cJSON_CreateArray();
+    sqlite3_stmt *st = prepare(r, sql);
+    if (!st) return out;
+    if (text_param) sqlite3_bind_text(st, 2, text_param, -1, SQLITE_STATIC);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        cJSON *o = cJSON_CreateObject();
+        for (int i = 0; keys[i]; i++) cJSON_AddItemToObject(o, keys[i], column_json(st, i));
+        cJSON_AddItemToArray(out, o);
+    }
+    sqlite3_finalize(st);
+    return out;
+}
+
+/* Cuts long strings inside a trace body, in place. */
+static void cut_strings(cJSON *item) {
+    for (cJSON *c = item; c; c = c->next) {
+        if (cJSON_IsString(c) && strlen(c->valuestring) > REPORT_MAX_TEXT) {
+            size_t n = REPORT_MAX_TEXT;
+            while (n && ((unsigned char)c->valuestring[n] & 0xC0) == 0x80) n--; /* a whole UTF-8 character */
+            strcpy(c->valuestring + n, "…");
+        }
+        if (c->child) cut_strings(c->child);
+    }
+}
+
+static cJSON *parse_or_string(const char *text) {
+    cJSON *j = text ? cJSON_Parse(text) : NULL;
+    return j ? j : text ? cJSON_CreateString(text) : cJSON_CreateNull();
+}
+
+/* The metadata field to split by: the one asked for, the run's --group-by, or the text
+ * field with the fewest distinct values (2 to REPORT_MAX_SEGMENTS) in this run. */
+static char *segment_field(report *r, const char *asked) {
+    if (asked) return strdup(strncmp(asked, "metadata.", 9) == 0 ? asked + 9 : asked);
+    static const char *const sql[] = {
+        "SELECT group_by FROM runs WHERE id = ?1 AND group_by IS NOT NULL",
+        "SELECT key FROM traces JOIN bodies ON bodies.hash = traces.body,"
+        " json_each(CASE WHEN json_valid(bodies.json) THEN bodies.json ELSE '{}' END, '$.metadata')"
+        " WHERE traces.run_id = ?1 AND json_each.type = 'text' GROUP BY key"
+        " HAVING COUNT(DISTINCT value) BETWEEN 2 AND " "30" " ORDER BY COUNT(DISTINCT value), key LIMIT 1",
+    };
+    char *field = NULL;
+    for (size_t i = 0; i < 2 && !field; i++) {
+        sqlite3_stmt *st = prepare(r, sql[i]);
+        if (st && sqlite3_step(st) == SQLITE_ROW) {
+            const char *s = (const char *)sqlite3_column_text(st, 0);
+            if (s) field = strdup(strncmp(s, "metadata.", 9) == 0 ? s + 9 : s);
+        }
+        sqlite3_finalize(st);
+    }
+    return field;
+}
+
+static cJSON *gather(report *r, const char *asked_field) {
+    cJSON *data = cJSON_CreateObject();
+    static const char *const run_keys[] = {"id", "label", "started_at", "ended_at", "status", "command", "traces",
+                                           "sample_rate", "sample_seed", "group_by", "version", NULL};
+    cJSON *run = rows(r, "SELECT id, label, started_at, ended_at, status, command, traces, sample_rate, sample_seed,"
+                         " group_by, version FROM runs WHERE id = ?1", run_keys, NULL);
+    cJSON_AddItemToObject(data, "run", cJSON_DetachItemFromArray(run, 0));
+    cJSON_Delete(run);
+    static const char *const input_keys[] = {"path", "size", "hash", NULL};
+    cJSON_AddItemToObject(data, "inputs",
+                          rows(r, "SELECT path, size, hash FROM run_inputs WHERE run_id = ?1 ORDER BY idx", input_keys,
+                               NULL));
+    static const char *const evaluator_keys[] = {"name", "scope", "hash", "params", "records", "scored", "mean",
+                                                 "passed", "pass_n", "errors", "traces", NULL};
+    cJSON *evaluators = rows(r,
+                             "SELECT e.name, e.scope, e.hash, e.params, COUNT(x.rowid), COUNT(x.score), AVG(x.score),"
+                             " SUM(x.pass), COUNT(x.pass), COUNT(x.error_kind), COUNT(DISTINCT x.trace_id)"
+                             " FROM run_evaluators e LEFT JOIN results x ON x.run_id = e.run_id AND x.evaluator = e.name"
+                             " WHERE e.run_id = ?1 GROUP BY e.idx ORDER BY e.idx",
+                             evaluator_keys, NULL);
+    cJSON *e;
+    cJSON_ArrayForEach(e, evaluators) {
+        cJSON *params = cJSON_GetObjectItem(e, "params");
+        if (cJSON_IsString(params)) cJSON_ReplaceItemInObject(e, "params", parse_or_string(params->valuestring));
+        cJSON *hist = cJSON_CreateArray();
+        int counts[10] = {0};
+        sqlite3_stmt *st = prepare(r, "SELECT MIN(CAST(score * 10 AS INTEGER), 9), COUNT(*) FROM results"
+                                      " WHERE run_id = ?1 AND evaluator = ?2 AND score IS NOT NULL GROUP BY 1");
+        if (st) {
+            sqlite3_bind_text(st, 2, cJSON_GetObjectItem(e, "name")->valuestring, -1, SQLITE_STATIC);
+            while (sqlite3_step(st) == SQLITE_ROW) {
+                int bin = sqlite3_column_int(st, 0);
+                if (bin >= 0 && bin < 10) counts[bin] = sqlite3_column_int(st, 1);
+            }
+            sqlite3_finalize(st);
+        }
+        for (int i = 0; i < 10; i++) cJSON_AddItemToArray(hist, cJSON_CreateNumber(counts[i]));
+        cJSON_AddItemToObject(e, "histogram", hist);
+        static const char *const step_keys[] = {"type", "records", "mean", "passed", "pass_n", NULL};
+        cJSON_AddItemToObject(e, "by_step_type",
+                              rows(r,
+                                   "SELECT COALESCE(CASE WHEN json_valid(b.json) THEN json_extract(b.json, '$.steps['"
+                                   " || x.step || '].type') END, '?'), COUNT(*), AVG(x.score), SUM(x.pass), COUNT(x.pass)"
+                                   " FROM results x JOIN traces t ON t.run_id = x.run_id AND t.file = x.file AND"
+                                   " t.line = x.line JOIN bodies b ON b.hash = t.body WHERE x.run_id = ?1 AND"
+                                   " x.evaluator = ?2 AND x.step IS NOT NULL GROUP BY 1 ORDER BY 1",
+                                   step_keys, cJSON_GetObjectItem(e, "name")->valuestring));
+    }
+    cJSON_AddItemToObject(data, "evaluators", evaluators);
+
+    char *field = segment_field(r, asked_field);
+    if (field) {
+        buf path;
+        buf_init(&path);
+        buf_puts(&path, "$.metadata.");
+        buf_json_cstring(&path, field);
+        static const char *const segment_keys[] = {"segment", "evaluator", "records", "mean", "passed", "pass_n", NULL};
+        cJSON *segments = rows(r,
+                               "SELECT COALESCE(CAST(CASE WHEN json_valid(b.json) THEN json_extract(b.json, ?2) END"
+                               " AS TEXT), '(none)'), x.evaluator, COUNT(*), AVG(x.score), SUM(x.pass), COUNT(x.pass)"
+                               " FROM results x JOIN traces t ON t.run_id = x.run_id AND t.file = x.file AND"
+                               " t.line = x.line JOIN bodies b ON b.hash = t.body WHERE x.run_id = ?1"
+                               " GROUP BY 1, 2 ORDER BY 1, 2",
+                               segment_keys, buf_cstr(&path));
+        cJSON *seg = cJSON_AddObjectToObject(data, "segments");
+        cJSON_AddStringToObject(seg, "field", field);
+        cJSON_AddBoolToObject(seg, "is_chosen", asked_field != NULL);
+        cJSON_AddItemToObject(seg, "cells", segments);
+        buf_free(&path);
+        free(field);
+    }
+
+    static const char *const trend_keys[] = {"run", "label", "started_at", "evaluator", "mean", "passed", "pass_n",
+                                             NULL};
+    cJSON_AddItemToObject(
+        data, "trend",
+        rows(r,
+             "SELECT x.run_id, r.label, r.started_at, x.evaluator, AVG(x.score), SUM(x.pass), COUNT(x.pass)"
+             " FROM results x JOIN runs r ON r.id = x.run_id WHERE x.run_id IN (SELECT id FROM runs WHERE id <= ?1"
+             " ORDER BY id DESC LIMIT " "30" ") AND x.evaluator IN (SELECT name FROM run_evaluators WHERE run_id = ?1)"
+             " GROUP BY x.run_id, x.evaluator ORDER BY x.run_id",
+             trend_keys, NULL));
+
+    /* worst: most failed or errored records, then lowest mean score */
+    static const char *const worst_keys[] = {"trace_id", "file", "line", "failed", "errors", "mean", "body", NULL};
+    cJSON *worst = rows(r,
+                        "SELECT x.trace_id, x.file, x.line, SUM(x.pass = 0), COUNT(x.error_kind), AVG(x.score),"
+                        " (SELECT b.json FROM traces t JOIN bodies b ON b.hash = t.body WHERE t.run_id = x.run_id"
+                        "  AND t.file = x.file AND t.line = x.line)"
+                        " FROM results x WHERE x.run_id = ?1 AND x.trace_id IS NOT NULL GROUP BY x.file, x.line"
+                        " ORDER BY 4 + 5 DESC, AVG(x.score) ASC NULLS LAST, x.file, x.line LIMIT " "25",
+                        worst_keys, NULL);
+    cJSON *w;
+    cJSON_ArrayForEach(w, worst) {
+        cJSON *body = cJSON_GetObjectItem(w, "body");
+        cJSON *parsed = cJSON_IsString(body) ? cJSON_Parse(body->valuestring) : NULL;
+        if (parsed) cut_strings(parsed);
+        cJSON_ReplaceItemInObject(w, "body", parsed ? parsed : cJSON_CreateNull());
+        static const char *const record_keys[] = {"evaluator", "step", "score", "pass", "label", "error_kind",
+                                                  "error", "details", NULL};
+        sqlite3_stmt *st = prepare(r, "SELECT evaluator, step, score, pass, label, error_kind, error,"
+                                      " CASE WHEN json_valid(record) THEN json_extract(record, '$.details') END"
+                                      " FROM results WHERE run_id = ?1 AND file = ?2 AND line = ?3 ORDER BY rowid");
+        cJSON *records = cJSON_AddArrayToObject(w, "records");
+        if (!st) continue;
+        sqlite3_bind_int64(st, 2, (int64_t)cJSON_GetObjectItem(w, "file")->valuedouble);
+        sqlite3_bind_int64(st, 3, (int64_t)cJSON_GetObjectItem(w, "line")->valuedouble);
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            cJSON *o = cJSON_CreateObject();
+            for (int i = 0; record_keys[i]; i++) {
+                cJSON *v = column_json(st, i);
+                if (i == 7 && cJSON_IsString(v)) {
+                    cJSON *details = parse_or_string(v->valuestring);
+                    cJSON_Delete(v);
+                    v = details;
+                }
+                cJSON_AddItemToObject(o, record_keys[i], v);
+            }
+            cJSON_AddItemToArray(records, o);
+        }
+        sqlite3_finalize(st);
+    }
+    cJSON_AddItemToObject(data, "worst", worst);
+    return data;
+}
+
+int cli_report(cli_options *o, int argc, char **argv) {
+    if (argc > 1 || !o->output) {
+        fprintf(stderr, "assay: usage: assay report [RUN] -o FILE.html [--group-by FIELD] [--db FILE]\n"
+                        "  RUN: a run id, a label, `latest` (default) or `previous`\n");
+        return CLI_EXIT_USAGE;
+    }
+    char err[600];
+    report r = {0};
+    if (!(r.db = store_open(o->db ? o->db : STORE_DEFAULT_PATH, true, err, sizeof err))) {
+        fprintf(stderr, "assay: %s\n", err);
+        return CLI_EXIT_USAGE;
+    }
+    if (store_resolve_run(r.db, argc ? argv[0] : "latest", &r.run, err, sizeof err) != 0) {
+        fprintf(stderr, "assay: report: %s\n", err);
+        sqlite3_close(r.db);
+        return CLI_EXIT_USAGE;
+    }
+    cJSON *data = gather(&r, o->group_by);
+    char *json = r.error ? NULL : cJSON_PrintUnformatted(data);
+    cJSON_Delete(data);
+    if (!json) {
+        fprintf(stderr, "assay: report: %s\n", r.error ? r.error : "out of memory");
+        sqlite3_close(r.db);
+        return CLI_EXIT_IO;
+    }
+    sqlite3_close(r.db);
+    FILE *out = fopen(o->output, "w");
+    if (!out) {
+        fprintf(stderr, "assay: report: %s: %s\n", o->output, strerror(errno));
+        free(json);
+        return CLI_EXIT_IO;
+    }
+    fputs(report_page_head, out);
+    for (const char *p = json; *p; p++) { /* "</" would end the script element */
+        if (p[0] == '<' && p[1] == '/') fputs("<\\", out);
+        else fputc(*p, out);
+    }
+    fputs(report_page_tail, out);
+    free(json);
+    if ((ferror(out) | fclose(out)) != 0) {
+        fprintf(stderr, "assay: report: %s: %s\n", o->output, strerror(errno));
+        return CLI_EXIT_IO;
+    }
+    fprintf(stderr, "assay: report of run %lld written to %s\n", (long long)r.run, o->output);
+    return CLI_EXIT_OK;
+}

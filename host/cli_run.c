@@ -540,8 +540,7 @@ int cli_run(cli_options *o) {
     }
     if (r.is_interrupted && o->is_follow) r.is_interrupted = false; /* a signal is how following ends */
     bool is_complete = r.exit_status == 0 && !r.is_interrupted;
-    if (r.store && store_writer_finish(r.store, is_complete ? "done" : r.is_interrupted ? "interrupted" : "failed",
-                                       r.sum ? summary_traces(r.sum) : 0) != 0) {
+    if (r.store && store_writer_finish(r.store, is_complete ? "done" : r.is_interrupted ? "interrupted" : "failed") != 0) {
         r.exit_status = CLI_EXIT_IO;
         is_complete = false;
     }

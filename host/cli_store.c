@@ -541,7 +541,7 @@ store_writer *store_writer_new(uv_loop_t *loop, const char *path, const store_ru
 }
 
 /* Only when no commit is in flight (the loop has run it to completion). */
-int store_writer_finish(store_writer *w, const char *status, uint64_t traces) {
+int store_writer_finish(store_writer *w, const char *status) {
     if (!w) return 0;
     while (w->status == SQLITE_OK && w->pending.count) { /* the rest, on this thread: the loop is done */
         batch t = w->committing;
@@ -556,13 +556,13 @@ int store_writer_finish(store_writer *w, const char *status, uint64_t traces) {
     sqlite3_stmt *st;
     int rc = exec_sql(w->db, "BEGIN IMMEDIATE");
     if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v2(w->db, "UPDATE runs SET status = ?2, ended_at = ?3, traces = ?4 WHERE id = ?1", -1, &st,
+        rc = sqlite3_prepare_v2(w->db, "UPDATE runs SET status = ?2, ended_at = ?3, traces = (SELECT COUNT(*) FROM (SELECT DISTINCT file, line FROM results"
+                                " WHERE run_id = ?1 AND trace_id IS NOT NULL)) WHERE id = ?1", -1, &st,
                                 NULL);
     if (rc == SQLITE_OK) {
         sqlite3_bind_int64(st, 1, w->run_id);
         bind_text(st, 2, status);
         sqlite3_bind_double(st, 3, now_seconds());
-        sqlite3_bind_int64(st, 4, (int64_t)traces);
         rc = step_reset(st);
         sqlite3_finalize(st);
     }

@@ -37,7 +37,7 @@ run_suite() { # name command...
 
 for b in $BUILDS; do
     [ -x "$b/assay" ] || { echo "not ok - $b/assay is not built"; failed=$((failed + 1)); continue; }
-    export ASSAY_BIN="$PWD/$b/assay" ASSAY_BUILD="$b"
+    export ASSAY_BIN="$PWD/$b/assay" ASSAY_BUILD="$b" ASSAY_DB="$LOG/$b-store.db" # the store of runs tests make in passing
     export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
     for t in "$b"/tests/test_*; do
         [ -x "$t" ] || continue

@@ -1,0 +1,159 @@
+# The run store and what reads it: every run recorded with its inputs, evaluators and
+# results; `assay runs`; `assay compare` against hand-computed changes, intervals, win
+# rates, groups and the CI gate; the store after SIGKILL and across --resume.
+#
+# tests/store/pairs.jsonl: 20 traces (segment x: t00-t09, y: t10-t19) whose metadata holds
+# the score tests/store/fixed.lua gives under each field. With S = 0.9 0.8 0.7 0.6 0.55
+# 0.45 0.65 0.9 0.75 0.85 (each segment):
+#   a = S                mean 0.715, pass (>= 0.5) 18/20 = 90.0%
+#   b = a - 0.2          mean 0.515, pass 12/20 = 60.0%: change -0.200 exactly on every
+#                        pair (interval [-0.200, -0.200]), pass -30.0 pp, all losses
+#   c = +0.1 on t00-t07, -0.1 on t08-t15, equal on t16-t19: change 0, win/tie/loss
+#                        40%/20%/40%; one pass gained (t05), one lost (t14): 90.0% -> 90.0%
+#   d = a + 0.1          change +0.100 everywhere: improvement; pass 90.0% -> 100.0%
+#   e = x unchanged, y - 0.3: overall -0.150; group x +0.000, group y -0.300 (regression)
+#   f = t07 - 0.9, the rest - 0.1: change (-0.9 - 19 * 0.1) / 20 = -0.140, t07 worst
+. "$(dirname "$0")/lib.sh"
+DB=$TMP/store.db
+P=tests/store/pairs.jsonl
+FIX=tests/store/fixed.lua
+sql() { python3 -c 'import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+for row in db.execute(sys.argv[2]): print("|".join("" if v is None else str(v) for v in row))' "$DB" "$1"; }
+run_fixed() { # label field [more options]
+    label=$1 field=$2; shift 2
+    "$ASSAY" run --db "$DB" -e "$FIX" -p "fixed.field=$field" --label "$label" "$@" "$P" >"$TMP/$label.jsonl" 2>"$TMP/$label.err"
+}
+
+# ---------------------------------------------------------------- what a run records
+run_fixed A a
+check "a recorded run exits 0" 0 $?
+check_contains "the summary names the run and the store" "$TMP/A.err" "run 1 recorded in $DB"
+check "its run row: label, status, trace count, version" "A|done|20|$("$ASSAY" --version | sed 's/^assay \([^ ]*\).*/\1/')" \
+    "$(sql "SELECT label, status, traces, version FROM runs WHERE id = 1")"
+sql "SELECT command FROM runs WHERE id = 1" >"$TMP/cmd"
+check_contains "the command line" "$TMP/cmd" "-p fixed.field=a --label A"
+want=$(python3 -c 'import sys
+def fnv(b):
+    h = 14695981039346656037
+    for c in b: h = ((h ^ c) * 1099511628211) % 2**64
+    return "%016x" % h
+d = open(sys.argv[1], "rb").read()
+print("%s|%d|%s" % (sys.argv[1], len(d), fnv(d)))' "$P")
+check "the input's name, size and FNV-1a content hash" "$want" "$(sql "SELECT path, size, hash FROM run_inputs WHERE run_id = 1")"
+want=$(python3 -c 'import sys
+h = 14695981039346656037
+for c in open(sys.argv[1], "rb").read(): h = ((h ^ c) * 1099511628211) % 2**64
+print("fixed|trace|%016x|{\"field\":\"a\"}" % h)' "$FIX")
+check "the evaluator with its file's hash and effective params" "$want" \
+    "$(sql "SELECT name, scope, hash, params FROM run_evaluators WHERE run_id = 1")"
+check "one result row per output record, equal to it" "$(python3 -c 'import json, sys
+for l in open(sys.argv[1]):
+    r = json.loads(l); print("%s|%r|%s" % (r["trace_id"], r["score"], int(r["pass"])))' "$TMP/A.jsonl")" \
+    "$(sql "SELECT trace_id, score, pass FROM results WHERE run_id = 1 ORDER BY line" | python3 -c 'import sys
+for l in sys.stdin:
+    t, s, p = l.strip().split("|"); print("%s|%r|%s" % (t, float(s), p))')"
+check "each trace body kept once, byte for byte" "20|$(cat "$P" | python3 -c 'import sys; print(sum(len(l.rstrip("\n").encode()) for l in sys.stdin))')" \
+    "$(sql "SELECT COUNT(*), SUM(LENGTH(CAST(json AS BLOB))) FROM bodies")"
+run_fixed A2 a
+check "the same file scored again adds no body" 20 "$(sql "SELECT COUNT(*) FROM bodies")"
+"$ASSAY" run --no-db -e "$FIX" "$P" >/dev/null 2>"$TMP/nodb.err"
+check "--no-db records nothing" 2 "$(sql "SELECT COUNT(*) FROM runs")"
+ABS_ASSAY=$(cd "$(dirname "$ASSAY")" && pwd)/$(basename "$ASSAY")
+(mkdir -p "$TMP/default" && here=$PWD && cd "$TMP/default" && ASSAY_DB= "$ABS_ASSAY" run -e "$here/$FIX" "$here/$P" >/dev/null 2>&1)
+check "the default store is .assay/assay.db in the working directory" yes \
+    "$([ -f "$TMP/default/.assay/assay.db" ] && echo yes || echo no)"
+printf 'not a database, but long enough to have a header of its own..........................................................' >"$TMP/bad.db"
+"$ASSAY" run --db "$TMP/bad.db" -e "$FIX" "$P" >"$TMP/bad.out" 2>"$TMP/bad.err"
+check "a store file that is not a database: usage error, exit 2" 2 $?
+check_contains "naming it" "$TMP/bad.err" "run store: $TMP/bad.db"
+check "and nothing scored into the void" 0 "$(wc -c <"$TMP/bad.out")"
+
+# ------------------------------------------------------------------------ assay runs
+"$ASSAY" runs --db "$DB" >"$TMP/runs.txt"
+check "assay runs exits 0" 0 $?
+head -1 "$TMP/runs.txt" >"$TMP/first"
+check_contains "lists the latest run first" "$TMP/first" "run 2  A2"
+check_contains "with the mean and pass rate of each evaluator (0.715, 90.0%)" "$TMP/runs.txt" \
+    "fixed                          20   0.715   90.0%       0"
+"$ASSAY" runs --db "$TMP/none.db" >/dev/null 2>"$TMP/none.err"
+check "runs on a missing store: exit 2" 2 $?
+check_contains "saying so" "$TMP/none.err" "no run store here"
+
+# --------------------------------------------------------------------- assay compare
+for f in b c d e f; do run_fixed "$f" "$f"; done
+"$ASSAY" compare --db "$DB" A b >"$TMP/cmp_b.txt"
+check "a regression without --fail-on-regression: exit 0" 0 $?
+check_contains "b: means 0.715 -> 0.515, change -0.200 [-0.200, -0.200]" "$TMP/cmp_b.txt" \
+    "mean 0.715 -> 0.515  -0.200 [-0.200, -0.200]"
+check_contains "b: pass 90.0% -> 60.0%, -30.0 pp" "$TMP/cmp_b.txt" "pass 90.0% -> 60.0%  -30.0 ["
+check_contains "b: every pair a loss" "$TMP/cmp_b.txt" "win/tie/loss 0.0%/0.0%/100.0%  REGRESSION"
+check_contains "b: one evaluator regressed" "$TMP/cmp_b.txt" "1 evaluator regressed significantly"
+"$ASSAY" compare --db "$DB" A b --fail-on-regression >/dev/null
+check "--fail-on-regression gates on it: exit 1" 1 $?
+
+"$ASSAY" compare --db "$DB" A c --fail-on-regression >"$TMP/cmp_c.txt"
+check "c: no significant change, the gate passes" 0 $?
+check_contains "c: mean change 0, the interval holds 0" "$TMP/cmp_c.txt" "mean 0.715 -> 0.715  +0.000 ["
+check_contains "c: ties counted apart: 40%/20%/40%" "$TMP/cmp_c.txt" "win/tie/loss 40.0%/20.0%/40.0%  no significant change"
+check_contains "c: pass 90.0% -> 90.0%" "$TMP/cmp_c.txt" "pass 90.0% -> 90.0%  +0.0 ["
+# the bootstrap interval against the normal one: differences +-0.1 (8 each) and 0 (4):
+# sd = sqrt(16 * 0.01 / 20) = 0.0894, so 1.96 * sd / sqrt(20) = 0.0392
+check "c: the bootstrap interval is close to the normal approximation +-0.039" "ok" \
+    "$(sed -n 's/.*mean 0.715 -> 0.715  [-+]0.000 \[\([-+0-9.]*\), \([-+0-9.]*\)\].*/\1 \2/p' "$TMP/cmp_c.txt" |
+        awk '{ print ($1 < -0.030 && $1 > -0.048 && $2 > 0.030 && $2 < 0.048) ? "ok" : "interval " $1 " " $2 }')"
+
+"$ASSAY" compare --db "$DB" A d --fail-on-regression >"$TMP/cmp_d.txt"
+check "d: an improvement passes the gate" 0 $?
+check_contains "d: +0.100 [+0.100, +0.100], pass 90.0% -> 100.0%, all wins" "$TMP/cmp_d.txt" \
+    "mean 0.715 -> 0.815  +0.100 [+0.100, +0.100]  pass 90.0% -> 100.0%  +10.0 ["
+check_contains "d: flagged as an improvement" "$TMP/cmp_d.txt" "win/tie/loss 100.0%/0.0%/0.0%  improvement"
+
+"$ASSAY" compare --db "$DB" A e --group-by segment >"$TMP/cmp_e.txt"
+check_contains "e: overall -0.150" "$TMP/cmp_e.txt" "mean 0.715 -> 0.565  -0.150 ["
+check_contains "e: segment x unchanged" "$TMP/cmp_e.txt" "    x                          10  mean 0.715 -> 0.715  +0.000 [+0.000, +0.000]"
+check_contains "e: segment y -0.300, a regression" "$TMP/cmp_e.txt" \
+    "    y                          10  mean 0.715 -> 0.415  -0.300 [-0.300, -0.300]"
+check "e: only y's row says REGRESSION among the groups" 1 "$(grep -c '^    y .*REGRESSION' "$TMP/cmp_e.txt")"
+
+"$ASSAY" compare --db "$DB" A f >"$TMP/cmp_f.txt"
+check_contains "f: -0.140" "$TMP/cmp_f.txt" "mean 0.715 -> 0.575  -0.140 ["
+check "f: the trace that regressed most comes first, with its details" \
+    '      t07  score 0.900 -> 0.000  pass true -> false  details {"field":"f","value":0}' \
+    "$(grep -A1 'regressed most' "$TMP/cmp_f.txt" | tail -1)"
+
+"$ASSAY" compare --db "$DB" previous latest >"$TMP/cmp_latest.txt"
+check_contains "previous and latest resolve to the last two runs" "$TMP/cmp_latest.txt" "A: run 6  e"
+check_contains "… B" "$TMP/cmp_latest.txt" "B: run 7  f"
+"$ASSAY" compare --db "$DB" 1 nosuch 2>"$TMP/cmp_bad.err"
+check "an unknown run: exit 2" 2 $?
+check_contains "named in the message" "$TMP/cmp_bad.err" "no run 'nosuch' in the store"
+"$ASSAY" compare --db "$DB" A >/dev/null 2>&1
+check "compare needs two runs: exit 2" 2 $?
+
+# ----------------------------------------------------------- kills and --resume
+python3 scripts/gen_traces.py --count 4000 --seed 5 >"$TMP/big.jsonl"
+KDB=$TMP/kill.db
+"$ASSAY" run --db "$KDB" -j 2 "$TMP/big.jsonl" -o "$TMP/big.out" 2>/dev/null &
+pid=$!
+while [ "$(cat "$TMP/big.out" 2>/dev/null | wc -c)" -lt 400000 ] && kill -0 $pid 2>/dev/null; do sleep 0.02; done
+kill -KILL $pid 2>/dev/null
+wait $pid 2>/dev/null
+DB=$KDB
+check "after SIGKILL the store passes SQLite's integrity check" ok "$(sql "PRAGMA integrity_check")"
+check "the killed run stays marked running" running "$(sql "SELECT status FROM runs")"
+check "every trace in it has all 5 of its records or none" "" \
+    "$(sql "SELECT line, COUNT(*) FROM results GROUP BY file, line HAVING COUNT(*) <> 5")"
+kept=$(sql "SELECT COUNT(DISTINCT line) FROM results")
+if [ "$kept" -gt 0 ] && [ "$kept" -lt 4000 ]; then ok "it holds a prefix of the run ($kept of 4000 traces)"
+else not_ok "it holds a prefix of the run" "traces: $kept"; fi
+"$ASSAY" runs --db "$KDB" >"$TMP/kruns.txt"
+check_contains "assay runs shows it as running, with the traces it holds" "$TMP/kruns.txt" "running  $kept traces"
+"$ASSAY" run --db "$KDB" -j 2 --resume "$TMP/big.jsonl" -o "$TMP/big.out" 2>/dev/null
+check "--resume completes it" 0 $?
+check "in the same run row, now done, one run in all" "1|done|4000" "$(sql "SELECT COUNT(*), MAX(status), MAX(traces) FROM runs")"
+check "every trace exactly once: 4000 x 5 records, none twice" "20000|4000|0" \
+    "$(sql "SELECT COUNT(*), COUNT(DISTINCT line), (SELECT COUNT(*) FROM (SELECT 1 FROM results GROUP BY line, evaluator HAVING COUNT(*) > 1)) FROM results")"
+check "the store agrees with the output file" "$(wc -l <"$TMP/big.out")" "$(sql "SELECT COUNT(*) FROM results")"
+
+done_testing
