@@ -429,6 +429,14 @@ int cli_run(cli_options *o) {
     }
     bool reads_stdin = o->trace_count == 0;
     for (size_t i = 0; i < o->trace_count; i++) reads_stdin |= strcmp(o->traces[i], "-") == 0;
+    if (o->is_follow && (o->trace_count != 1 || reads_stdin)) {
+        fprintf(stderr, "assay: --follow reads one growing file: name exactly one (not standard input)\n");
+        return CLI_EXIT_USAGE;
+    }
+    if (o->is_follow && o->is_resume) {
+        fprintf(stderr, "assay: --follow cannot be combined with --resume: a followed log may have rotated since\n");
+        return CLI_EXIT_USAGE;
+    }
     if (o->is_resume && reads_stdin) {
         fprintf(stderr, "assay: --resume cannot continue standard input: name the input files\n");
         return CLI_EXIT_USAGE;
