@@ -16,6 +16,7 @@ measure() { # label args...
     : > build/bench.times
     i=0
     while [ $i -lt "$RUNS" ]; do
+        rm -f build/bench-store.db build/bench-store.db-wal build/bench-store.db-shm # each run fills a fresh store
         if [ "$1" = floor ]; then
             /usr/bin/time -f "%e %M" -o build/bench.one build/bench_floor "$CORPUS" >/dev/null
         else
@@ -35,6 +36,7 @@ echo 'return { name = "noop", evaluate = function() return 1 end }' > build/benc
 # shellcheck disable=SC2046
 cc -O2 -o build/bench_floor scripts/bench_floor.c $(pkg-config --cflags --libs libcjson)
 measure "floor: read + cJSON" floor
-measure "noop plugin -j 1" -j 1 -e build/bench-noop
-measure "five evaluators -j 1" -j 1
-measure "five evaluators -j $CORES" -j "$CORES"
+measure "noop plugin -j 1" -j 1 -e build/bench-noop --no-db
+measure "five evaluators -j 1" -j 1 --no-db
+measure "five evaluators -j $CORES" -j "$CORES" --no-db
+measure "  + run store -j $CORES" -j "$CORES" --db build/bench-store.db

@@ -36,4 +36,23 @@ kill -9 $pid; wait $pid 2>/dev/null
 $VG "$ASSAY" run -j 1 --no-timing --resume -e "$TMP/ev2.lua" examples/traces/deep-research.jsonl -o "$TMP/r.jsonl" 2>"$TMP/vg8"
 check "run --resume after a kill: clean under valgrind" 0 $?
 check "and every trace has its record" 60 "$(wc -l <"$TMP/r.jsonl")"
+# the run store and what reads it
+DB=$TMP/store.db
+$VG "$ASSAY" run --db "$DB" --label one -j 2 --sample 0.5 --seed 3 --junit "$TMP/j.xml" --csv "$TMP/c.csv" \
+    "$TMP/in.jsonl" -o /dev/null 2>"$TMP/vg9"
+check "run into the store with --sample, --junit, --csv: clean under valgrind" 3 $?
+"$ASSAY" run --db "$DB" --label two "$TMP/in.jsonl" -o /dev/null 2>/dev/null
+$VG "$ASSAY" runs --db "$DB" >/dev/null 2>"$TMP/vg10"; check "runs: clean under valgrind" 0 $?
+$VG "$ASSAY" compare --db "$DB" one two --group-by segment >/dev/null 2>"$TMP/vg11"
+check "compare --group-by: clean under valgrind" 0 $?
+$VG "$ASSAY" report --db "$DB" -o "$TMP/r.html" 2>"$TMP/vg12"; check "report: clean under valgrind" 0 $?
+cp "$TMP/in.jsonl" "$TMP/live.jsonl"
+$VG "$ASSAY" run --db "$DB" --follow "$TMP/live.jsonl" -o /dev/null 2>"$TMP/vg13" &
+pid=$!
+sleep 3
+head -3 examples/traces/deep-research.jsonl >>"$TMP/live.jsonl"
+sleep 2
+kill -INT $pid
+wait $pid
+check "run --follow, ended by SIGINT: clean under valgrind (exit 3: the bad lines)" 3 $?
 done_testing
