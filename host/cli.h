@@ -105,6 +105,9 @@ void journal_free(journal *j, bool is_complete);
 
 /* Opens the store, creating it and its schema unless is_readonly. NULL with a message. */
 sqlite3 *store_open(const char *path, bool is_readonly, char *err, size_t errlen);
+/* For runs, compare and report: the store at path (NULL: the default), read-only; NULL
+ * after saying why on stderr. */
+sqlite3 *store_open_reading(const char *path);
 /* "latest", "previous", a run id or a label; -1 with a message when there is no such run. */
 int store_resolve_run(sqlite3 *db, const char *ref, int64_t *id, char *err, size_t errlen);
 

@@ -58,16 +58,13 @@ static void print_run_evaluators(sqlite3 *db, int64_t run, const char *indent) {
 
 int cli_runs(cli_options *o, int argc, char **argv) {
     long limit = 20;
-    if (argc > 1 || (argc == 1 && (limit = strtol(argv[0], NULL, 10)) <= 0)) {
+    char *end = NULL;
+    if (argc > 1 || (argc == 1 && ((limit = strtol(argv[0], &end, 10)) <= 0 || *end))) {
         fprintf(stderr, "assay: usage: assay runs [N] [--db FILE]   (the N latest runs, default 20)\n");
         return CLI_EXIT_USAGE;
     }
-    char err[600];
-    sqlite3 *db = store_open(o->db ? o->db : STORE_DEFAULT_PATH, true, err, sizeof err);
-    if (!db) {
-        fprintf(stderr, "assay: %s\n", err);
-        return CLI_EXIT_USAGE;
-    }
+    sqlite3 *db = store_open_reading(o->db);
+    if (!db) return CLI_EXIT_USAGE;
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db,
                            "SELECT id, label, started_at, ended_at, status, traces, sample_rate, sample_seed, command,"
@@ -398,11 +395,8 @@ int cli_compare(cli_options *o, int argc, char **argv) {
         return CLI_EXIT_USAGE;
     }
     char err[600];
-    sqlite3 *db = store_open(o->db ? o->db : STORE_DEFAULT_PATH, true, err, sizeof err);
-    if (!db) {
-        fprintf(stderr, "assay: %s\n", err);
-        return CLI_EXIT_USAGE;
-    }
+    sqlite3 *db = store_open_reading(o->db);
+    if (!db) return CLI_EXIT_USAGE;
     int64_t a, b;
     if (store_resolve_run(db, argv[0], &a, err, sizeof err) != 0 || store_resolve_run(db, argv[1], &b, err, sizeof err) != 0) {
         fprintf(stderr, "assay: compare: %s\n", err);

@@ -60,6 +60,18 @@ static void csv_field(buf *b, const char *s) {
     buf_putc(b, '"');
 }
 
+/* Everything but the CSV file, which its callers close in their own ways. */
+static void free_exporter(exporter *x) {
+    for (size_t i = 0; x->suites && i < x->suite_count; i++) {
+        if (x->suites[i].cases) fclose(x->suites[i].cases);
+        free(x->suites[i].name);
+    }
+    free(x->suites);
+    free(x->junit_path);
+    free(x->csv_path);
+    free(x);
+}
+
 exporter *export_open(const char *junit_path, const char *csv_path, const assay_host *host, char *err, size_t errlen) {
     exporter *x = calloc(1, sizeof *x);
     if (!x) {
@@ -94,14 +106,7 @@ exporter *export_open(const char *junit_path, const char *csv_path, const assay_
     return x;
 failed:
     if (x->csv) fclose(x->csv);
-    for (size_t i = 0; x->suites && i < x->suite_count; i++) {
-        if (x->suites[i].cases) fclose(x->suites[i].cases);
-        free(x->suites[i].name);
-    }
-    free(x->suites);
-    free(x->junit_path);
-    free(x->csv_path);
-    free(x);
+    free_exporter(x);
     return NULL;
 }
 
@@ -256,13 +261,6 @@ int export_close(exporter *x) {
         fprintf(stderr, "assay: --csv: %s: %s\n", x->csv_path, strerror(errno));
         rc = -1;
     }
-    for (size_t i = 0; x->suites && i < x->suite_count; i++) {
-        fclose(x->suites[i].cases);
-        free(x->suites[i].name);
-    }
-    free(x->suites);
-    free(x->junit_path);
-    free(x->csv_path);
-    free(x);
+    free_exporter(x);
     return rc;
 }

@@ -238,10 +238,7 @@ int cli_report(cli_options *o, int argc, char **argv) {
     }
     char err[600];
     report r = {0};
-    if (!(r.db = store_open(o->db ? o->db : STORE_DEFAULT_PATH, true, err, sizeof err))) {
-        fprintf(stderr, "assay: %s\n", err);
-        return CLI_EXIT_USAGE;
-    }
+    if (!(r.db = store_open_reading(o->db))) return CLI_EXIT_USAGE;
     if (store_resolve_run(r.db, argc ? argv[0] : "latest", &r.run, err, sizeof err) != 0) {
         fprintf(stderr, "assay: report: %s\n", err);
         sqlite3_close(r.db);

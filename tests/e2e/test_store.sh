@@ -33,18 +33,21 @@ check "its run row: label, status, trace count, version" "A|done|20|$("$ASSAY" -
     "$(sql "SELECT label, status, traces, version FROM runs WHERE id = 1")"
 sql "SELECT command FROM runs WHERE id = 1" >"$TMP/cmd"
 check_contains "the command line" "$TMP/cmd" "-p fixed.field=a --label A"
-want=$(python3 -c 'import sys
-def fnv(b):
-    h = 14695981039346656037
-    for c in b: h = ((h ^ c) * 1099511628211) % 2**64
-    return "%016x" % h
+# h64 as docs/store.md defines it: per little-endian 64-bit word (the last zero-padded)
+# h = (h ^ w) * K, h ^= h >> 32, from 0; then h ^= length, then fmix64
+h64() { python3 -c 'import sys
+M = 2**64
 d = open(sys.argv[1], "rb").read()
-print("%s|%d|%s" % (sys.argv[1], len(d), fnv(d)))' "$P")
-check "the input's name, size and FNV-1a content hash" "$want" "$(sql "SELECT path, size, hash FROM run_inputs WHERE run_id = 1")"
-want=$(python3 -c 'import sys
-h = 14695981039346656037
-for c in open(sys.argv[1], "rb").read(): h = ((h ^ c) * 1099511628211) % 2**64
-print("fixed|trace|%016x|{\"field\":\"a\"}" % h)' "$FIX")
+h = 0
+for i in range(0, len(d), 8):
+    w = int.from_bytes(d[i:i + 8].ljust(8, b"\0"), "little")
+    h = ((h ^ w) * 0x9E3779B97F4A7C15) % M; h ^= h >> 32
+h ^= len(d)
+h ^= h >> 33; h = (h * 0xff51afd7ed558ccd) % M; h ^= h >> 33; h = (h * 0xc4ceb9fe1a85ec53) % M; h ^= h >> 33
+print("%016x" % h)' "$1"; }
+check "the input's name, size and content hash" "$P|$(wc -c <"$P")|$(h64 "$P")" \
+    "$(sql "SELECT path, size, hash FROM run_inputs WHERE run_id = 1")"
+want="fixed|trace|$(h64 "$FIX")|{\"field\":\"a\"}"
 check "the evaluator with its file's hash and effective params" "$want" \
     "$(sql "SELECT name, scope, hash, params FROM run_evaluators WHERE run_id = 1")"
 check "one result row per output record, equal to it" "$(python3 -c 'import json, sys
