@@ -20,6 +20,8 @@
 #define REPORT_TREND_RUNS 30
 #define REPORT_MAX_TEXT 2000
 #define REPORT_MAX_SEGMENTS 30
+#define REPORT_STR_(x) #x
+#define REPORT_STR(x) REPORT_STR_(x) /* a number into SQL text */
 
 extern const char report_page_head[], report_page_tail[];
 
@@ -90,7 +92,7 @@ static char *segment_field(report *r, const char *asked) {
         "SELECT key FROM traces JOIN bodies ON bodies.hash = traces.body,"
         " json_each(CASE WHEN json_valid(bodies.json) THEN bodies.json ELSE '{}' END, '$.metadata')"
         " WHERE traces.run_id = ?1 AND json_each.type = 'text' GROUP BY key"
-        " HAVING COUNT(DISTINCT value) BETWEEN 2 AND " "30" " ORDER BY COUNT(DISTINCT value), key LIMIT 1",
+        " HAVING COUNT(DISTINCT value) BETWEEN 2 AND " REPORT_STR(REPORT_MAX_SEGMENTS) " ORDER BY COUNT(DISTINCT value), key LIMIT 1",
     };
     char *field = NULL;
     for (size_t i = 0; i < 2 && !field; i++) {
@@ -183,7 +185,7 @@ static cJSON *gather(report *r, const char *asked_field) {
         rows(r,
              "SELECT x.run_id, r.label, r.started_at, x.evaluator, AVG(x.score), SUM(x.pass), COUNT(x.pass)"
              " FROM results x JOIN runs r ON r.id = x.run_id WHERE x.run_id IN (SELECT id FROM runs WHERE id <= ?1"
-             " ORDER BY id DESC LIMIT " "30" ") AND x.evaluator IN (SELECT name FROM run_evaluators WHERE run_id = ?1)"
+             " ORDER BY id DESC LIMIT " REPORT_STR(REPORT_TREND_RUNS) ") AND x.evaluator IN (SELECT name FROM run_evaluators WHERE run_id = ?1)"
              " GROUP BY x.run_id, x.evaluator ORDER BY x.run_id",
              trend_keys, NULL));
 
@@ -194,7 +196,7 @@ static cJSON *gather(report *r, const char *asked_field) {
                         " (SELECT b.json FROM traces t JOIN bodies b ON b.hash = t.body WHERE t.run_id = x.run_id"
                         "  AND t.file = x.file AND t.line = x.line)"
                         " FROM results x WHERE x.run_id = ?1 AND x.trace_id IS NOT NULL GROUP BY x.file, x.line"
-                        " ORDER BY 4 + 5 DESC, AVG(x.score) ASC NULLS LAST, x.file, x.line LIMIT " "25",
+                        " ORDER BY 4 + 5 DESC, AVG(x.score) ASC NULLS LAST, x.file, x.line LIMIT " REPORT_STR(REPORT_WORST),
                         worst_keys, NULL);
     cJSON *w;
     cJSON_ArrayForEach(w, worst) {
