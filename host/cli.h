@@ -147,6 +147,8 @@ int64_t store_writer_run_id(const store_writer *w);
  * "interrupted", "failed"); only once the loop has no commit in flight. -1 on error. */
 int store_writer_finish(store_writer *w, const char *status);
 void store_writer_free(store_writer *w);
+/* Frees it and forgets a run that never started (not one being resumed). */
+void store_writer_abandon(store_writer *w);
 
 /* ------------------------------------------------------- JUnit XML and CSV outputs */
 

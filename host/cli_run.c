@@ -417,6 +417,27 @@ static int open_output(run *r) {
     return 0;
 }
 
+/* Records the run in the store; resuming, once open_output has found where to go on from. */
+static int open_store(run *r) {
+    cli_options *o = r->o;
+    const char **names = calloc(o->trace_count + 1, sizeof *names);
+    for (size_t i = 0; names && i < o->trace_count; i++)
+        names[i] = strcmp(o->traces[i], "-") == 0 ? "<stdin>" : o->traces[i];
+    if (names && !o->trace_count) names[0] = "<stdin>";
+    store_run_desc desc = {
+        .label = o->label, .command = o->command, .output = o->output, .group_by = o->group_by,
+        .inputs = names, .input_count = o->trace_count ? o->trace_count : 1, .host = r->host,
+        .sample_rate = o->sample_rate, .sample_seed = o->sample_seed, .is_follow = o->is_follow,
+        .signature = run_signature(r), .resumed_from = o->is_resume ? &r->skip : NULL,
+        .on_committed = on_store_committed, .ctx = r,
+    };
+    char message[600] = "out of memory";
+    if (names) r->store = store_writer_new(r->loop, o->db, &desc, message, sizeof message);
+    free(names);
+    if (!r->store) fprintf(stderr, "assay: run store: %s\n", message);
+    return r->store ? 0 : -1;
+}
+
 static void log_print(void *ctx, const char *plugin, const char *message) {
     (void)ctx;
     fprintf(stderr, "[%s] %s\n", plugin, message);
@@ -467,37 +488,21 @@ int cli_run(cli_options *o) {
         fprintf(stderr, "assay: %s\n", err.message);
         return CLI_EXIT_USAGE;
     }
-    /* opened only once the plugins load, so that a plugin error leaves an earlier output
-     * file untouched */
-    if (o->output && strcmp(o->output, "-") != 0) {
-        r.out_name = o->output;
-        if (open_output(&r) != 0) {
-            assay_host_close(r.host, NULL);
-            uv_run(r.loop, UV_RUN_DEFAULT);
-            uv_loop_close(r.loop);
-            buf_free(&r.pending);
-            buf_free(&r.writing);
-            return CLI_EXIT_USAGE;
-        }
-    }
-    if (o->db) {
-        const char **names = calloc(o->trace_count + 1, sizeof *names);
-        for (size_t i = 0; names && i < o->trace_count; i++)
-            names[i] = strcmp(o->traces[i], "-") == 0 ? "<stdin>" : o->traces[i];
-        if (names && !o->trace_count) names[0] = "<stdin>";
-        store_run_desc desc = {
-            .label = o->label, .command = o->command, .output = o->output, .group_by = o->group_by,
-            .inputs = names, .input_count = o->trace_count ? o->trace_count : 1, .host = r.host,
-            .sample_rate = o->sample_rate, .sample_seed = o->sample_seed, .is_follow = o->is_follow,
-            .signature = run_signature(&r), .resumed_from = o->is_resume ? &r.skip : NULL,
-            .on_committed = on_store_committed, .ctx = &r,
-        };
-        char message[600] = "out of memory";
-        if (!names || !(r.store = store_writer_new(r.loop, o->db, &desc, message, sizeof message))) {
-            fprintf(stderr, "assay: run store: %s\n", message);
-            r.exit_status = CLI_EXIT_USAGE;
-        }
-        free(names);
+    /* opened only once the plugins load and the store opens, so that neither error leaves
+     * an earlier output file touched (resuming, the store needs the output's position) */
+    bool has_output = o->output && strcmp(o->output, "-") != 0;
+    if (has_output) r.out_name = o->output;
+    if ((o->db && !o->is_resume && open_store(&r) != 0) || (has_output && open_output(&r) != 0) ||
+        (o->db && o->is_resume && open_store(&r) != 0)) {
+        store_writer_abandon(r.store);
+        journal_free(r.jr, false); /* resuming: still there for the next try */
+        if (r.out_fd > 1) close(r.out_fd);
+        assay_host_close(r.host, NULL);
+        uv_run(r.loop, UV_RUN_DEFAULT);
+        uv_loop_close(r.loop);
+        buf_free(&r.pending);
+        buf_free(&r.writing);
+        return CLI_EXIT_USAGE;
     }
     if (!r.exit_status && (o->junit || o->csv)) {
         char message[600];

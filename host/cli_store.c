@@ -259,6 +259,7 @@ struct store_writer {
     char error[256];
     journal_position committed; /* every result up to here is in the database */
     bool has_committed;
+    bool is_resumed;            /* continues an earlier run row */
     store_committed_cb on_committed;
     void *ctx;
     h64 *input_hashes;          /* fingerprints of each input as read */
@@ -499,6 +500,7 @@ static int insert_run(store_writer *w, const store_run_desc *d) {
         if (id < 0) return -1;
         if (id) {
             w->run_id = id;
+            w->is_resumed = true;
             w->committed = *d->resumed_from;
             w->has_committed = true;
             return 0;
@@ -646,6 +648,22 @@ int store_writer_finish(store_writer *w, const char *status) {
         return -1;
     }
     return 0;
+}
+
+void store_writer_abandon(store_writer *w) {
+    if (!w) return;
+    if (!w->is_resumed) {
+        static const char *const forget[] = {"DELETE FROM run_inputs WHERE run_id = ?1",
+                                             "DELETE FROM run_evaluators WHERE run_id = ?1", "DELETE FROM runs WHERE id = ?1"};
+        for (size_t i = 0; i < 3; i++) {
+            sqlite3_stmt *st;
+            if (sqlite3_prepare_v2(w->db, forget[i], -1, &st, NULL) != SQLITE_OK) break;
+            sqlite3_bind_int64(st, 1, w->run_id);
+            step_reset(st);
+            sqlite3_finalize(st);
+        }
+    }
+    store_writer_free(w);
 }
 
 void store_writer_free(store_writer *w) {

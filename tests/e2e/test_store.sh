@@ -71,6 +71,12 @@ printf 'not a database, but long enough to have a header of its own.............
 check "a store file that is not a database: usage error, exit 2" 2 $?
 check_contains "naming it" "$TMP/bad.err" "run store: $TMP/bad.db"
 check "and nothing scored into the void" 0 "$(wc -c <"$TMP/bad.out")"
+echo "earlier results" >"$TMP/kept.jsonl"
+"$ASSAY" run --db "$TMP/no/such/dir.db" -e "$FIX" "$P" -o "$TMP/kept.jsonl" 2>/dev/null
+check "a store that cannot be opened leaves an earlier -o file as it was (exit 2)" "2 earlier results" "$? $(cat "$TMP/kept.jsonl")"
+runs_before=$(sql "SELECT COUNT(*) FROM runs")
+"$ASSAY" run --db "$DB" -e "$FIX" "$P" -o "$TMP/no/such/out.jsonl" 2>/dev/null
+check "an output that cannot be opened leaves no run behind in the store (exit 2)" "2 $runs_before" "$? $(sql "SELECT COUNT(*) FROM runs")"
 
 # ------------------------------------------------------------------------ assay runs
 "$ASSAY" runs --db "$DB" >"$TMP/runs.txt"
