@@ -225,6 +225,23 @@ static bool append_model(lua_State *L, int t, const char *what, buf *body) {
 /* Checks a chat request and stores a checked request table (as check_http makes) whose
  * body is the OpenAI-compatible JSON. Keys are written in a fixed order so that identical
  * calls give identical bodies, which is what the cache keys on. [-0, +1, e] */
+/* A request table for an OpenAI-compatible endpoint: POST path with body (consumed), no
+ * extra headers, answers cached. Leaves it on the stack for the caller to add to. */
+static void push_cached_post(lua_State *L, const char *path, buf *body) {
+    lua_createtable(L, 0, 7);
+    lua_pushliteral(L, "POST");
+    lua_setfield(L, -2, "method");
+    lua_pushstring(L, path);
+    lua_setfield(L, -2, "url");
+    lua_pushlstring(L, body->data ? body->data : "", body->len);
+    buf_free(body);
+    lua_setfield(L, -2, "body");
+    lua_newtable(L);
+    lua_setfield(L, -2, "headers");
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, "cache");
+}
+
 static void check_chat(lua_State *L, int t, const char *what) {
     t = lua_absindex(L, t);
     luaL_checktype(L, t, LUA_TTABLE);
@@ -277,18 +294,7 @@ static void check_chat(lua_State *L, int t, const char *what) {
         buf_free(&body);
         luaL_error(L, "not enough memory");
     }
-    lua_createtable(L, 0, 7);
-    lua_pushliteral(L, "POST");
-    lua_setfield(L, -2, "method");
-    lua_pushliteral(L, "/chat/completions");
-    lua_setfield(L, -2, "url");
-    lua_pushlstring(L, body.data, body.len);
-    buf_free(&body);
-    lua_setfield(L, -2, "body");
-    lua_newtable(L);
-    lua_setfield(L, -2, "headers");
-    lua_pushboolean(L, 1);
-    lua_setfield(L, -2, "cache");
+    push_cached_post(L, "/chat/completions", &body);
     lua_pushinteger(L, max_tokens);
     lua_setfield(L, -2, "max_tokens");
     return;
@@ -355,18 +361,7 @@ static int llm_embed(lua_State *L) {
     }
     buf_putc(&body, '}');
     lua_settop(L, 1);
-    lua_createtable(L, 0, 6);
-    lua_pushliteral(L, "POST");
-    lua_setfield(L, -2, "method");
-    lua_pushliteral(L, "/embeddings");
-    lua_setfield(L, -2, "url");
-    lua_pushlstring(L, body.data ? body.data : "", body.len);
-    buf_free(&body);
-    lua_setfield(L, -2, "body");
-    lua_newtable(L);
-    lua_setfield(L, -2, "headers");
-    lua_pushboolean(L, 1);
-    lua_setfield(L, -2, "cache");
+    push_cached_post(L, "/embeddings", &body);
     begin_checked(L, -1, SANDBOX_IO_EMBED, what);
     return sandbox_io_wait(L, false);
 }
