@@ -412,6 +412,16 @@ static int open_output(run *r) {
         r->jr = NULL;
         return -1;
     }
+    struct stat st;
+    if (fstat(r->out_fd, &st) == 0 && !S_ISREG(st.st_mode)) { /* /dev/null, a FIFO: nothing to resume */
+        if (r->o->is_resume) {
+            fprintf(stderr, "assay: --resume: %s is not a regular file\n", r->out_name);
+            journal_free(r->jr, false);
+            r->jr = NULL;
+            return -1;
+        }
+        return 0;
+    }
     if (!r->jr && !(r->jr = journal_create(r->out_name, signature, err, sizeof err)))
         fprintf(stderr, "assay: %s; the run goes on but cannot be resumed\n", err); /* e.g. a read-only dir */
     return 0;

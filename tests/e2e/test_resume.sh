@@ -65,6 +65,20 @@ check "and the journal to resume from" "yes" "$([ -e "$OUT.progress" ] && echo y
 cmp -s "$OUT" "$TMP/ref.jsonl"
 check "the resumed run equals the uninterrupted one" 0 $?
 
+# an output that is not a regular file (a FIFO, /dev/null) has nothing to resume: no journal
+# beside it, no failing fdatasync
+mkfifo "$TMP/fifo"
+cat "$TMP/fifo" >"$TMP/from-fifo" &
+reader=$!
+"$ASSAY" run -j 2 --no-timing "$TMP/a.jsonl" -o "$TMP/fifo" 2>"$TMP/e"
+wait $reader
+check "a run into a FIFO leaves no progress journal beside it" "no" "$([ -e "$TMP/fifo.progress" ] && echo yes || echo no)"
+check "and warns of nothing about it" "" "$(grep progress "$TMP/e")"
+head -c "$(wc -c <"$TMP/from-fifo")" "$TMP/ref.jsonl" | cmp -s - "$TMP/from-fifo"
+check "and writes the same records as into a file" 0 $?
+"$ASSAY" run --no-timing --resume "$TMP/a.jsonl" -o "$TMP/fifo" 2>"$TMP/e"
+check "--resume into a FIFO is refused (exit 2)" 2 $?
+
 # what --resume refuses
 "$ASSAY" run --no-timing --resume "$TMP/a.jsonl" -o "$OUT" 2>"$TMP/e"
 check "a finished run has nothing to resume (exit 2)" 2 $?
