@@ -1,42 +1,111 @@
 #!/bin/sh
-# `make bench`: throughput and peak RSS of `assay run` at -j 1 and -j <cores> on a generated
-# corpus, each the median of RUNS runs taken side by side. Never part of `make test`.
-#   BENCH_MB=100 RUNS=5 scripts/bench.sh
+# `make bench`: the speed of assay against the limit of its input path and against the
+# Python a team would otherwise write, side by side in one invocation. Never part of
+# `make test`. Each row is the median of RUNS runs; rows are measured interleaved (run 1 of
+# every row, then run 2...), so that a noisy neighbour slows all rows alike.
+#   BENCH_MB=200 RUNS=5 scripts/bench.sh
+# Prints one table and writes it as JSON to build/bench.json.
 set -eu
 cd "$(dirname "$0")/.."
-MB=${BENCH_MB:-100}
+MB=${BENCH_MB:-200}
 RUNS=${RUNS:-5}
-CORPUS=build/bench-${MB}mb.jsonl
-[ -f "$CORPUS" ] || scripts/gen_traces.py --size-mb "$MB" --seed 7 > "$CORPUS"
-TRACES=$(wc -l < "$CORPUS")
 CORES=$(nproc)
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-measure() { # label args...
-    label=$1; shift
-    : > build/bench.times
-    i=0
-    while [ $i -lt "$RUNS" ]; do
-        rm -f build/bench-store.db build/bench-store.db-wal build/bench-store.db-shm # each run fills a fresh store
-        if [ "$1" = floor ]; then
-            /usr/bin/time -f "%e %M" -o build/bench.one build/bench_floor "$CORPUS" >/dev/null
-        else
-            /usr/bin/time -f "%e %M" -o build/bench.one build/assay run "$@" "$CORPUS" -o /dev/null 2>/dev/null || true
-        fi
-        cat build/bench.one >> build/bench.times
-        i=$((i + 1))
-    done
-    wall=$(cut -d' ' -f1 build/bench.times | median)
-    rss=$(cut -d' ' -f2 build/bench.times | median)
-    printf '%-22s %8.2f s %10.0f traces/s %8.1f MB/s %8.1f MB RSS\n' "$label" "$wall" \
-        "$(echo "$TRACES / $wall" | bc -l)" "$(echo "$MB / $wall" | bc -l)" "$(echo "$rss / 1024" | bc -l)"
-}
-echo "corpus: $CORPUS ($TRACES traces, $MB MB), median of $RUNS runs, $CORES cores"
-mkdir -p build/bench-noop
-echo 'return { name = "noop", evaluate = function() return 1 end }' > build/bench-noop/noop.lua
+CORPUS=build/bench-${MB}mb.jsonl
+BIG=build/bench-$((MB * 4))mb.jsonl
+[ -f "$CORPUS" ] || scripts/gen_traces.py --size-mb "$MB" --seed 7 > "$CORPUS"
+[ -f "$BIG" ] || cat "$CORPUS" "$CORPUS" "$CORPUS" "$CORPUS" > "$BIG"
+TRACES=$(wc -l < "$CORPUS")
+BYTES=$(wc -c < "$CORPUS")
+LIBS="lua5.4 libuv libcjson libcurl sqlite3"
 # shellcheck disable=SC2046
 cc -O2 -o build/bench_floor scripts/bench_floor.c $(pkg-config --cflags --libs libcjson)
-measure "floor: read + cJSON" floor
-measure "noop plugin -j 1" -j 1 -e build/bench-noop --no-db
-measure "five evaluators -j 1" -j 1 --no-db
-measure "five evaluators -j $CORES" -j "$CORES" --no-db
-measure "  + run store -j $CORES" -j "$CORES" --db build/bench-store.db
+# shellcheck disable=SC2046,SC2086
+cc -O2 -std=c11 -D_XOPEN_SOURCE=700 -Ihost -o build/bench_latency scripts/bench_latency.c build/libassay.a \
+    $(pkg-config --cflags --libs $LIBS) -lm -lpthread
+mkdir -p build/bench-noop
+echo 'return { name = "noop", evaluate = function() return 1 end }' > build/bench-noop/noop.lua
+
+# The rows: a key, a label, and the command (run with $1 = the corpus).
+ROWS="floor python noop j1 jn store"
+label() {
+    case $1 in
+    floor) echo "floor: read + cJSON" ;;
+    python) echo "python3, 5 metrics" ;;
+    noop) echo "assay, noop plugin -j 1" ;;
+    j1) echo "assay, 5 evaluators -j 1" ;;
+    jn) echo "assay, 5 evaluators -j $CORES" ;;
+    store) echo "  + run store -j $CORES" ;;
+    esac
+}
+run_row() { # key corpus -> appends "wall rss" to build/bench.KEY
+    rm -f build/bench-store.db build/bench-store.db-wal build/bench-store.db-shm
+    case $1 in
+    floor) set -- "$1" build/bench_floor "$2" ;;
+    python) set -- "$1" python3 scripts/bench_python.py "$2" ;;
+    noop) set -- "$1" build/assay run -j 1 --no-db -e build/bench-noop -o /dev/null "$2" ;;
+    j1) set -- "$1" build/assay run -j 1 --no-db -o /dev/null "$2" ;;
+    jn) set -- "$1" build/assay run -j "$CORES" --no-db -o /dev/null "$2" ;;
+    store) set -- "$1" build/assay run -j "$CORES" --db build/bench-store.db -o /dev/null "$2" ;;
+    esac
+    key=$1
+    shift
+    /usr/bin/time -f "%e %M" -o build/bench.one "$@" >/dev/null 2>build/bench.err || {
+        echo "bench: $key failed:" >&2
+        cat build/bench.err >&2
+        exit 1
+    }
+    cat build/bench.one >> "build/bench.$key"
+}
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+echo "corpus: $CORPUS ($TRACES traces, $((BYTES / 1000000)) MB), median of $RUNS runs, $CORES cores"
+echo "checking that python and assay compute the same numbers..."
+build/assay run -j "$CORES" --no-db -o build/bench-assay.jsonl "$CORPUS" 2>/dev/null || true
+python3 scripts/bench_python.py --check build/bench-assay.jsonl "$CORPUS" 2>build/bench-check.txt || {
+    cat build/bench-check.txt >&2
+    exit 1
+}
+CHECK=$(tail -1 build/bench-check.txt)
+echo "$CHECK"
+
+for key in $ROWS; do : > "build/bench.$key"; done
+i=0
+while [ $i -lt "$RUNS" ]; do
+    for key in $ROWS; do run_row "$key" "$CORPUS"; done
+    i=$((i + 1))
+done
+/usr/bin/time -f "%e %M" -o build/bench.big build/assay run -j "$CORES" --no-db -o /dev/null "$BIG" 2>/dev/null || true
+LAT=$(build/bench_latency plugins "$CORPUS" 3000)
+
+wall() { cut -d' ' -f1 "build/bench.$1" | median; }
+rss() { cut -d' ' -f2 "build/bench.$1" | median; }
+FLOOR=$(wall floor)
+PY=$(wall python)
+printf '\n%-28s %9s %11s %9s %9s %9s %9s\n' "" "wall s" "traces/s" "MB/s" "÷ floor" "× python" "RSS MB"
+json="{\"corpus\":\"$CORPUS\",\"traces\":$TRACES,\"bytes\":$BYTES,\"runs\":$RUNS,\"cores\":$CORES,"
+json="$json\"machine\":\"$(uname -m) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')\",\"rows\":["
+sep=""
+for key in $ROWS; do
+    w=$(wall "$key")
+    r=$(rss "$key")
+    line=$(awk -v w="$w" -v r="$r" -v t="$TRACES" -v b="$BYTES" -v f="$FLOOR" -v p="$PY" 'BEGIN {
+        printf "%9.2f %11.0f %9.1f %9.3f %9.2f %9.1f", w, t / w, b / 1e6 / w, f / w, p / w, r / 1024 }')
+    printf '%-28s %s\n' "$(label "$key")" "$line"
+    set -- $line
+    json="$json$sep{\"row\":\"$key\",\"label\":\"$(label "$key" | sed 's/^ *//')\",\"wall_s\":$1,\"traces_per_s\":$2,"
+    json="$json\"mb_per_s\":$3,\"ratio_to_floor\":$4,\"ratio_to_python\":$5,\"rss_mb\":$6}"
+    sep=","
+done
+BIG_RSS=$(awk '{printf "%.1f", $2 / 1024}' build/bench.big)
+BIG_WALL=$(awk '{print $1}' build/bench.big)
+set -- $LAT
+echo
+echo "assay -j $CORES on the 4x corpus ($BIG): ${BIG_WALL} s, peak RSS ${BIG_RSS} MB"
+echo "libassay, one trace of 5-20 KB through the five evaluators: median $2 us, p95 $3 us ($1 traces)"
+J1=$(wall j1)
+JN=$(wall jn)
+echo "-j $CORES / -j 1: $(awk -v a="$J1" -v b="$JN" 'BEGIN {printf "%.2f", a / b}')x"
+json="$json],\"big_corpus\":{\"path\":\"$BIG\",\"wall_s\":$BIG_WALL,\"rss_mb\":$BIG_RSS},"
+json="$json\"latency_us\":{\"traces\":$1,\"median\":$2,\"p95\":$3},\"check\":\"$CHECK\"}"
+echo "$json" > build/bench.json
+echo "written: build/bench.json"
