@@ -31,7 +31,7 @@ LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/cli/%.o) $(BUILD)/cli/report_page.o
 DEPS := $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
 
-.PHONY: all test check-asan demo deps bench clean install uninstall unit-tests fuzz fuzz-build fuzz-targets
+.PHONY: all test check-asan demo deps bench bench-check clean install uninstall unit-tests fuzz fuzz-build fuzz-targets
 all: $(BUILD)/assay $(BUILD)/libassay.a $(BUILD)/libassay.so $(BUILD)/assay.pc unit-tests
 
 $(BUILD)/obj/%.o: %.c Makefile
@@ -115,6 +115,12 @@ bench: deps
 	@$(MAKE) --no-print-directory all
 	@scripts/bench.sh
 	@scripts/bench_llm.sh
+
+# Fails when one trace costs more than 10% more instructions than tests/bench/instructions
+# records (callgrind counts, stable on noisy machines); part of `make test`.
+bench-check: deps
+	@$(MAKE) --no-print-directory all
+	@scripts/bench_check.sh
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include \

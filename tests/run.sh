@@ -53,6 +53,9 @@ for b in $BUILDS; do
         run_suite "$b: $(basename "$t")" sh "$t"
     done
 done
+# the instruction count per trace against the one recorded (make bench-check); the plain
+# build only: sanitizers change the count
+case " $BUILDS " in *" build "*) run_suite "bench-check: instructions per trace" scripts/bench_check.sh build ;; esac
 # the fuzz corpora, once each, as a regression test (make fuzz-build made the targets);
 # the loader is also seeded by the plugins and attacks in place (as in scripts/fuzz.sh)
 for dir in tests/fuzz/corpus/*/; do
