@@ -34,11 +34,11 @@ return {
         end
         for _, r in ipairs(trace.results(step)) do
           local document = trace.result_text(r)
-          text.add_all(context, text.content_set(document))
+          text.content_set(document, context) -- adds to K
           documents[#documents + 1] = document
         end
       elseif step.type == "fetch" then
-        text.add_all(context, text.content_set(trace.text(step.content)))
+        text.content_set(trace.text(step.content), context)
       end
     end
     if #per_query == 0 then return result.skip("no search queries") end

@@ -10,6 +10,7 @@
 
 #include <lauxlib.h>
 #include <math.h>
+#include <pthread.h>
 #include <limits.h>
 #include <regex.h>
 #include <stdint.h>
@@ -46,7 +47,7 @@ void text_lower_into(char *out, const char *s, size_t n) {
     }
 }
 
-/* SPEC §5.6, sorted for bsearch. */
+/* SPEC §5.6. */
 static const char *const stopwords[] = {
     "a", "about", "above", "after", "again", "against", "all", "am", "an", "and", "any", "are",
     "as", "at", "be", "because", "been", "before", "being", "below", "between", "both", "but",
@@ -63,25 +64,32 @@ static const char *const stopwords[] = {
 };
 
 #define STOPWORD_COUNT (sizeof stopwords / sizeof *stopwords)
+#define STOPWORD_MAX_LEN 10 /* "yourselves" */
+
+/* Stopwords by (length, first letter): a token is compared with the two or three words that
+ * share both, not searched for. Runs for every token of every text. Built on first use. */
+static struct { unsigned char first, count; } stopword_bucket[STOPWORD_MAX_LEN + 1][26];
+static const char *stopword_sorted[STOPWORD_COUNT];
+
+static pthread_once_t stopword_once = PTHREAD_ONCE_INIT;
+
+static void stopwords_index(void) {
+    size_t at = 0;
+    for (size_t len = 1; len <= STOPWORD_MAX_LEN; len++)
+        for (int c = 0; c < 26; c++) {
+            stopword_bucket[len][c].first = (unsigned char)at;
+            for (size_t i = 0; i < STOPWORD_COUNT; i++)
+                if (strlen(stopwords[i]) == len && stopwords[i][0] == 'a' + c) stopword_sorted[at++] = stopwords[i];
+            stopword_bucket[len][c].count = (unsigned char)(at - stopword_bucket[len][c].first);
+        }
+}
 
 bool text_is_stopword(const char *w, size_t n) {
-    if (n == 0 || n > 10) return false; /* "yourselves" is the longest */
-    /* binary search on (first byte, then the rest): this runs for every token of every
-     * text, so no strlen per comparison */
-    size_t lo = 0, hi = STOPWORD_COUNT;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        const char *s = stopwords[mid];
-        size_t i = 0;
-        while (i < n && s[i] && s[i] == w[i]) i++;
-        int c;
-        if (i == n) c = s[i] ? -1 : 0;      /* w is a prefix of s, or equal */
-        else if (!s[i]) c = 1;              /* s is a prefix of w */
-        else c = (unsigned char)w[i] < (unsigned char)s[i] ? -1 : 1;
-        if (c == 0) return true;
-        if (c < 0) hi = mid;
-        else lo = mid + 1;
-    }
+    if (n == 0 || n > STOPWORD_MAX_LEN || w[0] < 'a' || w[0] > 'z') return false;
+    pthread_once(&stopword_once, stopwords_index);
+    unsigned first = stopword_bucket[n][w[0] - 'a'].first, count = stopword_bucket[n][w[0] - 'a'].count;
+    for (unsigned i = first; i < first + count; i++)
+        if (memcmp(stopword_sorted[i], w, n) == 0) return true;
     return false;
 }
 
@@ -230,38 +238,31 @@ size_t text_char_count(const char *s, size_t n) {
 
 /* ------------------------------------------------------------------ Lua: token lists */
 
-/* Pushes the lowercased token s[start..start+len). Short tokens avoid a heap copy. */
-static void push_lower(lua_State *L, const char *s, size_t len) {
-    char small[64];
-    if (len <= sizeof small) {
-        text_lower_into(small, s, len);
-        lua_pushlstring(L, small, len);
-        return;
-    }
-    luaL_Buffer b;
-    char *p = luaL_buffinitsize(L, &b, len);
-    text_lower_into(p, s, len);
-    luaL_pushresultsize(&b, len);
-}
-
-static bool token_is_stopword(const char *s, size_t len) {
-    char small[16];
-    if (len > 10) return false;
-    text_lower_into(small, s, len);
-    return text_is_stopword(small, len);
-}
-
-/* Pushes the tokens of the string at idx: as an array, or as a set {token = true}.
- * [-0, +1, m] */
+/* Pushes the tokens of the string at idx: as an array, or as a set {token = true}: a new
+ * table, or, for a set, the table at idx + 1 when one is given (text.content_set(s, into)
+ * adds to a set without building another). [-0, +1, m] */
 static int push_tokens(lua_State *L, int idx, bool content_only, bool as_set) {
     size_t n;
     const char *s = lua_type(L, idx) == LUA_TSTRING ? lua_tolstring(L, idx, &n) : (n = 0, "");
-    lua_newtable(L);
+    if (as_set && !lua_isnoneornil(L, idx + 1)) {
+        luaL_checktype(L, idx + 1, LUA_TTABLE);
+        lua_pushvalue(L, idx + 1);
+    } else {
+        lua_newtable(L);
+    }
     size_t pos = 0, start, len;
     lua_Integer i = 0;
+    char small[64]; /* most tokens: lowercased here, no heap copy */
     while (text_next_token(s, n, &pos, &start, &len)) {
-        if (content_only && token_is_stopword(s + start, len)) continue;
-        push_lower(L, s + start, len);
+        if (len <= sizeof small) {
+            text_lower_into(small, s + start, len);
+            if (content_only && text_is_stopword(small, len)) continue;
+            lua_pushlstring(L, small, len);
+        } else { /* longer than any stopword */
+            luaL_Buffer b;
+            text_lower_into(luaL_buffinitsize(L, &b, len), s + start, len);
+            luaL_pushresultsize(&b, len);
+        }
         if (as_set) {
             lua_pushboolean(L, 1);
             lua_rawset(L, -3);
@@ -276,9 +277,9 @@ static int push_tokens(lua_State *L, int idx, bool content_only, bool as_set) {
 static int l_tokens(lua_State *L) { return push_tokens(L, 1, false, false); }
 /* text.content_tokens(s) -> {token...}: C(s), T(s) without stopwords. */
 static int l_content_tokens(lua_State *L) { return push_tokens(L, 1, true, false); }
-/* text.token_set(s) -> {token = true}: set(T(s)). */
+/* text.token_set(s [, into]) -> {token = true}: set(T(s)), added to `into` when given. */
 static int l_token_set(lua_State *L) { return push_tokens(L, 1, false, true); }
-/* text.content_set(s) -> {token = true}: set(C(s)). */
+/* text.content_set(s [, into]) -> {token = true}: set(C(s)), added to `into` when given. */
 static int l_content_set(lua_State *L) { return push_tokens(L, 1, true, true); }
 
 /* text.is_stopword(word) -> boolean (the word is compared as given: pass it lowercased) */
@@ -335,11 +336,35 @@ static int l_size(lua_State *L) {
     return 1;
 }
 
+/* The index of the smaller of two sets, found by walking both in step: a query against a
+ * large context costs the query's size, not the context's. */
+static int smaller_set(lua_State *L, int a, int b) {
+    lua_pushnil(L);
+    lua_pushnil(L);
+    int ka = lua_gettop(L) - 1, kb = ka + 1;
+    for (;;) {
+        lua_pushvalue(L, ka);
+        if (!lua_next(L, a)) break;
+        lua_pop(L, 1);
+        lua_replace(L, ka);
+        lua_pushvalue(L, kb);
+        if (!lua_next(L, b)) {
+            a = b;
+            break;
+        }
+        lua_pop(L, 1);
+        lua_replace(L, kb);
+    }
+    lua_settop(L, ka - 1);
+    return a;
+}
+
 /* text.intersection_size(a, b) -> |a ∩ b| */
 static int l_intersection_size(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
     luaL_checktype(L, 2, LUA_TTABLE);
-    lua_pushinteger(L, set_intersection_size(L, 1, 2, set_size(L, 1), set_size(L, 2)));
+    int small = smaller_set(L, 1, 2);
+    lua_pushinteger(L, set_intersection_size(L, small, small == 1 ? 2 : 1, 0, 1));
     return 1;
 }
 
@@ -531,93 +556,118 @@ static int l_regex_find(lua_State *L) {
 
 /* ----------------------------------------------------------------------- Lua: TF-IDF */
 
-typedef struct term_entry {
+/* One distinct content token of the documents. */
+typedef struct term {
+    uint64_t hash;
     const char *text; /* lowercased copy in the arena */
     uint32_t len;
-    uint32_t doc;
-    uint32_t term; /* assigned after sorting */
-} term_entry;
+    uint32_t df;
+    uint32_t last_doc; /* the document that counted it last, + 1 */
+    uint32_t count;    /* its count in that document */
+    uint32_t count0;   /* its count in document 1 */
+} term;
 
-static int compare_term_entries(const void *a, const void *b) {
-    const term_entry *x = a, *y = b;
-    uint32_t n = x->len < y->len ? x->len : y->len;
-    int c = memcmp(x->text, y->text, n);
-    if (c) return c;
-    if (x->len != y->len) return x->len < y->len ? -1 : 1;
-    return (x->doc > y->doc) - (x->doc < y->doc);
+/* A term's count in one document. */
+typedef struct doc_term {
+    uint32_t term, count;
+} doc_term;
+
+static uint64_t term_hash(const char *s, size_t n) {
+    uint64_t h = 1469598103934665603u; /* FNV-1a */
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211u;
+    return h;
+}
+
+/* The text of docs[d] ("" when it is not a string); it stays alive in docs. */
+static const char *doc_text(lua_State *L, lua_Integer d, size_t *n) {
+    lua_rawgeti(L, 1, d);
+    const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, n) : (*n = 0, "");
+    lua_pop(L, 1); /* still referenced by docs */
+    return s;
 }
 
 /* text.tfidf_cosines(docs) -> {cos(d1, d2), ..., cos(d1, dN)}
  * SPEC §5.3: content tokens, idf(t) = ln((1+N)/(1+df(t))) + 1, vec[t] = count × idf, cosine
- * 0 when either vector is zero. All scratch memory is one Lua userdata, so it counts against
- * the memory limit and cannot leak if an allocation raises. Sums run in sorted term order. */
+ * 0 when either vector is zero. One pass hashes every token into its term and counts it per
+ * document; sums then run per document in the order its terms first appear, so the result
+ * depends on the documents only. All scratch memory is one Lua userdata, so it counts
+ * against the memory limit and cannot leak if an allocation raises. */
 static int l_tfidf_cosines(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_Integer ndocs = (lua_Integer)lua_rawlen(L, 1);
     luaL_argcheck(L, ndocs < (lua_Integer)UINT32_MAX, 1, "too many documents");
-    size_t total_tokens = 0, total_bytes = 0;
+    size_t ndoc = (size_t)ndocs, total_tokens = 0, total_bytes = 0;
     for (lua_Integer d = 1; d <= ndocs; d++) {
-        lua_rawgeti(L, 1, d);
-        size_t n = 0;
-        const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : "";
-        size_t pos = 0, start, len;
-        while (text_next_token(s, n, &pos, &start, &len)) {
-            if (token_is_stopword(s + start, len)) continue;
-            total_tokens++;
-            total_bytes += len;
-        }
-        lua_pop(L, 1);
+        size_t n, pos = 0, start, len;
+        const char *s = doc_text(L, d, &n);
+        while (text_next_token(s, n, &pos, &start, &len)) total_tokens++, total_bytes += len;
     }
-    size_t ndoc = (size_t)ndocs;
-    size_t bytes = total_tokens * sizeof(term_entry) + total_bytes + 2 * ndoc * sizeof(double) + 1;
+    luaL_argcheck(L, total_tokens < UINT32_MAX / 2, 1, "too many tokens");
+    size_t slots = 16;
+    while (slots < 2 * total_tokens) slots *= 2;
+    size_t bytes = slots * sizeof(uint32_t) + total_tokens * (sizeof(term) + sizeof(doc_term)) +
+                   (ndoc + 1) * sizeof(size_t) + total_bytes + 1;
     char *scratch = lua_newuserdatauv(L, bytes, 0);
-    term_entry *entries = (term_entry *)scratch;
-    double *dot = (double *)(scratch + total_tokens * sizeof(term_entry));
-    double *norm2 = dot + ndoc;
-    char *arena = (char *)(norm2 + ndoc);
-    size_t count = 0;
-    for (lua_Integer d = 1; d <= ndocs; d++) {
-        lua_rawgeti(L, 1, d);
-        size_t n = 0;
-        const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : "";
-        size_t pos = 0, start, len;
+    uint32_t *table = (uint32_t *)scratch; /* term index + 1; 0 = empty slot */
+    term *terms = (term *)(table + slots);
+    doc_term *entries = (doc_term *)(terms + total_tokens);
+    size_t *doc_start = (size_t *)(entries + total_tokens);
+    char *arena = (char *)(doc_start + ndoc + 1);
+    memset(table, 0, slots * sizeof *table);
+    uint32_t nterms = 0;
+    size_t nentries = 0;
+    for (size_t d = 0; d < ndoc; d++) {
+        doc_start[d] = nentries;
+        size_t n, pos = 0, start, len;
+        const char *s = doc_text(L, (lua_Integer)d + 1, &n);
         while (text_next_token(s, n, &pos, &start, &len)) {
-            if (token_is_stopword(s + start, len)) continue;
             text_lower_into(arena, s + start, len);
-            entries[count++] = (term_entry){arena, (uint32_t)len, (uint32_t)(d - 1), 0};
-            arena += len;
+            if (text_is_stopword(arena, len)) continue;
+            uint64_t h = term_hash(arena, len);
+            size_t slot = (size_t)h & (slots - 1);
+            term *t = NULL;
+            for (; table[slot]; slot = (slot + 1) & (slots - 1)) {
+                term *c = &terms[table[slot] - 1];
+                if (c->hash == h && c->len == len && memcmp(c->text, arena, len) == 0) {
+                    t = c;
+                    break;
+                }
+            }
+            if (!t) {
+                t = &terms[nterms];
+                *t = (term){h, arena, (uint32_t)len, 0, 0, 0, 0};
+                table[slot] = ++nterms;
+                arena += len;
+            }
+            if (t->last_doc != d + 1) { /* first time in this document */
+                t->last_doc = (uint32_t)d + 1;
+                t->df++;
+                t->count = 0;
+                entries[nentries++] = (doc_term){(uint32_t)(t - terms), 0};
+            }
+            t->count++;
+            if (d == 0) t->count0 = t->count;
         }
-        lua_pop(L, 1);
+        for (size_t e = doc_start[d]; e < nentries; e++) entries[e].count = terms[entries[e].term].count;
     }
-    qsort(entries, count, sizeof *entries, compare_term_entries);
-    for (size_t i = 0; i < ndoc; i++) dot[i] = norm2[i] = 0.0;
-    /* walk each term's run: entries of one term are contiguous and sorted by document */
-    for (size_t i = 0; i < count;) {
-        size_t j = i;
-        size_t df = 0;
-        while (j < count && entries[j].len == entries[i].len &&
-               memcmp(entries[j].text, entries[i].text, entries[i].len) == 0) {
-            if (j == i || entries[j].doc != entries[j - 1].doc) df++;
-            j++;
-        }
-        double idf = log((1.0 + (double)ndoc) / (1.0 + (double)df)) + 1.0;
-        double reference = 0.0; /* weight of this term in document 1 */
-        for (size_t k = i; k < j;) {
-            size_t m = k;
-            while (m < j && entries[m].doc == entries[k].doc) m++;
-            double w = (double)(m - k) * idf;
-            uint32_t doc = entries[k].doc;
-            norm2[doc] += w * w;
-            if (doc == 0) reference = w;
-            else dot[doc] += reference * w;
-            k = m;
-        }
-        i = j;
-    }
+    doc_start[ndoc] = nentries;
+    double norm0 = 0.0;
     lua_createtable(L, ndocs > 1 ? (int)(ndocs - 1) : 0, 0);
-    for (size_t d = 1; d < ndoc; d++) {
-        double denominator = sqrt(norm2[0]) * sqrt(norm2[d]);
-        lua_pushnumber(L, denominator == 0.0 ? 0.0 : dot[d] / denominator);
+    for (size_t d = 0; d < ndoc; d++) {
+        double dot = 0.0, norm2 = 0.0;
+        for (size_t e = doc_start[d]; e < doc_start[d + 1]; e++) {
+            const term *t = &terms[entries[e].term];
+            double idf = log((1.0 + (double)ndoc) / (1.0 + (double)t->df)) + 1.0;
+            double w = (double)entries[e].count * idf;
+            norm2 += w * w;
+            dot += w * (double)t->count0 * idf;
+        }
+        if (d == 0) {
+            norm0 = norm2;
+            continue;
+        }
+        double denominator = sqrt(norm0) * sqrt(norm2);
+        lua_pushnumber(L, denominator == 0.0 ? 0.0 : dot / denominator);
         lua_rawseti(L, -2, (lua_Integer)d);
     }
     return 1;
