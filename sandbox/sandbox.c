@@ -9,6 +9,7 @@
  */
 #include "sandbox.h"
 #include "sandbox_internal.h"
+#include "pool.h"
 #include "../host/assay.h"
 
 #include <lauxlib.h>
@@ -33,6 +34,7 @@
 typedef struct sstate {
     sandbox *sb;
     lua_State *L;
+    pool pool;             /* Lua's small blocks */
     size_t memory_used;
     bool memory_exceeded;  /* sticky until the next run: see sandbox_hook */
     size_t refused_size;   /* the allocation refused last; see sandbox_alloc */
@@ -114,7 +116,7 @@ static void *sandbox_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     sstate *st = ud;
     size_t old = ptr ? osize : 0;
     if (nsize == 0) {
-        free(ptr);
+        pool_free(&st->pool, ptr, old);
         st->memory_used -= old;
         return NULL;
     }
@@ -124,7 +126,7 @@ static void *sandbox_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
         st->refused_size = nsize;
         return NULL;
     }
-    void *p = realloc(ptr, nsize);
+    void *p = pool_realloc(&st->pool, ptr, old, nsize);
     if (!p) return NULL;
     st->memory_used = st->memory_used - old + nsize;
     /* Lua answers a refusal with an emergency collection and the same request again; when
@@ -673,6 +675,7 @@ static sstate *state_open(sandbox *sb, char *err, size_t errlen) {
     lua_State *L = lua_newstate(sandbox_alloc, st);
     if (!L) {
         snprintf(err, errlen, "%s: cannot create a Lua state (out of memory)", sb->cfg.path);
+        pool_destroy(&st->pool);
         free(st);
         return NULL;
     }
@@ -697,6 +700,7 @@ static sstate *state_open(sandbox *sb, char *err, size_t errlen) {
     else
         snprintf(err, errlen, "%s", message ? message : "plugin failed to load");
     lua_close(L);
+    pool_destroy(&st->pool);
     free(st);
     return NULL;
 }
@@ -704,6 +708,7 @@ static sstate *state_open(sandbox *sb, char *err, size_t errlen) {
 static void state_close(sstate *st) {
     if (!st) return;
     lua_close(st->L);
+    pool_destroy(&st->pool);
     free(st);
 }
 
