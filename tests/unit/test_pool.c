@@ -55,6 +55,7 @@ static void test_blocks_do_not_overlap(void **state) {
     }
     for (unsigned i = 0; i < N; i += 2) pool_free(&p, blocks[i], 1 + (i * 37) % 300);
     for (unsigned i = 1; i < N; i += 2) assert_filled(blocks[i], 1 + (i * 37) % 300, i);
+    for (unsigned i = 1; i < N; i += 2) pool_free(&p, blocks[i], 1 + (i * 37) % 300);
     pool_destroy(&p);
 }
 
