@@ -315,15 +315,14 @@ static lua_Integer set_size(lua_State *L, int idx) {
     return count;
 }
 
-/* Counts keys of the smaller set present in the larger one. */
-static lua_Integer set_intersection_size(lua_State *L, int a, int b, lua_Integer na, lua_Integer nb) {
-    if (na > nb) { int t = a; a = b; b = t; }
+/* Counts the keys of `small` present in `large`: the caller picks which set to walk. */
+static lua_Integer set_intersection_size(lua_State *L, int small, int large) {
     lua_Integer count = 0;
     lua_pushnil(L);
-    while (lua_next(L, a)) {
+    while (lua_next(L, small)) {
         lua_pop(L, 1);
         lua_pushvalue(L, -1);
-        if (lua_rawget(L, b) != LUA_TNIL) count++;
+        if (lua_rawget(L, large) != LUA_TNIL) count++;
         lua_pop(L, 1);
     }
     return count;
@@ -364,7 +363,7 @@ static int l_intersection_size(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
     luaL_checktype(L, 2, LUA_TTABLE);
     int small = smaller_set(L, 1, 2);
-    lua_pushinteger(L, set_intersection_size(L, small, small == 1 ? 2 : 1, 0, 1));
+    lua_pushinteger(L, set_intersection_size(L, small, small == 1 ? 2 : 1));
     return 1;
 }
 
@@ -373,7 +372,7 @@ static int l_jaccard(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
     luaL_checktype(L, 2, LUA_TTABLE);
     lua_Integer na = set_size(L, 1), nb = set_size(L, 2);
-    lua_Integer inter = set_intersection_size(L, 1, 2, na, nb);
+    lua_Integer inter = na <= nb ? set_intersection_size(L, 1, 2) : set_intersection_size(L, 2, 1);
     lua_Integer uni = na + nb - inter;
     lua_pushnumber(L, uni == 0 ? 1.0 : (double)inter / (double)uni);
     return 1;
