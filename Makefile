@@ -22,7 +22,7 @@ LDLIBS += $(PKG_LIBS) -lm -lpthread
 LDFLAGS += $(SANITIZE)
 
 LIB_SRC := host/buf.c host/options.c host/host.c host/worker.c host/http.c \
-           sandbox/sandbox.c sandbox/pool.c sandbox/convert.c sandbox/text.c sandbox/net.c
+           sandbox/sandbox.c sandbox/pattern.c sandbox/regex.c sandbox/pool.c sandbox/convert.c sandbox/text.c sandbox/net.c
 CLI_SRC := host/cli.c host/cli_run.c host/cli_summary.c host/cli_test.c host/cli_journal.c host/cli_store.c \
            host/cli_export.c host/cli_compare.c host/cli_report.c host/reader.c host/buf.c
 TEST_UNITS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
@@ -69,7 +69,7 @@ $(BUILD)/assay.pc: scripts/assay.pc.in host/assay.h
 
 # Unit tests link the static library and see its internals through the private headers.
 unit-tests: $(TEST_UNITS:%=$(BUILD)/tests/%)
-$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libassay.a
+$(BUILD)/tests/%: tests/unit/%.c tests/fuzz/pattern_diff.h tests/fuzz/regex_diff.h $(BUILD)/libassay.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libassay.a $(LDLIBS) $(shell $(PKG_CONFIG) --libs cmocka)
 
@@ -79,7 +79,7 @@ FUZZ_MAKE := BUILD=build-fuzz CC=clang OPT='-O1 -g -fno-omit-frame-pointer' \
              SANITIZE='-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all'
 FUZZ_SECONDS ?= 60
 fuzz-targets: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/%)
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(BUILD)/libassay.a $(BUILD)/cli/host/reader.o
+$(BUILD)/fuzz/%: tests/fuzz/%.c tests/fuzz/pattern_diff.h tests/fuzz/regex_diff.h $(BUILD)/libassay.a $(BUILD)/cli/host/reader.o
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $< $(BUILD)/cli/host/reader.o $(BUILD)/libassay.a $(LDLIBS)
 

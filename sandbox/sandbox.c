@@ -9,6 +9,7 @@
  */
 #include "sandbox.h"
 #include "sandbox_internal.h"
+#include "pattern.h"
 #include "pool.h"
 #include "../host/assay.h"
 
@@ -163,6 +164,15 @@ static void limits_arm(sstate *st, uint64_t used_ns) {
 }
 
 static void limits_disarm(sstate *st) { st->deadline_ns = 0; }
+
+/* Long pattern matches and regex searches look at the limits themselves (pattern.c,
+ * regex.c): the hook cannot run inside C. */
+static void limits_check_in_match(lua_State *L, void *ud) {
+    (void)ud;
+    sandbox_hook(L, NULL);
+}
+
+static const pattern_limits match_limits = {limits_check_in_match, NULL};
 
 /* =========================================================== the environment (allow-list) */
 
@@ -433,6 +443,7 @@ static int environment_build(lua_State *L) {
     lua_getfield(L, g, "string");
     lua_pushnil(L);
     lua_setfield(L, -2, "dump");
+    pattern_install(L, -1, &match_limits);
     library_refuse_missing(L, -1, "string");
     lua_pop(L, 1);
     /* getmetatable("") must not hand out the shared string metatable */
@@ -445,7 +456,7 @@ static int environment_build(lua_State *L) {
     /* host modules: the global `assay`, also reachable through require */
     lua_newtable(L); /* module cache for require */
     lua_newtable(L); /* assay */
-    text_open(L);
+    text_open(L, &match_limits);
     lua_pushvalue(L, -1);
     lua_setfield(L, -4, "assay.text");
     lua_setfield(L, -2, "text");

@@ -6,6 +6,7 @@
 #include <cjson/cJSON.h>
 
 #include "../host/buf.h"
+#include "pattern.h"
 #include "sandbox.h"
 
 /* Registers the array marker metatable in a new state. [-0, +0, m] */
@@ -31,7 +32,8 @@ int convert_lua_to_json(lua_State *L, int idx, buf *b, char *err, size_t errlen)
 
 /* The host modules, each pushing its table. [-0, +1, m] */
 int convert_open_json(lua_State *L);
-int text_open(lua_State *L);
+/* text_open's regex_find calls limits->check during long searches. */
+int text_open(lua_State *L, const pattern_limits *limits);
 
 /* I/O from Lua (sandbox.c, used by net.c). A host function first forgets requests left by
  * an earlier call that raised, begins one request per call it makes (raising when I/O is not

@@ -6,13 +6,13 @@
  * table's hash order, so scores are identical whatever state or thread computes them.
  */
 #include "text.h"
+#include "regex.h"
 #include "sandbox_internal.h"
 
 #include <lauxlib.h>
 #include <math.h>
 #include <pthread.h>
 #include <limits.h>
-#include <regex.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -528,28 +528,19 @@ static int l_char_count(lua_State *L) {
 }
 
 /* text.regex_find(pattern, s) -> boolean | nil, message
- * POSIX extended regular expression, matched anywhere in s. */
+ * POSIX extended regular expression, matched anywhere in s, in time linear in s (regex.c).
+ * Upvalue: the limits a long search looks at. */
 static int l_regex_find(lua_State *L) {
-    const char *pattern = luaL_checkstring(L, 1);
-    size_t n;
+    size_t pattern_len, n;
+    const char *pattern = luaL_checklstring(L, 1, &pattern_len);
     const char *s = luaL_checklstring(L, 2, &n);
-    if (strlen(s) != n) { /* regexec stops at NUL: refuse rather than answer wrongly */
+    char why[128];
+    if (!regex_compile(L, pattern, pattern_len, why, sizeof why)) {
         lua_pushnil(L);
-        lua_pushliteral(L, "text contains a NUL byte");
+        lua_pushfstring(L, "invalid regex: %s", why);
         return 2;
     }
-    regex_t re;
-    int rc = regcomp(&re, pattern, REG_EXTENDED | REG_NOSUB);
-    if (rc != 0) {
-        char msg[128];
-        regerror(rc, &re, msg, sizeof msg);
-        lua_pushnil(L);
-        lua_pushfstring(L, "invalid regex: %s", msg);
-        return 2;
-    }
-    rc = regexec(&re, s, 0, NULL, 0);
-    regfree(&re);
-    lua_pushboolean(L, rc == 0);
+    lua_pushboolean(L, regex_search(L, -1, s, n, lua_touserdata(L, lua_upvalueindex(1))));
     return 1;
 }
 
@@ -672,7 +663,7 @@ static int l_tfidf_cosines(lua_State *L) {
     return 1;
 }
 
-int text_open(lua_State *L) {
+int text_open(lua_State *L, const pattern_limits *limits) {
     static const luaL_Reg functions[] = {
         {"tokens", l_tokens},
         {"content_tokens", l_content_tokens},
@@ -693,10 +684,12 @@ int text_open(lua_State *L) {
         {"strip_markers", l_strip_markers},
         {"starts_with_marker", l_starts_with_marker},
         {"char_count", l_char_count},
-        {"regex_find", l_regex_find},
         {"tfidf_cosines", l_tfidf_cosines},
         {NULL, NULL},
     };
     luaL_newlib(L, functions);
+    lua_pushlightuserdata(L, (void *)limits);
+    lua_pushcclosure(L, l_regex_find, 1);
+    lua_setfield(L, -2, "regex_find");
     return 1;
 }
