@@ -6,7 +6,8 @@
  * for tens of seconds. These functions keep Lua's semantics and error messages (checked
  * against lstrlib by tests/unit/test_pattern.c and the fuzz_pattern target) and charge every
  * step; every PATTERN_CHECK_STEPS steps they call the sandbox's limit check, which raises.
- * Nothing here holds memory outside Lua, so a raise from the check leaks nothing.
+ * Nothing here holds memory outside Lua, so a raise from the check leaks nothing. luaL_error
+ * never returns; the returns after it are for readers and the static analyser.
  * Not here: the rest of the string library (Lua's own), the limits themselves (sandbox.c).
  */
 #include "pattern.h"
@@ -168,7 +169,7 @@ static const char *match_balance(matcher *m, const char *s, const char *p) {
 static const char *match_back_reference(matcher *m, const char *s, int digit) {
     int i = digit - '1';
     if (i < 0 || i >= m->level || m->capture[i].len == CAPTURE_OPEN)
-        luaL_error(m->L, "invalid capture index %%%d", i + 1);
+        return luaL_error(m->L, "invalid capture index %%%d", i + 1), NULL;
     /* a position capture's length, as size_t, is larger than any subject: never matches */
     size_t len = (size_t)m->capture[i].len;
     if ((size_t)(m->subject_end - s) < len) return NULL;
@@ -177,7 +178,7 @@ static const char *match_back_reference(matcher *m, const char *s, int digit) {
 }
 
 static const char *capture_open(matcher *m, const char *s, const char *p, ptrdiff_t kind) {
-    if (m->level >= PATTERN_MAX_CAPTURES) luaL_error(m->L, "too many captures");
+    if (m->level >= PATTERN_MAX_CAPTURES) return luaL_error(m->L, "too many captures"), NULL;
     m->capture[m->level].start = s;
     m->capture[m->level].len = kind;
     m->level++;
@@ -189,7 +190,7 @@ static const char *capture_open(matcher *m, const char *s, const char *p, ptrdif
 static const char *capture_close(matcher *m, const char *s, const char *p) {
     int i = m->level - 1;
     while (i >= 0 && m->capture[i].len != CAPTURE_OPEN) i--;
-    if (i < 0) luaL_error(m->L, "invalid pattern capture");
+    if (i < 0) return luaL_error(m->L, "invalid pattern capture"), NULL;
     m->capture[i].len = s - m->capture[i].start;
     const char *end = match(m, s, p);
     if (!end) m->capture[i].len = CAPTURE_OPEN;
@@ -310,12 +311,19 @@ done:
  * [-0, +1, v] */
 static void push_capture(matcher *m, int i, const char *s, const char *e) {
     if (i >= m->level) {
-        if (i != 0) luaL_error(m->L, "invalid capture index %%%d", i + 1);
+        if (i != 0) {
+            luaL_error(m->L, "invalid capture index %%%d", i + 1);
+            return;
+        }
         lua_pushlstring(m->L, s, (size_t)(e - s));
         return;
     }
-    ptrdiff_t len = m->capture[i].len;
-    if (len == CAPTURE_OPEN) luaL_error(m->L, "unfinished capture");
+    /* every capture below level was set by capture_open (the analyser cannot see that) */
+    ptrdiff_t len = m->capture[i].len; // NOLINT(clang-analyzer-core.uninitialized.Assign)
+    if (len == CAPTURE_OPEN) {
+        luaL_error(m->L, "unfinished capture");
+        return;
+    }
     if (len == CAPTURE_POSITION) lua_pushinteger(m->L, (m->capture[i].start - m->subject) + 1);
     else lua_pushlstring(m->L, m->capture[i].start, (size_t)len);
 }
