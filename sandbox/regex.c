@@ -146,38 +146,50 @@ static bool repeat_count(compiler *c, size_t start, long min, long max) {
     return true;
 }
 
-/* A number in {m,n}: -1 when there are no digits, -2 for anything else, capped past
- * REGEX_DUP_MAX (glibc's fetch_number). */
-static long read_count(compiler *c) {
+/* A number in {m,n} up to the ',' or '}' that ends it (*ended_by, 0 at the end of the
+ * pattern), consumed: -1 when there are no digits, -2 for anything else, capped past
+ * REGEX_DUP_MAX. As in glibc, an escaped byte is read as that byte unless it is an escape
+ * of its own (\1-\9, \w, \b, ...): "\," ends a count, "\0" is a digit. */
+static long read_count(compiler *c, char *ended_by) {
     long value = -1;
-    while (c->p < c->end && *c->p != ',' && *c->p != '}') {
-        if (value != -2 && isdigit((unsigned char)*c->p)) {
-            long digit = *c->p - '0';
+    *ended_by = 0;
+    while (c->p < c->end) {
+        char ch = *c->p++;
+        bool is_plain = true;
+        if (ch == '\\') {
+            if (c->p == c->end) return -2;
+            ch = *c->p++;
+            is_plain = !strchr("123456789wWsSbB<>`'", ch);
+            if (ch == ',') {
+                *ended_by = ',';
+                return value;
+            }
+        } else if (ch == ',' || ch == '}') {
+            *ended_by = ch;
+            return value;
+        }
+        if (value != -2 && is_plain && isdigit((unsigned char)ch)) {
+            long digit = ch - '0';
             value = value < 0 ? digit : value * 10 + digit;
             if (value > REGEX_DUP_MAX) value = REGEX_DUP_MAX + 1;
         } else {
             value = -2;
         }
-        c->p++;
     }
-    return value;
+    return -2;
 }
 
 /* After '{': m}, m,}, m,n} or ,n} (GNU). */
 static bool parse_count(compiler *c, long *min, long *max) {
-    bool is_comma_first = c->p < c->end && *c->p == ',';
-    *min = read_count(c);
-    if (*min == -1 && is_comma_first) *min = 0;
+    char ended_by;
+    *min = read_count(c, &ended_by);
+    if (*min == -1 && ended_by == ',') *min = 0;
     else if (*min == -1) return fail(c, "invalid content of {} (a count is missing)");
-    if (c->p < c->end && *c->p == ',') {
-        c->p++;
-        *max = read_count(c);
-    } else {
-        *max = *min;
-    }
+    if (ended_by == ',') *max = read_count(c, &ended_by);
+    else *max = *min;
+    if (ended_by == 0) return fail(c, "unmatched { (a count has no closing })");
     if (*min == -2 || *max == -2) return fail(c, "invalid content of {} (counts are digits)");
-    if (c->p == c->end) return fail(c, "unmatched { (a count has no closing })");
-    if (*c->p++ != '}') return fail(c, "invalid content of {} (more than two counts)");
+    if (ended_by != '}') return fail(c, "invalid content of {} (more than two counts)");
     if (*max != REPEAT_FOREVER && *min > *max) return fail(c, "invalid content of {} (the minimum is above the maximum)");
     if ((*max == REPEAT_FOREVER ? *min : *max) > REGEX_DUP_MAX) return fail(c, "a count in {} is above 32767");
     return true;

@@ -59,6 +59,9 @@ static const struct {
     {"\\n", "n"}, {"a\\", "a"}, {"\\0", "0"}, {"(^a|b)c", "bc"}, {"(^a|b)c", "xac"}, {"x(a$|b)", "xa"},
     {"(a*)*b", "aaaa"}, {"(a|a)*(a|a)*b", "aaaaaaaaaaaaaaaab"}, {"((a)|b)+c", "abac"},
     {"(((((((((((((((((((((a)))))))))))))))))))))", "a"}, {"a|", "b"}, {"(|)", "x"}, {"(a|)+b", "b"},
+    /* escapes inside counts, as glibc reads them (found by fuzz_regex) */
+    {"a{,23}a{\\,23}", ""}, {"^a{\\,2}$", "aa"}, {"^a{1\\,2}$", "aa"}, {"^a{\\0,2}$", "a"},
+    {"a{1\\}", "a"}, {"a{\\1}", "a"}, {"a{1,\\w}", "a"}, {"a{1\\", "a"},
 };
 
 static void test_every_case_matches_glibc(void **state) {
