@@ -139,7 +139,8 @@ static void *sandbox_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
 /* Runs every SANDBOX_HOOK_INSTRUCTIONS in every coroutine of the state (new threads inherit
  * the hook). Once a limit is passed the hook re-arms at count 1 and raises again at the next
  * instruction, so a plugin's pcall cannot swallow the kill and carry on. Hooks do not run
- * inside C functions: a long C call (a pattern match) ends before the kill lands. */
+ * inside C functions, so the C calls that can run long (pattern matching, regex_find) call
+ * this themselves through match_limits. */
 static void sandbox_hook(lua_State *L, lua_Debug *ar) {
     (void)ar;
     sstate *st = state_of(L);
