@@ -54,9 +54,14 @@ typedef struct compiler {
     inst *code;
     byte_set *sets;
     size_t len, set_count;
+    size_t peak_len; /* x{0} drops code already written: the code array needs the peak */
     int depth;
     const char *error;
 } compiler;
+
+static void grown(compiler *c) {
+    if (c->len > c->peak_len) c->peak_len = c->len;
+}
 
 static bool fail(compiler *c, const char *why) {
     c->error = why;
@@ -71,6 +76,7 @@ static bool emit(compiler *c, uint8_t op, uint8_t arg, int32_t x, int32_t y) {
     if (c->len >= REGEX_MAX_PROGRAM) return too_large(c);
     if (c->code) c->code[c->len] = (inst){op, arg, x, y};
     c->len++;
+    grown(c);
     return true;
 }
 
@@ -82,6 +88,7 @@ static bool insert(compiler *c, size_t at, uint8_t op, int32_t x, int32_t y) {
         c->code[at] = (inst){op, 0, x, y};
     }
     c->len++;
+    grown(c);
     return true;
 }
 
@@ -89,6 +96,7 @@ static bool emit_copy(compiler *c, size_t from, size_t n) {
     if (n > REGEX_MAX_PROGRAM - c->len) return too_large(c);
     if (c->code) memcpy(c->code + c->len, c->code + from, n * sizeof *c->code);
     c->len += n;
+    grown(c);
     return true;
 }
 
@@ -383,7 +391,7 @@ static bool parse_alternation(compiler *c) {
 static bool compile(compiler *c, const char *pattern, size_t len) {
     c->p = pattern;
     c->end = pattern + len;
-    c->len = c->set_count = 0;
+    c->len = c->set_count = c->peak_len = 0;
     c->depth = 0;
     return parse_alternation(c) && emit(c, OP_MATCH, 0, 0, 0);
 }
@@ -394,14 +402,14 @@ bool regex_compile(lua_State *L, const char *pattern, size_t len, char *err, siz
         snprintf(err, errlen, "%s", c.error);
         return false;
     }
-    size_t n = c.len;
-    size_t bytes = sizeof(regex_program) + n * (sizeof(inst) + 3 * sizeof(int32_t) + sizeof(size_t)) +
+    size_t n = c.len, peak = c.peak_len;
+    size_t bytes = sizeof(regex_program) + peak * sizeof(inst) + n * (3 * sizeof(int32_t) + sizeof(size_t)) +
                    c.set_count * sizeof(byte_set);
     regex_program *r = lua_newuserdatauv(L, bytes, 0);
     /* size_t first, so that every array is aligned */
     r->mark = (size_t *)(r + 1);
     r->code = (inst *)(r->mark + n);
-    r->now = (int32_t *)(r->code + n);
+    r->now = (int32_t *)(r->code + peak);
     r->next = r->now + n;
     r->stack = r->next + n;
     r->sets = (byte_set *)(r->stack + n);

@@ -125,6 +125,19 @@ static void test_search_is_linear(void **state) {
     assert_in_range(used[1], 4 * used[0] - 4, 4 * used[0] + 4);
 }
 
+/* x{0} drops code the compiler already wrote: the program must have had room for it (an
+ * overflow under ASan before, found by fuzz_regex). glibc itself needs GBs for these. */
+static void test_dropped_repetition_had_room(void **state) {
+    char pattern[128] = "[ab]", why[256];
+    for (int i = 0; i < 60; i++) strcat(pattern, "+");
+    strcat(pattern, "{0}c");
+    assert_int_equal(ours(*state, pattern, "xc", why, sizeof why), REGEX_DIFF_YES);
+    assert_int_equal(ours(*state, pattern, "ab", why, sizeof why), REGEX_DIFF_NO);
+    assert_int_equal(ours(*state, "_[(]{0}-[]$00-9]++++++++++++++++++++++++++++++++++++++++++++++++++{0}-[$]*205", "_--205",
+                          why, sizeof why),
+                     REGEX_DIFF_YES);
+}
+
 static void test_long_search_keeps_checking(void **state) {
     size_t n = 1 << 20;
     char *text = malloc(n + 1);
@@ -146,6 +159,7 @@ int main(void) {
         cmocka_unit_test(test_every_case_matches_glibc),
         cmocka_unit_test(test_refused_before_any_work),
         cmocka_unit_test(test_search_is_linear),
+        cmocka_unit_test(test_dropped_repetition_had_room),
         cmocka_unit_test(test_long_search_keeps_checking),
     };
     return cmocka_run_group_tests(tests, state_setup, state_teardown);
