@@ -86,6 +86,11 @@ static void test_known_answers(void **state) {
     assert_int_equal(ours(*state, "colou?r", "my color", why, sizeof why), REGEX_DIFF_YES);
     assert_int_equal(ours(*state, "[[:foo:]]", "a", why, sizeof why), REGEX_DIFF_BAD);
     assert_string_equal(why, "invalid character class name");
+    /* POSIX anchors without REG_NEWLINE: the ends of the text only (glibc also matches
+     * "a$\nb" in "a\nb", when the pattern itself matches the newline; found by fuzz_regex) */
+    assert_int_equal(ours(*state, "a$\nb", "a\nb", why, sizeof why), REGEX_DIFF_NO);
+    assert_int_equal(ours(*state, "a\n^b", "a\nb", why, sizeof why), REGEX_DIFF_NO);
+    assert_int_equal(ours(*state, "a$", "a\nb", why, sizeof why), REGEX_DIFF_NO);
     assert_int_equal(ours(*state, "a{2,1}", "aa", why, sizeof why), REGEX_DIFF_BAD);
     assert_string_equal(why, "invalid content of {} (the minimum is above the maximum)");
 }
