@@ -11,6 +11,7 @@
 #include "sandbox_internal.h"
 #include "pattern.h"
 #include "pool.h"
+#include "sort.h"
 #include "../host/assay.h"
 
 #include <lauxlib.h>
@@ -139,8 +140,8 @@ static void *sandbox_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
 /* Runs every SANDBOX_HOOK_INSTRUCTIONS in every coroutine of the state (new threads inherit
  * the hook). Once a limit is passed the hook re-arms at count 1 and raises again at the next
  * instruction, so a plugin's pcall cannot swallow the kill and carry on. Hooks do not run
- * inside C functions, so the C calls that can run long (pattern matching, regex_find) call
- * this themselves through match_limits. */
+ * inside C functions, so the C calls that can run long (pattern matching, table.sort,
+ * regex_find) call this themselves through match_limits. */
 static void sandbox_hook(lua_State *L, lua_Debug *ar) {
     (void)ar;
     sstate *st = state_of(L);
@@ -166,8 +167,8 @@ static void limits_arm(sstate *st, uint64_t used_ns) {
 
 static void limits_disarm(sstate *st) { st->deadline_ns = 0; }
 
-/* Long pattern matches and regex searches look at the limits themselves (pattern.c,
- * regex.c): the hook cannot run inside C. */
+/* Long pattern matches, sorts and regex searches look at the limits themselves
+ * (pattern.c, sort.c, regex.c): the hook cannot run inside C. */
 static void limits_check_in_match(lua_State *L, void *ud) {
     (void)ud;
     sandbox_hook(L, NULL);
@@ -446,6 +447,9 @@ static int environment_build(lua_State *L) {
     lua_setfield(L, -2, "dump");
     pattern_install(L, -1, &match_limits);
     library_refuse_missing(L, -1, "string");
+    lua_pop(L, 1);
+    lua_getfield(L, g, "table");
+    sort_install(L, -1, &match_limits);
     lua_pop(L, 1);
     /* getmetatable("") must not hand out the shared string metatable */
     lua_pushliteral(L, "");

@@ -11,8 +11,9 @@ for f in tests/sandbox/attacks/*.lua; do
     # memory bombs get time to reach the memory limit even on a loaded machine under ASan
     limit=300
     [ "$kind" = memory ] && limit=5000
+    memory=$(sed -n 's/^-- memory-mb: //p' "$f")
     # a protection that is gone must fail the test, not hang the suite
-    timeout 120 "$ASSAY" run -j 1 --timeout-ms $limit --memory-mb 32 --no-timing -e "$f" "$TMP/in.jsonl" >"$TMP/out" 2>"$TMP/err"
+    timeout 120 "$ASSAY" run -j 1 --timeout-ms $limit --memory-mb "${memory:-32}" --no-timing -e "$f" "$TMP/in.jsonl" >"$TMP/out" 2>"$TMP/err"
     rc=$?
     first=$(sed -n 1p "$TMP/out")
     second=$(sed -n 2p "$TMP/out")
