@@ -24,7 +24,7 @@ LDFLAGS += $(SANITIZE)
 LIB_SRC := host/buf.c host/options.c host/host.c host/worker.c host/http.c \
            sandbox/sandbox.c sandbox/pattern.c sandbox/sort.c sandbox/regex.c sandbox/pool.c sandbox/convert.c sandbox/text.c sandbox/net.c
 CLI_SRC := host/cli.c host/cli_run.c host/cli_summary.c host/cli_test.c host/cli_journal.c host/cli_store.c \
-           host/cli_export.c host/cli_compare.c host/cli_report.c host/reader.c host/buf.c
+           host/cli_digest.c host/cli_export.c host/cli_compare.c host/cli_report.c host/reader.c host/buf.c
 TEST_UNITS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
@@ -79,9 +79,9 @@ FUZZ_MAKE := BUILD=build-fuzz CC=clang OPT='-O1 -g -fno-omit-frame-pointer' \
              SANITIZE='-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all'
 FUZZ_SECONDS ?= 60
 fuzz-targets: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/%)
-$(BUILD)/fuzz/%: tests/fuzz/%.c tests/fuzz/pattern_diff.h tests/fuzz/regex_diff.h $(BUILD)/libassay.a $(BUILD)/cli/host/reader.o
+$(BUILD)/fuzz/%: tests/fuzz/%.c tests/fuzz/pattern_diff.h tests/fuzz/regex_diff.h $(BUILD)/libassay.a $(BUILD)/cli/host/reader.o $(BUILD)/cli/host/cli_digest.o
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $< $(BUILD)/cli/host/reader.o $(BUILD)/libassay.a $(LDLIBS)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $< $(BUILD)/cli/host/reader.o $(BUILD)/cli/host/cli_digest.o $(BUILD)/libassay.a $(LDLIBS)
 
 # ---------------------------------------------------------------- the README's commands
 deps:

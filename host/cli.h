@@ -10,6 +10,7 @@
 #include <sqlite3.h>
 
 #include "assay.h"
+#include "buf.h"
 
 /* Exit statuses (SPEC §6, plus 4 and 130). */
 enum {
@@ -102,6 +103,10 @@ void journal_free(journal *j, bool is_complete);
 /* ------------------------------------------------------------------ the run store */
 
 #define STORE_DEFAULT_PATH ".assay/assay.db"
+/* Whole bodies are kept for this many of a run's worst traces. The report shows fewer
+ * (REPORT_WORST); the margin covers a mean computed by the writer and by SQLite's AVG that
+ * differ in the last bit. */
+#define STORE_KEPT_BODIES 64
 
 /* Opens the store, creating it and its schema unless is_readonly. NULL with a message. */
 sqlite3 *store_open(const char *path, bool is_readonly, char *err, size_t errlen);
@@ -110,6 +115,10 @@ sqlite3 *store_open(const char *path, bool is_readonly, char *err, size_t errlen
 sqlite3 *store_open_reading(const char *path);
 /* "latest", "previous", a run id or a label; -1 with a message when there is no such run. */
 int store_resolve_run(sqlite3 *db, const char *ref, int64_t *id, char *err, size_t errlen);
+
+/* Appends {"metadata":…,"step_types":[…]} for a line the worker accepted as a JSON
+ * object (cli_digest.c); false when the line is not one after all. */
+bool digest_trace(const char *line, size_t len, buf *out);
 
 typedef struct store_writer store_writer;
 /* Called on the loop thread after each commit: every result up to pos is in the store. */
@@ -131,8 +140,10 @@ typedef struct store_run_desc {
 /* Opens path and records the run (or, resuming, finds the run it continues). */
 store_writer *store_writer_new(uv_loop_t *loop, const char *path, const store_run_desc *desc, char *err,
                                size_t errlen);
-void store_writer_add_trace(store_writer *w, uint64_t file, uint64_t line, const char *text, size_t len);
-void store_writer_add_result(store_writer *w, uint64_t file, const assay_result *result);
+/* A trace and its records: the trace's digest always, its whole line only while it is
+ * among the run's STORE_KEPT_BODIES worst (text may be NULL for results with no trace). */
+void store_writer_add_result(store_writer *w, uint64_t file, const assay_result *result, const char *text,
+                             size_t len);
 /* Raw bytes of input `file` as read, for its size and fingerprint. */
 void store_writer_add_input(store_writer *w, size_t file, const void *data, size_t len);
 /* Starts committing what was added, unless a commit is in flight. */

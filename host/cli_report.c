@@ -22,6 +22,11 @@
 #define REPORT_MAX_SEGMENTS 30
 #define REPORT_STR_(x) #x
 #define REPORT_STR(x) REPORT_STR_(x) /* a number into SQL text */
+/* Where a trace's metadata is read from: its digest, or in a store of schema 1 its body. */
+#define REPORT_TRACE_JSON \
+    "CASE WHEN t.summary IS NOT NULL THEN t.summary WHEN json_valid(b.json) THEN b.json ELSE '{}' END"
+/* the run store keeps the bodies of the worst it ranks, as this file ranks them */
+_Static_assert(REPORT_WORST <= STORE_KEPT_BODIES, "the report shows bodies the store does not keep");
 
 extern const char report_page_head[], report_page_tail[];
 
@@ -89,9 +94,9 @@ static char *segment_field(report *r, const char *asked) {
     if (asked) return strdup(strncmp(asked, "metadata.", 9) == 0 ? asked + 9 : asked);
     static const char *const sql[] = {
         "SELECT group_by FROM runs WHERE id = ?1 AND group_by IS NOT NULL",
-        "SELECT key FROM traces JOIN bodies ON bodies.hash = traces.body,"
-        " json_each(CASE WHEN json_valid(bodies.json) THEN bodies.json ELSE '{}' END, '$.metadata')"
-        " WHERE traces.run_id = ?1 AND json_each.type = 'text' GROUP BY key"
+        "SELECT key FROM traces t LEFT JOIN bodies b ON b.hash = t.body,"
+        " json_each(" REPORT_TRACE_JSON ", '$.metadata')"
+        " WHERE t.run_id = ?1 AND json_each.type = 'text' GROUP BY key"
         " HAVING COUNT(DISTINCT value) BETWEEN 2 AND " REPORT_STR(REPORT_MAX_SEGMENTS) " ORDER BY COUNT(DISTINCT value), key LIMIT 1",
     };
     char *field = NULL;
@@ -147,10 +152,11 @@ static cJSON *gather(report *r, const char *asked_field) {
         static const char *const step_keys[] = {"type", "records", "mean", "passed", "pass_n", NULL};
         cJSON_AddItemToObject(e, "by_step_type",
                               rows(r,
-                                   "SELECT COALESCE(CASE WHEN json_valid(b.json) THEN json_extract(b.json, '$.steps['"
+                                   "SELECT COALESCE(json_extract(t.summary, '$.step_types[' || x.step || ']'),"
+                                   " CASE WHEN t.summary IS NULL AND json_valid(b.json) THEN json_extract(b.json, '$.steps['"
                                    " || x.step || '].type') END, '?'), COUNT(*), AVG(x.score), SUM(x.pass), COUNT(x.pass)"
                                    " FROM results x JOIN traces t ON t.run_id = x.run_id AND t.file = x.file AND"
-                                   " t.line = x.line JOIN bodies b ON b.hash = t.body WHERE x.run_id = ?1 AND"
+                                   " t.line = x.line LEFT JOIN bodies b ON b.hash = t.body WHERE x.run_id = ?1 AND"
                                    " x.evaluator = ?2 AND x.step IS NOT NULL GROUP BY 1 ORDER BY 1",
                                    step_keys, cJSON_GetObjectItem(e, "name")->valuestring));
     }
@@ -164,10 +170,10 @@ static cJSON *gather(report *r, const char *asked_field) {
         buf_json_cstring(&path, field);
         static const char *const segment_keys[] = {"segment", "evaluator", "records", "mean", "passed", "pass_n", NULL};
         cJSON *segments = rows(r,
-                               "SELECT COALESCE(CAST(CASE WHEN json_valid(b.json) THEN json_extract(b.json, ?2) END"
+                               "SELECT COALESCE(CAST(json_extract(" REPORT_TRACE_JSON ", ?2)"
                                " AS TEXT), '(none)'), x.evaluator, COUNT(*), AVG(x.score), SUM(x.pass), COUNT(x.pass)"
                                " FROM results x JOIN traces t ON t.run_id = x.run_id AND t.file = x.file AND"
-                               " t.line = x.line JOIN bodies b ON b.hash = t.body WHERE x.run_id = ?1"
+                               " t.line = x.line LEFT JOIN bodies b ON b.hash = t.body WHERE x.run_id = ?1"
                                " GROUP BY 1, 2 ORDER BY 1, 2",
                                segment_keys, buf_cstr(&path));
         cJSON *seg = cJSON_AddObjectToObject(data, "segments");
@@ -192,7 +198,7 @@ static cJSON *gather(report *r, const char *asked_field) {
     /* worst: most failed or errored records, then lowest mean score */
     static const char *const worst_keys[] = {"trace_id", "file", "line", "failed", "errors", "mean", "body", NULL};
     cJSON *worst = rows(r,
-                        "SELECT x.trace_id, x.file, x.line, SUM(x.pass = 0), COUNT(x.error_kind), AVG(x.score),"
+                        "SELECT x.trace_id, x.file, x.line, COUNT(CASE WHEN x.pass = 0 THEN 1 END), COUNT(x.error_kind), AVG(x.score),"
                         " (SELECT b.json FROM traces t JOIN bodies b ON b.hash = t.body WHERE t.run_id = x.run_id"
                         "  AND t.file = x.file AND t.line = x.line)"
                         " FROM results x WHERE x.run_id = ?1 AND x.trace_id IS NOT NULL GROUP BY x.file, x.line"

@@ -219,9 +219,8 @@ static void on_result(assay_host *host, const assay_result *result, void *ctx) {
         update_flow(r);
         return;
     }
-    if (b && assay_result_trace_id(result)) store_writer_add_trace(r->store, file, line, b->text, b->len);
+    store_writer_add_result(r->store, file, result, b ? b->text : NULL, b ? b->len : 0);
     free(b);
-    store_writer_add_result(r->store, file, result);
     if (r->exporter) export_add(r->exporter, result);
     summary_add(r->sum, result);
     if (r->exit_status != CLI_EXIT_IO) {

@@ -10,8 +10,13 @@
  * --resume leave each record in the store exactly once. A run killed at any moment leaves
  * the last committed transaction: a run row marked "running" with a prefix of its results.
  *
- * Trace bodies are kept once per distinct content (table bodies, keyed by a hash of the
- * line), so re-scoring the same file costs no more space for them.
+ * Of every trace the store keeps a digest (its metadata and step types, cli_digest.c):
+ * what grouping and the report's tables read. Whole bodies, which the report's drill-down
+ * shows, are kept only for the STORE_KEPT_BODIES worst traces of the run, ranked as the
+ * report ranks them: storing every body wrote the whole input a second time and was two
+ * thirds of the store's cost. Bodies are kept once per distinct content (table bodies,
+ * keyed by a hash of the line). Stores written before (schema 1) hold every body and no
+ * digests; readers fall back from one to the other.
  */
 #include "cli.h"
 #include "buf.h"
@@ -28,7 +33,7 @@
 #define STORE_BATCH_ROWS 4096
 #define STORE_BATCH_BYTES (4u << 20)
 #define STORE_BUSY_MS 10000
-#define STORE_SCHEMA_VERSION "1"
+#define STORE_SCHEMA_VERSION "2"
 
 static const char store_schema[] =
     "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);"
@@ -46,13 +51,22 @@ static const char store_schema[] =
     "  hash TEXT, params TEXT, PRIMARY KEY(run_id, idx));"
     "CREATE TABLE IF NOT EXISTS bodies(hash INTEGER PRIMARY KEY, json TEXT NOT NULL);"
     "CREATE TABLE IF NOT EXISTS traces("
-    "  run_id INTEGER NOT NULL, file INTEGER NOT NULL, line INTEGER NOT NULL, body INTEGER,"
+    "  run_id INTEGER NOT NULL, file INTEGER NOT NULL, line INTEGER NOT NULL, body INTEGER, summary TEXT,"
     "  PRIMARY KEY(run_id, file, line)) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS results("
     "  run_id INTEGER NOT NULL, file INTEGER NOT NULL, line INTEGER NOT NULL, trace_id TEXT,"
     "  evaluator TEXT, step INTEGER, score REAL, pass INTEGER, label TEXT, error_kind TEXT,"
     "  error TEXT, ms REAL, grp TEXT, record TEXT);"
     "CREATE INDEX IF NOT EXISTS results_by_run ON results(run_id, evaluator, trace_id, step);";
+
+/* After store_schema, on a store of schema 1: digests beside the bodies it holds. */
+static const char store_upgrade_from_1[] =
+    "ALTER TABLE traces ADD COLUMN summary TEXT;"
+    "UPDATE meta SET value = '" STORE_SCHEMA_VERSION "' WHERE key = 'schema';";
+
+/* Finds which traces still hold a body when one leaves the kept set. */
+static const char store_indexes[] =
+    "CREATE INDEX IF NOT EXISTS traces_by_body ON traces(body) WHERE body IS NOT NULL;";
 
 /* ------------------------------------------------------------------ shared helpers */
 
@@ -64,6 +78,37 @@ static int store_configure(sqlite3 *db, char *err, size_t errlen) {
         sqlite3_free(message);
         return -1;
     }
+    return 0;
+}
+
+/* Does the traces table have digests (schema 2 or later)? */
+static bool store_has_digests(sqlite3 *db) {
+    sqlite3_stmt *st = NULL;
+    bool has = sqlite3_prepare_v2(db, "SELECT summary FROM traces LIMIT 0", -1, &st, NULL) == SQLITE_OK;
+    sqlite3_finalize(st);
+    return has;
+}
+
+/* Brings a writable store of an earlier schema up to this one. */
+static int store_upgrade(sqlite3 *db, char *err, size_t errlen) {
+    char *message = NULL;
+    int rc = store_has_digests(db) ? SQLITE_OK : sqlite3_exec(db, store_upgrade_from_1, NULL, NULL, &message);
+    if (rc == SQLITE_OK) rc = sqlite3_exec(db, store_indexes, NULL, NULL, &message);
+    if (rc != SQLITE_OK) snprintf(err, errlen, "upgrading the store: %s", message ? message : sqlite3_errmsg(db));
+    sqlite3_free(message);
+    return rc == SQLITE_OK ? 0 : -1;
+}
+
+/* A reader that meets a store of schema 1 upgrades it first, which takes a moment and
+ * rewrites nothing (one column added, one small index). */
+static int store_upgrade_for_reading(const char *path, char *err, size_t errlen) {
+    char message[512] = "";
+    sqlite3 *db = store_open(path, false, message, sizeof message);
+    if (!db) {
+        snprintf(err, errlen, "%s was written by an earlier assay and cannot be upgraded here: %s", path, message);
+        return -1;
+    }
+    sqlite3_close(db);
     return 0;
 }
 
@@ -100,6 +145,11 @@ sqlite3 *store_open(const char *path, bool is_readonly, char *err, size_t errlen
         sqlite3_close(db);
         return NULL;
     }
+    if (!is_readonly && store_upgrade(db, message, sizeof message) != 0) {
+        snprintf(err, errlen, "%s: %s", path, message);
+        sqlite3_close(db);
+        return NULL;
+    }
     sqlite3_stmt *st;
     if (is_readonly && sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'schema'", -1, &st, NULL) != SQLITE_OK) {
         snprintf(err, errlen, "%s: not an assay run store (%s)", path, sqlite3_errmsg(db));
@@ -107,6 +157,10 @@ sqlite3 *store_open(const char *path, bool is_readonly, char *err, size_t errlen
         return NULL;
     }
     if (is_readonly) sqlite3_finalize(st);
+    if (is_readonly && !store_has_digests(db)) {
+        sqlite3_close(db);
+        return store_upgrade_for_reading(path, err, errlen) == 0 ? store_open(path, true, err, errlen) : NULL;
+    }
     return db;
 }
 
@@ -158,8 +212,11 @@ typedef struct h64 {
 } h64;
 
 static uint64_t h64_word(uint64_t h, const unsigned char *p) {
-    uint64_t w = 0;
-    for (int i = 7; i >= 0; i--) w = (w << 8) | p[i]; /* little-endian whatever the machine */
+    uint64_t w;
+    memcpy(&w, p, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    w = __builtin_bswap64(w); /* the words are little-endian whatever the machine */
+#endif
     h = (h ^ w) * H64_K;
     return h ^ (h >> 32);
 }
@@ -197,7 +254,7 @@ static uint64_t h64_of(const void *data, size_t len) {
 
 /* ----------------------------------------------------------------------- batches */
 
-enum { ROW_TRACE, ROW_RESULT };
+enum { ROW_TRACE, ROW_DROP_BODY, ROW_RESULT };
 #define NONE SIZE_MAX
 
 /* Strings are offsets into the batch's arena (NONE for NULL), so a batch is two
@@ -209,7 +266,9 @@ typedef struct row {
     int has_score, pass;
     double score, ms;
     assay_error_kind error;
-    size_t text, text_len; /* ROW_TRACE: the line; ROW_RESULT: the record's JSON line */
+    size_t text, text_len; /* ROW_TRACE: the line, or NONE; ROW_RESULT: the record's JSON line */
+    size_t summary, summary_len;
+    int64_t body_hash;     /* ROW_TRACE with a line, ROW_DROP_BODY */
     size_t trace_id, evaluator, label, error_message, group;
 } row;
 
@@ -238,11 +297,51 @@ static row *batch_add(batch *b) {
     }
     row *r = &b->rows[b->count++];
     memset(r, 0, sizeof *r);
-    r->text = r->trace_id = r->evaluator = r->label = r->error_message = r->group = NONE;
+    r->text = r->summary = r->trace_id = r->evaluator = r->label = r->error_message = r->group = NONE;
     return r;
 }
 
 static const char *arena_get(const batch *b, size_t at) { return at == NONE ? NULL : b->arena.data + at; }
+
+/* ------------------------------------------------------------ the kept bodies */
+
+/* A trace ranked as the report ranks its worst: most failed or errored records, then the
+ * lowest mean score (a trace with no score after every one with one), then input order. */
+typedef struct kept_trace {
+    uint64_t file, line;
+    int64_t bad;
+    double mean;
+    bool has_mean;
+    int64_t body_hash;
+} kept_trace;
+
+static bool kept_is_worse(const kept_trace *a, const kept_trace *b) {
+    if (a->bad != b->bad) return a->bad > b->bad;
+    if (a->has_mean != b->has_mean) return a->has_mean;
+    if (a->has_mean && a->mean != b->mean) return a->mean < b->mean;
+    return a->file != b->file ? a->file < b->file : a->line < b->line;
+}
+
+/* Heap order: each entry's children are worse than it, so kept[0] is the least bad of the
+ * kept traces, the one a worse trace replaces. */
+static void kept_sift_down(kept_trace *h, size_t n, size_t i) {
+    for (size_t child; (child = 2 * i + 1) < n; i = child) {
+        if (child + 1 < n && kept_is_worse(&h[child], &h[child + 1])) child++;
+        if (!kept_is_worse(&h[i], &h[child])) break;
+        kept_trace t = h[i];
+        h[i] = h[child], h[child] = t;
+    }
+}
+
+static void kept_sift_up(kept_trace *h, size_t i) {
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (!kept_is_worse(&h[parent], &h[i])) break;
+        kept_trace t = h[i];
+        h[i] = h[parent], h[parent] = t;
+        i = parent;
+    }
+}
 
 /* ----------------------------------------------------------------------- writing */
 
@@ -251,7 +350,9 @@ struct store_writer {
     sqlite3 *db;
     char *path;
     int64_t run_id;
-    sqlite3_stmt *insert_trace, *insert_body, *insert_result;
+    sqlite3_stmt *insert_trace, *insert_body, *insert_result, *drop_body, *forget_body;
+    kept_trace kept[STORE_KEPT_BODIES]; /* a heap: kept[0] is the first to give way */
+    size_t kept_count;
     batch pending, committing;
     uv_work_t work;
     bool is_committing;
@@ -285,18 +386,29 @@ static void commit_batch(uv_work_t *req) {
     for (size_t i = 0; i < b->count && rc == SQLITE_OK; i++) {
         const row *r = &b->rows[i];
         if (r->kind == ROW_TRACE) {
-            const char *text = arena_get(b, r->text);
-            /* a hash to share one copy of each body across runs; the top bit cleared keeps
-             * it a positive SQLite integer */
-            int64_t hash = (int64_t)(h64_of(text, r->text_len) >> 1);
-            sqlite3_bind_int64(w->insert_body, 1, hash);
-            sqlite3_bind_text(w->insert_body, 2, text, (int)r->text_len, SQLITE_STATIC);
-            rc = step_reset(w->insert_body);
+            if (r->text != NONE) {
+                sqlite3_bind_int64(w->insert_body, 1, r->body_hash);
+                sqlite3_bind_text(w->insert_body, 2, arena_get(b, r->text), (int)r->text_len, SQLITE_STATIC);
+                rc = step_reset(w->insert_body);
+            }
             sqlite3_bind_int64(w->insert_trace, 1, w->run_id);
             sqlite3_bind_int64(w->insert_trace, 2, (int64_t)r->file);
             sqlite3_bind_int64(w->insert_trace, 3, (int64_t)r->line);
-            sqlite3_bind_int64(w->insert_trace, 4, hash);
+            if (r->text != NONE) sqlite3_bind_int64(w->insert_trace, 4, r->body_hash);
+            else sqlite3_bind_null(w->insert_trace, 4);
+            if (r->summary != NONE)
+                sqlite3_bind_text(w->insert_trace, 5, arena_get(b, r->summary), (int)r->summary_len, SQLITE_STATIC);
+            else sqlite3_bind_null(w->insert_trace, 5);
             if (rc == SQLITE_OK) rc = step_reset(w->insert_trace);
+            continue;
+        }
+        if (r->kind == ROW_DROP_BODY) { /* a worse trace took its place among the kept */
+            sqlite3_bind_int64(w->drop_body, 1, w->run_id);
+            sqlite3_bind_int64(w->drop_body, 2, (int64_t)r->file);
+            sqlite3_bind_int64(w->drop_body, 3, (int64_t)r->line);
+            rc = step_reset(w->drop_body);
+            sqlite3_bind_int64(w->forget_body, 1, r->body_hash);
+            if (rc == SQLITE_OK) rc = step_reset(w->forget_body);
             continue;
         }
         sqlite3_stmt *st = w->insert_result;
@@ -385,23 +497,72 @@ static void added(store_writer *w) {
     if (w->pending.count >= STORE_BATCH_ROWS || w->pending.arena.len >= STORE_BATCH_BYTES) start_commit(w);
 }
 
-void store_writer_add_trace(store_writer *w, uint64_t file, uint64_t line, const char *text, size_t len) {
-    if (!w || w->status != SQLITE_OK) return;
-    row *r = batch_add(&w->pending);
-    if (!r) return;
-    r->kind = ROW_TRACE;
-    r->file = file, r->line = line;
-    r->text = arena_put(&w->pending, text, len);
-    r->text_len = len;
-    added(w);
+/* Ranks the trace of result among the kept: true when its body is to be kept, with the
+ * body's hash in *hash (after queueing the drop of the body it replaces). */
+static bool keep_body(store_writer *w, uint64_t file, const assay_result *result, const char *text, size_t len,
+                      int64_t *hash) {
+    kept_trace t = {file, assay_result_line(result), 0, 0, false, 0};
+    size_t scored = 0;
+    double sum = 0;
+    for (size_t i = 0; i < assay_result_record_count(result); i++) {
+        assay_record rec;
+        if (assay_result_record(result, i, &rec) != ASSAY_OK) continue;
+        if (rec.error != ASSAY_KIND_NONE) {
+            t.bad++;
+            continue;
+        }
+        if (rec.pass == 0) t.bad++;
+        if (rec.has_score) sum += rec.score, scored++;
+    }
+    t.has_mean = scored > 0;
+    t.mean = scored ? sum / (double)scored : 0;
+    if (w->kept_count == STORE_KEPT_BODIES && !kept_is_worse(&t, &w->kept[0])) return false;
+    /* one copy of each body across runs; the top bit cleared keeps it a positive integer */
+    t.body_hash = (int64_t)(h64_of(text, len) >> 1);
+    if (w->kept_count == STORE_KEPT_BODIES) {
+        row *drop = batch_add(&w->pending);
+        if (!drop) return false;
+        drop->kind = ROW_DROP_BODY;
+        drop->file = w->kept[0].file, drop->line = w->kept[0].line;
+        drop->body_hash = w->kept[0].body_hash;
+        w->kept[0] = t;
+        kept_sift_down(w->kept, w->kept_count, 0);
+    } else {
+        w->kept[w->kept_count++] = t;
+        kept_sift_up(w->kept, w->kept_count - 1);
+    }
+    *hash = t.body_hash;
+    return true;
 }
 
-void store_writer_add_result(store_writer *w, uint64_t file, const assay_result *result) {
+void store_writer_add_result(store_writer *w, uint64_t file, const assay_result *result, const char *text,
+                             size_t len) {
     if (!w || w->status != SQLITE_OK) return;
     batch *b = &w->pending;
+    const char *trace_id = assay_result_trace_id(result), *group = assay_result_group(result);
+    if (trace_id && text) {
+        int64_t hash = 0;
+        bool is_kept = keep_body(w, file, result, text, len, &hash);
+        row *r = batch_add(b);
+        if (!r) return;
+        r->kind = ROW_TRACE;
+        r->file = file, r->line = assay_result_line(result);
+        r->summary = b->arena.len;
+        if (digest_trace(text, len, &b->arena)) {
+            r->summary_len = b->arena.len - r->summary;
+            buf_putc(&b->arena, '\0');
+        } else {
+            b->arena.len = r->summary; /* not an object after all: no digest */
+            r->summary = NONE;
+        }
+        if (is_kept) {
+            r->text = arena_put(b, text, len);
+            r->text_len = len;
+            r->body_hash = hash;
+        }
+    }
     size_t jsonl_len;
     const char *jsonl = assay_result_jsonl(result, &jsonl_len), *end = jsonl + jsonl_len;
-    const char *trace_id = assay_result_trace_id(result), *group = assay_result_group(result);
     size_t count = assay_result_record_count(result);
     for (size_t i = 0; i < count; i++) {
         assay_record rec;
@@ -476,8 +637,10 @@ static int64_t find_resumed(sqlite3 *db, const char *signature, const journal_po
         "DELETE FROM results WHERE run_id = ?1 AND (file > ?2 OR (file = ?2 AND line > ?3))",
         "DELETE FROM traces WHERE run_id = ?1 AND (file > ?2 OR (file = ?2 AND line > ?3))",
         "UPDATE runs SET status = 'running', ended_at = NULL WHERE id = ?1",
+        /* bodies the removed traces kept, unless another trace holds them too */
+        "DELETE FROM bodies WHERE ?1 AND hash NOT IN (SELECT body FROM traces WHERE body IS NOT NULL)",
     };
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < sizeof cleanup / sizeof *cleanup; i++) {
         if (sqlite3_prepare_v2(db, cleanup[i], -1, &st, NULL) != SQLITE_OK) return -1;
         sqlite3_bind_int64(st, 1, id);
         if (i < 2) {
@@ -491,6 +654,31 @@ static int64_t find_resumed(sqlite3 *db, const char *signature, const journal_po
     return id;
 }
 
+/* A resumed run ranks the traces still to come against the bodies it kept before. */
+static int kept_reload(store_writer *w) {
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(w->db,
+                           "SELECT t.file, t.line, t.body, COUNT(CASE WHEN x.pass = 0 THEN 1 END) + COUNT(x.error_kind),"
+                           " SUM(x.score), COUNT(x.score) FROM traces t JOIN results x ON x.run_id = t.run_id AND"
+                           " x.file = t.file AND x.line = t.line WHERE t.run_id = ?1 AND t.body IS NOT NULL"
+                           " GROUP BY t.file, t.line",
+                           -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_int64(st, 1, w->run_id);
+    while (sqlite3_step(st) == SQLITE_ROW && w->kept_count < STORE_KEPT_BODIES) {
+        kept_trace *t = &w->kept[w->kept_count++];
+        t->file = (uint64_t)sqlite3_column_int64(st, 0);
+        t->line = (uint64_t)sqlite3_column_int64(st, 1);
+        t->body_hash = sqlite3_column_int64(st, 2);
+        t->bad = sqlite3_column_int64(st, 3);
+        int64_t scored = sqlite3_column_int64(st, 5);
+        t->has_mean = scored > 0;
+        t->mean = scored ? sqlite3_column_double(st, 4) / (double)scored : 0;
+        kept_sift_up(w->kept, w->kept_count - 1);
+    }
+    return sqlite3_finalize(st) == SQLITE_OK ? 0 : -1;
+}
+
 static int insert_run(store_writer *w, const store_run_desc *d) {
     sqlite3 *db = w->db;
     char signature[17];
@@ -501,6 +689,7 @@ static int insert_run(store_writer *w, const store_run_desc *d) {
         if (id) {
             w->run_id = id;
             w->is_resumed = true;
+            if (kept_reload(w) != 0) return -1;
             w->committed = *d->resumed_from;
             w->has_committed = true;
             return 0;
@@ -586,8 +775,13 @@ store_writer *store_writer_new(uv_loop_t *loop, const char *path, const store_ru
     ok = ok &&
          sqlite3_prepare_v2(w->db, "INSERT OR IGNORE INTO bodies(hash, json) VALUES(?1, ?2)", -1, &w->insert_body, NULL) ==
              SQLITE_OK &&
-         sqlite3_prepare_v2(w->db, "INSERT OR REPLACE INTO traces VALUES(?1, ?2, ?3, ?4)", -1, &w->insert_trace, NULL) ==
-             SQLITE_OK &&
+         sqlite3_prepare_v2(w->db, "INSERT OR REPLACE INTO traces(run_id, file, line, body, summary) VALUES(?1, ?2, ?3, ?4, ?5)",
+                            -1, &w->insert_trace, NULL) == SQLITE_OK &&
+         sqlite3_prepare_v2(w->db, "UPDATE traces SET body = NULL WHERE run_id = ?1 AND file = ?2 AND line = ?3", -1,
+                            &w->drop_body, NULL) == SQLITE_OK &&
+         sqlite3_prepare_v2(w->db,
+                            "DELETE FROM bodies WHERE hash = ?1 AND NOT EXISTS (SELECT 1 FROM traces WHERE body = ?1)",
+                            -1, &w->forget_body, NULL) == SQLITE_OK &&
          sqlite3_prepare_v2(w->db,
                             "INSERT INTO results VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
                             -1, &w->insert_result, NULL) == SQLITE_OK;
@@ -671,6 +865,8 @@ void store_writer_free(store_writer *w) {
     sqlite3_finalize(w->insert_trace);
     sqlite3_finalize(w->insert_body);
     sqlite3_finalize(w->insert_result);
+    sqlite3_finalize(w->drop_body);
+    sqlite3_finalize(w->forget_body);
     if (w->db) sqlite3_close(w->db);
     free(w->pending.rows);
     free(w->committing.rows);

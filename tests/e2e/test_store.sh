@@ -60,6 +60,65 @@ check "each trace body kept once, byte for byte" "20|$(cat "$P" | python3 -c 'im
     "$(sql "SELECT COUNT(*), SUM(LENGTH(CAST(json AS BLOB))) FROM bodies")"
 run_fixed A2 a
 check "the same file scored again adds no body" 20 "$(sql "SELECT COUNT(*) FROM bodies")"
+
+# ------------------------------------------------ digests, and the bodies kept
+# Every trace keeps its digest: metadata and step types as plugins see them (the last of
+# repeated keys, escapes decoded), one step type per step, null where a step has none.
+printf '%s\n' '{"id":"d1","steps":[{"type":"search","q":1},7,{"ty\u0070e":"fetch","type":"llm"},{"type":3},{}],"meta\u0064ata":{"segment":"x"},"metadata":{"segment":"y","n":[1,{"a":"]}"}]}}' \
+    '{"id":"d2","metadata":"not an object","steps":{"type":"search"}}' >"$TMP/digest.jsonl"
+"$ASSAY" run --db "$TMP/digest.db" -e "$FIX" "$TMP/digest.jsonl" >/dev/null 2>&1
+check "the digest of a trace with repeated and escaped keys" \
+    '{"metadata":{"segment":"y","n":[1,{"a":"]}"}]},"step_types":["search",null,"llm",null,null]}' \
+    "$(DB=$TMP/digest.db sql "SELECT summary FROM traces WHERE line = 1")"
+check "metadata that is not an object, steps that are not an array" '{"metadata":null,"step_types":[]}' \
+    "$(DB=$TMP/digest.db sql "SELECT summary FROM traces WHERE line = 2")"
+# 100 traces, trace i scored ((37 i) mod 100) / 100 and so failing below 0.5: ranked as the
+# report ranks, the 64 worst are the 50 that fail and the 14 passing lowest, 0.50 to 0.63.
+# Input order is a permutation of the scores, so worse traces keep displacing kept ones.
+python3 -c 'import json
+for i in range(100):
+    print(json.dumps({"id": "w%02d" % i, "metadata": {"a": (37 * i % 100) / 100}}))' >"$TMP/worst.jsonl"
+"$ASSAY" run --db "$TMP/worst.db" -e "$FIX" "$TMP/worst.jsonl" >/dev/null 2>&1
+check "whole bodies are kept for the 64 worst traces only: scores 0.00 to 0.63" \
+    "$(python3 -c 'print(" ".join(str(k / 100) for k in range(64)))')" \
+    "$(DB=$TMP/worst.db sql "SELECT json_extract(b.json, '\$.metadata.a') FROM traces t JOIN bodies b ON b.hash = t.body ORDER BY 1" | tr '\n' ' ' | sed 's/ $//')"
+check "no body left behind by the traces that gave way" 64 "$(DB=$TMP/worst.db sql "SELECT COUNT(*) FROM bodies")"
+check "every trace keeps its digest" 100 "$(DB=$TMP/worst.db sql "SELECT COUNT(summary) FROM traces")"
+"$ASSAY" report --db "$TMP/worst.db" -o "$TMP/worst.html" >/dev/null 2>&1
+check "the report's 25 worst traces all have their bodies (scores 0.00 to 0.24)" \
+    "$(python3 -c 'print(" ".join("%g" % (k / 100) for k in range(25)))')" \
+    "$(python3 -c 'import json, re, sys
+page = open(sys.argv[1]).read()
+data = json.loads(re.search(r"<script type=\"application/json\" id=\"data\">(.*?)</script>", page, re.S).group(1))
+print(" ".join("%g" % w["body"]["metadata"]["a"] for w in data["worst"]))' "$TMP/worst.html" 2>&1)"
+
+# A store written by an earlier assay (schema 1: every body, no digests) is upgraded when
+# it is read, and reads the same.
+cp "$TMP/worst.db" "$TMP/old.db"
+python3 - "$TMP/old.db" "$TMP/worst.jsonl" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+lines = open(sys.argv[2]).read().splitlines()
+for n, text in enumerate(lines, 1):
+    db.execute("INSERT OR IGNORE INTO bodies VALUES(?, ?)", (10**12 + n, text))
+    db.execute("UPDATE traces SET body = ? WHERE line = ?", (10**12 + n, n))
+db.execute("DELETE FROM bodies WHERE hash < ?", (10**12,))
+db.execute("DROP INDEX traces_by_body")
+db.execute("ALTER TABLE traces DROP COLUMN summary")
+db.execute("UPDATE meta SET value = '1' WHERE key = 'schema'")
+db.commit()
+PY
+"$ASSAY" runs --db "$TMP/old.db" >"$TMP/old_runs.txt" 2>&1
+check "a schema-1 store is read (assay runs exits 0)" 0 $?
+check "and upgraded to schema 2 on the way" 2 "$(DB=$TMP/old.db sql "SELECT value FROM meta WHERE key = 'schema'")"
+"$ASSAY" report --db "$TMP/old.db" -o "$TMP/old.html" --group-by a >/dev/null 2>&1
+"$ASSAY" report --db "$TMP/worst.db" -o "$TMP/new.html" --group-by a >/dev/null 2>&1
+segments() { python3 -c 'import json, re, sys
+page = open(sys.argv[1]).read()
+data = json.loads(re.search(r"<script type=\"application/json\" id=\"data\">(.*?)</script>", page, re.S).group(1))
+print(len(data["segments"]["cells"]), json.dumps(data["segments"]["cells"][:3]))' "$1"; }
+check "its segments read from the bodies equal those read from the digests" "$(segments "$TMP/new.html")" \
+    "$(segments "$TMP/old.html")"
 "$ASSAY" run --no-db -e "$FIX" "$P" >/dev/null 2>"$TMP/nodb.err"
 check "--no-db records nothing" 2 "$(sql "SELECT COUNT(*) FROM runs")"
 ABS_ASSAY=$(cd "$(dirname "$ASSAY")" && pwd)/$(basename "$ASSAY")
@@ -164,5 +223,7 @@ check "in the same run row, now done, one run in all" "1|done|4000" "$(sql "SELE
 check "every trace exactly once: 4000 x 5 records, none twice" "20000|4000|0" \
     "$(sql "SELECT COUNT(*), COUNT(DISTINCT line), (SELECT COUNT(*) FROM (SELECT 1 FROM results GROUP BY line, evaluator HAVING COUNT(*) > 1)) FROM results")"
 check "the store agrees with the output file" "$(wc -l <"$TMP/big.out")" "$(sql "SELECT COUNT(*) FROM results")"
+check "the resumed run still keeps 64 bodies, one per kept trace" "64|64" \
+    "$(sql "SELECT COUNT(body), (SELECT COUNT(*) FROM bodies) FROM traces")"
 
 done_testing
