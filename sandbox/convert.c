@@ -24,8 +24,12 @@ void convert_init_state(lua_State *L) {
     lua_rawsetp(L, LUA_REGISTRYINDEX, &convert_array_key);
 }
 
+void convert_push_array_metatable(lua_State *L) { lua_rawgetp(L, LUA_REGISTRYINDEX, &convert_array_key); }
+
 int convert_is_array(lua_State *L, int idx) {
-    if (!lua_istable(L, idx) || !lua_getmetatable(L, idx)) return 0;
+    if (!lua_istable(L, idx)) return 0;
+    lazy_fill(L, idx);
+    if (!lua_getmetatable(L, idx)) return 0;
     lua_rawgetp(L, LUA_REGISTRYINDEX, &convert_array_key);
     int same = lua_rawequal(L, -1, -2);
     lua_pop(L, 2);
@@ -185,6 +189,7 @@ static int to_json(lua_State *L, int idx, buf *b, int depth, char *err, size_t e
         return -1;
     }
     luaL_checkstack(L, 6, "JSON nested too deeply");
+    lazy_fill(L, idx);
     lua_Integer n;
     size_t count;
     bool is_array = table_is_array(L, idx, &n, &count);

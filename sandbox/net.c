@@ -32,7 +32,14 @@ static int field(lua_State *L, int t, const char *what, const char *name, int ty
     int got = lua_getfield(L, t, name);
     if (got != LUA_TNIL && got != type)
         luaL_error(L, "%s: field '%s' must be a %s (got %s)", what, name, lua_typename(L, type), lua_typename(L, got));
+    if (got == LUA_TTABLE) lazy_fill(L, -1); /* read raw below: a trace table is built first */
     return got;
+}
+
+/* A table argument, built first if it is a trace table (lazy.c): it is read raw. */
+static void check_table(lua_State *L, int arg) {
+    luaL_checktype(L, arg, LUA_TTABLE);
+    lazy_fill(L, arg);
 }
 
 static bool header_text_is_valid(const char *s) {
@@ -49,7 +56,7 @@ static bool header_text_is_valid(const char *s) {
  * [-0, +1, e] */
 static void check_http(lua_State *L, int t, const char *what) {
     t = lua_absindex(L, t);
-    luaL_checktype(L, t, LUA_TTABLE);
+    check_table(L, t);
     lua_createtable(L, 0, 6);
     int req = lua_gettop(L);
 
@@ -174,7 +181,7 @@ static int http_request(lua_State *L) {
  * raises before anything is sent. [-0, +1, e] */
 static void begin_all(lua_State *L, void (*check)(lua_State *, int, const char *), sandbox_io_kind kind,
                       const char *what) {
-    luaL_checktype(L, 1, LUA_TTABLE);
+    check_table(L, 1);
     lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
     lua_createtable(L, (int)n, 0);
     int checked = lua_gettop(L);
@@ -196,7 +203,7 @@ static void begin_all(lua_State *L, void (*check)(lua_State *, int, const char *
 /* assay.http.request_all{req, req, ...} -> {response, response, ...}, all in flight at once. */
 static int http_request_all(lua_State *L) {
     sandbox_io_forget(L);
-    if (lua_istable(L, 1) && lua_rawlen(L, 1) == 0) return lua_newtable(L), 1;
+    if (lua_istable(L, 1) && (lazy_fill(L, 1), lua_rawlen(L, 1) == 0)) return lua_newtable(L), 1;
     begin_all(L, check_http, SANDBOX_IO_HTTP, "assay.http.request_all");
     return sandbox_io_wait(L, true);
 }
@@ -244,7 +251,7 @@ static void push_cached_post(lua_State *L, const char *path, buf *body) {
 
 static void check_chat(lua_State *L, int t, const char *what) {
     t = lua_absindex(L, t);
-    luaL_checktype(L, t, LUA_TTABLE);
+    check_table(L, t);
     buf body;
     buf_init(&body);
     char err[160];
@@ -325,7 +332,7 @@ static int llm_chat(lua_State *L) {
 static int llm_chat_all(lua_State *L) {
     sandbox_io_forget(L);
     sandbox_io_check_llm(L, "assay.llm.chat_all");
-    if (lua_istable(L, 1) && lua_rawlen(L, 1) == 0) return lua_newtable(L), 1;
+    if (lua_istable(L, 1) && (lazy_fill(L, 1), lua_rawlen(L, 1) == 0)) return lua_newtable(L), 1;
     begin_all(L, check_chat, SANDBOX_IO_CHAT, "assay.llm.chat_all");
     return sandbox_io_wait(L, true);
 }
@@ -335,13 +342,14 @@ static int llm_embed(lua_State *L) {
     const char *what = "assay.llm.embed";
     sandbox_io_forget(L);
     sandbox_io_check_llm(L, what);
-    luaL_checktype(L, 1, LUA_TTABLE);
+    check_table(L, 1);
     buf body;
     buf_init(&body);
     char err[160];
     int t = lua_getfield(L, 1, "input");
     bool ok = t == LUA_TSTRING;
     if (t == LUA_TTABLE) {
+        lazy_fill(L, -1);
         lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
         ok = n > 0;
         for (lua_Integer i = 1; ok && i <= n; i++) {

@@ -275,6 +275,7 @@ static int sandbox_load(lua_State *L) {
 /* setmetatable refusing __gc: a finalizer runs at an arbitrary later allocation, in another
  * trace's evaluation or during lua_close, outside any time budget that makes sense. */
 static int sandbox_setmetatable(lua_State *L) {
+    if (lua_type(L, 1) == LUA_TTABLE) lazy_fill(L, 1); /* a trace table gets its own metatable */
     if (lua_type(L, 2) == LUA_TTABLE) {
         lua_pushliteral(L, "__gc");
         if (lua_rawget(L, 2) != LUA_TNIL)
@@ -433,6 +434,7 @@ static int environment_build(lua_State *L) {
     lua_getfield(L, g, "setmetatable");
     lua_pushcclosure(L, sandbox_setmetatable, 1);
     lua_setfield(L, g, "setmetatable");
+    lazy_install_base(L, g);
     lua_pushcfunction(L, sandbox_collectgarbage);
     lua_setfield(L, g, "collectgarbage");
     lua_pushcfunction(L, sandbox_print);
@@ -818,6 +820,7 @@ struct sandbox_task {
     evaluation ev;
     lua_State *co;
     int co_ref, trace_ref;   /* registry refs in st; LUA_NOREF when unset */
+    int doc_ref;             /* the trace's lazy document (lazy.c), closed with trace_ref */
     uint64_t started_ns, used_ns;
     int nargs;               /* values on co's stack for the next lua_resume */
     bool is_resuming;        /* the next run resumes after I/O instead of starting */
@@ -877,6 +880,7 @@ static void read_result(lua_State *L, evaluation *ev) {
         break;
     case LUA_TBOOLEAN: ev->pass = (signed char)lua_toboolean(L, r); break;
     case LUA_TTABLE: {
+        lazy_fill(L, r); /* a table of the trace itself, returned as it is */
         int t = (lua_pushliteral(L, "score"), lua_rawget(L, r));
         if (t == LUA_TNUMBER) ev->score = lua_tonumber(L, -1), ev->has_score = true;
         else if (t != LUA_TNIL) luaL_error(L, "evaluate returned score of type %s (a number in [0, 1] or nil)", lua_typename(L, t));
@@ -897,6 +901,7 @@ static void read_result(lua_State *L, evaluation *ev) {
             t = LUA_TTABLE;
         }
         if (t == LUA_TTABLE) {
+            lazy_fill(L, -1);
             if (ev->calls) add_usage(L, lua_gettop(L), ev);
             char err[160];
             if (convert_lua_to_json(L, -1, &ev->details, err, sizeof err) != 0) luaL_error(L, "details: %s", err);
@@ -1119,8 +1124,10 @@ static int push_start(lua_State *L, sandbox_task *t) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, st->params_ref);
     if (t->ev.step < 0) return 2;
     /* raw access: the plugin may have put a metatable on the trace in an earlier step */
+    lazy_fill(L, -2);
     lua_pushliteral(L, "steps");
     lua_rawget(L, -3);
+    if (lua_istable(L, -1)) lazy_fill(L, -1);
     lua_rawgeti(L, -1, (lua_Integer)t->index + 1);
     lua_remove(L, -2);
     lua_pushinteger(L, (lua_Integer)t->index + 1);
@@ -1135,7 +1142,7 @@ static int run_body(lua_State *L) {
     int nargs;
     if (!t->is_resuming) {
         if (t->trace_ref == LUA_NOREF) {
-            convert_push_json(L, t->trace);
+            t->doc_ref = lazy_push_trace(L, t->trace);
             t->trace_ref = luaL_ref(L, LUA_REGISTRYINDEX);
         }
         t->co = lua_newthread(L);
@@ -1189,7 +1196,10 @@ static void task_release_coroutine(sandbox_task *t) {
     t->co = NULL;
 }
 
+/* The cJSON tree goes with the job: tables of it not yet built can no longer be. */
 static void task_release_trace(sandbox_task *t) {
+    lazy_doc_end(t->st->L, t->doc_ref);
+    t->doc_ref = LUA_NOREF;
     if (t->trace_ref != LUA_NOREF) luaL_unref(t->st->L, LUA_REGISTRYINDEX, t->trace_ref);
     t->trace_ref = LUA_NOREF;
 }
@@ -1321,7 +1331,7 @@ sandbox_task *sandbox_evaluate(sandbox *sb, const cJSON *trace, const char *trac
     t->owner = owner;
     t->trace = trace;
     t->out = out;
-    t->co_ref = t->trace_ref = LUA_NOREF;
+    t->co_ref = t->trace_ref = t->doc_ref = LUA_NOREF;
     t->started_ns = now_ns();
     if (!sb->is_trace_scope) {
         t->step = next_step(t, NULL, &index);

@@ -3,6 +3,7 @@
 #define ASSAY_SANDBOX_INTERNAL_H
 
 #include <lua.h>
+#include <stdbool.h>
 #include <cjson/cJSON.h>
 
 #include "../host/buf.h"
@@ -19,8 +20,22 @@ int convert_is_array(lua_State *L, int idx);
 void convert_push_null(lua_State *L);
 int convert_is_null(lua_State *L, int idx);
 
-/* Pushes a Lua value for a cJSON item. [-0, +1, m] */
+/* Pushes a Lua value for a cJSON item, every nested table built now. [-0, +1, m] */
 void convert_push_json(lua_State *L, const cJSON *item);
+/* Pushes the metatable that marks tables from JSON arrays. [-0, +1, -] */
+void convert_push_array_metatable(lua_State *L);
+
+/* lazy.c: the trace as plugins see it, each table built when first touched. */
+/* Pushes the trace's root table and returns a registry reference to its document, which
+ * lazy_doc_end closes once the cJSON tree is about to go. [-0, +1, m] */
+int lazy_push_trace(lua_State *L, const cJSON *root);
+void lazy_doc_end(lua_State *L, int doc_ref);
+/* Fills the table at idx if it is a stand-in not yet built; raises if its trace is gone.
+ * Host functions that walk a table raw call it first. [-0, +0, e] */
+void lazy_fill(lua_State *L, int idx);
+/* Sets next, rawget, rawset, rawlen and getmetatable in the table at globals to versions
+ * that fill a stand-in first. [-0, +0, m] */
+void lazy_install_base(lua_State *L, int globals);
 /* The same in a protected call: returns a lua_pcall status; on error the message is on
  * the stack instead of the value. [-0, +1, -] */
 int convert_pcall_push_json(lua_State *L, const cJSON *item);

@@ -1,6 +1,8 @@
 /* fuzz_convert.c - libFuzzer target for the trace path of a worker: parse a line as JSON,
- * convert it into Lua and run an evaluator that walks every value and returns parts of it
- * as details, so that the conversion out (records as JSON) is exercised too. */
+ * convert it into Lua and run an evaluator that walks every value (building the tables of
+ * the lazy view, sandbox/lazy.c) and encodes the trace, in an order that depends on the
+ * input, and returns parts of it as details, so that the conversion out (records as JSON)
+ * is exercised too. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,8 +19,12 @@ static const char walker[] =
     "  return n\n"
     "end\n"
     "return { name = 'walker', evaluate = function(t)\n"
+    "  -- tables are built when first touched (lazy.c): touch them in either order\n"
+    "  local encode_first = #json.encode(t.id or 0) % 2 == 0\n"
+    "  local ok, text\n"
+    "  if encode_first then ok, text = pcall(json.encode, t) end\n"
     "  local n = walk(t, 0)\n"
-    "  local ok, text = pcall(json.encode, t)\n"
+    "  if not encode_first then ok, text = pcall(json.encode, t) end\n"
     "  return { score = 1 / n, label = type(t.id) == 'string' and t.id or nil,\n"
     "           details = { n = n, steps = t.steps, encoded = ok and #text or -1, meta = t.metadata } }\n"
     "end }\n";

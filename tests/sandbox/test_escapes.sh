@@ -34,4 +34,8 @@ printf '{"id":"c1","output":"original","steps":[{"type":"search","query":"q"}]}\
 "$ASSAY" run -j 1 --no-timing -e tests/sandbox/cross "$TMP/c.jsonl" >"$TMP/cross" 2>&1
 check_contains "a plugin that rewrites the trace, string library and host modules changes nothing for another" \
     "$TMP/cross" '"evaluator":"b_victim","step":null,"score":1,"pass":null,"label":null,"details":{"lower":"ab","output":"original","steps":1,"token":"hi","upper":"AB"}'
+printf '{"id":"s1","steps":[{"type":"search"}],"metadata":{"n":7}}\n{"id":"s2"}\n' >"$TMP/s.jsonl"
+"$ASSAY" run -j 1 --no-timing -e tests/sandbox/stale/keeps_trace_table.lua "$TMP/s.jsonl" >"$TMP/stale" 2>&1
+check_contains "a table of an earlier trace, never built, raises a clear error when touched later" "$TMP/stale" \
+    '"details":{"built":7,"message":"tests/sandbox/stale/keeps_trace_table.lua:8: this table is part of an earlier trace, whose data is gone once its evaluation ends (copy the values a plugin keeps from one trace to the next)","untouched_ok":false}'
 done_testing

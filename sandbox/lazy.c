@@ -1,0 +1,239 @@
+/* lazy.c - the trace a plugin sees, built in its Lua state one table at a time, when the
+ * plugin first touches that table.
+ *
+ * Why: every plugin has a state of its own (the isolation the sandbox promises), and copying
+ * the whole parsed trace into each of them cost more than parsing it. Most plugins read a
+ * small part: `expect` two fields, `query_diversity` the steps but none of their results.
+ * So a JSON object or array arrives as an empty table whose metatable (one per trace and
+ * state) maps it to its cJSON node; the first index, assignment, length or pairs fills it
+ * with its members (nested containers again as such stand-ins) and drops that metatable, so
+ * from then on it is a plain table, exactly what eager conversion (convert.c) would have
+ * built. Raw access would see the empty stand-in, so the sandbox's next, rawget, rawset,
+ * rawlen, getmetatable and setmetatable, and every host function that walks a table, fill
+ * it first (lazy_fill).
+ *
+ * Lifetime: the cJSON tree belongs to the job and is freed after the evaluation, so when the
+ * evaluation ends lazy_doc_end marks the trace's document dead. A stand-in a plugin kept in
+ * module state and touches later raises a clear error instead of reading freed memory. The
+ * document and the node map live in the metatable, which Lua never hands out (__metatable),
+ * so a plugin cannot point a stand-in at a node of another trace.
+ * Not here: eager conversion and JSON text (convert.c).
+ */
+#include "sandbox_internal.h"
+
+#include <lauxlib.h>
+#include <math.h>
+#include <stdbool.h>
+#include <string.h>
+
+struct lazy_doc {
+    bool is_alive;
+};
+
+/* hidden keys of a trace's metatable */
+static const char lazy_doc_key = 0;
+static const char lazy_nodes_key = 0;
+
+/* Pushes the value of item; containers as stand-ins registered in the node map at `nodes`
+ * with the metatable at `mt`. [-0, +1, m] */
+static void lazy_push(lua_State *L, const cJSON *item, int mt, int nodes) {
+    switch (item->type & 0xFF) {
+    case cJSON_Array:
+    case cJSON_Object: {
+        int n = 0;
+        for (const cJSON *c = item->child; c; c = c->next) n++;
+        bool is_array = (item->type & 0xFF) == cJSON_Array;
+        lua_createtable(L, is_array ? n : 0, is_array ? 0 : n); /* sized now: filled without rehashing */
+        lua_pushvalue(L, mt);
+        lua_setmetatable(L, -2);
+        lua_pushvalue(L, -1);
+        lua_pushlightuserdata(L, (void *)item);
+        lua_rawset(L, nodes);
+        return;
+    }
+    default: convert_push_json(L, item); /* a scalar */
+    }
+}
+
+void lazy_fill(lua_State *L, int idx) {
+    idx = lua_absindex(L, idx);
+    if (!lua_getmetatable(L, idx)) return;
+    if (lua_rawgetp(L, -1, &lazy_doc_key) != LUA_TUSERDATA) {
+        lua_pop(L, 2);
+        return;
+    }
+    int mt = lua_gettop(L) - 1;
+    const struct lazy_doc *doc = lua_touserdata(L, -1);
+    if (!doc->is_alive) {
+        luaL_error(L, "this table is part of an earlier trace, whose data is gone once its evaluation ends "
+                      "(copy the values a plugin keeps from one trace to the next)");
+        return;
+    }
+    luaL_checkstack(L, 4, "trace nested too deeply");
+    lua_rawgetp(L, mt, &lazy_nodes_key);
+    int nodes = lua_gettop(L);
+    lua_pushvalue(L, idx);
+    lua_rawget(L, nodes);
+    const cJSON *node = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    if (!node) {
+        luaL_error(L, "not a table of this trace");
+        return;
+    }
+    lua_pushvalue(L, idx);
+    lua_pushnil(L);
+    lua_rawset(L, nodes);
+    if ((node->type & 0xFF) == cJSON_Array) {
+        convert_push_array_metatable(L);
+        lua_setmetatable(L, idx);
+        lua_Integer i = 1;
+        for (const cJSON *c = node->child; c; c = c->next) {
+            lazy_push(L, c, mt, nodes);
+            lua_rawseti(L, idx, i++);
+        }
+    } else {
+        lua_pushnil(L);
+        lua_setmetatable(L, idx);
+        for (const cJSON *c = node->child; c; c = c->next) {
+            if (!c->string || (c->type & 0xFF) == cJSON_NULL) continue; /* as convert.c: null is absent */
+            lua_pushstring(L, c->string);
+            lazy_push(L, c, mt, nodes);
+            lua_rawset(L, idx); /* in order: the last of repeated keys wins */
+        }
+    }
+    lua_pop(L, 3); /* nodes, doc, mt */
+}
+
+/* ------------------------------------------------------------ the stand-ins' metamethods */
+
+static int lazy_index(lua_State *L) {
+    lazy_fill(L, 1);
+    lua_settop(L, 2);
+    lua_rawget(L, 1);
+    return 1;
+}
+
+static int lazy_newindex(lua_State *L) {
+    lazy_fill(L, 1);
+    lua_settop(L, 3);
+    lua_rawset(L, 1);
+    return 0;
+}
+
+static int lazy_len(lua_State *L) {
+    lazy_fill(L, 1);
+    lua_pushinteger(L, (lua_Integer)lua_rawlen(L, 1));
+    return 1;
+}
+
+static int lazy_next(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 2);
+    if (lua_next(L, 1)) return 2;
+    lua_pushnil(L);
+    return 1;
+}
+
+static int lazy_pairs(lua_State *L) {
+    lazy_fill(L, 1);
+    lua_pushcfunction(L, lazy_next);
+    lua_pushvalue(L, 1);
+    lua_pushnil(L);
+    return 3;
+}
+
+int lazy_push_trace(lua_State *L, const cJSON *root) {
+    luaL_checkstack(L, 6, "not enough stack for the trace");
+    lua_createtable(L, 0, 7);
+    int mt = lua_gettop(L);
+    static const luaL_Reg methods[] = {
+        {"__index", lazy_index}, {"__newindex", lazy_newindex}, {"__len", lazy_len}, {"__pairs", lazy_pairs},
+        {NULL, NULL},
+    };
+    luaL_setfuncs(L, methods, 0);
+    lua_pushboolean(L, 0);
+    lua_setfield(L, mt, "__metatable");
+    struct lazy_doc *doc = lua_newuserdatauv(L, sizeof *doc, 0);
+    doc->is_alive = true;
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, mt, &lazy_doc_key);
+    int doc_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* held until lazy_doc_end */
+    lua_newtable(L);
+    int nodes = lua_gettop(L);
+    lua_pushvalue(L, nodes);
+    lua_rawsetp(L, mt, &lazy_nodes_key);
+    lazy_push(L, root, mt, nodes);
+    lua_replace(L, mt);
+    lua_settop(L, mt);
+    return doc_ref;
+}
+
+void lazy_doc_end(lua_State *L, int doc_ref) {
+    if (doc_ref == LUA_NOREF || doc_ref == LUA_REFNIL) return;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, doc_ref);
+    struct lazy_doc *doc = lua_touserdata(L, -1);
+    if (doc) doc->is_alive = false;
+    lua_pop(L, 1);
+    luaL_unref(L, LUA_REGISTRYINDEX, doc_ref);
+}
+
+/* ------------------------------------------- base functions that see tables raw */
+
+/* The sandbox's versions of Lua's raw accessors: the same contract and messages, with a
+ * stand-in filled first so that raw access sees the trace's values. */
+static int lazy_base_next(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lazy_fill(L, 1);
+    return lazy_next(L);
+}
+
+static int lazy_base_rawget(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_checkany(L, 2);
+    lazy_fill(L, 1);
+    lua_settop(L, 2);
+    lua_rawget(L, 1);
+    return 1;
+}
+
+static int lazy_base_rawset(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_checkany(L, 2);
+    luaL_checkany(L, 3);
+    lazy_fill(L, 1);
+    lua_settop(L, 3);
+    lua_rawset(L, 1);
+    return 1;
+}
+
+static int lazy_base_rawlen(lua_State *L) {
+    int t = lua_type(L, 1);
+    luaL_argexpected(L, t == LUA_TTABLE || t == LUA_TSTRING, 1, "table or string");
+    if (t == LUA_TTABLE) lazy_fill(L, 1);
+    lua_pushinteger(L, (lua_Integer)lua_rawlen(L, 1));
+    return 1;
+}
+
+static int lazy_base_getmetatable(lua_State *L) {
+    luaL_checkany(L, 1);
+    if (lua_type(L, 1) == LUA_TTABLE) lazy_fill(L, 1);
+    if (!lua_getmetatable(L, 1)) {
+        lua_pushnil(L);
+        return 1;
+    }
+    luaL_getmetafield(L, 1, "__metatable");
+    return 1;
+}
+
+/* setmetatable is the sandbox's own (sandbox.c); it calls lazy_fill itself. */
+void lazy_install_base(lua_State *L, int globals) {
+    static const luaL_Reg functions[] = {
+        {"next", lazy_base_next},     {"rawget", lazy_base_rawget},         {"rawset", lazy_base_rawset},
+        {"rawlen", lazy_base_rawlen}, {"getmetatable", lazy_base_getmetatable}, {NULL, NULL},
+    };
+    globals = lua_absindex(L, globals);
+    for (const luaL_Reg *f = functions; f->name; f++) {
+        lua_pushcfunction(L, f->func);
+        lua_setfield(L, globals, f->name);
+    }
+}

@@ -1,0 +1,37 @@
+-- Exercises the trace view (sandbox/lazy.c): each table of the trace is built when first
+-- touched, so every way of touching one first must see what a plain table would show.
+-- Each check touches a table of its own first; the cases file holds the expected values.
+local json = assay.json
+
+return {
+  name = "trace_view",
+  evaluate = function(t)
+    local e_set = rawset(t.e, "added", 1)
+    setmetatable(t.j, { __index = function() return "fallback" end })
+    local pairs_keys = {}
+    for key in pairs(t.g[1]) do pairs_keys[#pairs_keys + 1] = key end
+    local ipairs_sum = 0
+    for _, v in ipairs(t.i) do ipairs_sum = ipairs_sum + v end
+    return {
+      score = 1,
+      details = {
+        next_finds_a_key = next(t.a) ~= nil,
+        rawget = rawget(t.c, "k"),
+        rawlen = rawlen(t.b),
+        rawset_keeps_members = e_set == t.e and t.e.m == 1 and t.e.added == 1,
+        object_has_no_metatable = getmetatable(t.f) == nil,
+        array_is_marked = json.is_array(t.d) and type(getmetatable(t.d)) == "table",
+        own_metatable = t.j.w == 1 and t.j.other == "fallback",
+        encode = json.encode(t.h),
+        pairs_keys = pairs_keys,
+        ipairs_sum = ipairs_sum,
+        length = #t.l,
+        size = assay.text.size(t.m),
+        is_table = type(t.n) == "table" and tostring(t.n):sub(1, 7) == "table: ",
+        concat = table.concat(t.o, "+"),
+        null_in_array = t.p[2] == json.null and #t.p == 3,
+        null_member_absent = t.q.gone == nil and next(t.q) == "kept",
+      },
+    }
+  end,
+}
