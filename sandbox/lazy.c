@@ -2,8 +2,8 @@
  * plugin first touches that table.
  *
  * Why: every plugin has a state of its own (the isolation the sandbox promises), and copying
- * the whole parsed trace into each of them cost more than parsing it. Most plugins read a
- * small part: `expect` two fields, `query_diversity` the steps but none of their results.
+ * the whole parsed trace into each of them cost more than parsing it. Many plugins read a
+ * small part (`expect` two fields, a length check one); they now pay for what they read.
  * So a JSON object or array arrives as an empty table whose metatable (one per trace and
  * state) maps it to its cJSON node; the first index, assignment, length or pairs fills it
  * with its members (nested containers again as such stand-ins) and drops that metatable, so
@@ -22,9 +22,7 @@
 #include "sandbox_internal.h"
 
 #include <lauxlib.h>
-#include <math.h>
 #include <stdbool.h>
-#include <string.h>
 
 struct lazy_doc {
     bool is_alive;

@@ -1255,20 +1255,30 @@ static bool task_run(sandbox_task *t) {
     return false;
 }
 
-/* Finds the next step of the plugin's type after t->step (or the first when NULL). */
+/* The last member named key: the one the plugin's table holds when keys repeat. */
+static const cJSON *last_member(const cJSON *object, const char *key) {
+    const cJSON *found = NULL;
+    for (const cJSON *c = object->child; c; c = c->next)
+        if (c->string && strcmp(c->string, key) == 0) found = c;
+    return found;
+}
+
+/* Finds the next step of the plugin's type after t->step (or the first when NULL). Steps
+ * and their types are looked up as the plugin sees them, so that trace.steps[index] is the
+ * step it is given even when a key repeats. */
 static const cJSON *next_step(const sandbox_task *t, const cJSON *after, long *index) {
     const cJSON *step;
     if (after) {
         step = after->next;
         (*index)++;
     } else {
-        const cJSON *steps = cJSON_GetObjectItemCaseSensitive(t->trace, "steps");
+        const cJSON *steps = last_member(t->trace, "steps");
         step = cJSON_IsArray(steps) ? steps->child : NULL;
         *index = 0;
     }
     for (; step; step = step->next, (*index)++) {
-        const cJSON *type = cJSON_GetObjectItemCaseSensitive(step, "type");
-        if (cJSON_IsObject(step) && cJSON_IsString(type) && strcmp(type->valuestring, t->sb->scope) == 0) return step;
+        const cJSON *type = cJSON_IsObject(step) ? last_member(step, "type") : NULL;
+        if (cJSON_IsString(type) && strcmp(type->valuestring, t->sb->scope) == 0) return step;
     }
     return NULL;
 }
