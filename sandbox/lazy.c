@@ -124,7 +124,7 @@ static int lazy_len(lua_State *L) {
     return 1;
 }
 
-static int lazy_next(lua_State *L) {
+int lazy_raw_next(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 2);
     if (lua_next(L, 1)) return 2;
@@ -134,7 +134,7 @@ static int lazy_next(lua_State *L) {
 
 static int lazy_pairs(lua_State *L) {
     lazy_fill(L, 1);
-    lua_pushcfunction(L, lazy_next);
+    lua_pushcfunction(L, lazy_raw_next);
     lua_pushvalue(L, 1);
     lua_pushnil(L);
     return 3;
@@ -182,7 +182,7 @@ void lazy_doc_end(lua_State *L, int doc_ref) {
 static int lazy_base_next(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
     lazy_fill(L, 1);
-    return lazy_next(L);
+    return lazy_raw_next(L);
 }
 
 static int lazy_base_rawget(lua_State *L) {

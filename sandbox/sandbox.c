@@ -545,17 +545,9 @@ static int params_newindex(lua_State *L) {
     return luaL_error(L, "params are read-only (copy the value into a local to change it)");
 }
 
-static int params_next(lua_State *L) {
-    luaL_checktype(L, 1, LUA_TTABLE);
-    lua_settop(L, 2);
-    if (lua_next(L, 1)) return 2;
-    lua_pushnil(L);
-    return 1;
-}
-
 /* pairs(params) walks the real table behind the read-only view. */
 static int params_pairs(lua_State *L) {
-    lua_pushcfunction(L, params_next);
+    lua_pushcfunction(L, lazy_raw_next);
     if (!lua_getmetatable(L, 1)) return luaL_error(L, "params view without metatable");
     lua_getfield(L, -1, "__index");
     lua_remove(L, -2);
