@@ -254,8 +254,12 @@ static int push_tokens(lua_State *L, int idx, bool content_only, bool as_set) {
     if (as_set && !lua_isnoneornil(L, idx + 1)) {
         check_table(L, idx + 1);
         lua_pushvalue(L, idx + 1);
+    } else if (as_set) {
+        /* texts hold about one distinct token per twelve bytes: sized so that a set is
+         * rarely rehashed while it fills */
+        lua_createtable(L, 0, (int)(n / 12 < 4096 ? n / 12 : 4096));
     } else {
-        lua_newtable(L);
+        lua_createtable(L, (int)(n / 6 < 8192 ? n / 6 : 8192), 0);
     }
     size_t pos = 0, start, len;
     lua_Integer i = 0;
