@@ -4,9 +4,9 @@
  * Why: every plugin has a state of its own (the isolation the sandbox promises), and copying
  * the whole parsed trace into each of them cost more than parsing it. Many plugins read a
  * small part (`expect` two fields, a length check one); they now pay for what they read.
- * So a JSON object or array arrives as an empty table whose metatable (one per trace and
- * state) maps it to its cJSON node; the first index, assignment, length or pairs fills it
- * with its members (nested containers again as such stand-ins) and drops that metatable, so
+ * So a JSON object or array arrives as an empty stand-in that holds its cJSON node, under a
+ * metatable (one per trace and state) whose first index, assignment, length or pairs fills
+ * it with its members (nested containers again as stand-ins) and drops that metatable, so
  * from then on it is a plain table, exactly what eager conversion (convert.c) would have
  * built. Raw access would see the empty stand-in, so the sandbox's next, rawget, rawset,
  * rawlen, getmetatable and setmetatable, and every host function that walks a table, fill
@@ -15,8 +15,8 @@
  * Lifetime: the cJSON tree belongs to the job and is freed after the evaluation, so when the
  * evaluation ends lazy_doc_end marks the trace's document dead. A stand-in a plugin kept in
  * module state and touches later raises a clear error instead of reading freed memory. The
- * document and the node map live in the metatable, which Lua never hands out (__metatable),
- * so a plugin cannot point a stand-in at a node of another trace.
+ * document lives in the metatable, which Lua never hands out (__metatable), so no table can
+ * be made a stand-in of another trace by a plugin.
  * Not here: eager conversion and JSON text (convert.c).
  */
 #include "sandbox_internal.h"
@@ -28,25 +28,29 @@ struct lazy_doc {
     bool is_alive;
 };
 
-/* hidden keys of a trace's metatable */
+/* The document hangs in the trace's metatable under lazy_doc_key. A stand-in holds its
+ * node under lazy_node_key, a key no Lua code can make (a light userdata): every way of
+ * looking into a stand-in fills it first, and filling removes the key, so it is never
+ * seen; it is a slot in the stand-in's own table instead of an entry in a shared map that
+ * would be grown and searched for every table of every trace. */
 static const char lazy_doc_key = 0;
-static const char lazy_nodes_key = 0;
+static const char lazy_node_key = 0;
 
-/* Pushes the value of item; containers as stand-ins registered in the node map at `nodes`
- * with the metatable at `mt`. [-0, +1, m] */
-static void lazy_push(lua_State *L, const cJSON *item, int mt, int nodes) {
+/* Pushes the value of item; containers as stand-ins with the metatable at `mt`.
+ * [-0, +1, m] */
+static void lazy_push(lua_State *L, const cJSON *item, int mt) {
     switch (item->type & 0xFF) {
     case cJSON_Array:
     case cJSON_Object: {
         int n = 0;
         for (const cJSON *c = item->child; c; c = c->next) n++;
         bool is_array = (item->type & 0xFF) == cJSON_Array;
-        lua_createtable(L, is_array ? n : 0, is_array ? 0 : n); /* sized now: filled without rehashing */
+        /* sized now, so that filling never rehashes; one more slot for the node key */
+        lua_createtable(L, is_array ? n : 0, is_array ? 1 : n + 1);
+        lua_pushlightuserdata(L, (void *)item);
+        lua_rawsetp(L, -2, &lazy_node_key);
         lua_pushvalue(L, mt);
         lua_setmetatable(L, -2);
-        lua_pushvalue(L, -1);
-        lua_pushlightuserdata(L, (void *)item);
-        lua_rawset(L, nodes);
         return;
     }
     default: convert_push_json(L, item); /* a scalar */
@@ -68,25 +72,21 @@ void lazy_fill(lua_State *L, int idx) {
         return;
     }
     luaL_checkstack(L, 4, "trace nested too deeply");
-    lua_rawgetp(L, mt, &lazy_nodes_key);
-    int nodes = lua_gettop(L);
-    lua_pushvalue(L, idx);
-    lua_rawget(L, nodes);
+    lua_rawgetp(L, idx, &lazy_node_key);
     const cJSON *node = lua_touserdata(L, -1);
     lua_pop(L, 1);
     if (!node) {
         luaL_error(L, "not a table of this trace");
         return;
     }
-    lua_pushvalue(L, idx);
     lua_pushnil(L);
-    lua_rawset(L, nodes);
+    lua_rawsetp(L, idx, &lazy_node_key);
     if ((node->type & 0xFF) == cJSON_Array) {
         convert_push_array_metatable(L);
         lua_setmetatable(L, idx);
         lua_Integer i = 1;
         for (const cJSON *c = node->child; c; c = c->next) {
-            lazy_push(L, c, mt, nodes);
+            lazy_push(L, c, mt);
             lua_rawseti(L, idx, i++);
         }
     } else {
@@ -95,11 +95,11 @@ void lazy_fill(lua_State *L, int idx) {
         for (const cJSON *c = node->child; c; c = c->next) {
             if (!c->string || (c->type & 0xFF) == cJSON_NULL) continue; /* as convert.c: null is absent */
             lua_pushstring(L, c->string);
-            lazy_push(L, c, mt, nodes);
+            lazy_push(L, c, mt);
             lua_rawset(L, idx); /* in order: the last of repeated keys wins */
         }
     }
-    lua_pop(L, 3); /* nodes, doc, mt */
+    lua_pop(L, 2); /* doc, mt */
 }
 
 /* ------------------------------------------------------------ the stand-ins' metamethods */
@@ -156,13 +156,8 @@ int lazy_push_trace(lua_State *L, const cJSON *root) {
     lua_pushvalue(L, -1);
     lua_rawsetp(L, mt, &lazy_doc_key);
     int doc_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* held until lazy_doc_end */
-    lua_newtable(L);
-    int nodes = lua_gettop(L);
-    lua_pushvalue(L, nodes);
-    lua_rawsetp(L, mt, &lazy_nodes_key);
-    lazy_push(L, root, mt, nodes);
+    lazy_push(L, root, mt);
     lua_replace(L, mt);
-    lua_settop(L, mt);
     return doc_ref;
 }
 
