@@ -46,6 +46,16 @@ $VG "$ASSAY" runs --db "$DB" >/dev/null 2>"$TMP/vg10"; check "runs: clean under 
 $VG "$ASSAY" compare --db "$DB" one two --group-by segment >/dev/null 2>"$TMP/vg11"
 check "compare --group-by: clean under valgrind" 0 $?
 $VG "$ASSAY" report --db "$DB" -o "$TMP/r.html" 2>"$TMP/vg12"; check "report: clean under valgrind" 0 $?
+# more traces than the store keeps bodies of: worse ones evict kept ones; and a plugin that
+# touches a table of an earlier trace (the lazy view's error path)
+python3 -c 'import json
+for i in range(150):
+    print(json.dumps({"id": "w%03d" % i, "metadata": {"a": (37 * i % 150) / 150}}))' >"$TMP/worst.jsonl"
+$VG "$ASSAY" run --db "$DB" -e tests/store/fixed.lua "$TMP/worst.jsonl" -o /dev/null 2>"$TMP/vg14"
+check "run that evicts kept bodies from the store: clean under valgrind" 0 $?
+printf '{"id":"s1","steps":[{"type":"search"}],"metadata":{"n":7}}\n{"id":"s2"}\n' >"$TMP/stale.jsonl"
+$VG "$ASSAY" run --no-db -j 1 -e tests/sandbox/stale/keeps_trace_table.lua "$TMP/stale.jsonl" -o /dev/null 2>"$TMP/vg15"
+check "a table of an earlier trace touched later: clean under valgrind" 0 $?
 cp "$TMP/in.jsonl" "$TMP/live.jsonl"
 $VG "$ASSAY" run --db "$DB" --follow "$TMP/live.jsonl" -o /dev/null 2>"$TMP/vg13" &
 pid=$!
