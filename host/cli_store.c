@@ -535,6 +535,27 @@ static bool keep_body(store_writer *w, uint64_t file, const assay_result *result
     return true;
 }
 
+/* Fills r, a fresh row of b, with the trace of result: its digest, and its line when the
+ * body is kept. */
+static void store_trace_row(batch *b, row *r, uint64_t file, const assay_result *result, const char *text,
+                            size_t len, bool is_kept, int64_t hash) {
+    r->kind = ROW_TRACE;
+    r->file = file, r->line = assay_result_line(result);
+    r->summary = b->arena.len;
+    if (digest_trace(text, len, &b->arena)) {
+        r->summary_len = b->arena.len - r->summary;
+        buf_putc(&b->arena, '\0');
+    } else {
+        b->arena.len = r->summary; /* not an object after all: no digest */
+        r->summary = NONE;
+    }
+    if (is_kept) {
+        r->text = arena_put(b, text, len);
+        r->text_len = len;
+        r->body_hash = hash;
+    }
+}
+
 void store_writer_add_result(store_writer *w, uint64_t file, const assay_result *result, const char *text,
                              size_t len) {
     if (!w || w->status != SQLITE_OK) return;
@@ -543,23 +564,8 @@ void store_writer_add_result(store_writer *w, uint64_t file, const assay_result 
     if (trace_id && text) {
         int64_t hash = 0;
         bool is_kept = keep_body(w, file, result, text, len, &hash);
-        row *r = batch_add(b);
-        if (!r) return;
-        r->kind = ROW_TRACE;
-        r->file = file, r->line = assay_result_line(result);
-        r->summary = b->arena.len;
-        if (digest_trace(text, len, &b->arena)) {
-            r->summary_len = b->arena.len - r->summary;
-            buf_putc(&b->arena, '\0');
-        } else {
-            b->arena.len = r->summary; /* not an object after all: no digest */
-            r->summary = NONE;
-        }
-        if (is_kept) {
-            r->text = arena_put(b, text, len);
-            r->text_len = len;
-            r->body_hash = hash;
-        }
+        row *r = batch_add(b); /* out of memory: the trace row is lost, its records are not */
+        if (r) store_trace_row(b, r, file, result, text, len, is_kept, hash);
     }
     size_t jsonl_len;
     const char *jsonl = assay_result_jsonl(result, &jsonl_len), *end = jsonl + jsonl_len;
@@ -638,11 +644,11 @@ static int64_t find_resumed(sqlite3 *db, const char *signature, const journal_po
         "DELETE FROM traces WHERE run_id = ?1 AND (file > ?2 OR (file = ?2 AND line > ?3))",
         "UPDATE runs SET status = 'running', ended_at = NULL WHERE id = ?1",
         /* bodies the removed traces kept, unless another trace holds them too */
-        "DELETE FROM bodies WHERE ?1 AND hash NOT IN (SELECT body FROM traces WHERE body IS NOT NULL)",
+        "DELETE FROM bodies WHERE hash NOT IN (SELECT body FROM traces WHERE body IS NOT NULL)",
     };
     for (size_t i = 0; i < sizeof cleanup / sizeof *cleanup; i++) {
         if (sqlite3_prepare_v2(db, cleanup[i], -1, &st, NULL) != SQLITE_OK) return -1;
-        sqlite3_bind_int64(st, 1, id);
+        if (sqlite3_bind_parameter_count(st) >= 1) sqlite3_bind_int64(st, 1, id);
         if (i < 2) {
             sqlite3_bind_int64(st, 2, (int64_t)from->file);
             sqlite3_bind_int64(st, 3, (int64_t)from->line);

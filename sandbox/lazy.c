@@ -102,6 +102,11 @@ void lazy_fill(lua_State *L, int idx) {
     lua_pop(L, 2); /* doc, mt */
 }
 
+void lazy_check_table(lua_State *L, int arg) {
+    luaL_checktype(L, arg, LUA_TTABLE);
+    lazy_fill(L, arg);
+}
+
 /* ------------------------------------------------------------ the stand-ins' metamethods */
 
 static int lazy_index(lua_State *L) {

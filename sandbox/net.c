@@ -36,12 +36,6 @@ static int field(lua_State *L, int t, const char *what, const char *name, int ty
     return got;
 }
 
-/* A table argument, built first if it is a trace table (lazy.c): it is read raw. */
-static void check_table(lua_State *L, int arg) {
-    luaL_checktype(L, arg, LUA_TTABLE);
-    lazy_fill(L, arg);
-}
-
 static bool header_text_is_valid(const char *s) {
     for (; *s; s++)
         if (*s == '\r' || *s == '\n') return false;
@@ -56,7 +50,7 @@ static bool header_text_is_valid(const char *s) {
  * [-0, +1, e] */
 static void check_http(lua_State *L, int t, const char *what) {
     t = lua_absindex(L, t);
-    check_table(L, t);
+    lazy_check_table(L, t);
     lua_createtable(L, 0, 6);
     int req = lua_gettop(L);
 
@@ -181,7 +175,7 @@ static int http_request(lua_State *L) {
  * raises before anything is sent. [-0, +1, e] */
 static void begin_all(lua_State *L, void (*check)(lua_State *, int, const char *), sandbox_io_kind kind,
                       const char *what) {
-    check_table(L, 1);
+    lazy_check_table(L, 1);
     lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
     lua_createtable(L, (int)n, 0);
     int checked = lua_gettop(L);
@@ -251,7 +245,7 @@ static void push_cached_post(lua_State *L, const char *path, buf *body) {
 
 static void check_chat(lua_State *L, int t, const char *what) {
     t = lua_absindex(L, t);
-    check_table(L, t);
+    lazy_check_table(L, t);
     buf body;
     buf_init(&body);
     char err[160];
@@ -342,7 +336,7 @@ static int llm_embed(lua_State *L) {
     const char *what = "assay.llm.embed";
     sandbox_io_forget(L);
     sandbox_io_check_llm(L, what);
-    check_table(L, 1);
+    lazy_check_table(L, 1);
     buf body;
     buf_init(&body);
     char err[160];

@@ -33,6 +33,9 @@ void lazy_doc_end(lua_State *L, int doc_ref);
 /* Fills the table at idx if it is a stand-in not yet built; raises if its trace is gone.
  * Host functions that walk a table raw call it first. [-0, +0, e] */
 void lazy_fill(lua_State *L, int idx);
+/* luaL_checktype(arg, table), then lazy_fill: for host functions that read a table argument
+ * raw. [-0, +0, e] */
+void lazy_check_table(lua_State *L, int arg);
 /* Lua's next over a plain table, raw: for __pairs of tables that stand for another. */
 int lazy_raw_next(lua_State *L);
 /* Sets next, rawget, rawset, rawlen and getmetatable in the table at globals to versions

@@ -17,13 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A table argument; a trace table not yet built (lazy.c) is built first, since these
- * functions read tables raw. */
-static void check_table(lua_State *L, int arg) {
-    luaL_checktype(L, arg, LUA_TTABLE);
-    lazy_fill(L, arg);
-}
-
 /* ------------------------------------------------------------------- plain C primitives */
 
 /* SPEC §5's token bytes: ASCII letters and digits, and every byte from 0x80. A table, since
@@ -271,7 +264,7 @@ static int push_tokens(lua_State *L, int idx, bool content_only, bool as_set) {
     size_t n;
     const char *s = lua_type(L, idx) == LUA_TSTRING ? lua_tolstring(L, idx, &n) : (n = 0, "");
     if (as_set && !lua_isnoneornil(L, idx + 1)) {
-        check_table(L, idx + 1);
+        lazy_check_table(L, idx + 1);
         lua_pushvalue(L, idx + 1);
     } else if (as_set) {
         /* texts hold about one distinct token per twelve bytes: sized so that a set is
@@ -324,7 +317,7 @@ static int l_is_stopword(lua_State *L) {
 
 /* text.set(list) -> {value = true} */
 static int l_set(lua_State *L) {
-    check_table(L, 1);
+    lazy_check_table(L, 1);
     lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
     lua_createtable(L, 0, (int)(n < INT_MAX ? n : INT_MAX));
     for (lua_Integer i = 1; i <= n; i++) {
@@ -360,7 +353,7 @@ static lua_Integer set_intersection_size(lua_State *L, int small, int large) {
 
 /* text.size(set) -> number of keys */
 static int l_size(lua_State *L) {
-    check_table(L, 1);
+    lazy_check_table(L, 1);
     lua_pushinteger(L, set_size(L, 1));
     return 1;
 }
@@ -390,8 +383,8 @@ static int smaller_set(lua_State *L, int a, int b) {
 
 /* text.intersection_size(a, b) -> |a ∩ b| */
 static int l_intersection_size(lua_State *L) {
-    check_table(L, 1);
-    check_table(L, 2);
+    lazy_check_table(L, 1);
+    lazy_check_table(L, 2);
     int small = smaller_set(L, 1, 2);
     lua_pushinteger(L, set_intersection_size(L, small, small == 1 ? 2 : 1));
     return 1;
@@ -399,8 +392,8 @@ static int l_intersection_size(lua_State *L) {
 
 /* text.jaccard(a, b) -> |a ∩ b| / |a ∪ b|, 1 when both are empty (SPEC §5) */
 static int l_jaccard(lua_State *L) {
-    check_table(L, 1);
-    check_table(L, 2);
+    lazy_check_table(L, 1);
+    lazy_check_table(L, 2);
     lua_Integer na = set_size(L, 1), nb = set_size(L, 2);
     lua_Integer inter = na <= nb ? set_intersection_size(L, 1, 2) : set_intersection_size(L, 2, 1);
     lua_Integer uni = na + nb - inter;
@@ -410,8 +403,8 @@ static int l_jaccard(lua_State *L) {
 
 /* text.add_all(dst, src) -> dst, with every key of src set to true in dst */
 static int l_add_all(lua_State *L) {
-    check_table(L, 1);
-    check_table(L, 2);
+    lazy_check_table(L, 1);
+    lazy_check_table(L, 2);
     lua_settop(L, 2);
     lua_pushnil(L);
     while (lua_next(L, 2)) {
@@ -426,7 +419,7 @@ static int l_add_all(lua_State *L) {
 
 /* text.counts(list) -> {value = occurrences} */
 static int l_counts(lua_State *L) {
-    check_table(L, 1);
+    lazy_check_table(L, 1);
     lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
     lua_newtable(L);
     for (lua_Integer i = 1; i <= n; i++) {
@@ -442,7 +435,7 @@ static int l_counts(lua_State *L) {
 
 /* text.ngrams(tokens, n) -> {"w1 w2 ...", ...}: the n-grams of one token list, in order */
 static int l_ngrams(lua_State *L) {
-    check_table(L, 1);
+    lazy_check_table(L, 1);
     lua_Integer n = luaL_checkinteger(L, 2);
     luaL_argcheck(L, n >= 1, 2, "n must be at least 1");
     lua_Integer len = (lua_Integer)lua_rawlen(L, 1);
@@ -613,7 +606,7 @@ static const char *doc_text(lua_State *L, lua_Integer d, size_t *n) {
  * depends on the documents only. All scratch memory is one Lua userdata, so it counts
  * against the memory limit and cannot leak if an allocation raises. */
 static int l_tfidf_cosines(lua_State *L) {
-    check_table(L, 1);
+    lazy_check_table(L, 1);
     lua_Integer ndocs = (lua_Integer)lua_rawlen(L, 1);
     luaL_argcheck(L, ndocs < (lua_Integer)UINT32_MAX, 1, "too many documents");
     size_t ndoc = (size_t)ndocs, total_tokens = 0, total_bytes = 0;
