@@ -121,7 +121,9 @@ int store_resolve_run(sqlite3 *db, const char *ref, int64_t *id, char *err, size
 bool digest_trace(const char *line, size_t len, buf *out);
 
 typedef struct store_writer store_writer;
-/* Called on the loop thread after each commit: every result up to pos is in the store. */
+/* Called on the loop thread after each commit, which also empties the batch the writer
+ * was holding: every result up to pos is in the store (pos is NULL when the commit failed
+ * and the store stopped recording). */
 typedef void (*store_committed_cb)(void *ctx, const journal_position *pos);
 typedef struct store_run_desc {
     const char *label, *command, *output, *group_by;

@@ -125,6 +125,7 @@ static void checkpoint(run *r, bool is_forced) {
 static void on_store_committed(void *ctx, const journal_position *pos) {
     run *r = ctx;
     (void)pos;
+    update_flow(r); /* the reader may have paused for the rows the store was holding */
     if (!r->jr || !r->has_wanted || !store_writer_has_committed(r->store, &r->wanted)) return;
     r->has_wanted = false;
     if (journal_append(r->jr, &r->wanted) != 0) journal_failed(r); /* its bytes were synced when it was wanted */

@@ -459,8 +459,9 @@ static void on_committed(uv_work_t *req, int status) {
     w->committing.count = 0;
     w->committing.has_results = false;
     buf_reset(&w->committing.arena);
-    if (w->status == SQLITE_OK && w->on_committed) w->on_committed(w->ctx, &w->committed);
     if (w->pending.count >= STORE_BATCH_ROWS || w->pending.arena.len >= STORE_BATCH_BYTES) start_commit(w);
+    /* last: the bytes held here have dropped, which may be what the run's reader waits for */
+    if (w->on_committed) w->on_committed(w->ctx, w->status == SQLITE_OK ? &w->committed : NULL);
 }
 
 static void start_commit(store_writer *w) {

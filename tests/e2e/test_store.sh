@@ -199,6 +199,13 @@ check_contains "named in the message" "$TMP/cmp_bad.err" "no run 'nosuch' in the
 "$ASSAY" compare --db "$DB" A >/dev/null 2>&1
 check "compare needs two runs: exit 2" 2 $?
 
+# ------------------------------------------------------------ a store that falls behind
+# another connection holds the write lock for 2 s while 60,000 tiny traces stream in: the
+# rows waiting for the store pass the run's limit and the reader pauses; once the lock goes
+# the run must resume reading (it used to wait forever) and store all 5 records of each
+check "a run paused for its store resumes when the store catches up" "ok 60000 300000" \
+    "$(python3 tests/store/stall.py "$ASSAY" "$TMP/stall.db" plugins "$TMP")"
+
 # ----------------------------------------------------------- kills and --resume
 python3 scripts/gen_traces.py --count 4000 --seed 5 >"$TMP/big.jsonl"
 KDB=$TMP/kill.db
