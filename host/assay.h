@@ -242,6 +242,12 @@ int assay_result_is_sampled_out(const assay_result *result);
 int assay_result_record(const assay_result *result, size_t i, assay_record *record);
 /* All records as JSON lines (SPEC §4), each ending in '\n'. */
 const char *assay_result_jsonl(const assay_result *result, size_t *len);
+/* Record i's own JSON line, without its '\n', in the result's memory; NULL when i is out
+ * of range. */
+const char *assay_result_record_jsonl(const assay_result *result, size_t i, size_t *len);
+/* Record i's "details" as JSON text (an object), in the result's memory; NULL when the
+ * record has none (null) or i is out of range. */
+const char *assay_result_record_details(const assay_result *result, size_t i, size_t *len);
 
 #ifdef __cplusplus
 }

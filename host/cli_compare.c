@@ -198,14 +198,14 @@ static int load_pairs(sqlite3 *db, int64_t a, int64_t b, const char *evaluator, 
         "WITH ra AS (SELECT trace_id, step, score, pass, MIN(rowid) FROM results"
         "            WHERE run_id = ?1 AND evaluator = ?3 AND trace_id IS NOT NULL AND error_kind IS NULL"
         "            GROUP BY trace_id, step),"
-        "     rb AS (SELECT trace_id, step, score, pass, file, line, record, MIN(rowid) FROM results"
+        "     rb AS (SELECT trace_id, step, score, pass, file, line, record, details, MIN(rowid) FROM results"
         "            WHERE run_id = ?2 AND evaluator = ?3 AND trace_id IS NOT NULL AND error_kind IS NULL"
         "            GROUP BY trace_id, step)"
         " SELECT rb.trace_id, rb.step, ra.score, rb.score, ra.pass, rb.pass,"
         "  CASE WHEN ?4 IS NULL THEN NULL ELSE (SELECT json_extract(CASE WHEN t.summary IS NOT NULL THEN t.summary"
         "   WHEN json_valid(b.json) THEN b.json ELSE '{}' END, ?4) FROM traces t LEFT JOIN bodies b ON b.hash = t.body"
         "   WHERE t.run_id = ?2 AND t.file = rb.file AND t.line = rb.line) END,"
-        "  CASE WHEN json_valid(rb.record) THEN json_extract(rb.record, '$.details') END"
+        "  COALESCE(rb.details, CASE WHEN json_valid(rb.record) THEN json_extract(rb.record, '$.details') END)"
         " FROM ra JOIN rb ON ra.trace_id = rb.trace_id AND ra.step IS rb.step ORDER BY rb.file, rb.line, rb.step";
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {

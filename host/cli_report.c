@@ -213,7 +213,7 @@ static cJSON *gather(report *r, const char *asked_field) {
         static const char *const record_keys[] = {"evaluator", "step", "score", "pass", "label", "error_kind",
                                                   "error", "details", NULL};
         sqlite3_stmt *st = prepare(r, "SELECT evaluator, step, score, pass, label, error_kind, error,"
-                                      " CASE WHEN json_valid(record) THEN json_extract(record, '$.details') END"
+                                      " COALESCE(details, CASE WHEN json_valid(record) THEN json_extract(record, '$.details') END)"
                                       " FROM results WHERE run_id = ?1 AND file = ?2 AND line = ?3 ORDER BY rowid");
         cJSON *records = cJSON_AddArrayToObject(w, "records");
         if (!st) continue;

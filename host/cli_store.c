@@ -33,7 +33,7 @@
 #define STORE_BATCH_ROWS 4096
 #define STORE_BATCH_BYTES (4u << 20)
 #define STORE_BUSY_MS 10000
-#define STORE_SCHEMA_VERSION "2"
+#define STORE_SCHEMA_VERSION "3"
 
 static const char store_schema[] =
     "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);"
@@ -56,17 +56,27 @@ static const char store_schema[] =
     "CREATE TABLE IF NOT EXISTS results("
     "  run_id INTEGER NOT NULL, file INTEGER NOT NULL, line INTEGER NOT NULL, trace_id TEXT,"
     "  evaluator TEXT, step INTEGER, score REAL, pass INTEGER, label TEXT, error_kind TEXT,"
-    "  error TEXT, ms REAL, grp TEXT, record TEXT);"
-    "CREATE INDEX IF NOT EXISTS results_by_run ON results(run_id, evaluator, trace_id, step);";
+    "  error TEXT, ms REAL, grp TEXT, record TEXT, details TEXT);"
+    "CREATE INDEX IF NOT EXISTS results_by_trace ON results(run_id, file, line);";
 
 /* After store_schema, on a store of schema 1: digests beside the bodies it holds. */
-static const char store_upgrade_from_1[] =
-    "ALTER TABLE traces ADD COLUMN summary TEXT;"
-    "UPDATE meta SET value = '" STORE_SCHEMA_VERSION "' WHERE key = 'schema';";
+static const char store_upgrade_from_1[] = "ALTER TABLE traces ADD COLUMN summary TEXT;";
 
-/* Finds which traces still hold a body when one leaves the kept set. */
+/* After store_schema, on a store of schema 1 or 2, whose results hold whole record lines
+ * and are indexed by (run_id, evaluator, trace_id, step). That index takes each new row
+ * at a random place once trace ids are random (UUIDs), which made a store of millions of
+ * results many times slower than the run; the one by (run_id, file, line), made by
+ * store_schema, only appends. */
+static const char store_upgrade_from_2[] =
+    "ALTER TABLE results ADD COLUMN details TEXT;"
+    "DROP INDEX IF EXISTS results_by_run;";
+
+/* Last of every upgrade. The index finds which traces still hold a body when one leaves
+ * the kept set. */
 static const char store_indexes[] =
-    "CREATE INDEX IF NOT EXISTS traces_by_body ON traces(body) WHERE body IS NOT NULL;";
+    "CREATE INDEX IF NOT EXISTS traces_by_body ON traces(body) WHERE body IS NOT NULL;"
+    "UPDATE meta SET value = '" STORE_SCHEMA_VERSION "' WHERE key = 'schema'"
+    " AND CAST(value AS INTEGER) < " STORE_SCHEMA_VERSION ";";
 
 /* ------------------------------------------------------------------ shared helpers */
 
@@ -81,26 +91,30 @@ static int store_configure(sqlite3 *db, char *err, size_t errlen) {
     return 0;
 }
 
-/* Does the traces table have digests (schema 2 or later)? */
-static bool store_has_digests(sqlite3 *db) {
+static bool store_has_column(sqlite3 *db, const char *query) {
     sqlite3_stmt *st = NULL;
-    bool has = sqlite3_prepare_v2(db, "SELECT summary FROM traces LIMIT 0", -1, &st, NULL) == SQLITE_OK;
+    bool has = sqlite3_prepare_v2(db, query, -1, &st, NULL) == SQLITE_OK;
     sqlite3_finalize(st);
     return has;
 }
+
+/* Digests of traces came with schema 2, results' details with schema 3. */
+static bool store_has_digests(sqlite3 *db) { return store_has_column(db, "SELECT summary FROM traces LIMIT 0"); }
+static bool store_has_details(sqlite3 *db) { return store_has_column(db, "SELECT details FROM results LIMIT 0"); }
 
 /* Brings a writable store of an earlier schema up to this one. */
 static int store_upgrade(sqlite3 *db, char *err, size_t errlen) {
     char *message = NULL;
     int rc = store_has_digests(db) ? SQLITE_OK : sqlite3_exec(db, store_upgrade_from_1, NULL, NULL, &message);
+    if (rc == SQLITE_OK && !store_has_details(db)) rc = sqlite3_exec(db, store_upgrade_from_2, NULL, NULL, &message);
     if (rc == SQLITE_OK) rc = sqlite3_exec(db, store_indexes, NULL, NULL, &message);
     if (rc != SQLITE_OK) snprintf(err, errlen, "upgrading the store: %s", message ? message : sqlite3_errmsg(db));
     sqlite3_free(message);
     return rc == SQLITE_OK ? 0 : -1;
 }
 
-/* A reader that meets a store of schema 1 upgrades it first, which takes a moment and
- * rewrites nothing (one column added, one small index). */
+/* A reader that meets a store of an earlier schema upgrades it first. Nothing is rewritten:
+ * columns are added, and the one index over every result is built once. */
 static int store_upgrade_for_reading(const char *path, char *err, size_t errlen) {
     char message[512] = "";
     sqlite3 *db = store_open(path, false, message, sizeof message);
@@ -157,7 +171,7 @@ sqlite3 *store_open(const char *path, bool is_readonly, char *err, size_t errlen
         return NULL;
     }
     if (is_readonly) sqlite3_finalize(st);
-    if (is_readonly && !store_has_digests(db)) {
+    if (is_readonly && !(store_has_digests(db) && store_has_details(db))) {
         sqlite3_close(db);
         return store_upgrade_for_reading(path, err, errlen) == 0 ? store_open(path, true, err, errlen) : NULL;
     }
@@ -266,7 +280,7 @@ typedef struct row {
     int has_score, pass;
     double score, ms;
     assay_error_kind error;
-    size_t text, text_len; /* ROW_TRACE: the line, or NONE; ROW_RESULT: the record's JSON line */
+    size_t text, text_len; /* ROW_TRACE: the line, or NONE; ROW_RESULT: its details, or NONE */
     size_t summary, summary_len;
     int64_t body_hash;     /* ROW_TRACE with a line, ROW_DROP_BODY */
     size_t trace_id, evaluator, label, error_message, group;
@@ -429,8 +443,9 @@ static void commit_batch(uv_work_t *req) {
         if (isnan(r->ms)) sqlite3_bind_null(st, 12);
         else sqlite3_bind_double(st, 12, r->ms);
         bind_text(st, 13, arena_get(b, r->group));
-        if (r->text == NONE) sqlite3_bind_null(st, 14);
-        else sqlite3_bind_text(st, 14, arena_get(b, r->text), (int)r->text_len, SQLITE_STATIC);
+        sqlite3_bind_null(st, 14); /* the whole record line: stores of schema 1 and 2 only */
+        if (r->text == NONE) sqlite3_bind_null(st, 15);
+        else sqlite3_bind_text(st, 15, arena_get(b, r->text), (int)r->text_len, SQLITE_STATIC);
         rc = step_reset(st);
     }
     rc = rc == SQLITE_OK ? sqlite3_exec(w->db, "COMMIT", NULL, NULL, NULL) : rc;
@@ -568,13 +583,9 @@ void store_writer_add_result(store_writer *w, uint64_t file, const assay_result 
         row *r = batch_add(b); /* out of memory: the trace row is lost, its records are not */
         if (r) store_trace_row(b, r, file, result, text, len, is_kept, hash);
     }
-    size_t jsonl_len;
-    const char *jsonl = assay_result_jsonl(result, &jsonl_len), *end = jsonl + jsonl_len;
     size_t count = assay_result_record_count(result);
     for (size_t i = 0; i < count; i++) {
         assay_record rec;
-        const char *nl = memchr(jsonl, '\n', (size_t)(end - jsonl));
-        size_t line_len = nl ? (size_t)(nl - jsonl) : (size_t)(end - jsonl);
         if (assay_result_record(result, i, &rec) != ASSAY_OK) continue;
         row *r = batch_add(b);
         if (!r) break;
@@ -588,9 +599,10 @@ void store_writer_add_result(store_writer *w, uint64_t file, const assay_result 
         r->label = rec.label ? arena_put(b, rec.label, strlen(rec.label)) : NONE;
         r->error_message = rec.error_message ? arena_put(b, rec.error_message, strlen(rec.error_message)) : NONE;
         r->group = group ? arena_put(b, group, strlen(group)) : NONE;
-        r->text = arena_put(b, jsonl, line_len);
-        r->text_len = line_len;
-        jsonl = nl ? nl + 1 : end;
+        size_t details_len = 0;
+        const char *details = assay_result_record_details(result, i, &details_len);
+        r->text = arena_put(b, details, details_len);
+        r->text_len = details_len;
     }
     b->last = (journal_position){file, assay_result_line(result), 0};
     b->has_results = true;
@@ -790,7 +802,7 @@ store_writer *store_writer_new(uv_loop_t *loop, const char *path, const store_ru
                             "DELETE FROM bodies WHERE hash = ?1 AND NOT EXISTS (SELECT 1 FROM traces WHERE body = ?1)",
                             -1, &w->forget_body, NULL) == SQLITE_OK &&
          sqlite3_prepare_v2(w->db,
-                            "INSERT INTO results VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                            "INSERT INTO results VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
                             -1, &w->insert_result, NULL) == SQLITE_OK;
     if (!ok) {
         snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(w->db));

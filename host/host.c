@@ -728,6 +728,24 @@ const char *assay_result_jsonl(const assay_result *r, size_t *len) {
     return r->out.jsonl.data ? r->out.jsonl.data : "";
 }
 
+/* The spans are checked against the buffer, so a record whose line could not be written
+ * (out of memory) reads as absent rather than as someone else's bytes. */
+const char *assay_result_record_jsonl(const assay_result *r, size_t i, size_t *len) {
+    if (!r || i >= r->out.count) return NULL;
+    const sandbox_record *s = &r->out.records[i];
+    if (buf_failed(&r->out.jsonl) || s->line_at + s->line_len > r->out.jsonl.len) return NULL;
+    if (len) *len = s->line_len;
+    return r->out.jsonl.data + s->line_at;
+}
+
+const char *assay_result_record_details(const assay_result *r, size_t i, size_t *len) {
+    if (!r || i >= r->out.count) return NULL;
+    const sandbox_record *s = &r->out.records[i];
+    if (!s->details_len || buf_failed(&r->out.jsonl) || s->details_at + s->details_len > r->out.jsonl.len) return NULL;
+    if (len) *len = s->details_len;
+    return r->out.jsonl.data + s->details_at;
+}
+
 int assay_result_record(const assay_result *r, size_t i, assay_record *rec) {
     if (!r || !rec || i >= r->out.count) return ASSAY_EINVAL;
     const sandbox_record *s = &r->out.records[i];

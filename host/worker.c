@@ -58,6 +58,7 @@ void job_input_error(job *j, const char *fmt, ...) {
     /* "file:line: what", the form editors jump to */
     snprintf(message, sizeof message, "%s:%llu: %s", j->source ? j->source : "line", (unsigned long long)j->line, what);
     buf *b = &j->out.jsonl;
+    size_t line_at = b->len;
     buf_puts(b, "{\"trace_id\":null,\"evaluator\":null,\"line\":");
     buf_printf(b, "%llu", (unsigned long long)j->line);
     if (j->source) {
@@ -69,6 +70,7 @@ void job_input_error(job *j, const char *fmt, ...) {
     buf_puts(b, "}}\n");
     sandbox_record *r = sandbox_output_add(&j->out);
     if (!r) return;
+    r->line_at = line_at, r->line_len = b->len - 1 - line_at;
     r->evaluator = SIZE_MAX;
     r->error = SANDBOX_ERR_INPUT;
     r->error_message = strdup(message);
@@ -108,11 +110,14 @@ static char *group_value(const cJSON *trace, const char *group_by) {
 static void job_merge_parts(job *j, size_t count) {
     for (size_t i = j->first_waiting + 1; j->parts && i < count; i++) {
         sandbox_output *part = &j->parts[i];
+        size_t base = j->out.jsonl.len;
         buf_append(&j->out.jsonl, part->jsonl.data, part->jsonl.len);
         for (size_t r = 0; r < part->count; r++) {
             sandbox_record *to = sandbox_output_add(&j->out);
             if (!to) break;
             *to = part->records[r];
+            to->line_at += base;
+            if (to->details_len) to->details_at += base;
             part->records[r].label = part->records[r].error_message = NULL; /* moved */
         }
     }

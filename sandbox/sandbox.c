@@ -914,6 +914,7 @@ static void read_result(lua_State *L, evaluation *ev) {
 static void write_record(sandbox *sb, const evaluation *ev, double ms, sandbox_output *out) {
     sandbox_record *rec = sandbox_output_add(out);
     buf *b = &out->jsonl;
+    size_t line_at = b->len, details_at = 0;
     record_head(b, ev->trace_id, sb->name, ev->step);
     bool ok = ev->error == SANDBOX_OK;
     buf_puts(b, ",\"score\":");
@@ -924,7 +925,7 @@ static void write_record(sandbox *sb, const evaluation *ev, double ms, sandbox_o
     buf_puts(b, ",\"label\":");
     buf_json_cstring(b, ok ? ev->label : NULL);
     buf_puts(b, ",\"details\":");
-    if (ok && ev->details.len) buf_append(b, ev->details.data, ev->details.len);
+    if (ok && ev->details.len) details_at = b->len, buf_append(b, ev->details.data, ev->details.len);
     else buf_puts(b, "null");
     buf_puts(b, ",\"error\":");
     if (ok) {
@@ -945,6 +946,8 @@ static void write_record(sandbox *sb, const evaluation *ev, double ms, sandbox_o
     else buf_puts(b, "null");
     buf_puts(b, "}\n");
     if (!rec) return;
+    rec->line_at = line_at, rec->line_len = b->len - 1 - line_at;
+    if (details_at) rec->details_at = details_at, rec->details_len = ev->details.len;
     rec->evaluator = sb->cfg.index;
     rec->step = ev->step;
     rec->error = ev->error;

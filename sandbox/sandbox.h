@@ -73,6 +73,8 @@ typedef struct sandbox_record {
     double ms;
     char *label;              /* owned, may be NULL */
     char *error_message;      /* owned, may be NULL */
+    size_t line_at, line_len; /* its JSON line in the output's jsonl, without the '\n' */
+    size_t details_at, details_len; /* its details' JSON there; details_len 0 for null */
 } sandbox_record;
 
 /* Records produced for one trace by one or more sandboxes. */

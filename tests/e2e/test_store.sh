@@ -78,7 +78,7 @@ check "metadata that is not an object, steps that are not an array" '{"metadata"
 python3 -c 'import json
 for i in range(100):
     print(json.dumps({"id": "w%02d" % i, "metadata": {"a": (37 * i % 100) / 100}}))' >"$TMP/worst.jsonl"
-"$ASSAY" run --db "$TMP/worst.db" -e "$FIX" "$TMP/worst.jsonl" >/dev/null 2>&1
+"$ASSAY" run --db "$TMP/worst.db" -e "$FIX" "$TMP/worst.jsonl" >"$TMP/worst.out" 2>/dev/null
 check "whole bodies are kept for the 64 worst traces only: scores 0.00 to 0.63" \
     "$(python3 -c 'print(" ".join(str(k / 100) for k in range(64)))')" \
     "$(DB=$TMP/worst.db sql "SELECT json_extract(b.json, '\$.metadata.a') FROM traces t JOIN bodies b ON b.hash = t.body ORDER BY 1" | tr '\n' ' ' | sed 's/ $//')"
@@ -92,26 +92,52 @@ page = open(sys.argv[1]).read()
 data = json.loads(re.search(r"<script type=\"application/json\" id=\"data\">(.*?)</script>", page, re.S).group(1))
 print(" ".join("%g" % w["body"]["metadata"]["a"] for w in data["worst"]))' "$TMP/worst.html" 2>&1)"
 
-# A store written by an earlier assay (schema 1: every body, no digests) is upgraded when
-# it is read, and reads the same.
+check "each result row holds its record's details, not the whole record line" \
+    "$(python3 -c 'import json, sys
+for l in open(sys.argv[1]):
+    print(json.dumps(json.loads(l)["details"], separators=(",", ":")))' "$TMP/worst.out" | sort | md5sum)" \
+    "$(DB=$TMP/worst.db sql "SELECT details FROM results WHERE record IS NULL" | sort | md5sum)"
+
+# Stores written by earlier assays are upgraded when they are read, and read the same.
+# Schema 1: every body, no digests, whole record lines; schema 2: digests and kept bodies,
+# whole record lines. Both have the index by (run_id, evaluator, trace_id, step).
 cp "$TMP/worst.db" "$TMP/old.db"
-python3 - "$TMP/old.db" "$TMP/worst.jsonl" <<'PY'
+cp "$TMP/worst.db" "$TMP/v2.db"
+python3 - "$TMP/old.db" "$TMP/v2.db" "$TMP/worst.jsonl" <<'PY'
 import sqlite3, sys
+def old_results(db):
+    db.execute("UPDATE results SET record = json_object('trace_id', trace_id, 'evaluator', evaluator,"
+               " 'details', json(details))")
+    db.execute("ALTER TABLE results DROP COLUMN details")
+    db.execute("DROP INDEX results_by_trace")
+    db.execute("CREATE INDEX results_by_run ON results(run_id, evaluator, trace_id, step)")
 db = sqlite3.connect(sys.argv[1])
-lines = open(sys.argv[2]).read().splitlines()
+lines = open(sys.argv[3]).read().splitlines()
 for n, text in enumerate(lines, 1):
     db.execute("INSERT OR IGNORE INTO bodies VALUES(?, ?)", (10**12 + n, text))
     db.execute("UPDATE traces SET body = ? WHERE line = ?", (10**12 + n, n))
 db.execute("DELETE FROM bodies WHERE hash < ?", (10**12,))
 db.execute("DROP INDEX traces_by_body")
 db.execute("ALTER TABLE traces DROP COLUMN summary")
+old_results(db)
 db.execute("UPDATE meta SET value = '1' WHERE key = 'schema'")
+db.commit()
+db = sqlite3.connect(sys.argv[2])
+old_results(db)
+db.execute("UPDATE meta SET value = '2' WHERE key = 'schema'")
 db.commit()
 PY
 "$ASSAY" runs --db "$TMP/old.db" >"$TMP/old_runs.txt" 2>&1
 check "a schema-1 store is read (assay runs exits 0)" 0 $?
-check "and upgraded to schema 2 on the way" 2 "$(DB=$TMP/old.db sql "SELECT value FROM meta WHERE key = 'schema'")"
+check "and upgraded to schema 3 on the way, its results indexed by trace" "3|results_by_trace" \
+    "$(DB=$TMP/old.db sql "SELECT value, (SELECT group_concat(name) FROM sqlite_master WHERE tbl_name = 'results'
+       AND type = 'index') FROM meta WHERE key = 'schema'")"
+"$ASSAY" runs --db "$TMP/v2.db" >/dev/null 2>&1
+check "a schema-2 store too" "3|results_by_trace" \
+    "$(DB=$TMP/v2.db sql "SELECT value, (SELECT group_concat(name) FROM sqlite_master WHERE tbl_name = 'results'
+       AND type = 'index') FROM meta WHERE key = 'schema'")"
 "$ASSAY" report --db "$TMP/old.db" -o "$TMP/old.html" --group-by a >/dev/null 2>&1
+"$ASSAY" report --db "$TMP/v2.db" -o "$TMP/v2.html" --group-by a >/dev/null 2>&1
 "$ASSAY" report --db "$TMP/worst.db" -o "$TMP/new.html" --group-by a >/dev/null 2>&1
 segments() { python3 -c 'import json, re, sys
 page = open(sys.argv[1]).read()
@@ -119,6 +145,13 @@ data = json.loads(re.search(r"<script type=\"application/json\" id=\"data\">(.*?
 print(len(data["segments"]["cells"]), json.dumps(data["segments"]["cells"][:3]))' "$1"; }
 check "its segments read from the bodies equal those read from the digests" "$(segments "$TMP/new.html")" \
     "$(segments "$TMP/old.html")"
+worst_details() { python3 -c 'import json, re, sys
+page = open(sys.argv[1]).read()
+data = json.loads(re.search(r"<script type=\"application/json\" id=\"data\">(.*?)</script>", page, re.S).group(1))
+print(json.dumps([r["details"] for w in data["worst"][:3] for r in w["records"]]))' "$1"; }
+check "the worst traces' details, read from the record lines of schema 1 and 2 stores" \
+    "$(worst_details "$TMP/new.html") $(worst_details "$TMP/new.html")" \
+    "$(worst_details "$TMP/old.html") $(worst_details "$TMP/v2.html")"
 "$ASSAY" run --no-db -e "$FIX" "$P" >/dev/null 2>"$TMP/nodb.err"
 check "--no-db records nothing" 2 "$(sql "SELECT COUNT(*) FROM runs")"
 ABS_ASSAY=$(cd "$(dirname "$ASSAY")" && pwd)/$(basename "$ASSAY")
