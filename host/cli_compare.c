@@ -40,8 +40,9 @@ static const char *text_or(sqlite3_stmt *st, int col, const char *fallback) {
 static void print_run_evaluators(sqlite3 *db, int64_t run, const char *indent) {
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db,
-                           "SELECT evaluator, COUNT(*), AVG(score), AVG(pass), COUNT(error_kind) FROM results"
-                           " WHERE run_id = ?1 AND evaluator IS NOT NULL GROUP BY evaluator ORDER BY MIN(rowid)",
+                           "SELECT x.evaluator, COUNT(*), AVG(x.score), AVG(x.pass), COUNT(x.error_kind) FROM results x"
+                           " LEFT JOIN run_evaluators e ON e.run_id = x.run_id AND e.name = x.evaluator"
+                           " WHERE x.run_id = ?1 AND x.evaluator IS NOT NULL GROUP BY x.evaluator ORDER BY MIN(e.idx)",
                            -1, &st, NULL) != SQLITE_OK)
         return;
     sqlite3_bind_int64(st, 1, run);
@@ -194,18 +195,20 @@ static int64_t count_of(sqlite3 *db, const char *sql, int64_t a, int64_t b, cons
  * JSON path into B's trace body, or NULL. */
 static int load_pairs(sqlite3 *db, int64_t a, int64_t b, const char *evaluator, const char *group_path, pairs *out,
                       char *err, size_t errlen) {
+    /* the other columns come from the row with the MIN: the trace id's first line (lines
+     * of one file stay below 2^32) */
     static const char sql[] =
-        "WITH ra AS (SELECT trace_id, step, score, pass, MIN(rowid) FROM results"
+        "WITH ra AS (SELECT trace_id, step, score, pass, MIN(file * 4294967296 + line) FROM results"
         "            WHERE run_id = ?1 AND evaluator = ?3 AND trace_id IS NOT NULL AND error_kind IS NULL"
         "            GROUP BY trace_id, step),"
-        "     rb AS (SELECT trace_id, step, score, pass, file, line, record, details, MIN(rowid) FROM results"
+        "     rb AS (SELECT trace_id, step, score, pass, file, line, details, MIN(file * 4294967296 + line) FROM results"
         "            WHERE run_id = ?2 AND evaluator = ?3 AND trace_id IS NOT NULL AND error_kind IS NULL"
         "            GROUP BY trace_id, step)"
         " SELECT rb.trace_id, rb.step, ra.score, rb.score, ra.pass, rb.pass,"
         "  CASE WHEN ?4 IS NULL THEN NULL ELSE (SELECT json_extract(CASE WHEN t.summary IS NOT NULL THEN t.summary"
         "   WHEN json_valid(b.json) THEN b.json ELSE '{}' END, ?4) FROM traces t LEFT JOIN bodies b ON b.hash = t.body"
         "   WHERE t.run_id = ?2 AND t.file = rb.file AND t.line = rb.line) END,"
-        "  COALESCE(rb.details, CASE WHEN json_valid(rb.record) THEN json_extract(rb.record, '$.details') END)"
+        "  rb.details"
         " FROM ra JOIN rb ON ra.trace_id = rb.trace_id AND ra.step IS rb.step ORDER BY rb.file, rb.line, rb.step";
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {

@@ -126,7 +126,7 @@ static cJSON *gather(report *r, const char *asked_field) {
     static const char *const evaluator_keys[] = {"name", "scope", "hash", "params", "records", "scored", "mean",
                                                  "passed", "pass_n", "errors", "traces", NULL};
     cJSON *evaluators = rows(r,
-                             "SELECT e.name, e.scope, e.hash, e.params, COUNT(x.rowid), COUNT(x.score), AVG(x.score),"
+                             "SELECT e.name, e.scope, e.hash, e.params, COUNT(x.run_id), COUNT(x.score), AVG(x.score),"
                              " SUM(x.pass), COUNT(x.pass), COUNT(x.error_kind), COUNT(DISTINCT x.trace_id)"
                              " FROM run_evaluators e LEFT JOIN results x ON x.run_id = e.run_id AND x.evaluator = e.name"
                              " WHERE e.run_id = ?1 GROUP BY e.idx ORDER BY e.idx",
@@ -213,8 +213,7 @@ static cJSON *gather(report *r, const char *asked_field) {
         static const char *const record_keys[] = {"evaluator", "step", "score", "pass", "label", "error_kind",
                                                   "error", "details", NULL};
         sqlite3_stmt *st = prepare(r, "SELECT evaluator, step, score, pass, label, error_kind, error,"
-                                      " COALESCE(details, CASE WHEN json_valid(record) THEN json_extract(record, '$.details') END)"
-                                      " FROM results WHERE run_id = ?1 AND file = ?2 AND line = ?3 ORDER BY rowid");
+                                      " details FROM results WHERE run_id = ?1 AND file = ?2 AND line = ?3 ORDER BY seq");
         cJSON *records = cJSON_AddArrayToObject(w, "records");
         if (!st) continue;
         sqlite3_bind_int64(st, 2, (int64_t)cJSON_GetObjectItem(w, "file")->valuedouble);

@@ -35,6 +35,20 @@
 #define STORE_BUSY_MS 10000
 #define STORE_SCHEMA_VERSION "3"
 
+/* Results are kept in input order, clustered by (run, input file, line, the record's place
+ * among its trace's records): each new row is appended, whatever the trace ids, and one
+ * b-tree serves both the inserts and every reader's "the results of run R". Schema 1 and 2
+ * kept a rowid table indexed by (run_id, evaluator, trace_id, step), which takes each new
+ * row at a random place once trace ids are random (UUIDs): a store of a million results
+ * grew many times slower than the run. They also kept each whole record line, where only
+ * its details are read. */
+#define STORE_RESULTS_TABLE(name)                                                                     \
+    "CREATE TABLE IF NOT EXISTS " name "("                                                            \
+    "  run_id INTEGER NOT NULL, file INTEGER NOT NULL, line INTEGER NOT NULL, seq INTEGER NOT NULL,"  \
+    "  trace_id TEXT, evaluator TEXT, step INTEGER, score REAL, pass INTEGER, label TEXT,"             \
+    "  error_kind TEXT, error TEXT, ms REAL, grp TEXT, details TEXT,"                                  \
+    "  PRIMARY KEY(run_id, file, line, seq)) WITHOUT ROWID"
+
 static const char store_schema[] =
     "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);"
     "INSERT OR IGNORE INTO meta VALUES('schema', '" STORE_SCHEMA_VERSION "');"
@@ -53,23 +67,20 @@ static const char store_schema[] =
     "CREATE TABLE IF NOT EXISTS traces("
     "  run_id INTEGER NOT NULL, file INTEGER NOT NULL, line INTEGER NOT NULL, body INTEGER, summary TEXT,"
     "  PRIMARY KEY(run_id, file, line)) WITHOUT ROWID;"
-    "CREATE TABLE IF NOT EXISTS results("
-    "  run_id INTEGER NOT NULL, file INTEGER NOT NULL, line INTEGER NOT NULL, trace_id TEXT,"
-    "  evaluator TEXT, step INTEGER, score REAL, pass INTEGER, label TEXT, error_kind TEXT,"
-    "  error TEXT, ms REAL, grp TEXT, record TEXT, details TEXT);"
-    "CREATE INDEX IF NOT EXISTS results_by_trace ON results(run_id, file, line);";
+    STORE_RESULTS_TABLE("results") ";";
 
-/* After store_schema, on a store of schema 1: digests beside the bodies it holds. */
+/* On a store of schema 1: digests beside the bodies it holds. */
 static const char store_upgrade_from_1[] = "ALTER TABLE traces ADD COLUMN summary TEXT;";
 
-/* After store_schema, on a store of schema 1 or 2, whose results hold whole record lines
- * and are indexed by (run_id, evaluator, trace_id, step). That index takes each new row
- * at a random place once trace ids are random (UUIDs), which made a store of millions of
- * results many times slower than the run; the one by (run_id, file, line), made by
- * store_schema, only appends. */
+/* On a store of schema 1 or 2: its results rewritten in the clustered table, once. */
 static const char store_upgrade_from_2[] =
-    "ALTER TABLE results ADD COLUMN details TEXT;"
-    "DROP INDEX IF EXISTS results_by_run;";
+    STORE_RESULTS_TABLE("results_3") ";"
+    "INSERT INTO results_3 SELECT run_id, file, line,"
+    "  ROW_NUMBER() OVER (PARTITION BY run_id, file, line ORDER BY rowid) - 1, trace_id, evaluator, step,"
+    "  score, pass, label, error_kind, error, ms, grp,"
+    "  CASE WHEN json_valid(record) THEN json_extract(record, '$.details') END FROM results;"
+    "DROP TABLE results;"
+    "ALTER TABLE results_3 RENAME TO results;";
 
 /* Last of every upgrade. The index finds which traces still hold a body when one leaves
  * the kept set. */
@@ -98,23 +109,26 @@ static bool store_has_column(sqlite3 *db, const char *query) {
     return has;
 }
 
-/* Digests of traces came with schema 2, results' details with schema 3. */
+/* Digests of traces came with schema 2, clustered results with schema 3. */
 static bool store_has_digests(sqlite3 *db) { return store_has_column(db, "SELECT summary FROM traces LIMIT 0"); }
-static bool store_has_details(sqlite3 *db) { return store_has_column(db, "SELECT details FROM results LIMIT 0"); }
+static bool store_has_clustered_results(sqlite3 *db) { return store_has_column(db, "SELECT seq FROM results LIMIT 0"); }
 
-/* Brings a writable store of an earlier schema up to this one. */
+/* Brings a writable store of an earlier schema up to this one, in one transaction. */
 static int store_upgrade(sqlite3 *db, char *err, size_t errlen) {
     char *message = NULL;
-    int rc = store_has_digests(db) ? SQLITE_OK : sqlite3_exec(db, store_upgrade_from_1, NULL, NULL, &message);
-    if (rc == SQLITE_OK && !store_has_details(db)) rc = sqlite3_exec(db, store_upgrade_from_2, NULL, NULL, &message);
+    int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &message);
+    if (rc == SQLITE_OK && !store_has_digests(db)) rc = sqlite3_exec(db, store_upgrade_from_1, NULL, NULL, &message);
+    if (rc == SQLITE_OK && !store_has_clustered_results(db)) rc = sqlite3_exec(db, store_upgrade_from_2, NULL, NULL, &message);
     if (rc == SQLITE_OK) rc = sqlite3_exec(db, store_indexes, NULL, NULL, &message);
+    if (rc == SQLITE_OK) rc = sqlite3_exec(db, "COMMIT", NULL, NULL, &message);
+    else sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
     if (rc != SQLITE_OK) snprintf(err, errlen, "upgrading the store: %s", message ? message : sqlite3_errmsg(db));
     sqlite3_free(message);
     return rc == SQLITE_OK ? 0 : -1;
 }
 
-/* A reader that meets a store of an earlier schema upgrades it first. Nothing is rewritten:
- * columns are added, and the one index over every result is built once. */
+/* A reader that meets a store of an earlier schema upgrades it first, which rewrites its
+ * results once (schema 1 and 2). */
 static int store_upgrade_for_reading(const char *path, char *err, size_t errlen) {
     char message[512] = "";
     sqlite3 *db = store_open(path, false, message, sizeof message);
@@ -171,7 +185,7 @@ sqlite3 *store_open(const char *path, bool is_readonly, char *err, size_t errlen
         return NULL;
     }
     if (is_readonly) sqlite3_finalize(st);
-    if (is_readonly && !(store_has_digests(db) && store_has_details(db))) {
+    if (is_readonly && !(store_has_digests(db) && store_has_clustered_results(db))) {
         sqlite3_close(db);
         return store_upgrade_for_reading(path, err, errlen) == 0 ? store_open(path, true, err, errlen) : NULL;
     }
@@ -278,6 +292,7 @@ typedef struct row {
     uint64_t file, line;
     long step;
     int has_score, pass;
+    size_t seq;            /* ROW_RESULT: the record's place among its trace's records */
     double score, ms;
     assay_error_kind error;
     size_t text, text_len; /* ROW_TRACE: the line, or NONE; ROW_RESULT: its details, or NONE */
@@ -429,21 +444,21 @@ static void commit_batch(uv_work_t *req) {
         sqlite3_bind_int64(st, 1, w->run_id);
         sqlite3_bind_int64(st, 2, (int64_t)r->file);
         sqlite3_bind_int64(st, 3, (int64_t)r->line);
-        bind_text(st, 4, arena_get(b, r->trace_id));
-        bind_text(st, 5, arena_get(b, r->evaluator));
-        if (r->step >= 0) sqlite3_bind_int64(st, 6, r->step);
-        else sqlite3_bind_null(st, 6);
-        if (r->has_score && r->error == ASSAY_KIND_NONE) sqlite3_bind_double(st, 7, r->score);
+        sqlite3_bind_int64(st, 4, (int64_t)r->seq);
+        bind_text(st, 5, arena_get(b, r->trace_id));
+        bind_text(st, 6, arena_get(b, r->evaluator));
+        if (r->step >= 0) sqlite3_bind_int64(st, 7, r->step);
         else sqlite3_bind_null(st, 7);
-        if (r->pass >= 0 && r->error == ASSAY_KIND_NONE) sqlite3_bind_int(st, 8, r->pass);
+        if (r->has_score && r->error == ASSAY_KIND_NONE) sqlite3_bind_double(st, 8, r->score);
         else sqlite3_bind_null(st, 8);
-        bind_text(st, 9, arena_get(b, r->label));
-        bind_text(st, 10, r->error == ASSAY_KIND_NONE ? NULL : assay_error_kind_name(r->error));
-        bind_text(st, 11, arena_get(b, r->error_message));
-        if (isnan(r->ms)) sqlite3_bind_null(st, 12);
-        else sqlite3_bind_double(st, 12, r->ms);
-        bind_text(st, 13, arena_get(b, r->group));
-        sqlite3_bind_null(st, 14); /* the whole record line: stores of schema 1 and 2 only */
+        if (r->pass >= 0 && r->error == ASSAY_KIND_NONE) sqlite3_bind_int(st, 9, r->pass);
+        else sqlite3_bind_null(st, 9);
+        bind_text(st, 10, arena_get(b, r->label));
+        bind_text(st, 11, r->error == ASSAY_KIND_NONE ? NULL : assay_error_kind_name(r->error));
+        bind_text(st, 12, arena_get(b, r->error_message));
+        if (isnan(r->ms)) sqlite3_bind_null(st, 13);
+        else sqlite3_bind_double(st, 13, r->ms);
+        bind_text(st, 14, arena_get(b, r->group));
         if (r->text == NONE) sqlite3_bind_null(st, 15);
         else sqlite3_bind_text(st, 15, arena_get(b, r->text), (int)r->text_len, SQLITE_STATIC);
         rc = step_reset(st);
@@ -590,7 +605,7 @@ void store_writer_add_result(store_writer *w, uint64_t file, const assay_result 
         row *r = batch_add(b);
         if (!r) break;
         r->kind = ROW_RESULT;
-        r->file = file, r->line = assay_result_line(result);
+        r->file = file, r->line = assay_result_line(result), r->seq = i;
         r->step = rec.step;
         r->has_score = rec.has_score, r->score = rec.score, r->pass = rec.pass;
         r->error = rec.error, r->ms = rec.ms;

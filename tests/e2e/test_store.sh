@@ -96,7 +96,7 @@ check "each result row holds its record's details, not the whole record line" \
     "$(python3 -c 'import json, sys
 for l in open(sys.argv[1]):
     print(json.dumps(json.loads(l)["details"], separators=(",", ":")))' "$TMP/worst.out" | sort | md5sum)" \
-    "$(DB=$TMP/worst.db sql "SELECT details FROM results WHERE record IS NULL" | sort | md5sum)"
+    "$(DB=$TMP/worst.db sql "SELECT details FROM results" | sort | md5sum)"
 
 # Stores written by earlier assays are upgraded when they are read, and read the same.
 # Schema 1: every body, no digests, whole record lines; schema 2: digests and kept bodies,
@@ -105,11 +105,15 @@ cp "$TMP/worst.db" "$TMP/old.db"
 cp "$TMP/worst.db" "$TMP/v2.db"
 python3 - "$TMP/old.db" "$TMP/v2.db" "$TMP/worst.jsonl" <<'PY'
 import sqlite3, sys
-def old_results(db):
-    db.execute("UPDATE results SET record = json_object('trace_id', trace_id, 'evaluator', evaluator,"
-               " 'details', json(details))")
-    db.execute("ALTER TABLE results DROP COLUMN details")
-    db.execute("DROP INDEX results_by_trace")
+def old_results(db): # the table of schema 1 and 2, its rows inserted in input order
+    db.execute("CREATE TABLE old(run_id INTEGER NOT NULL, file INTEGER NOT NULL, line INTEGER NOT NULL,"
+               " trace_id TEXT, evaluator TEXT, step INTEGER, score REAL, pass INTEGER, label TEXT,"
+               " error_kind TEXT, error TEXT, ms REAL, grp TEXT, record TEXT)")
+    db.execute("INSERT INTO old SELECT run_id, file, line, trace_id, evaluator, step, score, pass, label,"
+               " error_kind, error, ms, grp, json_object('trace_id', trace_id, 'evaluator', evaluator,"
+               " 'details', json(details)) FROM results ORDER BY run_id, file, line, seq")
+    db.execute("DROP TABLE results")
+    db.execute("ALTER TABLE old RENAME TO results")
     db.execute("CREATE INDEX results_by_run ON results(run_id, evaluator, trace_id, step)")
 db = sqlite3.connect(sys.argv[1])
 lines = open(sys.argv[3]).read().splitlines()
@@ -129,13 +133,13 @@ db.commit()
 PY
 "$ASSAY" runs --db "$TMP/old.db" >"$TMP/old_runs.txt" 2>&1
 check "a schema-1 store is read (assay runs exits 0)" 0 $?
-check "and upgraded to schema 3 on the way, its results indexed by trace" "3|results_by_trace" \
-    "$(DB=$TMP/old.db sql "SELECT value, (SELECT group_concat(name) FROM sqlite_master WHERE tbl_name = 'results'
-       AND type = 'index') FROM meta WHERE key = 'schema'")"
+results_layout() { DB=$1 sql "SELECT value, (SELECT COUNT(*) FROM sqlite_master WHERE tbl_name = 'results'
+    AND type = 'index' AND sql IS NOT NULL), (SELECT COUNT(*) FROM results), (SELECT COUNT(*) FROM results
+    WHERE details IS NOT NULL) FROM meta WHERE key = 'schema'"; }
+check "and upgraded to schema 3 on the way: results clustered, no index, every row with its details" \
+    "3|0|100|100" "$(results_layout "$TMP/old.db")"
 "$ASSAY" runs --db "$TMP/v2.db" >/dev/null 2>&1
-check "a schema-2 store too" "3|results_by_trace" \
-    "$(DB=$TMP/v2.db sql "SELECT value, (SELECT group_concat(name) FROM sqlite_master WHERE tbl_name = 'results'
-       AND type = 'index') FROM meta WHERE key = 'schema'")"
+check "a schema-2 store too" "3|0|100|100" "$(results_layout "$TMP/v2.db")"
 "$ASSAY" report --db "$TMP/old.db" -o "$TMP/old.html" --group-by a >/dev/null 2>&1
 "$ASSAY" report --db "$TMP/v2.db" -o "$TMP/v2.html" --group-by a >/dev/null 2>&1
 "$ASSAY" report --db "$TMP/worst.db" -o "$TMP/new.html" --group-by a >/dev/null 2>&1
