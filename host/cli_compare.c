@@ -69,7 +69,7 @@ int cli_runs(cli_options *o, int argc, char **argv) {
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db,
                            "SELECT id, label, started_at, ended_at, status, traces, sample_rate, sample_seed, command,"
-                           " (SELECT COUNT(DISTINCT file || ':' || line) FROM results WHERE run_id = runs.id)"
+                           " (SELECT COUNT(*) FROM traces t WHERE t.run_id = runs.id)"
                            " FROM runs ORDER BY id DESC LIMIT ?1",
                            -1, &st, NULL) != SQLITE_OK) {
         fprintf(stderr, "assay: reading the run store: %s\n", sqlite3_errmsg(db));
@@ -134,7 +134,8 @@ static interval bootstrap(const double *d, size_t n) {
     uint64_t state = 20261123;
     for (size_t b = 0; b < COMPARE_RESAMPLES; b++) {
         double s = 0;
-        for (size_t i = 0; i < n; i++) s += d[splitmix64(&state) % n];
+        /* an index in [0, n) from the top 32 bits, without a division (n < 2^32 pairs) */
+        for (size_t i = 0; i < n; i++) s += d[(size_t)(((splitmix64(&state) >> 32) * (uint64_t)n) >> 32)];
         means[b] = s / (double)n;
     }
     qsort(means, COMPARE_RESAMPLES, sizeof *means, compare_doubles);
@@ -208,8 +209,8 @@ static int load_pairs(sqlite3 *db, int64_t a, int64_t b, const char *evaluator, 
         "  CASE WHEN ?4 IS NULL THEN NULL ELSE (SELECT json_extract(CASE WHEN t.summary IS NOT NULL THEN t.summary"
         "   WHEN json_valid(b.json) THEN b.json ELSE '{}' END, ?4) FROM traces t LEFT JOIN bodies b ON b.hash = t.body"
         "   WHERE t.run_id = ?2 AND t.file = rb.file AND t.line = rb.line) END,"
-        "  rb.details"
-        " FROM ra JOIN rb ON ra.trace_id = rb.trace_id AND ra.step IS rb.step ORDER BY rb.file, rb.line, rb.step";
+        "  rb.details, ra.trace_id IS NULL, (SELECT COUNT(*) FROM ra)"
+        " FROM rb LEFT JOIN ra ON ra.trace_id = rb.trace_id AND ra.step IS rb.step ORDER BY rb.file, rb.line, rb.step";
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
         snprintf(err, errlen, "reading the run store: %s", sqlite3_errmsg(db));
@@ -220,7 +221,13 @@ static int load_pairs(sqlite3 *db, int64_t a, int64_t b, const char *evaluator, 
     sqlite3_bind_text(st, 3, evaluator, -1, SQLITE_STATIC);
     if (group_path) sqlite3_bind_text(st, 4, group_path, -1, SQLITE_STATIC);
     int rc;
+    size_t in_a = 0; /* how many of A's traces (and steps) there are, paired or not */
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        in_a = (size_t)sqlite3_column_int64(st, 9);
+        if (sqlite3_column_int(st, 8)) { /* in B only */
+            out->only_b++;
+            continue;
+        }
         if (out->n == out->cap) {
             size_t cap = out->cap ? 2 * out->cap : 256;
             pair *grown = realloc(out->v, cap * sizeof *grown);
@@ -243,14 +250,13 @@ static int load_pairs(sqlite3 *db, int64_t a, int64_t b, const char *evaluator, 
         snprintf(err, errlen, "reading the run store: %s", sqlite3_errmsg(db));
         return -1;
     }
-    static const char in_one[] =
-        "SELECT COUNT(*) FROM (SELECT DISTINCT trace_id, step FROM results WHERE run_id = ?1 AND evaluator = ?3"
-        " AND trace_id IS NOT NULL AND error_kind IS NULL EXCEPT SELECT trace_id, step FROM results"
-        " WHERE run_id = ?2 AND evaluator = ?3 AND error_kind IS NULL)";
+    static const char in_a_only[] = /* when B has none, the query above gave no row to count them in */
+        "SELECT COUNT(*) FROM (SELECT 1 FROM results WHERE run_id = ?1 AND ?2 = ?2 AND evaluator = ?3"
+        " AND trace_id IS NOT NULL AND error_kind IS NULL GROUP BY trace_id, step)";
+    if (out->n == 0 && out->only_b == 0) in_a = (size_t)count_of(db, in_a_only, a, 0, evaluator);
+    out->only_a = in_a > out->n ? in_a - out->n : 0;
     static const char errors[] = "SELECT COUNT(*) FROM results WHERE run_id = ?1 AND ?2 = ?2 AND evaluator = ?3"
                                  " AND error_kind IS NOT NULL";
-    out->only_a = (size_t)count_of(db, in_one, a, b, evaluator);
-    out->only_b = (size_t)count_of(db, in_one, b, a, evaluator);
     out->errors_a = (size_t)count_of(db, errors, a, 0, evaluator);
     out->errors_b = (size_t)count_of(db, errors, b, 0, evaluator);
     return 0;

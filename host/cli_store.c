@@ -844,8 +844,8 @@ int store_writer_finish(store_writer *w, const char *status) {
     sqlite3_stmt *st;
     int rc = exec_sql(w->db, "BEGIN IMMEDIATE");
     if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v2(w->db, "UPDATE runs SET status = ?2, ended_at = ?3, traces = (SELECT COUNT(*) FROM (SELECT DISTINCT file, line FROM results"
-                                " WHERE run_id = ?1 AND trace_id IS NOT NULL)) WHERE id = ?1", -1, &st,
+        rc = sqlite3_prepare_v2(w->db, "UPDATE runs SET status = ?2, ended_at = ?3, traces = (SELECT COUNT(*) FROM traces WHERE run_id = ?1)"
+                                " WHERE id = ?1", -1, &st,
                                 NULL);
     if (rc == SQLITE_OK) {
         sqlite3_bind_int64(st, 1, w->run_id);

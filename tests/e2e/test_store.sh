@@ -235,6 +235,20 @@ check "an unknown run: exit 2" 2 $?
 check_contains "named in the message" "$TMP/cmp_bad.err" "no run 'nosuch' in the store"
 "$ASSAY" compare --db "$DB" A >/dev/null 2>&1
 check "compare needs two runs: exit 2" 2 $?
+# traces of one run only: A = t00-t14, B = t05-t19 and one that raises; then a B whose
+# records all raise, so that none pairs
+UDB=$TMP/unpaired.db
+head -15 "$P" >"$TMP/u1.jsonl"
+{ tail -15 "$P"; echo '{"id":"t20","metadata":{"a":"boom"}}'; } >"$TMP/u2.jsonl"
+printf '{"id":"t%s","metadata":{"a":"boom"}}\n' 01 02 03 >"$TMP/u3.jsonl"
+for u in u1 u2 u3; do "$ASSAY" run --db "$UDB" -e "$FIX" --label "$u" "$TMP/$u.jsonl" >/dev/null 2>&1; done
+"$ASSAY" compare --db "$UDB" u1 u2 >"$TMP/cmp_u.txt" 2>&1
+check_contains "10 pairs; 5 traces only in A, 5 only in B, B's error left out" "$TMP/cmp_u.txt" \
+    "unpaired: 5 only in A, 5 only in B; records with errors left out: 0 in A, 1 in B"
+check_contains "… over the 10 pairs" "$TMP/cmp_u.txt" "  fixed                        10  mean"
+"$ASSAY" compare --db "$UDB" u1 u3 >"$TMP/cmp_u3.txt" 2>&1
+check_contains "no pair at all: all 15 of A unpaired, B's 3 errors left out" "$TMP/cmp_u3.txt" \
+    "unpaired: 15 only in A, 0 only in B; records with errors left out: 0 in A, 3 in B"
 
 # ------------------------------------------------------------ a store that falls behind
 # another connection holds the write lock for 2 s while 60,000 tiny traces stream in: the
