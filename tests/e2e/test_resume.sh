@@ -8,13 +8,17 @@ head -4000 "$TMP/all.jsonl" >"$TMP/a.jsonl"
 tail -n +4001 "$TMP/all.jsonl" >"$TMP/b.jsonl"
 IN="$TMP/a.jsonl $TMP/b.jsonl"
 OUT=$TMP/out.jsonl
-start=$(date +%s%N)
 # shellcheck disable=SC2086
 "$ASSAY" run -j 2 --no-timing $IN -o "$TMP/ref.jsonl" 2>/dev/null
 ref_rc=$?
-ref_ms=$(( ($(date +%s%N) - start) / 1000000 ))
 check "the uninterrupted run completes (exit 3: the malformed lines)" 3 $ref_rc
 check "and leaves no progress journal" "no" "$([ -e "$TMP/ref.jsonl.progress" ] && echo yes || echo no)"
+
+# Waits until run PID has written BYTES to $OUT, or has ended. Signals go by the output's
+# size, not by time, so that a busy machine cannot let a run end before its signal.
+wait_for_output() {
+    while kill -0 "$1" 2>/dev/null && [ "$(stat -c %s "$OUT" 2>/dev/null || echo 0)" -lt "$2" ]; do sleep 0.01; done
+}
 
 # kill points: when the output reaches a seeded spread of sizes (so that every kill lands
 # mid-run, early or late), plus a random delay of up to 50 ms
@@ -29,7 +33,7 @@ for p in $points; do
     # shellcheck disable=SC2086
     "$ASSAY" run -j 2 --no-timing $resume $IN -o "$OUT" 2>>"$TMP/log" &
     pid=$!
-    while kill -0 $pid 2>/dev/null && [ "$(stat -c %s "$OUT" 2>/dev/null || echo 0)" -lt $target ]; do sleep 0.02; done
+    wait_for_output $pid $target
     sleep "${p#*:}"
     if kill -9 $pid 2>/dev/null; then killed=$((killed + 1)); fi
     wait $pid 2>/dev/null
@@ -51,10 +55,13 @@ check "the journal is removed once the run completes" "no" "$([ -e "$OUT.progres
 check_contains "a resume says where it continues" "$TMP/log" "assay: resuming $OUT after line"
 
 # SIGINT: finish what is in flight, flush, exit 130, keep the journal; --resume completes
+# (a background job of sh starts with SIGINT ignored until assay installs its handler, so
+# the signal waits for output)
+rm -f "$OUT"
 # shellcheck disable=SC2086
 "$ASSAY" run -j 2 --no-timing $IN -o "$OUT" 2>"$TMP/int.log" &
 pid=$!
-sleep "$(awk -v ms="$ref_ms" 'BEGIN { printf "%.3f", ms / 3000 }')"
+wait_for_output $pid $((ref_size / 3))
 kill -INT $pid
 wait $pid
 check "SIGINT exits 130" 130 $?
@@ -83,8 +90,9 @@ check "--resume into a FIFO is refused (exit 2)" 2 $?
 "$ASSAY" run --no-timing --resume "$TMP/a.jsonl" -o "$OUT" 2>"$TMP/e"
 check "a finished run has nothing to resume (exit 2)" 2 $?
 check_contains "and says so" "$TMP/e" "the run finished, or never started: nothing to resume"
+rm -f "$OUT"
 "$ASSAY" run --no-timing "$TMP/a.jsonl" -o "$OUT" 2>/dev/null &
-pid=$!; sleep 0.3; kill -9 $pid; wait $pid 2>/dev/null
+pid=$!; wait_for_output $pid $((ref_size / 10)); kill -9 $pid; wait $pid 2>/dev/null
 "$ASSAY" run --no-timing --resume -e plugins/query_diversity.lua "$TMP/a.jsonl" -o "$OUT" 2>"$TMP/e"
 check "resuming with other evaluators is refused" 2 $?
 check_contains "naming the reason" "$TMP/e" "was written by a run with other inputs, evaluators or params; run without --resume to start over"
