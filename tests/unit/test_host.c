@@ -299,6 +299,106 @@ static void test_thread_mode_takes_submissions_from_any_thread(void **state) {
     assert_int_equal(t.close_from_callback, ASSAY_EINVAL);
 }
 
+/* -------------------------------------------------------------- a record's spans */
+
+typedef struct spans {
+    char lines[4][256], details[4][64];
+    size_t count;
+    char jsonl[1024];
+} spans;
+
+static void copy_span(char *to, size_t cap, const char *s, size_t n) {
+    assert_true(n < cap);
+    memcpy(to, s, n);
+    to[n] = '\0';
+}
+
+static void on_spans(assay_host *h, const assay_result *r, void *ctx) {
+    (void)ctx;
+    spans *s = assay_host_user_data(h);
+    size_t n;
+    const char *all = assay_result_jsonl(r, &n);
+    copy_span(s->jsonl, sizeof s->jsonl, all, n);
+    s->count = assay_result_record_count(r);
+    for (size_t i = 0; i < s->count && i < 4; i++) {
+        const char *line = assay_result_record_jsonl(r, i, &n);
+        assert_non_null(line);
+        copy_span(s->lines[i], sizeof s->lines[i], line, n);
+        const char *details = assay_result_record_details(r, i, &n);
+        if (details) copy_span(s->details[i], sizeof s->details[i], details, n);
+        else strcpy(s->details[i], "(none)");
+    }
+    assert_null(assay_result_record_jsonl(r, s->count, &n));
+    assert_null(assay_result_record_details(r, s->count, &n));
+}
+
+/* Three plugins, so that the records of the second and third are moved from their own
+ * buffers into the result's: each record's line and details must still be its own. */
+static void test_each_record_has_its_line_and_details(void **state) {
+    (void)state;
+    char dir[64] = "/tmp/assay-test-spans-XXXXXX", path[128];
+    assert_non_null(mkdtemp(dir));
+    static const char *const plugins[][2] = {
+        {"a", "return { name = 'a', evaluate = function() return { score = 1, details = { n = 1 } } end }"},
+        {"b", "return { name = 'b', evaluate = function() return 0.5 end }"},
+        {"c", "return { name = 'c', evaluate = function() return { pass = true, details = { s = 'x' } } end }"},
+    };
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/%s.lua", dir, plugins[i][0]);
+        FILE *f = fopen(path, "w");
+        assert_non_null(f);
+        fputs(plugins[i][1], f);
+        fclose(f);
+    }
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    assay_options *o = assay_options_new();
+    assert_int_equal(assay_options_add_plugin_path(o, dir), ASSAY_OK);
+    assert_int_equal(assay_options_set_record_timing(o, 0), ASSAY_OK);
+    spans s;
+    memset(&s, 0, sizeof s);
+    assay_host *h;
+    assert_int_equal(assay_host_new(&h, &loop, o, on_spans, &s, NULL), ASSAY_OK);
+    assay_options_free(o);
+    assert_int_equal(assay_host_submit(h, "{\"id\":\"t1\"}", 11, NULL, 1, NULL), ASSAY_OK);
+    assay_host_close(h, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(s.count, 3);
+    assert_string_equal(s.lines[0], "{\"trace_id\":\"t1\",\"evaluator\":\"a\",\"step\":null,\"score\":1,\"pass\":null,"
+                                    "\"label\":null,\"details\":{\"n\":1},\"error\":null,\"ms\":null}");
+    assert_string_equal(s.lines[1], "{\"trace_id\":\"t1\",\"evaluator\":\"b\",\"step\":null,\"score\":0.5,\"pass\":null,"
+                                    "\"label\":null,\"details\":null,\"error\":null,\"ms\":null}");
+    assert_string_equal(s.lines[2], "{\"trace_id\":\"t1\",\"evaluator\":\"c\",\"step\":null,\"score\":null,\"pass\":true,"
+                                    "\"label\":null,\"details\":{\"s\":\"x\"},\"error\":null,\"ms\":null}");
+    char joined[1024];
+    snprintf(joined, sizeof joined, "%s\n%s\n%s\n", s.lines[0], s.lines[1], s.lines[2]);
+    assert_string_equal(s.jsonl, joined);
+    assert_string_equal(s.details[0], "{\"n\":1}");
+    assert_string_equal(s.details[1], "(none)");
+    assert_string_equal(s.details[2], "{\"s\":\"x\"}");
+
+    assert_int_equal(uv_loop_close(&loop), 0);
+
+    /* an input error: one record, its line, no details */
+    uv_loop_init(&loop);
+    o = assay_options_new();
+    assert_int_equal(assay_options_add_plugin_path(o, dir), ASSAY_OK);
+    memset(&s, 0, sizeof s);
+    assert_int_equal(assay_host_new(&h, &loop, o, on_spans, &s, NULL), ASSAY_OK);
+    assay_options_free(o);
+    assert_int_equal(assay_host_submit(h, "{bad", 4, "in.jsonl", 9, NULL), ASSAY_OK);
+    assay_host_close(h, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(s.count, 1);
+    static const char head[] = "{\"trace_id\":null,\"evaluator\":null,\"line\":9,\"file\":\"in.jsonl\",\"error\":";
+    assert_true(strncmp(s.lines[0], head, sizeof head - 1) == 0);
+    assert_int_equal(strlen(s.lines[0]) + 1, strlen(s.jsonl));
+    assert_string_equal(s.details[0], "(none)");
+    assert_int_equal(uv_loop_close(&loop), 0);
+    snprintf(path, sizeof path, "rm -rf %s", dir);
+    assert_int_equal(system(path), 0);
+}
+
 /* ------------------------------------------------------------------------ misuse */
 
 static void test_misuse_is_refused_not_crashed(void **state) {
@@ -313,6 +413,8 @@ static void test_misuse_is_refused_not_crashed(void **state) {
     assert_null(assay_result_trace_id(NULL));
     assert_int_equal(assay_result_record_count(NULL), 0);
     assert_null(assay_result_jsonl(NULL, NULL));
+    assert_null(assay_result_record_jsonl(NULL, 0, NULL));
+    assert_null(assay_result_record_details(NULL, 0, NULL));
     assay_io_stats stats;
     assay_host_io_stats(NULL, &stats);
     assert_int_equal(stats.requests, 0);
@@ -355,6 +457,7 @@ int main(void) {
         cmocka_unit_test(test_options_reject_malformed_values),
         cmocka_unit_test(test_reload_swaps_plugins_and_keeps_traces_in_flight),
         cmocka_unit_test(test_thread_mode_takes_submissions_from_any_thread),
+        cmocka_unit_test(test_each_record_has_its_line_and_details),
         cmocka_unit_test(test_misuse_is_refused_not_crashed),
     };
     return cmocka_run_group_tests(tests, write_plugins, remove_plugins);
