@@ -39,12 +39,21 @@ static const char *text_or(sqlite3_stmt *st, int col, const char *fallback) {
 /* One line per evaluator: records, mean score, pass rate, errors. */
 static void print_run_evaluators(sqlite3 *db, int64_t run, const char *indent) {
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db,
-                           "SELECT x.evaluator, COUNT(*), AVG(x.score), AVG(x.pass), COUNT(x.error_kind) FROM results x"
-                           " LEFT JOIN run_evaluators e ON e.run_id = x.run_id AND e.name = x.evaluator"
-                           " WHERE x.run_id = ?1 AND x.evaluator IS NOT NULL GROUP BY x.evaluator ORDER BY MIN(e.idx)",
-                           -1, &st, NULL) != SQLITE_OK)
-        return;
+    /* the totals written when the run ended; a run still running (or killed) is counted */
+    static const char tallied[] = "SELECT name, records, mean, CAST(passed AS REAL) / pass_n, errors FROM run_evaluators"
+                                  " WHERE run_id = ?1 AND records > 0 ORDER BY idx";
+    static const char counted[] = "SELECT x.evaluator, COUNT(*), AVG(x.score), AVG(x.pass), COUNT(x.error_kind)"
+                                  " FROM results x LEFT JOIN run_evaluators e ON e.run_id = x.run_id AND"
+                                  " e.name = x.evaluator WHERE x.run_id = ?1 AND x.evaluator IS NOT NULL"
+                                  " GROUP BY x.evaluator ORDER BY MIN(e.idx)";
+    bool is_tallied = false;
+    if (sqlite3_prepare_v2(db, "SELECT COUNT(*) = 0 FROM run_evaluators WHERE run_id = ?1 AND records IS NULL", -1, &st,
+                           NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, run);
+        is_tallied = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0);
+        sqlite3_finalize(st);
+    }
+    if (sqlite3_prepare_v2(db, is_tallied ? tallied : counted, -1, &st, NULL) != SQLITE_OK) return;
     sqlite3_bind_int64(st, 1, run);
     while (sqlite3_step(st) == SQLITE_ROW) {
         char mean[16] = "-", pass[16] = "-";

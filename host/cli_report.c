@@ -170,10 +170,12 @@ static cJSON *gather(report *r, const char *asked_field) {
         buf_json_cstring(&path, field);
         static const char *const segment_keys[] = {"segment", "evaluator", "records", "mean", "passed", "pass_n", NULL};
         cJSON *segments = rows(r,
-                               "SELECT COALESCE(CAST(json_extract(" REPORT_TRACE_JSON ", ?2)"
-                               " AS TEXT), '(none)'), x.evaluator, COUNT(*), AVG(x.score), SUM(x.pass), COUNT(x.pass)"
-                               " FROM results x JOIN traces t ON t.run_id = x.run_id AND t.file = x.file AND"
-                               " t.line = x.line LEFT JOIN bodies b ON b.hash = t.body WHERE x.run_id = ?1"
+                               /* each trace's segment read once, not once per record */
+                               "WITH seg AS MATERIALIZED (SELECT t.file, t.line, COALESCE(CAST(json_extract("
+                               REPORT_TRACE_JSON ", ?2) AS TEXT), '(none)') AS s FROM traces t LEFT JOIN bodies b"
+                               " ON b.hash = t.body WHERE t.run_id = ?1)"
+                               " SELECT seg.s, x.evaluator, COUNT(*), AVG(x.score), SUM(x.pass), COUNT(x.pass)"
+                               " FROM results x JOIN seg ON seg.file = x.file AND seg.line = x.line WHERE x.run_id = ?1"
                                " GROUP BY 1, 2 ORDER BY 1, 2",
                                segment_keys, buf_cstr(&path));
         cJSON *seg = cJSON_AddObjectToObject(data, "segments");
@@ -188,21 +190,33 @@ static cJSON *gather(report *r, const char *asked_field) {
                                              NULL};
     cJSON_AddItemToObject(
         data, "trend",
+        /* the totals of runs that ended; the results only of runs without them (running, killed) */
         rows(r,
-             "SELECT x.run_id, r.label, r.started_at, x.evaluator, AVG(x.score), SUM(x.pass), COUNT(x.pass)"
-             " FROM results x JOIN runs r ON r.id = x.run_id WHERE x.run_id IN (SELECT id FROM runs WHERE id <= ?1"
-             " ORDER BY id DESC LIMIT " REPORT_STR(REPORT_TREND_RUNS) ") AND x.evaluator IN (SELECT name FROM run_evaluators WHERE run_id = ?1)"
-             " GROUP BY x.run_id, x.evaluator ORDER BY x.run_id",
+             "WITH recent AS (SELECT id FROM runs WHERE id <= ?1 ORDER BY id DESC LIMIT " REPORT_STR(REPORT_TREND_RUNS) "),"
+             " names AS (SELECT name FROM run_evaluators WHERE run_id = ?1),"
+             " tallied AS (SELECT DISTINCT run_id FROM run_evaluators WHERE run_id IN recent AND records IS NOT NULL"
+             "  EXCEPT SELECT run_id FROM run_evaluators WHERE run_id IN recent AND records IS NULL)"
+             " SELECT e.run_id, r.label, r.started_at, e.name, e.mean, e.passed, e.pass_n FROM run_evaluators e"
+             " JOIN runs r ON r.id = e.run_id WHERE e.run_id IN tallied AND e.name IN names AND e.records > 0"
+             " UNION ALL"
+             " SELECT x.run_id, r.label, r.started_at, x.evaluator, AVG(x.score), SUM(x.pass), COUNT(x.pass)"
+             " FROM results x JOIN runs r ON r.id = x.run_id WHERE x.run_id IN recent AND x.run_id NOT IN tallied"
+             " AND x.evaluator IN names GROUP BY x.run_id, x.evaluator"
+             " ORDER BY 1, 4",
              trend_keys, NULL));
 
     /* worst: most failed or errored records, then lowest mean score */
     static const char *const worst_keys[] = {"trace_id", "file", "line", "failed", "errors", "mean", "body", NULL};
     cJSON *worst = rows(r,
-                        "SELECT x.trace_id, x.file, x.line, COUNT(CASE WHEN x.pass = 0 THEN 1 END), COUNT(x.error_kind), AVG(x.score),"
-                        " (SELECT b.json FROM traces t JOIN bodies b ON b.hash = t.body WHERE t.run_id = x.run_id"
-                        "  AND t.file = x.file AND t.line = x.line)"
-                        " FROM results x WHERE x.run_id = ?1 AND x.trace_id IS NOT NULL GROUP BY x.file, x.line"
-                        " ORDER BY 4 + 5 DESC, AVG(x.score) ASC NULLS LAST, x.file, x.line LIMIT " REPORT_STR(REPORT_WORST),
+                        /* the bodies looked up for the few ranked first, not for every trace */
+                        "SELECT w.trace_id, w.file, w.line, w.failed, w.errors, w.mean,"
+                        " (SELECT b.json FROM traces t JOIN bodies b ON b.hash = t.body WHERE t.run_id = ?1"
+                        "  AND t.file = w.file AND t.line = w.line)"
+                        " FROM (SELECT x.trace_id, x.file, x.line, COUNT(CASE WHEN x.pass = 0 THEN 1 END) AS failed,"
+                        "  COUNT(x.error_kind) AS errors, AVG(x.score) AS mean"
+                        "  FROM results x WHERE x.run_id = ?1 AND x.trace_id IS NOT NULL GROUP BY x.file, x.line"
+                        "  ORDER BY 4 + 5 DESC, 6 ASC NULLS LAST, x.file, x.line LIMIT " REPORT_STR(REPORT_WORST) ") w"
+                        " ORDER BY w.failed + w.errors DESC, w.mean ASC NULLS LAST, w.file, w.line",
                         worst_keys, NULL);
     cJSON *w;
     cJSON_ArrayForEach(w, worst) {

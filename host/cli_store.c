@@ -35,6 +35,20 @@
 #define STORE_BUSY_MS 10000
 #define STORE_SCHEMA_VERSION "3"
 
+/* Each evaluator's totals over its run's results, written when the run ends (NULL while it
+ * runs or after a kill), so that `assay runs` and the report's trend over many runs read
+ * one row per run and evaluator instead of every result. */
+#define STORE_TALLY_COLUMNS \
+    " records INTEGER, scored INTEGER, mean REAL, passed INTEGER, pass_n INTEGER, errors INTEGER"
+#define STORE_TALLY(where)                                                                              \
+    "UPDATE run_evaluators SET records = 0, scored = 0, mean = NULL, passed = 0, pass_n = 0, errors = 0" \
+    " WHERE " where ";"                                                                                  \
+    "UPDATE run_evaluators AS e SET records = s.records, scored = s.scored, mean = s.mean,"             \
+    " passed = s.passed, pass_n = s.pass_n, errors = s.errors FROM (SELECT run_id, evaluator,"          \
+    " COUNT(*) AS records, COUNT(score) AS scored, AVG(score) AS mean, COALESCE(SUM(pass), 0) AS passed," \
+    " COUNT(pass) AS pass_n, COUNT(error_kind) AS errors FROM results WHERE " where                      \
+    " GROUP BY run_id, evaluator) AS s WHERE e.run_id = s.run_id AND e.name = s.evaluator;"
+
 /* Results are kept in input order, clustered by (run, input file, line, the record's place
  * among its trace's records): each new row is appended, whatever the trace ids, and one
  * b-tree serves both the inserts and every reader's "the results of run R". Schema 1 and 2
@@ -62,7 +76,7 @@ static const char store_schema[] =
     "  PRIMARY KEY(run_id, idx));"
     "CREATE TABLE IF NOT EXISTS run_evaluators("
     "  run_id INTEGER NOT NULL, idx INTEGER NOT NULL, name TEXT NOT NULL, scope TEXT, path TEXT,"
-    "  hash TEXT, params TEXT, PRIMARY KEY(run_id, idx));"
+    "  hash TEXT, params TEXT," STORE_TALLY_COLUMNS ", PRIMARY KEY(run_id, idx));"
     "CREATE TABLE IF NOT EXISTS bodies(hash INTEGER PRIMARY KEY, json TEXT NOT NULL);"
     "CREATE TABLE IF NOT EXISTS traces("
     "  run_id INTEGER NOT NULL, file INTEGER NOT NULL, line INTEGER NOT NULL, body INTEGER, summary TEXT,"
@@ -81,6 +95,16 @@ static const char store_upgrade_from_2[] =
     "  CASE WHEN json_valid(record) THEN json_extract(record, '$.details') END FROM results;"
     "DROP TABLE results;"
     "ALTER TABLE results_3 RENAME TO results;";
+
+/* On a store whose evaluators have no totals yet: its finished runs' totals. */
+static const char store_upgrade_tallies[] =
+    "ALTER TABLE run_evaluators ADD COLUMN records INTEGER;"
+    "ALTER TABLE run_evaluators ADD COLUMN scored INTEGER;"
+    "ALTER TABLE run_evaluators ADD COLUMN mean REAL;"
+    "ALTER TABLE run_evaluators ADD COLUMN passed INTEGER;"
+    "ALTER TABLE run_evaluators ADD COLUMN pass_n INTEGER;"
+    "ALTER TABLE run_evaluators ADD COLUMN errors INTEGER;"
+    STORE_TALLY("run_id IN (SELECT id FROM runs WHERE status <> 'running')");
 
 /* Last of every upgrade. The index finds which traces still hold a body when one leaves
  * the kept set. */
@@ -109,9 +133,10 @@ static bool store_has_column(sqlite3 *db, const char *query) {
     return has;
 }
 
-/* Digests of traces came with schema 2, clustered results with schema 3. */
+/* Digests of traces came with schema 2, clustered results and evaluators' totals with 3. */
 static bool store_has_digests(sqlite3 *db) { return store_has_column(db, "SELECT summary FROM traces LIMIT 0"); }
 static bool store_has_clustered_results(sqlite3 *db) { return store_has_column(db, "SELECT seq FROM results LIMIT 0"); }
+static bool store_has_tallies(sqlite3 *db) { return store_has_column(db, "SELECT records FROM run_evaluators LIMIT 0"); }
 
 /* Brings a writable store of an earlier schema up to this one, in one transaction. */
 static int store_upgrade(sqlite3 *db, char *err, size_t errlen) {
@@ -119,6 +144,7 @@ static int store_upgrade(sqlite3 *db, char *err, size_t errlen) {
     int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &message);
     if (rc == SQLITE_OK && !store_has_digests(db)) rc = sqlite3_exec(db, store_upgrade_from_1, NULL, NULL, &message);
     if (rc == SQLITE_OK && !store_has_clustered_results(db)) rc = sqlite3_exec(db, store_upgrade_from_2, NULL, NULL, &message);
+    if (rc == SQLITE_OK && !store_has_tallies(db)) rc = sqlite3_exec(db, store_upgrade_tallies, NULL, NULL, &message);
     if (rc == SQLITE_OK) rc = sqlite3_exec(db, store_indexes, NULL, NULL, &message);
     if (rc == SQLITE_OK) rc = sqlite3_exec(db, "COMMIT", NULL, NULL, &message);
     else sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
@@ -185,7 +211,7 @@ sqlite3 *store_open(const char *path, bool is_readonly, char *err, size_t errlen
         return NULL;
     }
     if (is_readonly) sqlite3_finalize(st);
-    if (is_readonly && !(store_has_digests(db) && store_has_clustered_results(db))) {
+    if (is_readonly && !(store_has_digests(db) && store_has_clustered_results(db) && store_has_tallies(db))) {
         sqlite3_close(db);
         return store_upgrade_for_reading(path, err, errlen) == 0 ? store_open(path, true, err, errlen) : NULL;
     }
@@ -765,7 +791,7 @@ static int insert_run(store_writer *w, const store_run_desc *d) {
     }
     sqlite3_finalize(st);
     if (rc != SQLITE_OK ||
-        sqlite3_prepare_v2(db, "INSERT INTO run_evaluators VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)", -1, &st, NULL) != SQLITE_OK)
+        sqlite3_prepare_v2(db, "INSERT INTO run_evaluators(run_id, idx, name, scope, path, hash, params) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)", -1, &st, NULL) != SQLITE_OK)
         return -1;
     for (size_t i = 0; i < assay_host_plugin_count(d->host) && rc == SQLITE_OK; i++) {
         assay_plugin_info info;
@@ -868,6 +894,12 @@ int store_writer_finish(store_writer *w, const char *status) {
         rc = step_reset(st);
     }
     sqlite3_finalize(st);
+    st = NULL;
+    if (rc == SQLITE_OK) {
+        char tally[1024];
+        snprintf(tally, sizeof tally, STORE_TALLY("run_id = %lld"), (long long)w->run_id, (long long)w->run_id);
+        rc = exec_sql(w->db, tally);
+    }
     rc = rc == SQLITE_OK ? exec_sql(w->db, "COMMIT") : rc;
     if (rc != SQLITE_OK) {
         snprintf(w->error, sizeof w->error, "%s", sqlite3_errmsg(w->db));

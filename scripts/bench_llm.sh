@@ -30,7 +30,7 @@ measure() { # label args...
     : > build/bench.times
     i=0
     while [ "$i" -lt "$RUNS" ]; do
-        /usr/bin/time -f "%e %M" -o build/bench.one build/assay run "$@" "$CORPUS" -o /dev/null 2>build/bench.err || true
+        /usr/bin/time -f "%e %M" -o build/bench.one build/assay run --no-db "$@" "$CORPUS" -o /dev/null 2>build/bench.err || true
         cat build/bench.one >> build/bench.times
         i=$((i + 1))
     done

@@ -31,6 +31,8 @@ check "a recorded run exits 0" 0 $?
 check_contains "the summary names the run and the store" "$TMP/A.err" "run 1 recorded in $DB"
 check "its run row: label, status, trace count, version" "A|done|20|$("$ASSAY" --version | sed 's/^assay \([^ ]*\).*/\1/')" \
     "$(sql "SELECT label, status, traces, version FROM runs WHERE id = 1")"
+check "its evaluator's totals, written when it ended: 20 records, mean 0.715, 18 of 20 passed" \
+    "20|20|0.715|18|20|0" "$(sql "SELECT records, scored, ROUND(mean, 6), passed, pass_n, errors FROM run_evaluators WHERE run_id = 1")"
 sql "SELECT command FROM runs WHERE id = 1" >"$TMP/cmd"
 check_contains "the command line" "$TMP/cmd" "-p fixed.field=a --label A"
 # h64 as docs/store.md defines it: per little-endian 64-bit word (the last zero-padded)
@@ -115,6 +117,8 @@ def old_results(db): # the table of schema 1 and 2, its rows inserted in input o
     db.execute("DROP TABLE results")
     db.execute("ALTER TABLE old RENAME TO results")
     db.execute("CREATE INDEX results_by_run ON results(run_id, evaluator, trace_id, step)")
+    for column in ("records", "scored", "mean", "passed", "pass_n", "errors"):
+        db.execute("ALTER TABLE run_evaluators DROP COLUMN " + column)
 db = sqlite3.connect(sys.argv[1])
 lines = open(sys.argv[3]).read().splitlines()
 for n, text in enumerate(lines, 1):
@@ -140,6 +144,8 @@ check "and upgraded to schema 3 on the way: results clustered, no index, every r
     "3|0|100|100" "$(results_layout "$TMP/old.db")"
 "$ASSAY" runs --db "$TMP/v2.db" >/dev/null 2>&1
 check "a schema-2 store too" "3|0|100|100" "$(results_layout "$TMP/v2.db")"
+check "and its finished run gets its evaluator's totals" "100|100|50" \
+    "$(DB=$TMP/v2.db sql "SELECT records, scored, passed FROM run_evaluators")"
 "$ASSAY" report --db "$TMP/old.db" -o "$TMP/old.html" --group-by a >/dev/null 2>&1
 "$ASSAY" report --db "$TMP/v2.db" -o "$TMP/v2.html" --group-by a >/dev/null 2>&1
 "$ASSAY" report --db "$TMP/worst.db" -o "$TMP/new.html" --group-by a >/dev/null 2>&1
@@ -275,9 +281,14 @@ if [ "$kept" -gt 0 ] && [ "$kept" -lt 4000 ]; then ok "it holds a prefix of the 
 else not_ok "it holds a prefix of the run" "traces: $kept"; fi
 "$ASSAY" runs --db "$KDB" >"$TMP/kruns.txt"
 check_contains "assay runs shows it as running, with the traces it holds" "$TMP/kruns.txt" "running  $kept traces"
+check "a killed run has no totals" "5|0" "$(sql "SELECT COUNT(*), COUNT(records) FROM run_evaluators")"
+check "so assay runs counts its results: $kept records of query_diversity" yes \
+    "$(grep -Eq "^ +query_diversity +$kept +" "$TMP/kruns.txt" && echo yes || echo no)"
 "$ASSAY" run --db "$KDB" -j 2 --resume "$TMP/big.jsonl" -o "$TMP/big.out" 2>/dev/null
 check "--resume completes it" 0 $?
 check "in the same run row, now done, one run in all" "1|done|4000" "$(sql "SELECT COUNT(*), MAX(status), MAX(traces) FROM runs")"
+check "with totals over all its records, the resumed part and the rest" "4000 4000 4000 4000 4000" \
+    "$(sql "SELECT records FROM run_evaluators ORDER BY idx" | tr '\n' ' ' | sed 's/ $//')"
 check "every trace exactly once: 4000 x 5 records, none twice" "20000|4000|0" \
     "$(sql "SELECT COUNT(*), COUNT(DISTINCT line), (SELECT COUNT(*) FROM (SELECT 1 FROM results GROUP BY line, evaluator HAVING COUNT(*) > 1)) FROM results")"
 check "the store agrees with the output file" "$(wc -l <"$TMP/big.out")" "$(sql "SELECT COUNT(*) FROM results")"
