@@ -252,6 +252,11 @@ for u in u1 u2 u3; do "$ASSAY" run --db "$UDB" -e "$FIX" --label "$u" "$TMP/$u.j
 check_contains "10 pairs; 5 traces only in A, 5 only in B, B's error left out" "$TMP/cmp_u.txt" \
     "unpaired: 5 only in A, 5 only in B; records with errors left out: 0 in A, 1 in B"
 check_contains "… over the 10 pairs" "$TMP/cmp_u.txt" "  fixed                        10  mean"
+check "the totals kept as results pass equal the results' own, errors included" \
+    "$(DB=$UDB sql "SELECT run_id, evaluator, COUNT(*), COUNT(score), ROUND(AVG(score), 9), COALESCE(SUM(pass), 0),
+        COUNT(pass), COUNT(error_kind) FROM results GROUP BY run_id, evaluator ORDER BY run_id")" \
+    "$(DB=$UDB sql "SELECT run_id, name, records, scored, ROUND(mean, 9), passed, pass_n, errors FROM run_evaluators
+        ORDER BY run_id")"
 "$ASSAY" compare --db "$UDB" u1 u3 >"$TMP/cmp_u3.txt" 2>&1
 check_contains "no pair at all: all 15 of A unpaired, B's 3 errors left out" "$TMP/cmp_u3.txt" \
     "unpaired: 15 only in A, 0 only in B; records with errors left out: 0 in A, 3 in B"
