@@ -272,8 +272,10 @@ static int load_pairs(sqlite3 *db, int64_t a, int64_t b, const char *evaluator, 
         " AND trace_id IS NOT NULL AND error_kind IS NULL GROUP BY trace_id, step)";
     if (out->n == 0 && out->only_b == 0) in_a = (size_t)count_of(db, in_a_only, a, 0, evaluator);
     out->only_a = in_a > out->n ? in_a - out->n : 0;
-    static const char errors[] = "SELECT COUNT(*) FROM results WHERE run_id = ?1 AND ?2 = ?2 AND evaluator = ?3"
-                                 " AND error_kind IS NOT NULL";
+    /* the run's totals when it has them, else a count of its results */
+    static const char errors[] = "SELECT COALESCE((SELECT errors FROM run_evaluators WHERE run_id = ?1 AND ?2 = ?2"
+                                 " AND name = ?3), (SELECT COUNT(*) FROM results WHERE run_id = ?1 AND evaluator = ?3"
+                                 " AND error_kind IS NOT NULL))";
     out->errors_a = (size_t)count_of(db, errors, a, 0, evaluator);
     out->errors_b = (size_t)count_of(db, errors, b, 0, evaluator);
     return 0;
