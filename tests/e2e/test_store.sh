@@ -287,6 +287,13 @@ else not_ok "it holds a prefix of the run" "traces: $kept"; fi
 "$ASSAY" runs --db "$KDB" >"$TMP/kruns.txt"
 check_contains "assay runs shows it as running, with the traces it holds" "$TMP/kruns.txt" "running  $kept traces"
 check "a killed run has no totals" "5|0" "$(sql "SELECT COUNT(*), COUNT(records) FROM run_evaluators")"
+"$ASSAY" report --db "$KDB" -o "$TMP/killed.html" >/dev/null 2>&1
+check "so the report's trend counts its results (records with a pass, per evaluator)" \
+    "$(sql "SELECT evaluator, COUNT(pass) FROM results GROUP BY evaluator ORDER BY evaluator" | tr '\n' ' ')" \
+    "$(python3 -c 'import json, re, sys
+page = open(sys.argv[1]).read()
+data = json.loads(re.search(r"<script type=\"application/json\" id=\"data\">(.*?)</script>", page, re.S).group(1))
+print(" ".join("%s|%d" % (t["evaluator"], t["pass_n"]) for t in sorted(data["trend"], key=lambda t: t["evaluator"])), end=" ")' "$TMP/killed.html" 2>&1)"
 check "so assay runs counts its results: $kept records of query_diversity" yes \
     "$(grep -Eq "^ +query_diversity +$kept +" "$TMP/kruns.txt" && echo yes || echo no)"
 "$ASSAY" run --db "$KDB" -j 2 --resume "$TMP/big.jsonl" -o "$TMP/big.out" 2>/dev/null
