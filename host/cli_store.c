@@ -15,8 +15,11 @@
  * shows, are kept only for the STORE_KEPT_BODIES worst traces of the run, ranked as the
  * report ranks them: storing every body wrote the whole input a second time and was two
  * thirds of the store's cost. Bodies are kept once per distinct content (table bodies,
- * keyed by a hash of the line). Stores written before (schema 1) hold every body and no
- * digests; readers fall back from one to the other.
+ * keyed by a hash of the line). Results are clustered by input position and each
+ * evaluator's totals are counted as they pass, so that neither writing nor reading a run
+ * of millions of results depends on its trace ids. The first command to open a store of an
+ * earlier schema upgrades it (store_upgrade); its schema-1 traces, which have no digests,
+ * are read from their bodies.
  */
 #include "cli.h"
 #include "buf.h"
