@@ -105,36 +105,8 @@ for l in open(sys.argv[1]):
 # whole record lines. Both have the index by (run_id, evaluator, trace_id, step).
 cp "$TMP/worst.db" "$TMP/old.db"
 cp "$TMP/worst.db" "$TMP/v2.db"
-python3 - "$TMP/old.db" "$TMP/v2.db" "$TMP/worst.jsonl" <<'PY'
-import sqlite3, sys
-def old_results(db): # the table of schema 1 and 2, its rows inserted in input order
-    db.execute("CREATE TABLE old(run_id INTEGER NOT NULL, file INTEGER NOT NULL, line INTEGER NOT NULL,"
-               " trace_id TEXT, evaluator TEXT, step INTEGER, score REAL, pass INTEGER, label TEXT,"
-               " error_kind TEXT, error TEXT, ms REAL, grp TEXT, record TEXT)")
-    db.execute("INSERT INTO old SELECT run_id, file, line, trace_id, evaluator, step, score, pass, label,"
-               " error_kind, error, ms, grp, json_object('trace_id', trace_id, 'evaluator', evaluator,"
-               " 'details', json(details)) FROM results ORDER BY run_id, file, line, seq")
-    db.execute("DROP TABLE results")
-    db.execute("ALTER TABLE old RENAME TO results")
-    db.execute("CREATE INDEX results_by_run ON results(run_id, evaluator, trace_id, step)")
-    for column in ("records", "scored", "mean", "passed", "pass_n", "errors"):
-        db.execute("ALTER TABLE run_evaluators DROP COLUMN " + column)
-db = sqlite3.connect(sys.argv[1])
-lines = open(sys.argv[3]).read().splitlines()
-for n, text in enumerate(lines, 1):
-    db.execute("INSERT OR IGNORE INTO bodies VALUES(?, ?)", (10**12 + n, text))
-    db.execute("UPDATE traces SET body = ? WHERE line = ?", (10**12 + n, n))
-db.execute("DELETE FROM bodies WHERE hash < ?", (10**12,))
-db.execute("DROP INDEX traces_by_body")
-db.execute("ALTER TABLE traces DROP COLUMN summary")
-old_results(db)
-db.execute("UPDATE meta SET value = '1' WHERE key = 'schema'")
-db.commit()
-db = sqlite3.connect(sys.argv[2])
-old_results(db)
-db.execute("UPDATE meta SET value = '2' WHERE key = 'schema'")
-db.commit()
-PY
+python3 tests/store/downgrade.py "$TMP/old.db" 1 "$TMP/worst.jsonl"
+python3 tests/store/downgrade.py "$TMP/v2.db" 2
 "$ASSAY" runs --db "$TMP/old.db" >"$TMP/old_runs.txt" 2>&1
 check "a schema-1 store is read (assay runs exits 0)" 0 $?
 results_layout() { DB=$1 sql "SELECT value, (SELECT COUNT(*) FROM sqlite_master WHERE tbl_name = 'results'

@@ -53,6 +53,10 @@ for i in range(150):
     print(json.dumps({"id": "w%03d" % i, "metadata": {"a": (37 * i % 150) / 150}}))' >"$TMP/worst.jsonl"
 $VG "$ASSAY" run --db "$DB" -e tests/store/fixed.lua "$TMP/worst.jsonl" -o /dev/null 2>"$TMP/vg14"
 check "run that evicts kept bodies from the store: clean under valgrind" 0 $?
+cp "$DB" "$TMP/v2.db"
+python3 tests/store/downgrade.py "$TMP/v2.db" 2
+$VG "$ASSAY" runs --db "$TMP/v2.db" >/dev/null 2>"$TMP/vg16"
+check "runs on a schema-2 store, which upgrades it: clean under valgrind" 0 $?
 printf '{"id":"s1","steps":[{"type":"search"}],"metadata":{"n":7}}\n{"id":"s2"}\n' >"$TMP/stale.jsonl"
 $VG "$ASSAY" run --no-db -j 1 -e tests/sandbox/stale/keeps_trace_table.lua "$TMP/stale.jsonl" -o /dev/null 2>"$TMP/vg15"
 check "a table of an earlier trace touched later: clean under valgrind" 0 $?
