@@ -115,6 +115,7 @@ bench: deps
 	@$(MAKE) --no-print-directory all
 	@scripts/bench.sh
 	@scripts/bench_llm.sh
+	@scripts/bench_store.sh
 
 # Fails when one trace costs more than 10% more instructions than tests/bench/instructions
 # records (callgrind counts, stable on noisy machines); part of `make test`.
