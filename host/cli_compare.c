@@ -197,13 +197,13 @@ static char *column_dup(sqlite3_stmt *st, int col) {
     return s ? strdup((const char *)s) : NULL;
 }
 
-static int64_t count_of(sqlite3 *db, const char *sql, int64_t a, int64_t b, const char *evaluator) {
+/* sql's count for run ?1 and evaluator ?2 */
+static int64_t count_of(sqlite3 *db, const char *sql, int64_t run, const char *evaluator) {
     sqlite3_stmt *st;
     int64_t n = 0;
     if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) return 0;
-    sqlite3_bind_int64(st, 1, a);
-    sqlite3_bind_int64(st, 2, b);
-    sqlite3_bind_text(st, 3, evaluator, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 1, run);
+    sqlite3_bind_text(st, 2, evaluator, -1, SQLITE_STATIC);
     if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
     return n;
@@ -268,16 +268,16 @@ static int load_pairs(sqlite3 *db, int64_t a, int64_t b, const char *evaluator, 
         return -1;
     }
     static const char in_a_only[] = /* when B has none, the query above gave no row to count them in */
-        "SELECT COUNT(*) FROM (SELECT 1 FROM results WHERE run_id = ?1 AND ?2 = ?2 AND evaluator = ?3"
+        "SELECT COUNT(*) FROM (SELECT 1 FROM results WHERE run_id = ?1 AND evaluator = ?2"
         " AND trace_id IS NOT NULL AND error_kind IS NULL GROUP BY trace_id, step)";
-    if (out->n == 0 && out->only_b == 0) in_a = (size_t)count_of(db, in_a_only, a, 0, evaluator);
+    if (out->n == 0 && out->only_b == 0) in_a = (size_t)count_of(db, in_a_only, a, evaluator);
     out->only_a = in_a > out->n ? in_a - out->n : 0;
     /* the run's totals when it has them, else a count of its results */
-    static const char errors[] = "SELECT COALESCE((SELECT errors FROM run_evaluators WHERE run_id = ?1 AND ?2 = ?2"
-                                 " AND name = ?3), (SELECT COUNT(*) FROM results WHERE run_id = ?1 AND evaluator = ?3"
+    static const char errors[] = "SELECT COALESCE((SELECT errors FROM run_evaluators WHERE run_id = ?1"
+                                 " AND name = ?2), (SELECT COUNT(*) FROM results WHERE run_id = ?1 AND evaluator = ?2"
                                  " AND error_kind IS NOT NULL))";
-    out->errors_a = (size_t)count_of(db, errors, a, 0, evaluator);
-    out->errors_b = (size_t)count_of(db, errors, b, 0, evaluator);
+    out->errors_a = (size_t)count_of(db, errors, a, evaluator);
+    out->errors_b = (size_t)count_of(db, errors, b, evaluator);
     return 0;
 }
 

@@ -883,7 +883,7 @@ store_writer *store_writer_new(uv_loop_t *loop, const char *path, const store_ru
 /* Each evaluator's totals into run_evaluators. A resumed run's earlier part was counted by
  * another process, so its totals come from its results. */
 static int write_tallies(store_writer *w) {
-    if (w->is_resumed || !w->tallies) {
+    if (w->is_resumed) {
         char sql[1024];
         snprintf(sql, sizeof sql, STORE_TALLY("run_id = %lld"), (long long)w->run_id, (long long)w->run_id);
         return exec_sql(w->db, sql);
