@@ -206,6 +206,13 @@ int assay_host_submit_input_error(assay_host *host, const char *source, uint64_t
  * not submitting while this is above a window they choose. */
 size_t assay_host_pending(const assay_host *host);
 
+/* Traces submitted so far whose plugins ran on several workers at once. A trace submitted
+ * while other workers are idle is shared with them: each takes the next plugin not yet
+ * started, so the result comes back in the time of the slowest plugins, not of all of
+ * them. Records are the same either way; a busy host (every worker has a trace) never
+ * shares. */
+uint64_t assay_host_shared(const assay_host *host);
+
 /* Stops accepting traces, delivers the results of all submitted ones, stops the workers,
  * then calls on_closed (may be NULL) and frees the host. Loop mode: returns at once, the
  * rest happens as the loop runs; a second call before on_closed has fired returns

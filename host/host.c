@@ -61,6 +61,7 @@ struct assay_host {
     job **reorder;                    /* ring indexed by seq % reorder_cap */
     size_t reorder_cap;               /* a power of two, always > pending */
     size_t pending;
+    uint64_t shared;                  /* traces whose plugins ran on several workers */
     bool is_closing;
     assay_close_cb on_closed;
 
@@ -370,6 +371,7 @@ static job *take_deliverable(assay_host *h) {
         list = j->next;
         j->next = NULL;
         if (j->worker != JOB_NO_WORKER) ((generation *)j->gen)->worker_load[j->worker]--;
+        for (unsigned k = 0; k < j->helper_count; k++) ((generation *)j->gen)->worker_load[j->helper_index[k]]--;
         if (h->opts->is_ordered) {
             h->reorder[j->seq & (h->reorder_cap - 1)] = j;
         } else {
@@ -611,6 +613,19 @@ static int host_enqueue(assay_host *h, job *j) {
         if (g->worker_load[i] < g->worker_load[best]) best = i;
     j->worker = best;
     g->worker_load[best]++;
+    /* Idle workers help: a service that submits a trace and waits for it gets it back in
+     * the time of its slowest plugins. A loaded host never shares (no worker is idle), so
+     * batch runs keep one trace per worker, which wastes nothing. */
+    if (g->worker_load[best] == 1 && g->plugin_count > 1) {
+        for (unsigned i = 0; i < g->worker_count && j->helper_count < JOB_MAX_HELPERS &&
+                             j->helper_count + 1 < g->plugin_count; i++) {
+            if (i == best || g->worker_load[i]) continue;
+            g->worker_load[i]++;
+            j->helper_index[j->helper_count] = i;
+            j->helpers[j->helper_count++] = g->workers[i];
+        }
+        if (j->helper_count) h->shared++;
+    }
     worker_submit(g->workers[best], j); /* under the lock: a reload cannot free g meanwhile */
     uv_mutex_unlock(&h->lock);
     return ASSAY_OK;
@@ -654,6 +669,14 @@ size_t assay_host_pending(const assay_host *h) {
     if (!h) return 0;
     uv_mutex_lock((uv_mutex_t *)&h->lock);
     size_t n = h->pending;
+    uv_mutex_unlock((uv_mutex_t *)&h->lock);
+    return n;
+}
+
+uint64_t assay_host_shared(const assay_host *h) {
+    if (!h) return 0;
+    uv_mutex_lock((uv_mutex_t *)&h->lock);
+    uint64_t n = h->shared;
     uv_mutex_unlock((uv_mutex_t *)&h->lock);
     return n;
 }

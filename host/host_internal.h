@@ -3,6 +3,7 @@
 #ifndef ASSAY_HOST_INTERNAL_H
 #define ASSAY_HOST_INTERNAL_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -39,6 +40,8 @@ struct assay_options {
     uint64_t sample_seed;
 };
 
+#define JOB_MAX_HELPERS 3
+
 /* One trace in flight; also the public assay_result once it is done. */
 struct assay_result {
     struct assay_result *next;  /* queue link (worker inbox, host result queue) */
@@ -54,11 +57,20 @@ struct assay_result {
     char *group;                /* owned, may be NULL */
     bool is_sampled_out;        /* left out by assay_options_set_sample: no records */
     sandbox_output out;
-    /* while plugins wait on I/O (worker.c) */
-    cJSON *trace;               /* parsed text, owned */
-    unsigned tasks_waiting;     /* plugins whose evaluation is suspended */
+    /* while plugins run or wait on I/O (worker.c) */
+    cJSON *trace;               /* parsed text, owned; read by every worker that helps */
     size_t first_waiting;       /* plugins after it write to parts, merged in order at the end */
-    sandbox_output *parts;      /* owned, one per plugin, NULL until a plugin waits */
+    sandbox_output *parts;      /* owned, one per plugin: NULL until a plugin waits, unless shared */
+    /* A trace submitted while other workers are idle is shared with them (host.c picks
+     * them): each worker claims the next plugin not yet started, so the trace takes as
+     * long as its slowest plugins, not their sum. */
+    struct worker *helpers[JOB_MAX_HELPERS];
+    unsigned helper_index[JOB_MAX_HELPERS];
+    unsigned helper_count;
+    bool is_shared;             /* helpers were asked: every plugin writes to parts */
+    atomic_uint next_plugin;    /* the next plugin a worker may claim */
+    atomic_uint unfinished;     /* plugins not finished + workers still claiming */
+    struct assay_result *help_next[JOB_MAX_HELPERS]; /* links in each helper's list */
 };
 typedef struct assay_result job;
 
@@ -94,6 +106,8 @@ typedef struct worker_config {
 worker *worker_new(const worker_config *cfg, char *err, size_t errlen);
 /* Hands a job to the worker; thread-safe. */
 void worker_submit(worker *w, job *j);
+/* Asks the worker to run plugins of j not yet claimed by another; thread-safe. */
+void worker_help(worker *w, job *j);
 /* Finishes queued jobs, stops and joins the thread, frees everything. */
 void worker_free(worker *w);
 

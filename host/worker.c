@@ -23,10 +23,11 @@ struct worker {
     uv_async_t wakeup;
     uv_mutex_t lock;
     job *inbox_head, *inbox_tail; /* guarded by lock */
+    job *helps;                    /* guarded by lock: shared traces to claim plugins of */
     sandbox_io *answers;           /* guarded by lock: requests the HTTP client answered */
     bool is_stopping;              /* guarded by lock */
     bool is_thread_started;
-    size_t jobs_waiting;           /* jobs with a plugin suspended on I/O */
+    size_t tasks_waiting;          /* evaluations of this worker suspended on I/O */
 };
 
 static void job_free_parts(job *j, size_t count) {
@@ -108,7 +109,7 @@ static char *group_value(const cJSON *trace, const char *group_by) {
 
 /* Appends the records of the plugins that wrote to parts, in plugin order. */
 static void job_merge_parts(job *j, size_t count) {
-    for (size_t i = j->first_waiting + 1; j->parts && i < count; i++) {
+    for (size_t i = j->is_shared ? 0 : j->first_waiting + 1; j->parts && i < count; i++) {
         sandbox_output *part = &j->parts[i];
         size_t base = j->out.jsonl.len;
         buf_append(&j->out.jsonl, part->jsonl.data, part->jsonl.len);
@@ -188,8 +189,41 @@ static size_t depth_at(const char *s, size_t at) {
     return depth;
 }
 
-/* Parses the trace and starts every plugin on it; finishes the job unless one waits. */
+/* Drops one of j's holds (a finished plugin, a worker done claiming); the last one
+ * finishes the job, on whichever worker that happens. */
+static void job_release(worker *w, job *j) {
+    if (atomic_fetch_sub(&j->unfinished, 1) == 1) job_finish(w, j);
+}
+
+/* Runs the plugins of j that no other worker has claimed, one at a time. The caller holds
+ * j (unfinished counts it), so j outlives the loop whatever the other workers do. */
+static void job_claim(worker *w, job *j) {
+    size_t count = w->cfg.plugin_count;
+    for (;;) {
+        size_t i = atomic_fetch_add(&j->next_plugin, 1);
+        if (i >= count) return;
+        sandbox_output *out = j->is_shared ? &j->parts[i] : i > j->first_waiting ? &j->parts[i] : &j->out;
+        sandbox_task *t = sandbox_evaluate(w->sandboxes[i], j->trace, j->trace_id, out, j);
+        if (!t) {
+            job_release(w, j);
+            continue;
+        }
+        if (!j->is_shared && j->first_waiting == count) { /* only the job's own worker claims */
+            j->first_waiting = i;
+            j->parts = calloc(count, sizeof *j->parts);
+            if (!j->parts) abort(); /* the task already runs: nowhere to put the records */
+        }
+        w->tasks_waiting++;
+        task_send_requests(w, t);
+    }
+}
+
+/* Parses the trace and starts its plugins, with the help of the workers host.c picked;
+ * finishes the job unless a plugin waits or runs elsewhere. */
 static void job_start(worker *w, job *j) {
+    size_t count = w->cfg.plugin_count;
+    atomic_init(&j->next_plugin, 0);
+    atomic_init(&j->unfinished, 1); /* this worker's hold while it claims */
     size_t bad = text_check(j->text, j->len);
     if (bad < j->len) {
         job_input_error(j, j->text[bad] ? "not valid UTF-8 (at byte %zu)" : "contains a NUL byte (at byte %zu)", bad + 1);
@@ -224,26 +258,31 @@ static void job_start(worker *w, job *j) {
         goto done;
     }
     if (w->cfg.group_by) j->group = group_value(trace, w->cfg.group_by);
-    size_t count = w->cfg.plugin_count;
     j->first_waiting = count;
-    for (size_t i = 0; i < count; i++) {
-        sandbox_output *out = i > j->first_waiting ? &j->parts[i] : &j->out;
-        sandbox_task *t = sandbox_evaluate(w->sandboxes[i], trace, j->trace_id, out, j);
-        if (!t) continue;
-        if (j->first_waiting == count) {
-            j->first_waiting = i;
-            j->parts = calloc(count, sizeof *j->parts);
-            if (!j->parts) abort(); /* the task already runs: nowhere to put the records */
-        }
-        j->tasks_waiting++;
-        task_send_requests(w, t);
+    atomic_fetch_add(&j->unfinished, (unsigned)count);
+    if (j->helper_count && count > 1 && (j->parts = calloc(count, sizeof *j->parts))) {
+        /* everything the helpers read is written above, before worker_help's lock */
+        j->is_shared = true;
+        atomic_fetch_add(&j->unfinished, j->helper_count);
+        for (unsigned k = 0; k < j->helper_count; k++) worker_help(j->helpers[k], j);
     }
-    if (j->tasks_waiting) {
-        w->jobs_waiting++;
-        return;
-    }
+    job_claim(w, j);
 done:
-    job_finish(w, j);
+    job_release(w, j);
+}
+
+/* Which of j's helpers w is: a trace is in the lists of several helpers at once, by a
+ * link of each's own. */
+static unsigned help_slot(const job *j, const worker *w) {
+    unsigned k = 0;
+    while (k + 1 < j->helper_count && j->helpers[k] != w) k++;
+    return k;
+}
+
+/* A shared trace another worker started: claim what is left, then let go of it. */
+static void job_help(worker *w, job *j) {
+    job_claim(w, j);
+    job_release(w, j);
 }
 
 static void answer_resume(worker *w, sandbox_io *io) {
@@ -254,10 +293,8 @@ static void answer_resume(worker *w, sandbox_io *io) {
         task_send_requests(w, t);
         return;
     }
-    if (--j->tasks_waiting == 0) {
-        w->jobs_waiting--;
-        job_finish(w, j);
-    }
+    w->tasks_waiting--;
+    job_release(w, j);
 }
 
 /* ------------------------------------------------------------------------ the thread */
@@ -272,14 +309,17 @@ static void on_answer(void *ctx, sandbox_io *io) {
     uv_async_send(&w->wakeup);
 }
 
-/* Answers first: they finish jobs and free memory before new traces take more. */
+/* Answers first: they finish jobs and free memory before new traces take more. Then the
+ * traces shared by other workers, which someone is waiting on, then new traces. */
 static void on_wakeup(uv_async_t *handle) {
     worker *w = handle->data;
     for (;;) {
         uv_mutex_lock(&w->lock);
         sandbox_io *answers = w->answers;
         w->answers = NULL;
-        job *j = answers ? NULL : w->inbox_head;
+        job *help = answers ? NULL : w->helps;
+        if (help) w->helps = help->help_next[help_slot(help, w)];
+        job *j = answers || help ? NULL : w->inbox_head;
         if (j) {
             w->inbox_head = j->next;
             if (!w->inbox_head) w->inbox_tail = NULL;
@@ -302,8 +342,12 @@ static void on_wakeup(uv_async_t *handle) {
             }
             continue;
         }
+        if (help) {
+            job_help(w, help);
+            continue;
+        }
         if (!j) {
-            if (stopping && w->jobs_waiting == 0) uv_close((uv_handle_t *)&w->wakeup, NULL);
+            if (stopping && w->tasks_waiting == 0) uv_close((uv_handle_t *)&w->wakeup, NULL);
             return;
         }
         j->next = NULL;
@@ -361,6 +405,14 @@ void worker_submit(worker *w, job *j) {
     if (w->inbox_tail) w->inbox_tail->next = j;
     else w->inbox_head = j;
     w->inbox_tail = j;
+    uv_mutex_unlock(&w->lock);
+    uv_async_send(&w->wakeup);
+}
+
+void worker_help(worker *w, job *j) {
+    uv_mutex_lock(&w->lock);
+    j->help_next[help_slot(j, w)] = w->helps; /* order does not matter: each is claimed from */
+    w->helps = j;
     uv_mutex_unlock(&w->lock);
     uv_async_send(&w->wakeup);
 }

@@ -60,6 +60,28 @@ faults '{"latency_ms": 1, "jitter_ms": 40, "fail_first": 1, "fail_kind": "reset"
 check "connections reset once per request: exit 0" 0 $?
 check "output is the same with -j 1 and other response timing" "$(strip_usage "$TMP/j2.jsonl")" "$(strip_usage "$TMP/j1.jsonl")"
 
+# -- a trace alone on an idle host is shared among the workers: judges on two workers wait on
+#    the network at once, and the records are those of one worker, in plugin order
+mkdir -p "$TMP/share"
+for name in judge_a judge_b; do
+    sed "s/name = \"llm_judge\"/name = \"$name\"/" plugins/llm/llm_judge.lua >"$TMP/share/$name.lua"
+done
+cp plugins/query_diversity.lua "$TMP/share/"
+reset
+faults '{"latency_ms": 20, "jitter_ms": 20}'
+head -5 "$TMP/traces.jsonl" >"$TMP/five.jsonl"
+: >"$TMP/shared.jsonl"
+for j in 0 1 2 3 4; do
+    sed -n "$((j + 1))p" "$TMP/traces.jsonl" |
+        "$ASSAY" run -e "$TMP/share" $LLM --no-cache --no-timing --no-db -j 3 >>"$TMP/shared.jsonl" 2>"$TMP/shared.err"
+done
+"$ASSAY" run -e "$TMP/share" $LLM --no-cache --no-timing --no-db -j 1 "$TMP/five.jsonl" >"$TMP/alone.jsonl" 2>"$TMP/alone.err"
+check "shared traces: 3 records each, no error" "15 0" "$(wc -l <"$TMP/shared.jsonl") $(count "$TMP/shared.jsonl" '"error":{')"
+check "shared traces: the records of one worker, in plugin order" "$(strip_usage "$TMP/alone.jsonl")" \
+    "$(strip_usage "$TMP/shared.jsonl")"
+check "shared traces: records in plugin order" "judge_a judge_b query_diversity" \
+    "$(head -3 "$TMP/shared.jsonl" | python3 -c 'import json,sys; print(" ".join(json.loads(l)["evaluator"] for l in sys.stdin))')"
+
 # -- retries stop: a server that always fails
 reset
 faults '{"always": "500"}'

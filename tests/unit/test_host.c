@@ -399,6 +399,110 @@ static void test_each_record_has_its_line_and_details(void **state) {
     assert_int_equal(system(path), 0);
 }
 
+/* ------------------------------------------------------------------ shared traces */
+
+typedef struct one_by_one {
+    char jsonl[8][1024];
+    size_t count;
+    int delivered;
+} one_by_one;
+
+static void on_one(assay_host *h, const assay_result *r, void *ctx) {
+    (void)ctx;
+    one_by_one *o = assay_host_user_data(h);
+    size_t n;
+    const char *all = assay_result_jsonl(r, &n);
+    assert_true(o->count < 8);
+    copy_span(o->jsonl[o->count++], sizeof o->jsonl[0], all, n);
+    o->delivered = 1;
+}
+
+/* Submits each trace alone and waits for it, as a service does; returns how many traces
+ * the host shared among its workers. */
+static uint64_t score_one_by_one(const char *dir, unsigned workers, const char *const *traces, size_t count,
+                                 one_by_one *out) {
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    assay_options *o = assay_options_new();
+    assert_int_equal(assay_options_add_plugin_path(o, dir), ASSAY_OK);
+    assert_int_equal(assay_options_set_workers(o, workers), ASSAY_OK);
+    assert_int_equal(assay_options_set_record_timing(o, 0), ASSAY_OK);
+    memset(out, 0, sizeof *out);
+    assay_host *h;
+    assert_int_equal(assay_host_new(&h, &loop, o, on_one, out, NULL), ASSAY_OK);
+    assay_options_free(o);
+    for (size_t i = 0; i < count; i++) {
+        out->delivered = 0;
+        assert_int_equal(assay_host_submit(h, traces[i], strlen(traces[i]), "mem", i + 1, NULL), ASSAY_OK);
+        while (!out->delivered) uv_run(&loop, UV_RUN_ONCE);
+    }
+    uint64_t shared = assay_host_shared(h);
+    assay_host_close(h, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    return shared;
+}
+
+/* A trace submitted to an idle host runs its plugins on every idle worker at once: the
+ * records must be exactly those of one worker, in plugin order, input errors and raised
+ * errors included. */
+static void test_idle_workers_share_a_trace_and_keep_plugin_order(void **state) {
+    (void)state;
+    char dir[64] = "/tmp/assay-test-share-XXXXXX", path[128];
+    assert_non_null(mkdtemp(dir));
+    static const char *const plugins[][2] = {
+        {"a_slow", "return { name = 'a_slow', evaluate = function(t)\n"
+                   "  local x = 0 for i = 1, 300000 do x = x + i % 7 end\n"
+                   "  return { score = 0.25, details = { x = x, steps = #t.steps } } end }"},
+        {"b_fast", "return { name = 'b_fast', evaluate = function(t) return { pass = t.steps[1] ~= nil } end }"},
+        {"c_raises", "return { name = 'c_raises', evaluate = function(t)\n"
+                     "  if t.id == 'boom' then error('no such thing') end return 1 end }"},
+        {"d_steps", "return { name = 'd_steps', scope = 'search', evaluate = function(t, p, step, i)\n"
+                    "  return { score = i / 10, label = step.query } end }"},
+    };
+    for (int i = 0; i < 4; i++) {
+        snprintf(path, sizeof path, "%s/%s.lua", dir, plugins[i][0]);
+        FILE *f = fopen(path, "w");
+        assert_non_null(f);
+        fputs(plugins[i][1], f);
+        fclose(f);
+    }
+    static const char *const traces[] = {
+        "{\"id\":\"t1\",\"steps\":[{\"type\":\"search\",\"query\":\"q1\"},{\"type\":\"fetch\"},"
+        "{\"type\":\"search\",\"query\":\"q2\"}]}",
+        "{\"id\":\"boom\",\"steps\":[]}",
+        "{not json",
+        "{\"id\":\"t3\",\"steps\":[{\"type\":\"search\",\"query\":\"only\"}]}",
+    };
+    one_by_one alone, shared2, shared4;
+    assert_int_equal(score_one_by_one(dir, 1, traces, 4, &alone), 0);
+    /* the input error is never shared: it has no plugins to run */
+    assert_int_equal(score_one_by_one(dir, 2, traces, 4, &shared2), 4);
+    assert_int_equal(score_one_by_one(dir, 4, traces, 4, &shared4), 4);
+    assert_int_equal(alone.count, 4);
+    assert_int_equal(shared2.count, 4);
+    assert_int_equal(shared4.count, 4);
+    assert_string_equal(alone.jsonl[0],
+        "{\"trace_id\":\"t1\",\"evaluator\":\"a_slow\",\"step\":null,\"score\":0.25,\"pass\":null,\"label\":null,"
+        "\"details\":{\"steps\":3,\"x\":899998},\"error\":null,\"ms\":null}\n"
+        "{\"trace_id\":\"t1\",\"evaluator\":\"b_fast\",\"step\":null,\"score\":null,\"pass\":true,\"label\":null,"
+        "\"details\":null,\"error\":null,\"ms\":null}\n"
+        "{\"trace_id\":\"t1\",\"evaluator\":\"c_raises\",\"step\":null,\"score\":1,\"pass\":null,\"label\":null,"
+        "\"details\":null,\"error\":null,\"ms\":null}\n"
+        "{\"trace_id\":\"t1\",\"evaluator\":\"d_steps\",\"step\":0,\"score\":0.1,\"pass\":null,\"label\":\"q1\","
+        "\"details\":null,\"error\":null,\"ms\":null}\n"
+        "{\"trace_id\":\"t1\",\"evaluator\":\"d_steps\",\"step\":2,\"score\":0.3,\"pass\":null,\"label\":\"q2\","
+        "\"details\":null,\"error\":null,\"ms\":null}\n");
+    assert_non_null(strstr(alone.jsonl[1], "\"evaluator\":\"c_raises\",\"step\":null,\"score\":null,\"pass\":null,"
+                                           "\"label\":null,\"details\":null,\"error\":{\"kind\":\"runtime\""));
+    for (int i = 0; i < 4; i++) {
+        assert_string_equal(shared2.jsonl[i], alone.jsonl[i]);
+        assert_string_equal(shared4.jsonl[i], alone.jsonl[i]);
+    }
+    snprintf(path, sizeof path, "rm -rf %s", dir);
+    assert_int_equal(system(path), 0);
+}
+
 /* ------------------------------------------------------------------------ misuse */
 
 static void test_misuse_is_refused_not_crashed(void **state) {
@@ -458,6 +562,7 @@ int main(void) {
         cmocka_unit_test(test_reload_swaps_plugins_and_keeps_traces_in_flight),
         cmocka_unit_test(test_thread_mode_takes_submissions_from_any_thread),
         cmocka_unit_test(test_each_record_has_its_line_and_details),
+        cmocka_unit_test(test_idle_workers_share_a_trace_and_keep_plugin_order),
         cmocka_unit_test(test_misuse_is_refused_not_crashed),
     };
     return cmocka_run_group_tests(tests, write_plugins, remove_plugins);
