@@ -43,7 +43,7 @@ return {
           local key = text.url_key(url)
           if key ~= "" then source = fetched[key] or found[key] end
         end
-        source_tokens[k] = source and text.token_set(source) or false
+        source_tokens[k] = source and text.Set():add_tokens(source) or false
       end
       return source_tokens[k]
     end
@@ -60,8 +60,8 @@ return {
             has_valid = true
             pairs_ = pairs_ + 1
             if claim == nil then
-              claim = text.content_set(text.strip_markers(sentence))
-              claim_size = text.size(claim)
+              claim = text.Set():add_content(text.strip_markers(sentence))
+              claim_size = #claim
             end
             local source = source_of(k)
             local support
@@ -71,7 +71,7 @@ return {
             elseif claim_size == 0 then
               support = 1
             else
-              support = text.intersection_size(claim, source) / claim_size
+              support = claim:intersection_size(source) / claim_size
             end
             if support >= params.min_support then supported = supported + 1 end
           else

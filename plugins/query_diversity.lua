@@ -21,7 +21,7 @@ return {
     local sets, bigrams, total_bigrams = {}, {}, 0
     for i, query in ipairs(queries) do
       local tokens = text.tokens(query)
-      sets[i] = text.set(tokens)
+      sets[i] = text.Set():add_tokens(query)
       for _, bigram in ipairs(text.ngrams(tokens, 2)) do -- within one query only
         bigrams[bigram] = true
         total_bigrams = total_bigrams + 1
@@ -31,7 +31,7 @@ return {
     local sum, max, near_duplicates, pairs = 0, 0, 0, 0
     for i = 1, n - 1 do
       for j = i + 1, n do
-        local sim = text.jaccard(sets[i], sets[j])
+        local sim = sets[i]:jaccard(sets[j])
         sum, pairs = sum + sim, pairs + 1
         if sim > max then max = sim end
         if sim >= params.near_duplicate then near_duplicates = near_duplicates + 1 end

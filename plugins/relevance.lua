@@ -19,26 +19,26 @@ return {
 
   evaluate = function(t, params)
     local input = trace.text(t.input)
-    local prompt = text.content_set(input)
-    local context = text.add_all({}, prompt)
+    local prompt = text.Set():add_content(input)
+    local context = text.Set():add_all(prompt)
     local per_query, prompt_overlap = {}, {}
     local documents = { input }
 
     for _, step in ipairs(trace.steps(t)) do
       if step.type == "search" then
         if type(step.query) == "string" then
-          local q = text.content_set(step.query)
-          local size = text.size(q)
-          per_query[#per_query + 1] = size > 0 and text.intersection_size(q, context) / size or 0
-          prompt_overlap[#prompt_overlap + 1] = size > 0 and text.intersection_size(q, prompt) / size or 0
+          local q = text.Set():add_content(step.query)
+          local size = #q
+          per_query[#per_query + 1] = size > 0 and q:intersection_size(context) / size or 0
+          prompt_overlap[#prompt_overlap + 1] = size > 0 and q:intersection_size(prompt) / size or 0
         end
         for _, r in ipairs(trace.results(step)) do
           local document = trace.result_text(r)
-          text.content_set(document, context) -- adds to K
+          context:add_content(document) -- joins K
           documents[#documents + 1] = document
         end
       elseif step.type == "fetch" then
-        text.content_set(trace.text(step.content), context)
+        context:add_content(step.content)
       end
     end
     if #per_query == 0 then return result.skip("no search queries") end

@@ -55,6 +55,22 @@ int convert_open_json(lua_State *L);
 /* text_open's regex_find calls limits->check during long searches. */
 int text_open(lua_State *L, const pattern_limits *limits);
 
+/* assay.text.Set (tset.c): token sets kept in C, for text.c's set functions. Each raises a
+ * Lua error on a wrong argument or when memory runs out. */
+typedef struct tset tset;
+void tset_open(lua_State *L);                 /* registers the metatable [-0, +0, m] */
+int tset_new(lua_State *L);                   /* text.Set() [-0, +1, m] */
+bool tset_is(lua_State *L, int idx);
+lua_Integer tset_size(lua_State *L, int idx);
+/* Adds set(T(s)), or set(C(s)) when content_only, to the Set at idx. */
+void tset_add_text(lua_State *L, int idx, const char *s, size_t n, bool content_only);
+/* |a ∩ b| where a or b is a Set and the other a Set or a table set. */
+lua_Integer tset_intersection_size(lua_State *L, int a, int b);
+/* Adds the members of a Set or the keys of a table set at src to the Set at dst. */
+void tset_add_all(lua_State *L, int dst, int src);
+/* Sets table[member] = true for each member of the Set at src. */
+void tset_into_table(lua_State *L, int table, int src);
+
 /* I/O from Lua (sandbox.c, used by net.c). A host function first forgets requests left by
  * an earlier call that raised, begins one request per call it makes (raising when I/O is not
  * possible here: no client, not inside evaluate's own coroutine), then returns

@@ -42,6 +42,23 @@ static const unsigned char token_bytes[256] = {
 
 static inline bool is_token_byte(unsigned char c) { return token_bytes[c]; }
 
+/* Each token byte lowercased; 0 for the bytes that end a token. One lookup per byte both
+ * finds the token and lowercases it. */
+const unsigned char text_token_lower[256] = {
+#define R16(b) (b), (b) + 1, (b) + 2, (b) + 3, (b) + 4, (b) + 5, (b) + 6, (b) + 7, (b) + 8, (b) + 9, \
+               (b) + 10, (b) + 11, (b) + 12, (b) + 13, (b) + 14, (b) + 15
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', 0, 0, 0, 0, 0, 0,
+    0, 'a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k', 'l', 'm', 'n', 'o',
+    'p', 'q', 'r', 's', 't', 'u', 'v', 'w', 'x', 'y', 'z', 0, 0, 0, 0, 0,
+    0, 'a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k', 'l', 'm', 'n', 'o',
+    'p', 'q', 'r', 's', 't', 'u', 'v', 'w', 'x', 'y', 'z', 0, 0, 0, 0, 0,
+    R16(0x80), R16(0x90), R16(0xA0), R16(0xB0), R16(0xC0), R16(0xD0), R16(0xE0), R16(0xF0),
+#undef R16
+};
+
 static inline bool is_space(unsigned char c) {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
 }
@@ -263,6 +280,11 @@ size_t text_char_count(const char *s, size_t n) {
 static int push_tokens(lua_State *L, int idx, bool content_only, bool as_set) {
     size_t n;
     const char *s = lua_type(L, idx) == LUA_TSTRING ? lua_tolstring(L, idx, &n) : (n = 0, "");
+    if (as_set && tset_is(L, idx + 1)) {
+        tset_add_text(L, idx + 1, s, n, content_only);
+        lua_pushvalue(L, idx + 1);
+        return 1;
+    }
     if (as_set && !lua_isnoneornil(L, idx + 1)) {
         lazy_check_table(L, idx + 1);
         lua_pushvalue(L, idx + 1);
@@ -351,10 +373,16 @@ static lua_Integer set_intersection_size(lua_State *L, int small, int large) {
     return count;
 }
 
-/* text.size(set) -> number of keys */
+/* The size of the Set or table set at idx. */
+static lua_Integer any_size(lua_State *L, int idx) {
+    if (tset_is(L, idx)) return tset_size(L, idx);
+    lazy_check_table(L, idx);
+    return set_size(L, idx);
+}
+
+/* text.size(set) -> number of keys (or members of a Set) */
 static int l_size(lua_State *L) {
-    lazy_check_table(L, 1);
-    lua_pushinteger(L, set_size(L, 1));
+    lua_pushinteger(L, any_size(L, 1));
     return 1;
 }
 
@@ -383,6 +411,11 @@ static int smaller_set(lua_State *L, int a, int b) {
 
 /* text.intersection_size(a, b) -> |a ∩ b| */
 static int l_intersection_size(lua_State *L) {
+    if (tset_is(L, 1) || tset_is(L, 2)) {
+        luaL_checkany(L, 2);
+        lua_pushinteger(L, tset_intersection_size(L, 1, 2));
+        return 1;
+    }
     lazy_check_table(L, 1);
     lazy_check_table(L, 2);
     int small = smaller_set(L, 1, 2);
@@ -392,10 +425,9 @@ static int l_intersection_size(lua_State *L) {
 
 /* text.jaccard(a, b) -> |a ∩ b| / |a ∪ b|, 1 when both are empty (SPEC §5) */
 static int l_jaccard(lua_State *L) {
-    lazy_check_table(L, 1);
-    lazy_check_table(L, 2);
-    lua_Integer na = set_size(L, 1), nb = set_size(L, 2);
-    lua_Integer inter = na <= nb ? set_intersection_size(L, 1, 2) : set_intersection_size(L, 2, 1);
+    lua_Integer na = any_size(L, 1), nb = any_size(L, 2), inter;
+    if (tset_is(L, 1) || tset_is(L, 2)) inter = tset_intersection_size(L, 1, 2);
+    else inter = na <= nb ? set_intersection_size(L, 1, 2) : set_intersection_size(L, 2, 1);
     lua_Integer uni = na + nb - inter;
     lua_pushnumber(L, uni == 0 ? 1.0 : (double)inter / (double)uni);
     return 1;
@@ -403,9 +435,19 @@ static int l_jaccard(lua_State *L) {
 
 /* text.add_all(dst, src) -> dst, with every key of src set to true in dst */
 static int l_add_all(lua_State *L) {
-    lazy_check_table(L, 1);
-    lazy_check_table(L, 2);
     lua_settop(L, 2);
+    if (tset_is(L, 1)) {
+        tset_add_all(L, 1, 2);
+        lua_settop(L, 1);
+        return 1;
+    }
+    lazy_check_table(L, 1);
+    if (tset_is(L, 2)) {
+        tset_into_table(L, 1, 2);
+        lua_settop(L, 1);
+        return 1;
+    }
+    lazy_check_table(L, 2);
     lua_pushnil(L);
     while (lua_next(L, 2)) {
         lua_pop(L, 1);
@@ -708,8 +750,10 @@ int text_open(lua_State *L, const pattern_limits *limits) {
         {"starts_with_marker", l_starts_with_marker},
         {"char_count", l_char_count},
         {"tfidf_cosines", l_tfidf_cosines},
+        {"Set", tset_new},
         {NULL, NULL},
     };
+    tset_open(L);
     luaL_newlib(L, functions);
     lua_pushlightuserdata(L, (void *)limits);
     lua_pushcclosure(L, l_regex_find, 1);

@@ -12,6 +12,8 @@
  * at or after *pos. Returns false when there is none; else sets *start, *len and moves
  * *pos past it. The token is not lowercased: see text_lower_into. */
 bool text_next_token(const char *s, size_t n, size_t *pos, size_t *start, size_t *len);
+/* SPEC §5's token bytes lowercased, 0 for every other byte. */
+extern const unsigned char text_token_lower[256];
 /* Copies n bytes into out with ASCII letters lowercased. */
 void text_lower_into(char *out, const char *s, size_t n);
 /* Is the (lowercase) word one of SPEC §5.6's stopwords? */

@@ -123,6 +123,18 @@ static void test_tokens_split_on_ascii_punctuation_and_keep_utf8_words(void **st
     assert_memory_equal(lower, "world", 5);
 }
 
+/* The one-lookup table Sets tokenize with must agree with SPEC §5, byte by byte: ASCII
+ * letters (lowercased), ASCII digits and every byte from 0x80 are token bytes. */
+static void test_token_lower_table_is_spec_token_bytes_lowercased(void **state) {
+    (void)state;
+    for (int c = 0; c < 256; c++) {
+        bool letter = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+        bool token = letter || (c >= '0' && c <= '9') || c >= 0x80;
+        int want = token ? (c >= 'A' && c <= 'Z' ? c + 32 : c) : 0;
+        assert_int_equal(text_token_lower[c], want);
+    }
+}
+
 static void test_stopwords_are_exactly_spec_list(void **state) {
     (void)state;
     assert_true(text_is_stopword("the", 3));
@@ -202,6 +214,7 @@ int main(void) {
         cmocka_unit_test(test_sentences_keep_dot_without_following_space),
         cmocka_unit_test(test_markers_are_bracketed_decimal_integers),
         cmocka_unit_test(test_tokens_split_on_ascii_punctuation_and_keep_utf8_words),
+        cmocka_unit_test(test_token_lower_table_is_spec_token_bytes_lowercased),
         cmocka_unit_test(test_stopwords_are_exactly_spec_list),
         cmocka_unit_test(test_char_count_counts_code_points),
         cmocka_unit_test(test_numbers_print_shortest_round_trip),

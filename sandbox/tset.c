@@ -1,0 +1,402 @@
+/* tset.c - assay.text.Set: token sets kept in C.
+ *
+ * Why: a set as a Lua table {token = true} makes every token a Lua string (hashed and
+ * interned) and a table slot, and that was the largest single cost of the shipped
+ * evaluators after the Lua interpreter itself. A Set keeps its tokens as bytes in one
+ * arena with a 64-bit hash each, in an open-addressed index; tokenizing a text into a Set
+ * creates no Lua value at all, and intersections compare hashes first and bytes after, so
+ * results are exact, never probabilistic.
+ *
+ * Memory: the index, the entries and the bytes are each a Lua userdata hanging from the
+ * Set as a user value, replaced by a bigger one when full. So every byte counts against
+ * the state's memory limit, an allocation that fails raises Lua's own memory error, and
+ * nothing can leak when it does: the old block stays until the collector frees it.
+ *
+ * Order: entries are kept in the order their tokens were first added, so list() and
+ * everything computed from a Set is the same on every run and in every state.
+ * Not here: tokens, stopwords and the table-set functions (text.c).
+ */
+#include "sandbox_internal.h"
+#include "text.h"
+
+#include <lauxlib.h>
+#include <stdint.h>
+#include <string.h>
+
+#define TSET_META "assay.text.Set"
+
+typedef struct tset_entry {
+    uint64_t hash;
+    uint32_t at, len; /* the token's bytes: bytes[at .. at + len) */
+} tset_entry;
+
+typedef struct tset {
+    uint32_t *index;      /* index_cap slots, a power of two: entry number + 1, 0 = empty */
+    tset_entry *entries;  /* count used of entries_cap, in the order first added */
+    char *bytes;          /* bytes_len used of bytes_cap */
+    uint32_t count, entries_cap, index_cap;
+    size_t bytes_len, bytes_cap;
+} tset;
+
+enum { UV_INDEX = 1, UV_ENTRIES, UV_BYTES, UV_COUNT = UV_BYTES };
+
+/* A hash of the bytes as stored, eight at a time: tokens are short, and every token of
+ * every text added is hashed. It reads the whole word the last bytes are in, so the arena
+ * keeps TSET_SLACK bytes past its end (the bytes past the token are masked off). Never
+ * output, so its value may differ between machines; nothing computed from a Set depends
+ * on it but speed. */
+#define TSET_SLACK 8
+
+static inline uint64_t mix(uint64_t h, uint64_t w) {
+    h = (h ^ w) * 0xFF51AFD7ED558CCDu;
+    return h ^ (h >> 32);
+}
+
+static uint64_t tset_hash_slack(const char *s, size_t n) {
+    uint64_t h = 0x9E3779B97F4A7C15u ^ n, w;
+    for (; n > 8; s += 8, n -= 8) {
+        memcpy(&w, s, 8);
+        h = mix(h, w);
+    }
+    memcpy(&w, s, 8); /* n is 1..8 here, or 0 for "" */
+    uint64_t keep = n ? ~0ull >> (8 * (8 - n)) : 0;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    keep = n ? ~0ull << (8 * (8 - n)) : 0; /* the first bytes are the high ones */
+#endif
+    h = mix(h, w & keep);
+    h *= 0xC4CEB9FE1A85EC53u;
+    return h ^ (h >> 29);
+}
+
+/* The same for bytes with nothing readable past them. */
+static uint64_t tset_hash(const char *s, size_t n) {
+    char word[16] = {0};
+    if (n <= 8) {
+        memcpy(word, s, n);
+        return tset_hash_slack(word, n);
+    }
+    uint64_t h = 0x9E3779B97F4A7C15u ^ n, w;
+    for (; n > 8; s += 8, n -= 8) {
+        memcpy(&w, s, 8);
+        h = mix(h, w);
+    }
+    memcpy(word, s, n);
+    memcpy(&w, word, 8);
+    h = mix(h, w);
+    h *= 0xC4CEB9FE1A85EC53u;
+    return h ^ (h >> 29);
+}
+
+tset *tset_check(lua_State *L, int idx) { return luaL_checkudata(L, idx, TSET_META); }
+
+bool tset_is(lua_State *L, int idx) { return luaL_testudata(L, idx, TSET_META) != NULL; }
+
+/* A new block of `size` bytes as user value uv of the Set at idx, `keep` bytes of old
+ * copied into it. [-0, +0, m] */
+static void *grow_block(lua_State *L, int idx, int uv, const void *old, size_t keep, size_t size) {
+    void *block = lua_newuserdatauv(L, size, 0);
+    if (keep) memcpy(block, old, keep);
+    lua_setiuservalue(L, idx, uv);
+    return block;
+}
+
+static size_t next_pow2(size_t n) {
+    size_t c = 16;
+    while (c < n) c *= 2;
+    return c;
+}
+
+/* The slot of the token: the one holding it, or the empty one where it goes. */
+static uint32_t *find_slot(const tset *S, uint64_t h, const char *s, size_t n) {
+    uint32_t mask = S->index_cap - 1;
+    for (uint32_t slot = (uint32_t)h & mask;; slot = (slot + 1) & mask) {
+        uint32_t e = S->index[slot];
+        if (!e) return &S->index[slot];
+        const tset_entry *en = &S->entries[e - 1];
+        if (en->hash == h && en->len == n && memcmp(S->bytes + en->at, s, n) == 0) return &S->index[slot];
+    }
+}
+
+/* Room for `more` entries and `more_bytes` bytes (and the slack), so that an add never
+ * fails halfway. */
+static void reserve_slow(lua_State *L, int idx, tset *S, size_t more, size_t more_bytes) {
+    idx = lua_absindex(L, idx);
+    if ((size_t)S->count + more > UINT32_MAX / 4 || S->bytes_len + more_bytes > UINT32_MAX)
+        luaL_error(L, "assay.text.Set: too many tokens");
+    size_t need = S->count + more;
+    if (need > S->entries_cap) {
+        size_t cap = next_pow2(need > 2 * (size_t)S->entries_cap ? need : 2 * (size_t)S->entries_cap);
+        S->entries = grow_block(L, idx, UV_ENTRIES, S->entries, S->count * sizeof *S->entries, cap * sizeof *S->entries);
+        S->entries_cap = (uint32_t)cap;
+    }
+    if (2 * need > S->index_cap) { /* at most half full: probes stay short */
+        size_t cap = next_pow2(2 * need > 2 * (size_t)S->index_cap ? 2 * need : 2 * (size_t)S->index_cap);
+        S->index = grow_block(L, idx, UV_INDEX, NULL, 0, cap * sizeof *S->index);
+        S->index_cap = (uint32_t)cap;
+        memset(S->index, 0, cap * sizeof *S->index);
+        for (uint32_t e = 0; e < S->count; e++) {
+            const tset_entry *en = &S->entries[e];
+            *find_slot(S, en->hash, S->bytes + en->at, en->len) = e + 1;
+        }
+    }
+    if (S->bytes_len + more_bytes + TSET_SLACK > S->bytes_cap) {
+        size_t want = S->bytes_len + more_bytes + TSET_SLACK, cap = 2 * S->bytes_cap;
+        cap = next_pow2(want > cap ? want : cap);
+        S->bytes = grow_block(L, idx, UV_BYTES, S->bytes, S->bytes_len, cap);
+        S->bytes_cap = cap;
+    }
+}
+
+static inline void reserve(lua_State *L, int idx, tset *S, size_t more, size_t more_bytes) {
+    size_t need = (size_t)S->count + more;
+    if (need > S->entries_cap || 2 * need > S->index_cap || S->bytes_len + more_bytes + TSET_SLACK > S->bytes_cap)
+        reserve_slow(L, idx, S, more, more_bytes);
+}
+
+/* Adds the len bytes at the free end of S's arena, written there by the caller, unless S
+ * holds them already. Room must have been reserved. */
+static void add_tail(tset *S, size_t len) {
+    const char *s = S->bytes + S->bytes_len;
+    uint64_t h = tset_hash_slack(s, len);
+    uint32_t *slot = find_slot(S, h, s, len);
+    if (*slot) return;
+    S->entries[S->count] = (tset_entry){h, (uint32_t)S->bytes_len, (uint32_t)len};
+    *slot = ++S->count;
+    S->bytes_len += len;
+}
+
+/* Adds one string as it is. s must not point into S. */
+static void add_one(lua_State *L, int idx, tset *S, const char *s, size_t n) {
+    reserve(L, idx, S, 1, n);
+    if (n) memcpy(S->bytes + S->bytes_len, s, n);
+    add_tail(S, n);
+}
+
+static bool contains(const tset *S, const char *s, size_t n) {
+    if (S->count == 0) return false;
+    return *find_slot(S, tset_hash(s, n), s, n) != 0;
+}
+
+/* ------------------------------------------------------------- what text.c calls */
+
+void tset_add_text(lua_State *L, int idx, const char *s, size_t n, bool content_only) {
+    tset *S = tset_check(L, idx);
+    /* texts hold about one distinct token per twelve bytes */
+    reserve(L, idx, S, n / 12 + 1, 0);
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    for (;;) {
+        while (i < n && !text_token_lower[p[i]]) i++;
+        if (i == n) return;
+        size_t start = i;
+        while (i < n && text_token_lower[p[i]]) i++;
+        size_t len = i - start;
+        reserve(L, idx, S, 1, len);
+        /* lowercased straight into the arena: kept there only if it is new */
+        unsigned char *to = (unsigned char *)S->bytes + S->bytes_len;
+        for (size_t k = 0; k < len; k++) to[k] = text_token_lower[p[start + k]];
+        if (content_only && text_is_stopword((const char *)to, len)) continue;
+        add_tail(S, len);
+    }
+}
+
+lua_Integer tset_size(lua_State *L, int idx) { return tset_check(L, idx)->count; }
+
+/* How many string keys of the table at t the Set S holds. */
+static lua_Integer table_in_set(lua_State *L, int t, const tset *S) {
+    lua_Integer count = 0;
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        lua_pop(L, 1);
+        if (lua_type(L, -1) != LUA_TSTRING) continue;
+        size_t n;
+        const char *s = lua_tolstring(L, -1, &n);
+        count += contains(S, s, n);
+    }
+    return count;
+}
+
+lua_Integer tset_intersection_size(lua_State *L, int a, int b) {
+    a = lua_absindex(L, a), b = lua_absindex(L, b);
+    if (!tset_is(L, a)) { int t = a; a = b, b = t; } /* a is a Set */
+    const tset *A = tset_check(L, a);
+    if (!tset_is(L, b)) {
+        lazy_check_table(L, b);
+        return table_in_set(L, b, A);
+    }
+    const tset *B = tset_check(L, b);
+    if (A->count > B->count) { const tset *t = A; A = B, B = t; } /* walk the smaller */
+    lua_Integer count = 0;
+    if (B->count == 0) return 0;
+    for (uint32_t e = 0; e < A->count; e++) {
+        const tset_entry *en = &A->entries[e];
+        count += *find_slot(B, en->hash, A->bytes + en->at, en->len) != 0;
+    }
+    return count;
+}
+
+void tset_add_all(lua_State *L, int dst, int src) {
+    dst = lua_absindex(L, dst), src = lua_absindex(L, src);
+    tset *D = tset_check(L, dst);
+    if (tset_is(L, src)) {
+        const tset *S = tset_check(L, src);
+        if (S == D) return;
+        reserve(L, dst, D, S->count, S->bytes_len);
+        for (uint32_t e = 0; e < S->count; e++) {
+            const tset_entry *en = &S->entries[e];
+            memcpy(D->bytes + D->bytes_len, S->bytes + en->at, en->len);
+            add_tail(D, en->len);
+        }
+        return;
+    }
+    lazy_check_table(L, src);
+    lua_pushnil(L);
+    while (lua_next(L, src)) {
+        lua_pop(L, 1);
+        if (lua_type(L, -1) != LUA_TSTRING)
+            luaL_error(L, "assay.text.Set: a set holds strings, this key is %s", luaL_typename(L, -1));
+        size_t n;
+        const char *s = lua_tolstring(L, -1, &n);
+        add_one(L, dst, D, s, n);
+    }
+}
+
+void tset_into_table(lua_State *L, int table, int src) {
+    table = lua_absindex(L, table);
+    const tset *S = tset_check(L, src);
+    for (uint32_t e = 0; e < S->count; e++) {
+        lua_pushlstring(L, S->bytes + S->entries[e].at, S->entries[e].len);
+        lua_pushboolean(L, 1);
+        lua_rawset(L, table);
+    }
+}
+
+/* --------------------------------------------------------------------- methods */
+
+/* text.Set() -> an empty Set */
+int tset_new(lua_State *L) {
+    tset *S = lua_newuserdatauv(L, sizeof *S, UV_COUNT);
+    memset(S, 0, sizeof *S);
+    luaL_setmetatable(L, TSET_META);
+    return 1;
+}
+
+/* S:add_tokens(s) -> S: adds set(T(s)); a non-string adds nothing, as text.tokens gives {} */
+static int m_add_tokens(lua_State *L) {
+    tset_check(L, 1);
+    size_t n = 0;
+    const char *s = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &n) : "";
+    tset_add_text(L, 1, s, n, false);
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* S:add_content(s) -> S: adds set(C(s)) */
+static int m_add_content(lua_State *L) {
+    tset_check(L, 1);
+    size_t n = 0;
+    const char *s = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &n) : "";
+    tset_add_text(L, 1, s, n, true);
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* S:add(value) -> S: adds one string exactly as given (no lowercasing, no tokenizing) */
+static int m_add(lua_State *L) {
+    tset *S = tset_check(L, 1);
+    luaL_checktype(L, 2, LUA_TSTRING);
+    size_t n;
+    const char *s = lua_tolstring(L, 2, &n);
+    add_one(L, 1, S, s, n);
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* S:add_all(other) -> S: adds every member of another Set or the keys of a table set */
+static int m_add_all(lua_State *L) {
+    tset_check(L, 1);
+    tset_add_all(L, 1, 2);
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* S:has(value) -> boolean */
+static int m_has(lua_State *L) {
+    const tset *S = tset_check(L, 1);
+    size_t n;
+    const char *s = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &n) : NULL;
+    lua_pushboolean(L, s && contains(S, s, n));
+    return 1;
+}
+
+/* #S, S:size() -> members */
+static int m_size(lua_State *L) {
+    lua_pushinteger(L, tset_size(L, 1));
+    return 1;
+}
+
+/* S:list() -> {member...} in the order first added */
+static int m_list(lua_State *L) {
+    const tset *S = tset_check(L, 1);
+    lua_createtable(L, (int)(S->count < INT32_MAX ? S->count : INT32_MAX), 0);
+    for (uint32_t e = 0; e < S->count; e++) {
+        lua_pushlstring(L, S->bytes + S->entries[e].at, S->entries[e].len);
+        lua_rawseti(L, -2, (lua_Integer)e + 1);
+    }
+    return 1;
+}
+
+/* S:intersection_size(other) -> |S ∩ other|, other a Set or a table set */
+static int m_intersection_size(lua_State *L) {
+    tset_check(L, 1);
+    luaL_checkany(L, 2);
+    lua_pushinteger(L, tset_intersection_size(L, 1, 2));
+    return 1;
+}
+
+/* S:jaccard(other) -> |S ∩ other| / |S ∪ other|, 1 when both are empty (SPEC §5) */
+static int m_jaccard(lua_State *L) {
+    lua_Integer na = tset_size(L, 1);
+    luaL_checkany(L, 2);
+    lua_Integer nb;
+    if (tset_is(L, 2)) {
+        nb = tset_size(L, 2);
+    } else {
+        lazy_check_table(L, 2);
+        nb = 0;
+        for (lua_pushnil(L); lua_next(L, 2); lua_pop(L, 1)) nb++;
+    }
+    lua_Integer inter = tset_intersection_size(L, 1, 2), uni = na + nb - inter;
+    lua_pushnumber(L, uni == 0 ? 1.0 : (double)inter / (double)uni);
+    return 1;
+}
+
+static int m_tostring(lua_State *L) {
+    lua_pushfstring(L, "assay.text.Set (%d members)", (int)tset_size(L, 1));
+    return 1;
+}
+
+void tset_open(lua_State *L) {
+    static const luaL_Reg methods[] = {
+        {"add_tokens", m_add_tokens},
+        {"add_content", m_add_content},
+        {"add", m_add},
+        {"add_all", m_add_all},
+        {"has", m_has},
+        {"size", m_size},
+        {"list", m_list},
+        {"intersection_size", m_intersection_size},
+        {"jaccard", m_jaccard},
+        {NULL, NULL},
+    };
+    luaL_newmetatable(L, TSET_META);
+    luaL_newlib(L, methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, m_size);
+    lua_setfield(L, -2, "__len");
+    lua_pushcfunction(L, m_tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_pushliteral(L, TSET_META); /* getmetatable(S) gives this name, not the table */
+    lua_setfield(L, -2, "__metatable");
+    lua_pop(L, 1);
+}

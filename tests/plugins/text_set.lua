@@ -1,0 +1,43 @@
+-- Exercises assay.text.Set on fixed strings; tests/plugins/text_set.jsonl holds the
+-- hand-computed expectations.
+local text = assay.text
+local result = require("result")
+
+return {
+  name = "text_set",
+  evaluate = function()
+    local phrase = "The Reef, the REEF; coral-reef 9am"
+    local S = text.Set():add_tokens(phrase)   -- T: the reef the reef coral reef 9am
+    local C = text.Set():add_content(phrase)  -- C: reef reef coral reef 9am
+    local exact = text.Set():add("Reef"):add("reef"):add("Reef"):add("")
+    local coral_sea = text.token_set("coral sea") -- a table set
+    local d = {
+      tokens = S:list(),
+      content = C:list(),
+      sizes = { #S, S:size(), text.size(S), #text.Set() },
+      exact = exact:list(),
+      has = { S:has("reef"), S:has("Reef"), S:has("sea"), S:has(1), exact:has("") },
+      inter = { S:intersection_size(C), text.intersection_size(C, S), S:intersection_size(coral_sea),
+                text.intersection_size(coral_sea, S), text.Set():intersection_size(S) },
+      jaccard = { C:jaccard(S), text.jaccard(coral_sea, C), text.Set():jaccard(text.Set()), S:jaccard(S) },
+      union = text.Set():add_all(C):add_all(coral_sea):add_all(C):list(),
+      into_table = result.sorted_keys(text.add_all({}, S)),
+      utf8 = text.Set():add_tokens("Café CAFÉ café"):list(),
+      long = text.Set():add_tokens(("x"):rep(9) .. " " .. ("x"):rep(17) .. " " .. ("x"):rep(9)
+                                   .. " " .. ("x"):rep(8)):list(),
+      shown = { tostring(S), getmetatable(S) },
+    }
+    local into = text.content_set("a sea of reefs", C) -- adds sea, reefs to C
+    d.into = { into == C, #C, C:has("sea"), C:has("of") }
+    local grown = text.Set()
+    for i = 1, 1000 do grown:add_tokens("w" .. i .. " W" .. i % 7) end
+    d.grown = { #grown, grown:has("w1000"), grown:has("w0"), grown:list()[1001] }
+    local ok, message = pcall(function() S:add(1) end)
+    d.add_number = { ok, message }
+    ok, message = pcall(function() S:add_all({ [1] = true }) end)
+    d.add_all_number = { ok, message }
+    ok, message = pcall(function() text.intersection_size(S, 7) end)
+    d.not_a_set = { ok, message }
+    return { score = 1, details = d }
+  end,
+}
