@@ -28,7 +28,8 @@ void convert_push_array_metatable(lua_State *L) { lua_rawgetp(L, LUA_REGISTRYIND
 
 int convert_is_array(lua_State *L, int idx) {
     if (!lua_istable(L, idx)) return 0;
-    lazy_fill(L, idx);
+    bool is_array;
+    if (lazy_is_array(L, idx, &is_array)) return is_array; /* known without building it */
     if (!lua_getmetatable(L, idx)) return 0;
     lua_rawgetp(L, LUA_REGISTRYINDEX, &convert_array_key);
     int same = lua_rawequal(L, -1, -2);

@@ -5,12 +5,15 @@
  * the whole parsed trace into each of them cost more than parsing it. Many plugins read a
  * small part (`expect` two fields, a length check one); they now pay for what they read.
  * So a JSON object or array arrives as an empty stand-in that holds its cJSON node, under a
- * metatable (one per trace and state) whose first index, assignment, length or pairs fills
- * it with its members (nested containers again as stand-ins) and drops that metatable, so
- * from then on it is a plain table, exactly what eager conversion (convert.c) would have
- * built. Raw access would see the empty stand-in, so the sandbox's next, rawget, rawset,
- * rawlen, getmetatable and setmetatable, and every host function that walks a table, fill
- * it first (lazy_fill).
+ * metatable (one per trace and state). Reading a member of an object builds that member
+ * alone and keeps it in the table (most plugins read a few fields of each step, and the
+ * fields they skip are the long texts); the first assignment, length, pairs, or any read of
+ * an array fills the rest (nested containers again as stand-ins), keeping the members
+ * already read, and drops the metatable, so from then on it is a plain table, exactly what
+ * eager conversion (convert.c) would have built. Raw access would see a part, so the
+ * sandbox's next, rawget, rawset, rawlen, getmetatable and setmetatable, and every host
+ * function that walks a table, fill it first (lazy_fill). assay.json.is_array answers from
+ * the node without building anything.
  *
  * Lifetime: the cJSON tree belongs to the job and is freed after the evaluation, so when the
  * evaluation ends lazy_doc_end marks the trace's document dead. A stand-in a plugin kept in
@@ -23,6 +26,7 @@
 
 #include <lauxlib.h>
 #include <stdbool.h>
+#include <string.h>
 
 struct lazy_doc {
     bool is_alive;
@@ -57,28 +61,47 @@ static void lazy_push(lua_State *L, const cJSON *item, int mt) {
     }
 }
 
-void lazy_fill(lua_State *L, int idx) {
-    idx = lua_absindex(L, idx);
-    if (!lua_getmetatable(L, idx)) return;
-    if (lua_rawgetp(L, -1, &lazy_doc_key) != LUA_TUSERDATA) {
-        lua_pop(L, 2);
-        return;
-    }
-    int mt = lua_gettop(L) - 1;
-    const struct lazy_doc *doc = lua_touserdata(L, -1);
-    if (!doc->is_alive) {
+/* The node of the stand-in at idx of doc; raises if the trace is gone. */
+static const cJSON *doc_node(lua_State *L, const struct lazy_doc *doc, int idx) {
+    if (!doc->is_alive)
         luaL_error(L, "this table is part of an earlier trace, whose data is gone once its evaluation ends "
                       "(copy the values a plugin keeps from one trace to the next)");
-        return;
-    }
-    luaL_checkstack(L, 4, "trace nested too deeply");
     lua_rawgetp(L, idx, &lazy_node_key);
     const cJSON *node = lua_touserdata(L, -1);
     lua_pop(L, 1);
-    if (!node) {
-        luaL_error(L, "not a table of this trace");
-        return;
+    if (!node) luaL_error(L, "not a table of this trace");
+    return node;
+}
+
+/* The node of the stand-in at idx, with its metatable pushed; NULL with nothing pushed for
+ * any other value. Raises if the stand-in's trace is gone. */
+static const cJSON *standin_node(lua_State *L, int idx) {
+    if (!lua_getmetatable(L, idx)) return NULL;
+    if (lua_rawgetp(L, -1, &lazy_doc_key) != LUA_TUSERDATA) {
+        lua_pop(L, 2);
+        return NULL;
     }
+    const struct lazy_doc *doc = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    return doc_node(L, doc, idx);
+}
+
+/* The member named key as the filled table would hold it: the last one that is not null
+ * (convert.c sets members in order and leaves null out). */
+static const cJSON *member(const cJSON *object, const char *key, size_t n) {
+    const cJSON *found = NULL;
+    for (const cJSON *c = object->child; c; c = c->next)
+        if (c->string && (c->type & 0xFF) != cJSON_NULL && strnlen(c->string, n + 1) == n && memcmp(c->string, key, n) == 0)
+            found = c;
+    return found;
+}
+
+void lazy_fill(lua_State *L, int idx) {
+    idx = lua_absindex(L, idx);
+    const cJSON *node = standin_node(L, idx);
+    if (!node) return;
+    int mt = lua_gettop(L);
+    luaL_checkstack(L, 6, "trace nested too deeply");
     lua_pushnil(L);
     lua_rawsetp(L, idx, &lazy_node_key);
     if ((node->type & 0xFF) == cJSON_Array) {
@@ -92,14 +115,40 @@ void lazy_fill(lua_State *L, int idx) {
     } else {
         lua_pushnil(L);
         lua_setmetatable(L, idx);
+        /* Members read one at a time before (lazy_index) are kept, not built again: a
+         * plugin may hold one of their tables, or have changed it. */
+        bool has_read = false;
+        lua_pushnil(L);
+        if (lua_next(L, idx)) {
+            lua_pop(L, 2);
+            has_read = true;
+        }
+        int saved = 0;
+        if (has_read) {
+            lua_newtable(L);
+            saved = lua_gettop(L);
+            for (lua_pushnil(L); lua_next(L, idx);) {
+                lua_pushvalue(L, -2);
+                lua_insert(L, -2);
+                lua_rawset(L, saved);
+            }
+        }
         for (const cJSON *c = node->child; c; c = c->next) {
             if (!c->string || (c->type & 0xFF) == cJSON_NULL) continue; /* as convert.c: null is absent */
             lua_pushstring(L, c->string);
             lazy_push(L, c, mt);
             lua_rawset(L, idx); /* in order: the last of repeated keys wins */
         }
+        if (has_read) {
+            for (lua_pushnil(L); lua_next(L, saved);) {
+                lua_pushvalue(L, -2);
+                lua_insert(L, -2);
+                lua_rawset(L, idx);
+            }
+            lua_pop(L, 1);
+        }
     }
-    lua_pop(L, 2); /* doc, mt */
+    lua_pop(L, 1); /* mt */
 }
 
 void lazy_check_table(lua_State *L, int arg) {
@@ -109,10 +158,42 @@ void lazy_check_table(lua_State *L, int arg) {
 
 /* ------------------------------------------------------------ the stand-ins' metamethods */
 
+/* An object's members are built one at a time, as they are read, and kept in the table:
+ * a plugin that reads `step.type` of every step does not copy every page's content into
+ * its state. Anything that looks at the whole table (pairs, next, #, an assignment, a host
+ * function) fills the rest first. Arrays are filled whole: their entries are stand-ins. */
 static int lazy_index(lua_State *L) {
-    lazy_fill(L, 1);
     lua_settop(L, 2);
+    /* upvalues: the metatable, the document; the metamethod runs on every first read of a
+     * member, so it finds them there rather than by looking up the metatable */
+    const cJSON *node = doc_node(L, lua_touserdata(L, lua_upvalueindex(2)), 1);
+    if ((node->type & 0xFF) == cJSON_Object) {
+        const cJSON *c = NULL;
+        if (lua_type(L, 2) == LUA_TSTRING) {
+            size_t n;
+            const char *key = lua_tolstring(L, 2, &n);
+            c = member(node, key, n);
+        }
+        if (!c) {
+            lua_pushnil(L);
+            return 1;
+        }
+        lazy_push(L, c, lua_upvalueindex(1));
+        lua_pushvalue(L, 2);
+        lua_pushvalue(L, -2);
+        lua_rawset(L, 1);
+        return 1;
+    }
+    lazy_fill(L, 1);
     lua_rawget(L, 1);
+    return 1;
+}
+
+int lazy_is_array(lua_State *L, int idx, bool *is_array) {
+    const cJSON *node = standin_node(L, idx);
+    if (!node) return 0;
+    lua_pop(L, 1);
+    *is_array = (node->type & 0xFF) == cJSON_Array;
     return 1;
 }
 
@@ -150,8 +231,7 @@ int lazy_push_trace(lua_State *L, const cJSON *root) {
     lua_createtable(L, 0, 7);
     int mt = lua_gettop(L);
     static const luaL_Reg methods[] = {
-        {"__index", lazy_index}, {"__newindex", lazy_newindex}, {"__len", lazy_len}, {"__pairs", lazy_pairs},
-        {NULL, NULL},
+        {"__newindex", lazy_newindex}, {"__len", lazy_len}, {"__pairs", lazy_pairs}, {NULL, NULL},
     };
     luaL_setfuncs(L, methods, 0);
     lua_pushboolean(L, 0);
@@ -160,6 +240,10 @@ int lazy_push_trace(lua_State *L, const cJSON *root) {
     doc->is_alive = true;
     lua_pushvalue(L, -1);
     lua_rawsetp(L, mt, &lazy_doc_key);
+    lua_pushvalue(L, mt);
+    lua_pushvalue(L, -2);
+    lua_pushcclosure(L, lazy_index, 2);
+    lua_setfield(L, mt, "__index");
     int doc_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* held until lazy_doc_end */
     lazy_push(L, root, mt);
     lua_replace(L, mt);

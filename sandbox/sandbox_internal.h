@@ -33,6 +33,9 @@ void lazy_doc_end(lua_State *L, int doc_ref);
 /* Fills the table at idx if it is a stand-in not yet built; raises if its trace is gone.
  * Host functions that walk a table raw call it first. [-0, +0, e] */
 void lazy_fill(lua_State *L, int idx);
+/* Whether the value at idx is a stand-in; if so, *is_array says whether it stands for a
+ * JSON array, without building it. Raises if its trace is gone. [-0, +0, e] */
+int lazy_is_array(lua_State *L, int idx, bool *is_array);
 /* luaL_checktype(arg, table), then lazy_fill: for host functions that read a table argument
  * raw. [-0, +0, e] */
 void lazy_check_table(lua_State *L, int arg);

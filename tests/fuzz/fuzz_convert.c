@@ -11,11 +11,19 @@
 
 static const char walker[] =
     "local json = assay.json\n"
+    "local names = { 'id', 'type', 'steps', 'query', 'url', 'a', 'b', 'x', '', '1' }\n"
     "local function walk(v, d)\n"
     "  if d > 200 then return 0 end\n"
     "  if type(v) ~= 'table' then return 1 end\n"
+    "  -- members read one at a time first (an object builds them alone), then the whole\n"
+    "  -- table: each must keep what the first read gave\n"
+    "  local before = {}\n"
+    "  if d % 2 == 0 then for i, name in ipairs(names) do before[i] = v[name] end end\n"
     "  local n = 1\n"
     "  for k, x in pairs(v) do n = n + walk(x, d + 1) end\n"
+    "  for i, name in ipairs(names) do\n"
+    "    if before[i] ~= nil and not rawequal(before[i], v[name]) then error('lazy view mismatch: ' .. name) end\n"
+    "  end\n"
     "  return n\n"
     "end\n"
     "return { name = 'walker', evaluate = function(t)\n"
@@ -49,6 +57,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
         sandbox_output_init(&out);
         if (sandbox_evaluate(sb, trace, "fuzz", &out, NULL)) abort(); /* no I/O: never suspends */
         if (out.count != 1 || out.jsonl.len == 0 || out.jsonl.data[out.jsonl.len - 1] != '\n') abort();
+        const char *message = out.records[0].error_message;
+        if (message && strstr(message, "lazy view mismatch")) abort(); /* a member changed when built whole */
         cJSON *again = cJSON_ParseWithLength(out.jsonl.data, out.jsonl.len); /* the record is JSON */
         if (!again) abort();
         cJSON_Delete(again);

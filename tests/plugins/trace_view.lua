@@ -6,6 +6,25 @@ local json = assay.json
 return {
   name = "trace_view",
   evaluate = function(t)
+    if t.id == "partial" then
+      -- members read one at a time, then the whole object built by pairs
+      local r = t.r
+      local x = r.x
+      x.added = true
+      local dup, dn = r.dup, r.dn
+      local keys = {}
+      for key in pairs(r) do keys[#keys + 1] = key end
+      table.sort(keys)
+      return {
+        score = 1,
+        details = {
+          same_table = r.x == x, change_kept = r.x.added == true and r.x.deep == 1,
+          dup = { dup, r.dup }, dn = { dn, r.dn }, keys = keys,
+          absent = { r.nothing == nil, r[1] == nil, r.gone == nil },
+          is_array = { json.is_array(t.arr), json.is_array(t.r), json.is_array(t.arr2), #t.arr2 },
+        },
+      }
+    end
     local e_set = rawset(t.e, "added", 1)
     setmetatable(t.j, { __index = function() return "fallback" end })
     local pairs_keys = {}
