@@ -13,6 +13,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,9 +121,15 @@ static void stopwords_index(void) {
         }
 }
 
+static atomic_bool stopwords_ready;
+
 bool text_is_stopword(const char *w, size_t n) {
     if (n == 0 || n > STOPWORD_MAX_LEN || w[0] < 'a' || w[0] > 'z') return false;
-    pthread_once(&stopword_once, stopwords_index);
+    /* called for every token: a load, not a pthread_once call, once the index is built */
+    if (!atomic_load_explicit(&stopwords_ready, memory_order_acquire)) {
+        pthread_once(&stopword_once, stopwords_index);
+        atomic_store_explicit(&stopwords_ready, true, memory_order_release);
+    }
     unsigned first = stopword_bucket[n][w[0] - 'a'].first, count = stopword_bucket[n][w[0] - 'a'].count;
     for (unsigned i = first; i < first + count; i++)
         if (memcmp(stopword_sorted[i], w, n) == 0) return true;
@@ -676,7 +683,7 @@ static int l_tfidf_cosines(lua_State *L) {
         size_t n, pos = 0, start, len;
         const char *s = doc_text(L, (lua_Integer)d + 1, &n);
         while (text_next_token(s, n, &pos, &start, &len)) {
-            text_lower_into(arena, s + start, len);
+            for (size_t k = 0; k < len; k++) arena[k] = (char)text_token_lower[(unsigned char)s[start + k]];
             if (text_is_stopword(arena, len)) continue;
             uint64_t h = term_hash(arena, len);
             size_t slot = (size_t)h & (slots - 1);

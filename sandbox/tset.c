@@ -106,14 +106,31 @@ static size_t next_pow2(size_t n) {
     return c;
 }
 
-/* The slot of the token: the one holding it, or the empty one where it goes. */
-static uint32_t *find_slot(const tset *S, uint64_t h, const char *s, size_t n) {
+/* Are the n bytes at a and b equal? Both must have TSET_SLACK readable bytes past n, as
+ * every token in an arena has: most tokens are one word, compared without a call. */
+static inline bool equal_slack(const char *a, const char *b, size_t n) {
+    if (n > 8) return memcmp(a, b, n) == 0;
+    uint64_t x, y;
+    memcpy(&x, a, 8);
+    memcpy(&y, b, 8);
+    uint64_t keep = n ? ~0ull >> (8 * (8 - n)) : 0;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    keep = n ? ~0ull << (8 * (8 - n)) : 0;
+#endif
+    return ((x ^ y) & keep) == 0;
+}
+
+/* The slot of the token: the one holding it, or the empty one where it goes. `slack`: s
+ * has TSET_SLACK readable bytes past n (it is in an arena). */
+static uint32_t *find_slot(const tset *S, uint64_t h, const char *s, size_t n, bool slack) {
     uint32_t mask = S->index_cap - 1;
     for (uint32_t slot = (uint32_t)h & mask;; slot = (slot + 1) & mask) {
         uint32_t e = S->index[slot];
         if (!e) return &S->index[slot];
         const tset_entry *en = &S->entries[e - 1];
-        if (en->hash == h && en->len == n && memcmp(S->bytes + en->at, s, n) == 0) return &S->index[slot];
+        if (en->hash == h && en->len == n &&
+            (slack ? equal_slack(S->bytes + en->at, s, n) : memcmp(S->bytes + en->at, s, n) == 0))
+            return &S->index[slot];
     }
 }
 
@@ -136,7 +153,7 @@ static void reserve_slow(lua_State *L, int idx, tset *S, size_t more, size_t mor
         memset(S->index, 0, cap * sizeof *S->index);
         for (uint32_t e = 0; e < S->count; e++) {
             const tset_entry *en = &S->entries[e];
-            *find_slot(S, en->hash, S->bytes + en->at, en->len) = e + 1;
+            *find_slot(S, en->hash, S->bytes + en->at, en->len, true) = e + 1;
         }
     }
     if (S->bytes_len + more_bytes + TSET_SLACK > S->bytes_cap) {
@@ -158,7 +175,7 @@ static inline void reserve(lua_State *L, int idx, tset *S, size_t more, size_t m
 static void add_tail(tset *S, size_t len) {
     const char *s = S->bytes + S->bytes_len;
     uint64_t h = tset_hash_slack(s, len);
-    uint32_t *slot = find_slot(S, h, s, len);
+    uint32_t *slot = find_slot(S, h, s, len, true);
     if (*slot) return;
     S->entries[S->count] = (tset_entry){h, (uint32_t)S->bytes_len, (uint32_t)len};
     *slot = ++S->count;
@@ -174,7 +191,7 @@ static void add_one(lua_State *L, int idx, tset *S, const char *s, size_t n) {
 
 static bool contains(const tset *S, const char *s, size_t n) {
     if (S->count == 0) return false;
-    return *find_slot(S, tset_hash(s, n), s, n) != 0;
+    return *find_slot(S, tset_hash(s, n), s, n, false) != 0;
 }
 
 /* ------------------------------------------------------------- what text.c calls */
@@ -230,7 +247,7 @@ lua_Integer tset_intersection_size(lua_State *L, int a, int b) {
     if (B->count == 0) return 0;
     for (uint32_t e = 0; e < A->count; e++) {
         const tset_entry *en = &A->entries[e];
-        count += *find_slot(B, en->hash, A->bytes + en->at, en->len) != 0;
+        count += *find_slot(B, en->hash, A->bytes + en->at, en->len, true) != 0;
     }
     return count;
 }
