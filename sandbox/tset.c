@@ -138,7 +138,9 @@ static uint32_t *find_slot(const tset *S, uint64_t h, const char *s, size_t n, b
  * fails halfway. */
 static void reserve_slow(lua_State *L, int idx, tset *S, size_t more, size_t more_bytes) {
     idx = lua_absindex(L, idx);
-    if ((size_t)S->count + more > UINT32_MAX / 4 || S->bytes_len + more_bytes > UINT32_MAX)
+    /* offsets and counts are 32-bit; the index has twice the entries' slots */
+    if ((size_t)S->count + more > UINT32_MAX / 4 || S->bytes_len + more_bytes > UINT32_MAX - 2 * TSET_SLACK ||
+        ((size_t)S->count + more) * 2 > SIZE_MAX / (2 * sizeof *S->entries))
         luaL_error(L, "assay.text.Set: too many tokens");
     size_t need = S->count + more;
     if (need > S->entries_cap) {
@@ -198,8 +200,9 @@ static bool contains(const tset *S, const char *s, size_t n) {
 
 void tset_add_text(lua_State *L, int idx, const char *s, size_t n, bool content_only) {
     tset *S = tset_check(L, idx);
-    /* texts hold about one distinct token per twelve bytes */
-    reserve(L, idx, S, n / 12 + 1, 0);
+    /* texts hold about one distinct token per twelve bytes; capped, so that a long text of
+     * few distinct words does not reserve memory it never uses */
+    reserve(L, idx, S, n / 12 < 4096 ? n / 12 + 1 : 4096, 0);
     const unsigned char *p = (const unsigned char *)s;
     size_t i = 0;
     for (;;) {
