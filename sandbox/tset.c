@@ -301,25 +301,20 @@ int tset_new(lua_State *L) {
     return 1;
 }
 
-/* S:add_tokens(s) -> S: adds set(T(s)); a non-string adds nothing, as text.tokens gives {} */
-static int m_add_tokens(lua_State *L) {
+/* S:add_tokens(s), S:add_content(s) -> S: adds set(T(s)) or set(C(s)); a non-string adds
+ * nothing, as text.tokens gives {} */
+static int add_text_method(lua_State *L, bool content_only) {
     tset_check(L, 1);
     size_t n = 0;
     const char *s = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &n) : "";
-    tset_add_text(L, 1, s, n, false);
+    tset_add_text(L, 1, s, n, content_only);
     lua_settop(L, 1);
     return 1;
 }
 
-/* S:add_content(s) -> S: adds set(C(s)) */
-static int m_add_content(lua_State *L) {
-    tset_check(L, 1);
-    size_t n = 0;
-    const char *s = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &n) : "";
-    tset_add_text(L, 1, s, n, true);
-    lua_settop(L, 1);
-    return 1;
-}
+static int m_add_tokens(lua_State *L) { return add_text_method(L, false); }
+
+static int m_add_content(lua_State *L) { return add_text_method(L, true); }
 
 /* S:add(value) -> S: adds one string exactly as given (no lowercasing, no tokenizing) */
 static int m_add(lua_State *L) {
