@@ -9,7 +9,7 @@
  *    inside uv_run. The loop must be run until the close callback has fired.
  *  - thread mode (loop NULL), for callers without libuv: the host runs its own loop on a
  *    thread of its own. assay_host_submit, _submit_input_error, _pending, _reload,
- *    _plugin_count, _plugin_info, _io_stats and _close are safe from any thread; result
+ *    _plugin_count, _plugin_info, _io_stats, _shared and _close are safe from any thread; result
  *    callbacks run on the host's thread, one at a time, in order. assay_host_close blocks
  *    until every result has been delivered and must not be called from a callback.
  * In both modes a callback may call assay_host_submit, assay_host_reload and (loop mode)

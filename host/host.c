@@ -61,7 +61,7 @@ struct assay_host {
     job **reorder;                    /* ring indexed by seq % reorder_cap */
     size_t reorder_cap;               /* a power of two, always > pending */
     size_t pending;
-    uint64_t shared;                  /* traces whose plugins ran on several workers */
+    atomic_ullong shared;             /* traces whose plugins ran on several workers */
     bool is_closing;
     assay_close_cb on_closed;
 
@@ -331,7 +331,7 @@ static generation *generation_new(assay_host *h, assay_error *err) {
     }
     for (; g->worker_count < count; g->worker_count++) {
         worker_config wc = {g->worker_count, g->sandbox_configs, g->plugin_count, o->group_by, o->sample_rate,
-                            o->sample_seed, h->http, on_job_done, h};
+                            o->sample_seed, h->http, on_job_done, h, &h->shared};
         char message[sizeof err->message];
         if (!(g->workers[g->worker_count] = worker_new(&wc, message, sizeof message))) {
             fail(err, ASSAY_ECONFIG, "%s", message);
@@ -479,6 +479,7 @@ int assay_host_new(assay_host **out, uv_loop_t *loop, const assay_options *o, as
     if (o->plugin_path_count == 0) return fail(err, ASSAY_ECONFIG, "no plugins given");
     assay_host *h = calloc(1, sizeof *h);
     if (!h) return fail(err, ASSAY_ENOMEM, "out of memory");
+    atomic_init(&h->shared, 0);
     h->on_result = on_result;
     h->user_data = user_data;
     h->reorder_cap = 64;
@@ -624,7 +625,6 @@ static int host_enqueue(assay_host *h, job *j) {
             j->helper_index[j->helper_count] = i;
             j->helpers[j->helper_count++] = g->workers[i];
         }
-        if (j->helper_count) h->shared++;
     }
     worker_submit(g->workers[best], j); /* under the lock: a reload cannot free g meanwhile */
     uv_mutex_unlock(&h->lock);
@@ -674,11 +674,7 @@ size_t assay_host_pending(const assay_host *h) {
 }
 
 uint64_t assay_host_shared(const assay_host *h) {
-    if (!h) return 0;
-    uv_mutex_lock((uv_mutex_t *)&h->lock);
-    uint64_t n = h->shared;
-    uv_mutex_unlock((uv_mutex_t *)&h->lock);
-    return n;
+    return h ? (uint64_t)atomic_load_explicit(&((assay_host *)h)->shared, memory_order_relaxed) : 0;
 }
 
 static void on_async_closed(uv_handle_t *handle) {

@@ -99,6 +99,7 @@ typedef struct worker_config {
     /* called on the worker thread with each finished job */
     void (*on_done)(void *ctx, job *j);
     void *on_done_ctx;
+    atomic_ullong *shared;         /* counts the traces this worker shared with helpers */
 } worker_config;
 
 /* Creates the worker's sandboxes (on the calling thread) and starts its thread. On

@@ -263,6 +263,7 @@ static void job_start(worker *w, job *j) {
     if (j->helper_count && count > 1 && (j->parts = calloc(count, sizeof *j->parts))) {
         /* everything the helpers read is written above, before worker_help's lock */
         j->is_shared = true;
+        atomic_fetch_add_explicit(w->cfg.shared, 1, memory_order_relaxed);
         atomic_fetch_add(&j->unfinished, j->helper_count);
         for (unsigned k = 0; k < j->helper_count; k++) worker_help(j->helpers[k], j);
     }
