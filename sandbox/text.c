@@ -634,10 +634,18 @@ typedef struct doc_term {
     uint32_t term, count;
 } doc_term;
 
-static uint64_t term_hash(const char *s, size_t n) {
-    uint64_t h = 1469598103934665603u; /* FNV-1a */
-    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211u;
-    return h;
+/* Counts the tokens of s and their bytes, one table lookup per byte. */
+static void count_tokens(const char *s, size_t n, size_t *tokens, size_t *bytes) {
+    const unsigned char *p = (const unsigned char *)s;
+    size_t t = 0, b = 0;
+    bool in = false;
+    for (size_t i = 0; i < n; i++) {
+        bool is = text_token_lower[p[i]] != 0;
+        t += is && !in;
+        b += is;
+        in = is;
+    }
+    *tokens += t, *bytes += b;
 }
 
 /* The text of docs[d] ("" when it is not a string); it stays alive in docs. */
@@ -660,15 +668,15 @@ static int l_tfidf_cosines(lua_State *L) {
     luaL_argcheck(L, ndocs < (lua_Integer)UINT32_MAX, 1, "too many documents");
     size_t ndoc = (size_t)ndocs, total_tokens = 0, total_bytes = 0;
     for (lua_Integer d = 1; d <= ndocs; d++) {
-        size_t n, pos = 0, start, len;
+        size_t n;
         const char *s = doc_text(L, d, &n);
-        while (text_next_token(s, n, &pos, &start, &len)) total_tokens++, total_bytes += len;
+        count_tokens(s, n, &total_tokens, &total_bytes);
     }
     luaL_argcheck(L, total_tokens < UINT32_MAX / 2, 1, "too many tokens");
     size_t slots = 16;
     while (slots < 2 * total_tokens) slots *= 2;
     size_t bytes = slots * sizeof(uint32_t) + total_tokens * (sizeof(term) + sizeof(doc_term)) +
-                   (ndoc + 1) * sizeof(size_t) + total_bytes + 1;
+                   (ndoc + 1) * sizeof(size_t) + total_bytes + TEXT_SLACK;
     char *scratch = lua_newuserdatauv(L, bytes, 0);
     uint32_t *table = (uint32_t *)scratch; /* term index + 1; 0 = empty slot */
     term *terms = (term *)(table + slots);
@@ -680,17 +688,22 @@ static int l_tfidf_cosines(lua_State *L) {
     size_t nentries = 0;
     for (size_t d = 0; d < ndoc; d++) {
         doc_start[d] = nentries;
-        size_t n, pos = 0, start, len;
+        size_t n, i = 0;
         const char *s = doc_text(L, (lua_Integer)d + 1, &n);
-        while (text_next_token(s, n, &pos, &start, &len)) {
-            for (size_t k = 0; k < len; k++) arena[k] = (char)text_token_lower[(unsigned char)s[start + k]];
+        const unsigned char *p = (const unsigned char *)s;
+        for (;;) {
+            /* found and lowercased into the arena in one pass; kept there only if new */
+            while (i < n && !text_token_lower[p[i]]) i++;
+            if (i == n) break;
+            size_t len = 0;
+            for (unsigned char c; i < n && (c = text_token_lower[p[i]]); i++) arena[len++] = (char)c;
             if (text_is_stopword(arena, len)) continue;
-            uint64_t h = term_hash(arena, len);
+            uint64_t h = text_hash_slack(arena, len);
             size_t slot = (size_t)h & (slots - 1);
             term *t = NULL;
             for (; table[slot]; slot = (slot + 1) & (slots - 1)) {
                 term *c = &terms[table[slot] - 1];
-                if (c->hash == h && c->len == len && memcmp(c->text, arena, len) == 0) {
+                if (c->hash == h && c->len == len && text_equal_slack(c->text, arena, len)) {
                     t = c;
                     break;
                 }

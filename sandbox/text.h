@@ -5,6 +5,8 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 
 #include "../host/buf.h"
 
@@ -12,6 +14,47 @@
  * at or after *pos. Returns false when there is none; else sets *start, *len and moves
  * *pos past it. The token is not lowercased: see text_lower_into. */
 bool text_next_token(const char *s, size_t n, size_t *pos, size_t *start, size_t *len);
+/* Tokens hashed and compared a word at a time: tokens are short, and every token of every
+ * text goes through here. The last word is read whole and masked, so the caller keeps
+ * TEXT_SLACK readable bytes after every token it passes (an arena with room to spare).
+ * Hashes are never output and may differ between machines. */
+#define TEXT_SLACK 8
+
+static inline uint64_t text_mix(uint64_t h, uint64_t w) {
+    h = (h ^ w) * 0xFF51AFD7ED558CCDu;
+    return h ^ (h >> 32);
+}
+
+/* The first n bytes (0..8) of the word w, as loaded by memcpy. */
+static inline uint64_t text_word_prefix(uint64_t w, size_t n) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    return n ? w & (~0ull << (8 * (8 - n))) : 0;
+#else
+    return n ? w & (~0ull >> (8 * (8 - n))) : 0;
+#endif
+}
+
+static inline uint64_t text_hash_slack(const char *s, size_t n) {
+    uint64_t h = 0x9E3779B97F4A7C15u ^ n, w;
+    for (; n > 8; s += 8, n -= 8) {
+        memcpy(&w, s, 8);
+        h = text_mix(h, w);
+    }
+    memcpy(&w, s, 8);
+    h = text_mix(h, text_word_prefix(w, n));
+    h *= 0xC4CEB9FE1A85EC53u;
+    return h ^ (h >> 29);
+}
+
+/* Are the n bytes at a and b equal? Both with TEXT_SLACK bytes to spare. */
+static inline bool text_equal_slack(const char *a, const char *b, size_t n) {
+    if (n > 8) return memcmp(a, b, n) == 0;
+    uint64_t x, y;
+    memcpy(&x, a, 8);
+    memcpy(&y, b, 8);
+    return text_word_prefix(x ^ y, n) == 0;
+}
+
 /* SPEC §5's token bytes lowercased, 0 for every other byte. */
 extern const unsigned char text_token_lower[256];
 /* Copies n bytes into out with ASCII letters lowercased. */

@@ -40,49 +40,25 @@ typedef struct tset {
 
 enum { UV_INDEX = 1, UV_ENTRIES, UV_BYTES, UV_COUNT = UV_BYTES };
 
-/* A hash of the bytes as stored, eight at a time: tokens are short, and every token of
- * every text added is hashed. It reads the whole word the last bytes are in, so the arena
- * keeps TSET_SLACK bytes past its end (the bytes past the token are masked off). Never
- * output, so its value may differ between machines; nothing computed from a Set depends
- * on it but speed. */
-#define TSET_SLACK 8
+/* Tokens are hashed and compared a word at a time (text.h), so every arena keeps
+ * TSET_SLACK bytes past its end. */
+#define TSET_SLACK TEXT_SLACK
 
-static inline uint64_t mix(uint64_t h, uint64_t w) {
-    h = (h ^ w) * 0xFF51AFD7ED558CCDu;
-    return h ^ (h >> 32);
-}
-
-static uint64_t tset_hash_slack(const char *s, size_t n) {
-    uint64_t h = 0x9E3779B97F4A7C15u ^ n, w;
-    for (; n > 8; s += 8, n -= 8) {
-        memcpy(&w, s, 8);
-        h = mix(h, w);
-    }
-    memcpy(&w, s, 8); /* n is 1..8 here, or 0 for "" */
-    uint64_t keep = n ? ~0ull >> (8 * (8 - n)) : 0;
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    keep = n ? ~0ull << (8 * (8 - n)) : 0; /* the first bytes are the high ones */
-#endif
-    h = mix(h, w & keep);
-    h *= 0xC4CEB9FE1A85EC53u;
-    return h ^ (h >> 29);
-}
-
-/* The same for bytes with nothing readable past them. */
+/* The same hash for bytes with nothing readable past them. */
 static uint64_t tset_hash(const char *s, size_t n) {
-    char word[16] = {0};
+    char word[2 * TEXT_SLACK] = {0};
     if (n <= 8) {
         memcpy(word, s, n);
-        return tset_hash_slack(word, n);
+        return text_hash_slack(word, n);
     }
     uint64_t h = 0x9E3779B97F4A7C15u ^ n, w;
     for (; n > 8; s += 8, n -= 8) {
         memcpy(&w, s, 8);
-        h = mix(h, w);
+        h = text_mix(h, w);
     }
     memcpy(word, s, n);
     memcpy(&w, word, 8);
-    h = mix(h, w);
+    h = text_mix(h, w);
     h *= 0xC4CEB9FE1A85EC53u;
     return h ^ (h >> 29);
 }
@@ -106,20 +82,6 @@ static size_t next_pow2(size_t n) {
     return c;
 }
 
-/* Are the n bytes at a and b equal? Both must have TSET_SLACK readable bytes past n, as
- * every token in an arena has: most tokens are one word, compared without a call. */
-static inline bool equal_slack(const char *a, const char *b, size_t n) {
-    if (n > 8) return memcmp(a, b, n) == 0;
-    uint64_t x, y;
-    memcpy(&x, a, 8);
-    memcpy(&y, b, 8);
-    uint64_t keep = n ? ~0ull >> (8 * (8 - n)) : 0;
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    keep = n ? ~0ull << (8 * (8 - n)) : 0;
-#endif
-    return ((x ^ y) & keep) == 0;
-}
-
 /* The slot of the token: the one holding it, or the empty one where it goes. `slack`: s
  * has TSET_SLACK readable bytes past n (it is in an arena). */
 static uint32_t *find_slot(const tset *S, uint64_t h, const char *s, size_t n, bool slack) {
@@ -129,7 +91,7 @@ static uint32_t *find_slot(const tset *S, uint64_t h, const char *s, size_t n, b
         if (!e) return &S->index[slot];
         const tset_entry *en = &S->entries[e - 1];
         if (en->hash == h && en->len == n &&
-            (slack ? equal_slack(S->bytes + en->at, s, n) : memcmp(S->bytes + en->at, s, n) == 0))
+            (slack ? text_equal_slack(S->bytes + en->at, s, n) : memcmp(S->bytes + en->at, s, n) == 0))
             return &S->index[slot];
     }
 }
@@ -176,7 +138,7 @@ static inline void reserve(lua_State *L, int idx, tset *S, size_t more, size_t m
  * holds them already. Room must have been reserved. */
 static void add_tail(tset *S, size_t len) {
     const char *s = S->bytes + S->bytes_len;
-    uint64_t h = tset_hash_slack(s, len);
+    uint64_t h = text_hash_slack(s, len);
     uint32_t *slot = find_slot(S, h, s, len, true);
     if (*slot) return;
     S->entries[S->count] = (tset_entry){h, (uint32_t)S->bytes_len, (uint32_t)len};
