@@ -202,7 +202,7 @@ static void job_claim(worker *w, job *j) {
     for (;;) {
         size_t i = atomic_fetch_add(&j->next_plugin, 1);
         if (i >= count) return;
-        sandbox_output *out = j->is_shared ? &j->parts[i] : i > j->first_waiting ? &j->parts[i] : &j->out;
+        sandbox_output *out = j->is_shared || i > j->first_waiting ? &j->parts[i] : &j->out;
         sandbox_task *t = sandbox_evaluate(w->sandboxes[i], j->trace, j->trace_id, out, j);
         if (!t) {
             job_release(w, j);

@@ -3,6 +3,7 @@
 #define ASSAY_SANDBOX_INTERNAL_H
 
 #include <lua.h>
+#include <lauxlib.h>
 #include <stdbool.h>
 #include <cjson/cJSON.h>
 
@@ -61,14 +62,18 @@ int text_open(lua_State *L, const pattern_limits *limits);
 /* assay.text.Set (tset.c): token sets kept in C, for text.c's set functions. Each raises a
  * Lua error on a wrong argument or when memory runs out. */
 typedef struct tset tset;
-void tset_open(lua_State *L);                 /* registers the metatable [-0, +0, m] */
+/* Registers the metatable; `shared` are text.c's functions that are Set methods too
+ * (S:jaccard(other) is text.jaccard(S, other)). [-0, +0, m] */
+void tset_open(lua_State *L, const luaL_Reg *shared);
 int tset_new(lua_State *L);                   /* text.Set() [-0, +1, m] */
 bool tset_is(lua_State *L, int idx);
-lua_Integer tset_size(lua_State *L, int idx);
 /* Adds set(T(s)), or set(C(s)) when content_only, to the Set at idx. */
 void tset_add_text(lua_State *L, int idx, const char *s, size_t n, bool content_only);
-/* |a ∩ b| where a or b is a Set and the other a Set or a table set. */
-lua_Integer tset_intersection_size(lua_State *L, int a, int b);
+/* The Set at idx, or NULL when the value is something else. */
+const tset *tset_test(lua_State *L, int idx);
+lua_Integer tset_count(const tset *S);
+/* |A ∩ B|, or with B NULL |A ∩ the keys of the table set at t| (raises if t is no table). */
+lua_Integer tset_intersection_size(lua_State *L, const tset *A, const tset *B, int t);
 /* Adds the members of a Set or the keys of a table set at src to the Set at dst. */
 void tset_add_all(lua_State *L, int dst, int src);
 /* Sets table[member] = true for each member of the Set at src. */

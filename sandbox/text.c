@@ -13,7 +13,6 @@
 #include <math.h>
 #include <pthread.h>
 #include <limits.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,15 +120,9 @@ static void stopwords_index(void) {
         }
 }
 
-static atomic_bool stopwords_ready;
-
 bool text_is_stopword(const char *w, size_t n) {
     if (n == 0 || n > STOPWORD_MAX_LEN || w[0] < 'a' || w[0] > 'z') return false;
-    /* called for every token: a load, not a pthread_once call, once the index is built */
-    if (!atomic_load_explicit(&stopwords_ready, memory_order_acquire)) {
-        pthread_once(&stopword_once, stopwords_index);
-        atomic_store_explicit(&stopwords_ready, true, memory_order_release);
-    }
+    pthread_once(&stopword_once, stopwords_index);
     unsigned first = stopword_bucket[n][w[0] - 'a'].first, count = stopword_bucket[n][w[0] - 'a'].count;
     for (unsigned i = first; i < first + count; i++)
         if (memcmp(stopword_sorted[i], w, n) == 0) return true;
@@ -380,16 +373,21 @@ static lua_Integer set_intersection_size(lua_State *L, int small, int large) {
     return count;
 }
 
-/* The size of the Set or table set at idx. */
-static lua_Integer any_size(lua_State *L, int idx) {
-    if (tset_is(L, idx)) return tset_size(L, idx);
+/* The size of the Set S, or of the table set at idx when S is NULL. */
+static lua_Integer any_size(lua_State *L, const tset *S, int idx) {
+    if (S) return tset_count(S);
     lazy_check_table(L, idx);
     return set_size(L, idx);
 }
 
+/* |a ∩ b| when a (at 1) or b (at 2) is a Set. */
+static lua_Integer with_set_intersection(lua_State *L, const tset *a, const tset *b) {
+    return a ? tset_intersection_size(L, a, b, 2) : tset_intersection_size(L, b, NULL, 1);
+}
+
 /* text.size(set) -> number of keys (or members of a Set) */
 static int l_size(lua_State *L) {
-    lua_pushinteger(L, any_size(L, 1));
+    lua_pushinteger(L, any_size(L, tset_test(L, 1), 1));
     return 1;
 }
 
@@ -418,9 +416,10 @@ static int smaller_set(lua_State *L, int a, int b) {
 
 /* text.intersection_size(a, b) -> |a ∩ b| */
 static int l_intersection_size(lua_State *L) {
-    if (tset_is(L, 1) || tset_is(L, 2)) {
+    const tset *a = tset_test(L, 1), *b = tset_test(L, 2);
+    if (a || b) {
         luaL_checkany(L, 2);
-        lua_pushinteger(L, tset_intersection_size(L, 1, 2));
+        lua_pushinteger(L, with_set_intersection(L, a, b));
         return 1;
     }
     lazy_check_table(L, 1);
@@ -432,8 +431,9 @@ static int l_intersection_size(lua_State *L) {
 
 /* text.jaccard(a, b) -> |a ∩ b| / |a ∪ b|, 1 when both are empty (SPEC §5) */
 static int l_jaccard(lua_State *L) {
-    lua_Integer na = any_size(L, 1), nb = any_size(L, 2), inter;
-    if (tset_is(L, 1) || tset_is(L, 2)) inter = tset_intersection_size(L, 1, 2);
+    const tset *a = tset_test(L, 1), *b = tset_test(L, 2);
+    lua_Integer na = any_size(L, a, 1), nb = any_size(L, b, 2), inter;
+    if (a || b) inter = with_set_intersection(L, a, b);
     else inter = na <= nb ? set_intersection_size(L, 1, 2) : set_intersection_size(L, 2, 1);
     lua_Integer uni = na + nb - inter;
     lua_pushnumber(L, uni == 0 ? 1.0 : (double)inter / (double)uni);
@@ -773,7 +773,12 @@ int text_open(lua_State *L, const pattern_limits *limits) {
         {"Set", tset_new},
         {NULL, NULL},
     };
-    tset_open(L);
+    static const luaL_Reg set_methods[] = {
+        {"intersection_size", l_intersection_size},
+        {"jaccard", l_jaccard},
+        {NULL, NULL},
+    };
+    tset_open(L, set_methods);
     luaL_newlib(L, functions);
     lua_pushlightuserdata(L, (void *)limits);
     lua_pushcclosure(L, l_regex_find, 1);

@@ -34,17 +34,21 @@ static inline uint64_t text_word_prefix(uint64_t w, size_t n) {
 #endif
 }
 
-static inline uint64_t text_hash_slack(const char *s, size_t n) {
-    uint64_t h = 0x9E3779B97F4A7C15u ^ n, w;
+/* slack: s has TEXT_SLACK readable bytes past n; else the last bytes are copied out. */
+static inline uint64_t text_hash_words(const char *s, size_t n, bool slack) {
+    uint64_t h = 0x9E3779B97F4A7C15u ^ n, w = 0;
     for (; n > 8; s += 8, n -= 8) {
         memcpy(&w, s, 8);
         h = text_mix(h, w);
     }
-    memcpy(&w, s, 8);
+    if (slack) memcpy(&w, s, 8);
+    else if (n) memcpy(&w, s, n); /* the same bytes where the word load puts them */
     h = text_mix(h, text_word_prefix(w, n));
     h *= 0xC4CEB9FE1A85EC53u;
     return h ^ (h >> 29);
 }
+
+static inline uint64_t text_hash_slack(const char *s, size_t n) { return text_hash_words(s, n, true); }
 
 /* Are the n bytes at a and b equal? Both with TEXT_SLACK bytes to spare. */
 static inline bool text_equal_slack(const char *a, const char *b, size_t n) {

@@ -44,28 +44,13 @@ enum { UV_INDEX = 1, UV_ENTRIES, UV_BYTES, UV_COUNT = UV_BYTES };
  * TSET_SLACK bytes past its end. */
 #define TSET_SLACK TEXT_SLACK
 
-/* The same hash for bytes with nothing readable past them. */
-static uint64_t tset_hash(const char *s, size_t n) {
-    char word[2 * TEXT_SLACK] = {0};
-    if (n <= 8) {
-        memcpy(word, s, n);
-        return text_hash_slack(word, n);
-    }
-    uint64_t h = 0x9E3779B97F4A7C15u ^ n, w;
-    for (; n > 8; s += 8, n -= 8) {
-        memcpy(&w, s, 8);
-        h = text_mix(h, w);
-    }
-    memcpy(word, s, n);
-    memcpy(&w, word, 8);
-    h = text_mix(h, w);
-    h *= 0xC4CEB9FE1A85EC53u;
-    return h ^ (h >> 29);
-}
-
 tset *tset_check(lua_State *L, int idx) { return luaL_checkudata(L, idx, TSET_META); }
 
 bool tset_is(lua_State *L, int idx) { return luaL_testudata(L, idx, TSET_META) != NULL; }
+
+const tset *tset_test(lua_State *L, int idx) { return luaL_testudata(L, idx, TSET_META); }
+
+lua_Integer tset_count(const tset *S) { return S->count; }
 
 /* A new block of `size` bytes as user value uv of the Set at idx, `keep` bytes of old
  * copied into it. [-0, +0, m] */
@@ -155,7 +140,7 @@ static void add_one(lua_State *L, int idx, tset *S, const char *s, size_t n) {
 
 static bool contains(const tset *S, const char *s, size_t n) {
     if (S->count == 0) return false;
-    return *find_slot(S, tset_hash(s, n), s, n, false) != 0;
+    return *find_slot(S, text_hash_words(s, n, false), s, n, false) != 0;
 }
 
 /* ------------------------------------------------------------- what text.c calls */
@@ -182,7 +167,7 @@ void tset_add_text(lua_State *L, int idx, const char *s, size_t n, bool content_
     }
 }
 
-lua_Integer tset_size(lua_State *L, int idx) { return tset_check(L, idx)->count; }
+static lua_Integer tset_size(lua_State *L, int idx) { return tset_check(L, idx)->count; }
 
 /* How many string keys of the table at t the Set S holds. */
 static lua_Integer table_in_set(lua_State *L, int t, const tset *S) {
@@ -198,16 +183,12 @@ static lua_Integer table_in_set(lua_State *L, int t, const tset *S) {
     return count;
 }
 
-lua_Integer tset_intersection_size(lua_State *L, int a, int b) {
-    a = lua_absindex(L, a), b = lua_absindex(L, b);
-    if (!tset_is(L, a)) { int t = a; a = b, b = t; } /* a is a Set */
-    const tset *A = tset_check(L, a);
-    if (!tset_is(L, b)) {
-        lazy_check_table(L, b);
-        return table_in_set(L, b, A);
+lua_Integer tset_intersection_size(lua_State *L, const tset *A, const tset *B, int t) {
+    if (!B) {
+        lazy_check_table(L, t);
+        return table_in_set(L, lua_absindex(L, t), A);
     }
-    const tset *B = tset_check(L, b);
-    if (A->count > B->count) { const tset *t = A; A = B, B = t; } /* walk the smaller */
+    if (A->count > B->count) { const tset *x = A; A = B, B = x; } /* walk the smaller */
     lua_Integer count = 0;
     if (B->count == 0) return 0;
     for (uint32_t e = 0; e < A->count; e++) {
@@ -323,37 +304,12 @@ static int m_list(lua_State *L) {
     return 1;
 }
 
-/* S:intersection_size(other) -> |S ∩ other|, other a Set or a table set */
-static int m_intersection_size(lua_State *L) {
-    tset_check(L, 1);
-    luaL_checkany(L, 2);
-    lua_pushinteger(L, tset_intersection_size(L, 1, 2));
-    return 1;
-}
-
-/* S:jaccard(other) -> |S ∩ other| / |S ∪ other|, 1 when both are empty (SPEC §5) */
-static int m_jaccard(lua_State *L) {
-    lua_Integer na = tset_size(L, 1);
-    luaL_checkany(L, 2);
-    lua_Integer nb;
-    if (tset_is(L, 2)) {
-        nb = tset_size(L, 2);
-    } else {
-        lazy_check_table(L, 2);
-        nb = 0;
-        for (lua_pushnil(L); lua_next(L, 2); lua_pop(L, 1)) nb++;
-    }
-    lua_Integer inter = tset_intersection_size(L, 1, 2), uni = na + nb - inter;
-    lua_pushnumber(L, uni == 0 ? 1.0 : (double)inter / (double)uni);
-    return 1;
-}
-
 static int m_tostring(lua_State *L) {
     lua_pushfstring(L, "assay.text.Set (%d members)", (int)tset_size(L, 1));
     return 1;
 }
 
-void tset_open(lua_State *L) {
+void tset_open(lua_State *L, const luaL_Reg *shared) {
     static const luaL_Reg methods[] = {
         {"add_tokens", m_add_tokens},
         {"add_content", m_add_content},
@@ -362,12 +318,11 @@ void tset_open(lua_State *L) {
         {"has", m_has},
         {"size", m_size},
         {"list", m_list},
-        {"intersection_size", m_intersection_size},
-        {"jaccard", m_jaccard},
         {NULL, NULL},
     };
     luaL_newmetatable(L, TSET_META);
     luaL_newlib(L, methods);
+    luaL_setfuncs(L, shared, 0); /* S:jaccard(other) is text.jaccard(S, other), and so on */
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, m_size);
     lua_setfield(L, -2, "__len");
