@@ -17,24 +17,50 @@ static const char convert_null_sentinel = 0;
 /* registry key of the metatable marking tables that came from JSON arrays */
 static const char convert_array_key = 0;
 
+/* tostring of a light userdata: assay.null is the only one a plugin ever holds, and its
+ * address would tell where the library is loaded. */
+static int light_tostring(lua_State *L) {
+    if (convert_is_null(L, 1)) lua_pushliteral(L, "null");
+    else lua_pushliteral(L, "userdata");
+    return 1;
+}
+
 void convert_init_state(lua_State *L) {
-    lua_createtable(L, 0, 1);
+    /* The array marker is attached by the host to every array it builds: a plugin that could
+     * reach it could add __gc, __index or __len to all of them, so __metatable hides it
+     * (getmetatable answers "assay.array"). */
+    lua_createtable(L, 0, 2);
     lua_pushliteral(L, "assay.array");
     lua_setfield(L, -2, "__name");
+    lua_pushliteral(L, "assay.array");
+    lua_setfield(L, -2, "__metatable");
     lua_rawsetp(L, LUA_REGISTRYINDEX, &convert_array_key);
+    /* one metatable for every light userdata of the state */
+    convert_push_null(L);
+    lua_createtable(L, 0, 3);
+    lua_pushcfunction(L, light_tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_setmetatable(L, -2);
+    lua_pop(L, 1);
 }
 
 void convert_push_array_metatable(lua_State *L) { lua_rawgetp(L, LUA_REGISTRYINDEX, &convert_array_key); }
 
-int convert_is_array(lua_State *L, int idx) {
-    if (!lua_istable(L, idx)) return 0;
-    bool is_array;
-    if (lazy_is_array(L, idx, &is_array)) return is_array; /* known without building it */
+int convert_has_array_metatable(lua_State *L, int idx) {
     if (!lua_getmetatable(L, idx)) return 0;
     lua_rawgetp(L, LUA_REGISTRYINDEX, &convert_array_key);
     int same = lua_rawequal(L, -1, -2);
     lua_pop(L, 2);
     return same;
+}
+
+int convert_is_array(lua_State *L, int idx) {
+    if (!lua_istable(L, idx)) return 0;
+    bool is_array;
+    if (lazy_is_array(L, idx, &is_array)) return is_array; /* known without building it */
+    return convert_has_array_metatable(L, idx);
 }
 
 void convert_push_null(lua_State *L) { lua_pushlightuserdata(L, (void *)&convert_null_sentinel); }

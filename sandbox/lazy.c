@@ -17,9 +17,15 @@
  *
  * Lifetime: the cJSON tree belongs to the job and is freed after the evaluation, so when the
  * evaluation ends lazy_doc_end marks the trace's document dead. A stand-in a plugin kept in
- * module state and touches later raises a clear error instead of reading freed memory. The
- * document lives in the metatable, which Lua never hands out (__metatable), so no table can
- * be made a stand-in of another trace by a plugin.
+ * module state and touches later raises a clear error instead of reading freed memory.
+ *
+ * The node pointer is the one thing here that Lua must never name. A stand-in keeps it under
+ * a key that is its document's own userdata: Lua never sees that userdata (it lives in the
+ * metatable, which __metatable hides, and in the upvalues of C closures, which need the debug
+ * library to read), no raw iteration of an unbuilt stand-in is ever handed to Lua (next, and
+ * the `next` that pairs returns, build the table first), and a node is looked up only under
+ * the live document's key of the stand-in's own metatable. So a plugin can neither read a
+ * node nor write one, nor move a stand-in of one trace into another.
  * Not here: eager conversion and JSON text (convert.c).
  */
 #include "sandbox_internal.h"
@@ -32,17 +38,15 @@ struct lazy_doc {
     bool is_alive;
 };
 
-/* The document hangs in the trace's metatable under lazy_doc_key. A stand-in holds its
- * node under lazy_node_key, a key no Lua code can make (a light userdata): every way of
- * looking into a stand-in fills it first, and filling removes the key, so it is never
- * seen; it is a slot in the stand-in's own table instead of an entry in a shared map that
- * would be grown and searched for every table of every trace. */
+/* The document hangs in the trace's metatable under lazy_doc_key; it is also the key under
+ * which each stand-in of the trace holds its node (see the header). The key is in the
+ * stand-in's own table rather than in a shared map that would be grown and searched for
+ * every table of every trace, and filling removes it. */
 static const char lazy_doc_key = 0;
-static const char lazy_node_key = 0;
 
-/* Pushes the value of item; containers as stand-ins with the metatable at `mt`.
- * [-0, +1, m] */
-static void lazy_push(lua_State *L, const cJSON *item, int mt) {
+/* Pushes the value of item; containers as stand-ins with the metatable at `mt` and the
+ * document (their key) at `doc`. [-0, +1, m] */
+static void lazy_push(lua_State *L, const cJSON *item, int mt, int doc) {
     switch (item->type & 0xFF) {
     case cJSON_Array:
     case cJSON_Object: {
@@ -51,8 +55,9 @@ static void lazy_push(lua_State *L, const cJSON *item, int mt) {
         bool is_array = (item->type & 0xFF) == cJSON_Array;
         /* sized now, so that filling never rehashes; one more slot for the node key */
         lua_createtable(L, is_array ? n : 0, is_array ? 1 : n + 1);
+        lua_pushvalue(L, doc);
         lua_pushlightuserdata(L, (void *)item);
-        lua_rawsetp(L, -2, &lazy_node_key);
+        lua_rawset(L, -3);
         lua_pushvalue(L, mt);
         lua_setmetatable(L, -2);
         return;
@@ -61,29 +66,30 @@ static void lazy_push(lua_State *L, const cJSON *item, int mt) {
     }
 }
 
-/* The node of the stand-in at idx of doc; raises if the trace is gone. */
-static const cJSON *doc_node(lua_State *L, const struct lazy_doc *doc, int idx) {
-    if (!doc->is_alive)
+/* The node of the stand-in at idx, whose document is at doc; raises if the trace is gone.
+ * Only the document's own key is looked at, so no value Lua could have put in the table is
+ * ever taken for a node. */
+static const cJSON *doc_node(lua_State *L, int doc, int idx) {
+    const struct lazy_doc *d = lua_touserdata(L, doc);
+    if (!d || !d->is_alive)
         luaL_error(L, "this table is part of an earlier trace, whose data is gone once its evaluation ends "
                       "(copy the values a plugin keeps from one trace to the next)");
-    lua_rawgetp(L, idx, &lazy_node_key);
-    const cJSON *node = lua_touserdata(L, -1);
+    lua_pushvalue(L, doc);
+    const cJSON *node = lua_rawget(L, idx) == LUA_TLIGHTUSERDATA ? lua_touserdata(L, -1) : NULL;
     lua_pop(L, 1);
     if (!node) luaL_error(L, "not a table of this trace");
     return node;
 }
 
-/* The node of the stand-in at idx, with its metatable pushed; NULL with nothing pushed for
- * any other value. Raises if the stand-in's trace is gone. */
+/* The node of the stand-in at idx, with its metatable and document pushed; NULL with
+ * nothing pushed for any other value. Raises if the stand-in's trace is gone. */
 static const cJSON *standin_node(lua_State *L, int idx) {
     if (!lua_getmetatable(L, idx)) return NULL;
     if (lua_rawgetp(L, -1, &lazy_doc_key) != LUA_TUSERDATA) {
         lua_pop(L, 2);
         return NULL;
     }
-    const struct lazy_doc *doc = lua_touserdata(L, -1);
-    lua_pop(L, 1);
-    return doc_node(L, doc, idx);
+    return doc_node(L, lua_gettop(L), idx);
 }
 
 /* The member named key as the filled table would hold it: the last one that is not null
@@ -100,16 +106,17 @@ void lazy_fill(lua_State *L, int idx) {
     idx = lua_absindex(L, idx);
     const cJSON *node = standin_node(L, idx);
     if (!node) return;
-    int mt = lua_gettop(L);
+    int doc = lua_gettop(L), mt = doc - 1;
     luaL_checkstack(L, 6, "trace nested too deeply");
+    lua_pushvalue(L, doc);
     lua_pushnil(L);
-    lua_rawsetp(L, idx, &lazy_node_key);
+    lua_rawset(L, idx);
     if ((node->type & 0xFF) == cJSON_Array) {
         convert_push_array_metatable(L);
         lua_setmetatable(L, idx);
         lua_Integer i = 1;
         for (const cJSON *c = node->child; c; c = c->next) {
-            lazy_push(L, c, mt);
+            lazy_push(L, c, mt, doc);
             lua_rawseti(L, idx, i++);
         }
     } else {
@@ -136,7 +143,7 @@ void lazy_fill(lua_State *L, int idx) {
         for (const cJSON *c = node->child; c; c = c->next) {
             if (!c->string || (c->type & 0xFF) == cJSON_NULL) continue; /* as convert.c: null is absent */
             lua_pushstring(L, c->string);
-            lazy_push(L, c, mt);
+            lazy_push(L, c, mt, doc);
             lua_rawset(L, idx); /* in order: the last of repeated keys wins */
         }
         if (has_read) {
@@ -148,7 +155,7 @@ void lazy_fill(lua_State *L, int idx) {
             lua_pop(L, 1);
         }
     }
-    lua_pop(L, 1); /* mt */
+    lua_pop(L, 2); /* mt, doc */
 }
 
 void lazy_check_table(lua_State *L, int arg) {
@@ -166,7 +173,7 @@ static int lazy_index(lua_State *L) {
     lua_settop(L, 2);
     /* upvalues: the metatable, the document; the metamethod runs on every first read of a
      * member, so it finds them there rather than by looking up the metatable */
-    const cJSON *node = doc_node(L, lua_touserdata(L, lua_upvalueindex(2)), 1);
+    const cJSON *node = doc_node(L, lua_upvalueindex(2), 1);
     if ((node->type & 0xFF) == cJSON_Object) {
         const cJSON *c = NULL;
         if (lua_type(L, 2) == LUA_TSTRING) {
@@ -178,7 +185,7 @@ static int lazy_index(lua_State *L) {
             lua_pushnil(L);
             return 1;
         }
-        lazy_push(L, c, lua_upvalueindex(1));
+        lazy_push(L, c, lua_upvalueindex(1), lua_upvalueindex(2));
         lua_pushvalue(L, 2);
         lua_pushvalue(L, -2);
         lua_rawset(L, 1);
@@ -192,7 +199,7 @@ static int lazy_index(lua_State *L) {
 int lazy_is_array(lua_State *L, int idx, bool *is_array) {
     const cJSON *node = standin_node(L, idx);
     if (!node) return 0;
-    lua_pop(L, 1);
+    lua_pop(L, 2);
     *is_array = (node->type & 0xFF) == cJSON_Array;
     return 1;
 }
@@ -210,17 +217,25 @@ static int lazy_len(lua_State *L) {
     return 1;
 }
 
-int lazy_raw_next(lua_State *L) {
-    luaL_checktype(L, 1, LUA_TTABLE);
+/* Lua's next, over a table that is built (or never was a stand-in). [-2, +(1|2), e] */
+static int raw_next(lua_State *L) {
     lua_settop(L, 2);
     if (lua_next(L, 1)) return 2;
     lua_pushnil(L);
     return 1;
 }
 
+/* The sandbox's next, and the iterator pairs returns: a stand-in is built first, so the
+ * document's key is never among the keys Lua sees. */
+static int lazy_base_next(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lazy_fill(L, 1);
+    return raw_next(L);
+}
+
 static int lazy_pairs(lua_State *L) {
     lazy_fill(L, 1);
-    lua_pushcfunction(L, lazy_raw_next);
+    lua_pushcfunction(L, lazy_base_next);
     lua_pushvalue(L, 1);
     lua_pushnil(L);
     return 3;
@@ -245,8 +260,10 @@ int lazy_push_trace(lua_State *L, const cJSON *root) {
     lua_pushcclosure(L, lazy_index, 2);
     lua_setfield(L, mt, "__index");
     int doc_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* held until lazy_doc_end */
-    lazy_push(L, root, mt);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, doc_ref);
+    lazy_push(L, root, mt, lua_gettop(L));
     lua_replace(L, mt);
+    lua_settop(L, mt);
     return doc_ref;
 }
 
@@ -262,13 +279,7 @@ void lazy_doc_end(lua_State *L, int doc_ref) {
 /* ------------------------------------------- base functions that see tables raw */
 
 /* The sandbox's versions of Lua's raw accessors: the same contract and messages, with a
- * stand-in filled first so that raw access sees the trace's values. */
-static int lazy_base_next(lua_State *L) {
-    luaL_checktype(L, 1, LUA_TTABLE);
-    lazy_fill(L, 1);
-    return lazy_raw_next(L);
-}
-
+ * stand-in filled first so that raw access sees the trace's values. (next is above.) */
 static int lazy_base_rawget(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
     luaL_checkany(L, 2);
@@ -278,10 +289,34 @@ static int lazy_base_rawget(lua_State *L) {
     return 1;
 }
 
+/* Tables the host made read-only through their metatable (the params view, the globals
+ * once the plugin has loaded): rawset must not get round that. Registry key of a table
+ * mapping each to the message to raise. */
+static const char readonly_key = 0;
+
+void lazy_mark_readonly(lua_State *L, int idx, const char *message) {
+    idx = lua_absindex(L, idx);
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &readonly_key) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &readonly_key);
+    }
+    lua_pushvalue(L, idx);
+    lua_pushstring(L, message);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+}
+
 static int lazy_base_rawset(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
     luaL_checkany(L, 2);
     luaL_checkany(L, 3);
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &readonly_key) == LUA_TTABLE) {
+        lua_pushvalue(L, 1);
+        if (lua_rawget(L, -2) == LUA_TSTRING) return luaL_error(L, "%s", lua_tostring(L, -1));
+    }
+    lua_settop(L, 3);
     lazy_fill(L, 1);
     lua_settop(L, 3);
     lua_rawset(L, 1);

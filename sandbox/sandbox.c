@@ -226,6 +226,8 @@ static void globals_protect(lua_State *L, bool strict) {
     if (strict) {
         lua_pushcfunction(L, globals_newindex);
         lua_setfield(L, -2, "__newindex");
+        lazy_mark_readonly(L, -2, "rawset on the globals table while evaluating (declare the variable local; "
+                                  "keep state on purpose in a local at the top of the file)");
     }
     lua_pushliteral(L, "locked");
     lua_setfield(L, -2, "__metatable"); /* setmetatable(_G, nil) must not lift this */
@@ -281,6 +283,13 @@ static int sandbox_setmetatable(lua_State *L) {
         if (lua_rawget(L, 2) != LUA_TNIL)
             return luaL_error(L, "__gc metamethods are not allowed in the assay sandbox");
         lua_pop(L, 1);
+    }
+    /* The array marker (convert.c) is hidden behind __metatable so that no plugin can
+     * change it for every array; replacing it on one table stays the plugin's right. */
+    if (lua_type(L, 1) == LUA_TTABLE && (lua_isnil(L, 2) || lua_istable(L, 2)) && convert_has_array_metatable(L, 1)) {
+        lua_settop(L, 2);
+        lua_setmetatable(L, 1);
+        return 1;
     }
     lua_pushvalue(L, lua_upvalueindex(1));
     lua_insert(L, 1);
@@ -545,12 +554,20 @@ static int params_newindex(lua_State *L) {
     return luaL_error(L, "params are read-only (copy the value into a local to change it)");
 }
 
-/* pairs(params) walks the real table behind the read-only view. */
+/* The iterator pairs(params) returns. It walks the table behind the view, held as its
+ * upvalue and never handed to Lua, whatever table it is called with: the plugin could write
+ * into that table, and so change params for every later trace. */
+static int params_next(lua_State *L) {
+    lua_settop(L, 2);
+    if (lua_next(L, lua_upvalueindex(1))) return 2;
+    lua_pushnil(L);
+    return 1;
+}
+
 static int params_pairs(lua_State *L) {
-    lua_pushcfunction(L, lazy_raw_next);
-    if (!lua_getmetatable(L, 1)) return luaL_error(L, "params view without metatable");
-    lua_getfield(L, -1, "__index");
-    lua_remove(L, -2);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_pushcclosure(L, params_next, 1);
+    lua_pushvalue(L, 1);
     lua_pushnil(L);
     return 3;
 }
@@ -642,11 +659,13 @@ static int plugin_load_body(lua_State *L) {
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, params_newindex);
     lua_setfield(L, -2, "__newindex");
-    lua_pushcfunction(L, params_pairs);
+    lua_pushvalue(L, params);
+    lua_pushcclosure(L, params_pairs, 1);
     lua_setfield(L, -2, "__pairs");
     lua_pushliteral(L, "params");
     lua_setfield(L, -2, "__metatable");
     lua_setmetatable(L, -2);
+    lazy_mark_readonly(L, -1, "params are read-only (copy the value into a local to change it)");
     state_of(L)->params_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 
     if (!sb->name) { /* first load: record what list/check show */
@@ -1121,8 +1140,10 @@ static int push_start(lua_State *L, sandbox_task *t) {
     /* raw access: the plugin may have put a metatable on the trace in an earlier step */
     lazy_fill(L, -2);
     lua_pushliteral(L, "steps");
-    lua_rawget(L, -3);
-    if (lua_istable(L, -1)) lazy_fill(L, -1);
+    if (lua_rawget(L, -3) != LUA_TTABLE)
+        return luaL_error(L, "trace.steps is no longer a table (a %s): an earlier step's evaluation replaced it",
+                          luaL_typename(L, -1));
+    lazy_fill(L, -1);
     lua_rawgeti(L, -1, (lua_Integer)t->index + 1);
     lua_remove(L, -2);
     lua_pushinteger(L, (lua_Integer)t->index + 1);

@@ -15,6 +15,8 @@
 void convert_init_state(lua_State *L);
 /* Is the value at idx a table that came from a JSON array? [-0, +0, -] */
 int convert_is_array(lua_State *L, int idx);
+/* Is the metatable of the value at idx the array marker itself? [-0, +0, -] */
+int convert_has_array_metatable(lua_State *L, int idx);
 
 /* JSON null inside arrays, so that [1, null, 3] keeps its length in Lua. Object members
  * that are null are simply absent (nil). [-0, +1, -] */
@@ -40,8 +42,9 @@ int lazy_is_array(lua_State *L, int idx, bool *is_array);
 /* luaL_checktype(arg, table), then lazy_fill: for host functions that read a table argument
  * raw. [-0, +0, e] */
 void lazy_check_table(lua_State *L, int arg);
-/* Lua's next over a plain table, raw: for __pairs of tables that stand for another. */
-int lazy_raw_next(lua_State *L);
+/* Makes rawset on the table at idx raise message: for tables read-only through their
+ * metatable. [-0, +0, m] */
+void lazy_mark_readonly(lua_State *L, int idx, const char *message);
 /* Sets next, rawget, rawset, rawlen and getmetatable in the table at globals to versions
  * that fill a stand-in first. [-0, +0, m] */
 void lazy_install_base(lua_State *L, int globals);

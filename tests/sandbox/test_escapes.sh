@@ -3,7 +3,9 @@
 # names, and the host must stay healthy: the same plugin scores the next trace ("after")
 # normally. tests/sandbox/cross/ checks that one plugin cannot change what another sees.
 . "$(dirname "$0")/../e2e/lib.sh"
-printf '{"id":"attack","output":"x"}\n{"id":"after","output":"x"}\n' >"$TMP/in.jsonl"
+# the attack trace has steps and metadata, for the attacks on the lazy view (sandbox/lazy.c)
+printf '%s\n' '{"id":"attack","output":"x","steps":[{"type":"search","query":"q","results":[{"url":"u"}]},{"type":"fetch","url":"u"}],"metadata":{"segment":"s","n":1}}' \
+    '{"id":"after","output":"x"}' >"$TMP/in.jsonl"
 for f in tests/sandbox/attacks/*.lua; do
     name=$(basename "$f" .lua)
     kind=$(sed -n 's/^-- kind: //p' "$f")
@@ -38,4 +40,13 @@ printf '{"id":"s1","steps":[{"type":"search"}],"metadata":{"n":7}}\n{"id":"s2"}\
 "$ASSAY" run -j 1 --no-timing -e tests/sandbox/stale/keeps_trace_table.lua "$TMP/s.jsonl" >"$TMP/stale" 2>&1
 check_contains "a table of an earlier trace, never built, raises a clear error when touched later" "$TMP/stale" \
     '"details":{"built":7,"message":"tests/sandbox/stale/keeps_trace_table.lua:8: this table is part of an earlier trace, whose data is gone once its evaluation ends (copy the values a plugin keeps from one trace to the next)","untouched_ok":false}'
+
+# a step-scoped plugin that replaces trace.steps: the next step gets an error record, the
+# host does not crash, and the next trace scores normally
+printf '%s\n' '{"id":"s1","steps":[{"type":"search"},{"type":"search"}]}' '{"id":"after","steps":[{"type":"search"}]}' >"$TMP/steps.jsonl"
+"$ASSAY" run -j 1 --no-timing -e tests/sandbox/step/steps_replaced.lua "$TMP/steps.jsonl" >"$TMP/steps.out" 2>&1
+check "trace.steps replaced by a number: exit 3 (an error record), no crash" 3 $?
+check_contains "the next step's record names what happened" "$TMP/steps.out" \
+    '{"trace_id":"s1","evaluator":"steps_replaced","step":1,"score":null,"pass":null,"label":null,"details":null,"error":{"kind":"runtime","message":"trace.steps is no longer a table (a number): an earlier step'"'"'s evaluation replaced it"},"ms":null}'
+check_contains "the next trace scores normally" "$TMP/steps.out" '{"trace_id":"after","evaluator":"steps_replaced","step":0,"score":1,'
 done_testing
