@@ -22,7 +22,7 @@ LDLIBS += $(PKG_LIBS) -lm -lpthread
 LDFLAGS += $(SANITIZE)
 
 LIB_SRC := host/buf.c host/options.c host/host.c host/worker.c host/http.c \
-           sandbox/sandbox.c sandbox/pattern.c sandbox/sort.c sandbox/regex.c sandbox/pool.c sandbox/convert.c sandbox/lazy.c sandbox/text.c sandbox/tset.c sandbox/net.c
+           sandbox/sandbox.c sandbox/bounded.c sandbox/pattern.c sandbox/sort.c sandbox/regex.c sandbox/pool.c sandbox/convert.c sandbox/lazy.c sandbox/text.c sandbox/tset.c sandbox/net.c
 CLI_SRC := host/cli.c host/cli_run.c host/cli_summary.c host/cli_test.c host/cli_journal.c host/cli_store.c \
            host/cli_digest.c host/cli_export.c host/cli_compare.c host/cli_report.c host/reader.c host/buf.c
 TEST_UNITS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))

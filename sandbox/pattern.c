@@ -197,12 +197,21 @@ static const char *capture_close(matcher *m, const char *s, const char *p) {
     return end;
 }
 
+/* What matching one character against the class p..ep costs, in steps: a set [...] is
+ * scanned whole, and a pattern may hold one as long as the subject. */
+static size_t class_cost(const char *p, const char *ep) { return (size_t)(ep - p) / 16; }
+
 /* x* and x+ (s past the one x+ needs): as many x as there are, then give back one at a
  * time until the rest matches. */
 static const char *expand_greedy(matcher *m, const char *s, const char *p, const char *ep) {
     ptrdiff_t n = 0;
-    while (single_matches(m, s + n, p, ep)) n++;
-    matcher_spend(m, (size_t)n / 16);
+    if (ep - p > 16) { /* a long set is scanned for every character: charged as it goes */
+        size_t cost = class_cost(p, ep);
+        while (single_matches(m, s + n, p, ep)) n++, matcher_spend(m, cost);
+    } else {
+        while (single_matches(m, s + n, p, ep)) n++;
+        matcher_spend(m, (size_t)n / 16);
+    }
     for (; n >= 0; n--) {
         const char *end = match(m, s + n, ep + 1);
         if (end) return end;
@@ -216,6 +225,7 @@ static const char *expand_lazy(matcher *m, const char *s, const char *p, const c
         const char *end = match(m, s, ep + 1);
         if (end) return end;
         if (!single_matches(m, s, p, ep)) return NULL;
+        matcher_spend(m, class_cost(p, ep));
         s++;
     }
 }
@@ -252,6 +262,7 @@ static const char *match(matcher *m, const char *s, const char *p) {
                 p += 2;
                 if (p == end || *p != '[') luaL_error(m->L, "missing '[' after '%%f' in pattern");
                 const char *ep = class_end(m, p);
+                matcher_spend(m, class_cost(p, ep));
                 int before = s == m->subject ? '\0' : (unsigned char)s[-1];
                 int at = s < m->subject_end ? (unsigned char)*s : '\0';
                 if (set_matches(before, p, ep - 1) || !set_matches(at, p, ep - 1)) {
@@ -272,6 +283,7 @@ static const char *match(matcher *m, const char *s, const char *p) {
         }
         /* a single-character class, maybe with a quantifier */
         const char *ep = class_end(m, p);
+        matcher_spend(m, class_cost(p, ep));
         char quantifier = ep < end ? *ep : '\0';
         if (!single_matches(m, s, p, ep)) {
             if (quantifier == '*' || quantifier == '?' || quantifier == '-') {
@@ -464,6 +476,7 @@ static void add_replacement_string(matcher *m, luaL_Buffer *b, const char *s, co
     size_t len;
     const char *r = lua_tolstring(L, 3, &len);
     const char *r_end = r + len;
+    matcher_spend(m, (len + (size_t)(e - s)) / 16); /* scanned and copied for every match */
     const char *escape;
     while ((escape = memchr(r, '%', (size_t)(r_end - r))) != NULL) {
         luaL_addlstring(b, r, (size_t)(escape - r));

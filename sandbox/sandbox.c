@@ -12,6 +12,7 @@
 #include "pattern.h"
 #include "pool.h"
 #include "sort.h"
+#include "bounded.h"
 #include "../host/assay.h"
 
 #include <lauxlib.h>
@@ -253,27 +254,6 @@ static void library_refuse_missing(lua_State *L, int table, const char *library)
     lua_setmetatable(L, table);
 }
 
-/* load(chunk [, chunkname [, mode [, env]]]) with the mode forced to "t": Lua does not
- * verify bytecode, and crafted bytecode is a known escape (Debian 12's 5.4.4 still segfaults
- * on some corrupted binary chunks). Without env the chunk gets this state's globals, which
- * are the sandbox's. [-(1|2|3|4), +(1|2), -] */
-static int sandbox_load(lua_State *L) {
-    lua_settop(L, 4);
-    if (!lua_isnil(L, 3) && strchr(luaL_checkstring(L, 3), 'b')) {
-        luaL_pushfail(L);
-        lua_pushliteral(L, "binary chunks are not allowed in the assay sandbox (mode must be \"t\")");
-        return 2;
-    }
-    lua_pushliteral(L, "t");
-    lua_replace(L, 3);
-    lua_pushvalue(L, lua_upvalueindex(1)); /* the original load */
-    lua_insert(L, 1);
-    bool has_env = !lua_isnoneornil(L, 5);
-    if (!has_env) lua_settop(L, 4); /* an explicit nil env would give the chunk no globals */
-    lua_call(L, has_env ? 4 : 3, LUA_MULTRET);
-    return lua_gettop(L);
-}
-
 /* setmetatable refusing __gc: a finalizer runs at an arbitrary later allocation, in another
  * trace's evaluation or during lua_close, outside any time budget that makes sense. */
 static int sandbox_setmetatable(lua_State *L) {
@@ -386,7 +366,7 @@ static int sandbox_require(lua_State *L) {
         size_t len;
         const char *source = lua_tolstring(L, -1, &len);
         lua_pushfstring(L, "@%s", path);
-        if (luaL_loadbufferx(L, source, len, lua_tostring(L, -1), "t") != LUA_OK) return lua_error(L);
+        if (bounded_load_text(L, source, len, lua_tostring(L, -1), &match_limits) != LUA_OK) return lua_error(L);
         lua_pushvalue(L, 1);
         lua_call(L, 1, 1);
         if (lua_isnil(L, -1)) {
@@ -437,9 +417,7 @@ static int environment_build(lua_State *L) {
     lua_setfield(L, g, "dofile");
     lua_pushnil(L);
     lua_setfield(L, g, "loadfile");
-    lua_getfield(L, g, "load");
-    lua_pushcclosure(L, sandbox_load, 1);
-    lua_setfield(L, g, "load");
+    bounded_install_load(L, g, &match_limits);
     lua_getfield(L, g, "setmetatable");
     lua_pushcclosure(L, sandbox_setmetatable, 1);
     lua_setfield(L, g, "setmetatable");
@@ -461,7 +439,9 @@ static int environment_build(lua_State *L) {
     lua_pop(L, 1);
     lua_getfield(L, g, "table");
     sort_install(L, -1, &match_limits);
-    lua_pop(L, 1);
+    lua_getfield(L, g, "string");
+    bounded_install(L, -1, -2, &match_limits);
+    lua_pop(L, 2);
     /* getmetatable("") must not hand out the shared string metatable */
     lua_pushliteral(L, "");
     lua_getmetatable(L, -1);
@@ -580,7 +560,8 @@ static int plugin_load_body(lua_State *L) {
     lua_pushcfunction(L, message_with_traceback);
     int handler = lua_gettop(L);
     lua_pushfstring(L, "@%s", cfg->path);
-    if (luaL_loadbufferx(L, cfg->source, cfg->source_len, lua_tostring(L, -1), "t") != LUA_OK) return lua_error(L);
+    if (bounded_load_text(L, cfg->source, cfg->source_len, lua_tostring(L, -1), &match_limits) != LUA_OK)
+        return lua_error(L);
     if (lua_pcall(L, 0, 1, handler) != LUA_OK) return lua_error(L);
     if (!lua_istable(L, -1))
         return luaL_error(L, "%s: the plugin must return a table with an evaluate function (got %s)", cfg->path,
@@ -736,6 +717,9 @@ static sstate *state_open(sandbox *sb, char *err, size_t errlen) {
 
 static void state_close(sstate *st) {
     if (!st) return;
+    /* No plugin can set a finalizer (setmetatable refuses __gc, the host's metatables are
+     * hidden), but if one ever ran in lua_close it would run under the time limit too. */
+    limits_arm(st, 0);
     lua_close(st->L);
     pool_destroy(&st->pool);
     free(st);

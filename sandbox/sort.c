@@ -4,8 +4,9 @@
  *
  * Why not ltablib's own: the count hook fires between Lua instructions, never inside a C
  * function, and a sort without a comparator over the millions of numbers that fit in the
- * memory cap runs for seconds inside one C call. Here every SORT_CHECK_STEPS comparisons
- * call limits->check, which raises to stop the sort.
+ * memory cap runs for seconds inside one C call. Here every SORT_CHECK_STEPS comparisons call
+ * limits->check, which raises to stop the sort; a comparison of two long strings counts one
+ * step per 64 bytes, since it reads them whole (two equal 1 MB strings cost 1 MB a compare).
  *
  * The algorithm is an introsort: quicksort with a median-of-three pivot, insertion sort for
  * short ranges, heapsort when the quicksort goes too deep. It never picks a random pivot
@@ -35,7 +36,17 @@ typedef struct sort_run {
  * comparator or `<`, either of which may raise. [-0, +0, e] */
 static bool sort_less(sort_run *r, int a, int b) {
     lua_State *L = r->L;
-    if (++r->steps % SORT_CHECK_STEPS == 0) r->limits->check(L, r->limits->ud);
+    /* two strings compare in time of their length: long equal strings are charged for it */
+    unsigned cost = 1;
+    if (lua_type(L, a) == LUA_TSTRING && lua_type(L, b) == LUA_TSTRING) {
+        size_t la = lua_rawlen(L, a), lb = lua_rawlen(L, b), n = la < lb ? la : lb;
+        cost += n > 64u * SORT_CHECK_STEPS ? SORT_CHECK_STEPS : (unsigned)(n / 64);
+    }
+    r->steps += cost;
+    if (r->steps >= SORT_CHECK_STEPS) {
+        r->steps = 0;
+        r->limits->check(L, r->limits->ud);
+    }
     if (!r->has_comparator) return lua_compare(L, a, b, LUA_OPLT);
     lua_pushvalue(L, 2);
     lua_pushvalue(L, a);

@@ -39,7 +39,7 @@ return {
         rawlen = rawlen(t.b),
         rawset_keeps_members = e_set == t.e and t.e.m == 1 and t.e.added == 1,
         object_has_no_metatable = getmetatable(t.f) == nil,
-        array_is_marked = json.is_array(t.d) and type(getmetatable(t.d)) == "table",
+        array_is_marked = json.is_array(t.d) and getmetatable(t.d) == "assay.array",
         own_metatable = t.j.w == 1 and t.j.other == "fallback",
         encode = json.encode(t.h),
         pairs_keys = pairs_keys,

@@ -14,9 +14,13 @@ for f in tests/sandbox/attacks/*.lua; do
     limit=300
     [ "$kind" = memory ] && limit=5000
     memory=$(sed -n 's/^-- memory-mb: //p' "$f")
-    # a protection that is gone must fail the test, not hang the suite
+    # a protection that is gone must fail the test, not hang the suite; a limit that is
+    # reached only after seconds inside C is not a limit
+    max_seconds=$(sed -n 's/^-- max-seconds: //p' "$f")
+    started=$(date +%s)
     timeout 120 "$ASSAY" run -j 1 --timeout-ms $limit --memory-mb "${memory:-32}" --no-timing -e "$f" "$TMP/in.jsonl" >"$TMP/out" 2>"$TMP/err"
     rc=$?
+    seconds=$(($(date +%s) - started))
     first=$(sed -n 1p "$TMP/out")
     second=$(sed -n 2p "$TMP/out")
     refused=$(python3 -c '
@@ -24,7 +28,9 @@ import json, sys
 r = json.loads(sys.argv[1])
 e = r.get("error") or {}
 print(e.get("kind") == sys.argv[2] and sys.argv[3] in e.get("message", ""))' "$first" "$kind" "$expect" 2>&1)
-    if [ $rc -eq 3 ] && [ "$refused" = True ] &&
+    if [ "$seconds" -gt "${max_seconds:-10}" ]; then
+        not_ok "$name: refused within ${max_seconds:-10} s" "took $seconds s" "$first"
+    elif [ $rc -eq 3 ] && [ "$refused" = True ] &&
         [ "$second" = "{\"trace_id\":\"after\",\"evaluator\":\"$name\",\"step\":null,\"score\":1,\"pass\":null,\"label\":null,\"details\":null,\"error\":null,\"ms\":null}" ]; then
         ok "$name: refused ($kind: $expect), and the next trace scores normally"
     else
