@@ -20,6 +20,7 @@
 #include <uv.h>
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,7 +59,18 @@ struct request {
     uint64_t attempt_ns;       /* when the current attempt started */
     long estimated_tokens;
     long retry_after_ms;       /* from the last response, -1 none */
+    bool is_over_budget;       /* the body passed the plugin's memory limit */
 };
+
+/* Charges bytes of body to the wait's budget; false when that spends it. */
+static bool charge_body(sandbox_io *io, size_t bytes) {
+    if (!io->budget) return true;
+    return atomic_fetch_add(&io->budget->used, bytes) + bytes <= io->budget->limit;
+}
+
+static void uncharge_body(sandbox_io *io) {
+    if (io->budget && io->response_body.len) atomic_fetch_sub(&io->budget->used, io->response_body.len);
+}
 
 typedef struct sockctx {
     uv_poll_t poll;
@@ -170,8 +182,13 @@ static bool cache_lookup(http_client *c, request *r) {
         sandbox_io *io = r->io;
         io->status = sqlite3_column_int(s, 1);
         buf_append(&io->response_headers, sqlite3_column_blob(s, 2), (size_t)sqlite3_column_bytes(s, 2));
-        buf_append(&io->response_body, sqlite3_column_blob(s, 3), (size_t)sqlite3_column_bytes(s, 3));
-        hit = !buf_failed(&io->response_body) && !buf_failed(&io->response_headers);
+        size_t bytes = (size_t)sqlite3_column_bytes(s, 3);
+        if (charge_body(io, bytes)) { /* else fetched, and failed there, as too large */
+            buf_append(&io->response_body, sqlite3_column_blob(s, 3), bytes);
+            hit = !buf_failed(&io->response_body) && !buf_failed(&io->response_headers);
+        } else {
+            atomic_fetch_sub(&io->budget->used, bytes);
+        }
         io->is_cache_hit = hit;
     }
     sqlite3_reset(s);
@@ -263,8 +280,12 @@ static void deliver(http_client *c, request *r) {
 static void copy_answer(const sandbox_io *from, sandbox_io *to) {
     to->status = from->status;
     buf_append(&to->response_headers, from->response_headers.data, from->response_headers.len);
-    buf_append(&to->response_body, from->response_body.data, from->response_body.len);
-    if (from->error) to->error = strdup(from->error);
+    if (charge_body(to, from->response_body.len)) {
+        buf_append(&to->response_body, from->response_body.data, from->response_body.len);
+        if (from->error) to->error = strdup(from->error);
+    } else {
+        to->error = strdup("http: the responses of this call are larger than the plugin's memory limit");
+    }
     to->is_cache_hit = true; /* it cost nothing: the leader paid */
     to->ms = from->ms;
 }
@@ -328,6 +349,10 @@ static size_t write_body(char *data, size_t size, size_t n, void *userdata) {
     request *r = userdata;
     size_t bytes = size * n;
     if (r->io->response_body.len + bytes > HTTP_MAX_BODY_BYTES) return 0;
+    if (!charge_body(r->io, bytes)) {
+        r->is_over_budget = true;
+        return 0;
+    }
     buf_append(&r->io->response_body, data, bytes);
     return buf_failed(&r->io->response_body) ? 0 : bytes;
 }
@@ -362,9 +387,11 @@ static size_t write_header(char *data, size_t size, size_t n, void *userdata) {
 
 static bool attempt_start(http_client *c, request *r) {
     sandbox_io *io = r->io;
+    uncharge_body(io);
     buf_reset(&io->response_body);
     buf_reset(&io->response_headers);
     r->retry_after_ms = -1;
+    r->is_over_budget = false;
     if (!r->easy && !(r->easy = curl_easy_init())) return false;
     CURL *e = r->easy;
     curl_easy_reset(e);
@@ -549,8 +576,12 @@ static void attempt_done(http_client *c, request *r, CURLcode result) {
         return;
     }
     if (result != CURLE_OK) {
-        fail(c, r, "%s", io->response_body.len >= HTTP_MAX_BODY_BYTES ? "response larger than 64 MiB"
-                                                                        : curl_easy_strerror(result));
+        if (r->is_over_budget)
+            fail(c, r, "the responses of this call are larger than the plugin's memory limit (%zu MiB)",
+                 io->budget->limit >> 20);
+        else
+            fail(c, r, "%s", io->response_body.len >= HTTP_MAX_BODY_BYTES ? "response larger than 64 MiB"
+                                                                            : curl_easy_strerror(result));
         return;
     }
     add_latency(c, ms);

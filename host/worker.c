@@ -15,6 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* What parsing one trace may cost in cJSON nodes and strings: four times the longest line. */
+#define WORKER_MAX_PARSE_BYTES (256u << 20)
+
 struct worker {
     worker_config cfg;
     sandbox **sandboxes;
@@ -228,6 +231,17 @@ static void job_start(worker *w, job *j) {
     if (bad < j->len) {
         job_input_error(j, j->text[bad] ? "not valid UTF-8 (at byte %zu)" : "contains a NUL byte (at byte %zu)", bad + 1);
         goto done;
+    }
+    /* a line of many small values costs ~50 times its length as cJSON nodes (30 MB of
+     * [0,0,...] made 1.2 GB); only lines this long can pass the bound, so others are not
+     * scanned */
+    if (j->len >= WORKER_MAX_PARSE_BYTES / 64) {
+        size_t cost = convert_parse_cost(j->text, j->len);
+        if (cost > WORKER_MAX_PARSE_BYTES) {
+            job_input_error(j, "would take %zu MiB to parse, more than the %u MiB a trace may (too many values); skipped",
+                            cost >> 20, WORKER_MAX_PARSE_BYTES >> 20);
+            goto done;
+        }
     }
     const char *end = NULL;
     cJSON *trace = convert_parse_json(j->text, j->len, &end);

@@ -8,6 +8,7 @@
 
 #include <lauxlib.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -133,7 +134,21 @@ static int compare_keys(const void *a, const void *b) {
     return c ? c : (x->len > y->len) - (x->len < y->len);
 }
 
-static int to_json(lua_State *L, int idx, buf *b, int depth, char *err, size_t errlen);
+/* One encoding: where it goes and what it may cost. A table reachable along many paths (a
+ * DAG: t = {x, x} with x = {y, y}, ...) is written once per path, so depth alone does not
+ * bound the output: 64 levels of sharing are 2^64 copies. The output is capped at the
+ * state's memory limit, and the limits get a look every CONVERT_CHECK_TABLES tables. */
+typedef struct encoder {
+    buf *b;
+    size_t start, max_len;
+    unsigned tables;
+    char *err;
+    size_t errlen;
+} encoder;
+
+#define CONVERT_CHECK_TABLES 256
+
+static int to_json(lua_State *L, int idx, encoder *e, int depth);
 
 /* A table is an array when its keys are exactly 1..n. Empty tables are arrays: in plugins
  * an empty list ("no failed checks") is far more common than an empty map. */
@@ -152,8 +167,8 @@ static int table_is_array(lua_State *L, int idx, lua_Integer *out_n, size_t *out
     return is_array && max == count;
 }
 
-static int object_to_json(lua_State *L, int idx, size_t count, buf *b, int depth, char *err,
-                          size_t errlen) {
+static int object_to_json(lua_State *L, int idx, size_t count, encoder *enc, int depth) {
+    buf *b = enc->b;
     /* the key array lives in a userdata so that a Lua error (out of memory) cannot leak it */
     key_entry *keys = lua_newuserdatauv(L, (count ? count : 1) * sizeof *keys, 0);
     int keys_slot = lua_gettop(L);
@@ -185,7 +200,7 @@ static int object_to_json(lua_State *L, int idx, size_t count, buf *b, int depth
         if (keys[i].is_integer) lua_pushinteger(L, keys[i].integer);
         else lua_pushlstring(L, keys[i].text, keys[i].len);
         lua_rawget(L, idx);
-        status = to_json(L, lua_gettop(L), b, depth + 1, err, errlen);
+        status = to_json(L, lua_gettop(L), enc, depth + 1);
         lua_pop(L, 1);
     }
     buf_putc(b, '}');
@@ -193,7 +208,8 @@ static int object_to_json(lua_State *L, int idx, size_t count, buf *b, int depth
     return status;
 }
 
-static int to_json(lua_State *L, int idx, buf *b, int depth, char *err, size_t errlen) {
+static int to_json(lua_State *L, int idx, encoder *e, int depth) {
+    buf *b = e->b;
     switch (lua_type(L, idx)) {
     case LUA_TNIL: buf_puts(b, "null"); return 0;
     case LUA_TBOOLEAN: buf_puts(b, lua_toboolean(L, idx) ? "true" : "false"); return 0;
@@ -211,22 +227,28 @@ static int to_json(lua_State *L, int idx, buf *b, int depth, char *err, size_t e
     default: buf_puts(b, "null"); return 0; /* functions, userdata (assay.null), threads */
     }
     if (depth >= CONVERT_MAX_DEPTH) {
-        snprintf(err, errlen, "value nested deeper than %d levels (a table that contains itself?)",
+        snprintf(e->err, e->errlen, "value nested deeper than %d levels (a table that contains itself?)",
                  CONVERT_MAX_DEPTH);
         return -1;
     }
+    if (b->len - e->start > e->max_len) {
+        snprintf(e->err, e->errlen, "value encodes to more than the %zu MiB memory limit (a table "
+                 "shared many times over?)", e->max_len >> 20);
+        return -1;
+    }
+    if (++e->tables % CONVERT_CHECK_TABLES == 0) sandbox_check_limits(L);
     luaL_checkstack(L, 6, "JSON nested too deeply");
     lazy_fill(L, idx);
     lua_Integer n;
     size_t count;
     bool is_array = table_is_array(L, idx, &n, &count);
     if (!is_array && convert_is_array(L, idx) && count == 0) is_array = true, n = 0;
-    if (!is_array) return object_to_json(L, idx, count, b, depth, err, errlen);
+    if (!is_array) return object_to_json(L, idx, count, e, depth);
     buf_putc(b, '[');
     for (lua_Integer i = 1; i <= n; i++) {
         if (i > 1) buf_putc(b, ',');
         lua_rawgeti(L, idx, i);
-        int status = to_json(L, lua_gettop(L), b, depth + 1, err, errlen);
+        int status = to_json(L, lua_gettop(L), e, depth + 1);
         lua_pop(L, 1);
         if (status) return status;
     }
@@ -235,7 +257,9 @@ static int to_json(lua_State *L, int idx, buf *b, int depth, char *err, size_t e
 }
 
 int convert_lua_to_json(lua_State *L, int idx, buf *b, char *err, size_t errlen) {
-    return to_json(L, lua_absindex(L, idx), b, 0, err, errlen);
+    size_t limit = sandbox_memory_limit(L);
+    encoder e = {b, b->len, limit ? limit : SIZE_MAX / 2, 0, err, errlen};
+    return to_json(L, lua_absindex(L, idx), &e, 0);
 }
 
 /* ------------------------------------------------------------------- protected helpers */
@@ -274,21 +298,50 @@ static int json_is_array(lua_State *L) {
 }
 
 
+size_t convert_parse_cost(const char *text, size_t len) {
+    /* a value ends at ',' or closes a container, or is the last one: counting those bounds
+     * the nodes; bytes inside strings are skipped */
+    size_t values = 1;
+    bool in_string = false;
+    for (size_t i = 0; i < len; i++) {
+        char c = text[i];
+        if (in_string) {
+            if (c == '\\') i++;
+            else if (c == '"') in_string = false;
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == ',' || c == '[' || c == '{') {
+            values++;
+        }
+    }
+    /* a node and malloc's overhead for it and for its strings; the strings themselves are
+     * at most the text */
+    size_t per_value = sizeof(cJSON) + 32;
+    return values > (SIZE_MAX - len) / per_value ? SIZE_MAX : values * per_value + len;
+}
+
 /* assay.json.decode(text) -> value | nil, message   [-1, +1|2, m]
  * A parse failure is a value, not an error: judges return malformed JSON often enough that
- * plugins should branch on it without pcall. */
+ * plugins should branch on it without pcall. The cJSON tree lives outside Lua, so what it
+ * can cost is counted against the state's memory limit while it exists: 12 MB of [0,0,...]
+ * made 527 MB of nodes. */
 static int json_decode(lua_State *L) {
     size_t len;
     const char *text = luaL_checklstring(L, 1, &len);
+    size_t cost = convert_parse_cost(text, len);
+    if (!sandbox_charge(L, cost))
+        return luaL_error(L, "assay.json.decode: parsing %zu bytes of JSON would pass the memory limit", len);
     const char *end = NULL;
     cJSON *root = convert_parse_json(text, len, &end);
     if (!root) {
+        sandbox_uncharge(L, cost);
         lua_pushnil(L);
         lua_pushfstring(L, "invalid JSON at byte %d", (int)(end - text) + 1);
         return 2;
     }
     int status = convert_pcall_push_json(L, root);
     cJSON_Delete(root);
+    sandbox_uncharge(L, cost);
     if (status != LUA_OK) return lua_error(L);
     return 1;
 }

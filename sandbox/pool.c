@@ -33,6 +33,8 @@
 
 static size_t class_of(size_t size) { return (size - 1) / POOL_GRAIN; }
 
+bool pool_is_small(size_t size) { return !POOL_DISABLED && size > 0 && size <= POOL_MAX; }
+
 static void *small_alloc(pool *p, size_t size) {
     size_t c = class_of(size);
     void *block = p->free[c];
@@ -42,10 +44,15 @@ static void *small_alloc(pool *p, size_t size) {
     }
     size_t bytes = (c + 1) * POOL_GRAIN;
     if (p->left < bytes) {
+        /* freed blocks stay in their class, so the chunks, not the live blocks, are what a
+         * state costs: a plugin that frees 32 MiB of one size and allocates another would
+         * otherwise grow past any cap */
+        if (p->chunk_limit && p->chunk_bytes + POOL_CHUNK > p->chunk_limit) return NULL;
         char *chunk = malloc(POOL_CHUNK);
         if (!chunk) return NULL;
         memcpy(chunk, &p->chunks, sizeof(void *));
         p->chunks = chunk;
+        p->chunk_bytes += POOL_CHUNK;
         p->next = chunk + POOL_GRAIN; /* the link word, padded to keep blocks aligned */
         p->left = POOL_CHUNK - POOL_GRAIN;
     }

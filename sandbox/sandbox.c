@@ -30,6 +30,8 @@
 #define SANDBOX_HOOK_INSTRUCTIONS 1000
 #define SANDBOX_MAX_MODULE_BYTES (4u << 20)
 #define SANDBOX_TRACEBACK_LINES 6
+/* Steps of one trace a step-scoped plugin may be killed on before the rest are not run. */
+#define SANDBOX_MAX_KILLS_PER_TRACE 3
 
 /* One Lua state of a plugin. A sandbox has one current state; after a kill it opens a fresh
  * one and retires the old: evaluations suspended in it on I/O finish there, and it is closed
@@ -112,31 +114,56 @@ sandbox_record *sandbox_output_add(sandbox_output *out) {
 
 /* ====================================================================== limits */
 
-/* The memory cap. Lua passes the object type in osize when ptr is NULL, so only a non-NULL
- * ptr's osize is a size (counting it otherwise under-reports by ~6%). Shrinks never fail:
- * Lua assumes they cannot. */
+/* The memory cap. It counts what the state costs: blocks left to malloc as they live, and
+ * the pool's chunks whole (a freed small block stays in its chunk), plus what host
+ * functions charge for memory they hold outside Lua while they run (sandbox_charge). Lua
+ * passes the object type in osize when ptr is NULL, so only a non-NULL ptr's osize is a
+ * size. Shrinks never fail: Lua assumes they cannot. */
 static void *sandbox_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     sstate *st = ud;
     size_t old = ptr ? osize : 0;
+    size_t old_large = ptr && !pool_is_small(old) ? old : 0;
     if (nsize == 0) {
         pool_free(&st->pool, ptr, old);
-        st->memory_used -= old;
+        st->memory_used -= old_large;
         return NULL;
     }
+    size_t new_large = pool_is_small(nsize) ? 0 : nsize;
+    size_t used_after = st->memory_used - old_large + new_large;
     size_t limit = st->sb->cfg.memory_limit;
-    if (limit && nsize > old && st->memory_used - old + nsize > limit) {
-        st->memory_exceeded = true;
-        st->refused_size = nsize;
-        return NULL;
+    if (limit) {
+        if (new_large > old_large && used_after + st->pool.chunk_bytes > limit) goto refuse;
+        st->pool.chunk_limit = limit > used_after ? limit - used_after : 1;
     }
     void *p = pool_realloc(&st->pool, ptr, old, nsize);
-    if (!p) return NULL;
-    st->memory_used = st->memory_used - old + nsize;
+    if (!p) {
+        if (limit) goto refuse;
+        return NULL;
+    }
+    st->memory_used = used_after;
     /* Lua answers a refusal with an emergency collection and the same request again; when
      * that succeeds the plugin never saw an error, so the limit was not really hit. */
     if (st->memory_exceeded && nsize >= st->refused_size) st->memory_exceeded = false;
     return p;
+refuse:
+    st->memory_exceeded = true;
+    st->refused_size = nsize;
+    return NULL;
 }
+
+bool sandbox_charge(lua_State *L, size_t bytes) {
+    sstate *st = state_of(L);
+    size_t limit = st->sb->cfg.memory_limit;
+    if (limit && (bytes > limit || st->memory_used + st->pool.chunk_bytes > limit - bytes)) {
+        st->memory_exceeded = true; /* sticky: the hook ends the evaluation as a memory kill */
+        st->refused_size = SIZE_MAX;
+        return false;
+    }
+    st->memory_used += bytes;
+    return true;
+}
+
+void sandbox_uncharge(lua_State *L, size_t bytes) { state_of(L)->memory_used -= bytes; }
 
 /* Runs every SANDBOX_HOOK_INSTRUCTIONS in every coroutine of the state (new threads inherit
  * the hook). Once a limit is passed the hook re-arms at count 1 and raises again at the next
@@ -176,6 +203,10 @@ static void limits_check_in_match(lua_State *L, void *ud) {
 }
 
 static const pattern_limits match_limits = {limits_check_in_match, NULL};
+
+void sandbox_check_limits(lua_State *L) { sandbox_hook(L, NULL); }
+
+size_t sandbox_memory_limit(lua_State *L) { return sandbox_of(L)->cfg.memory_limit; }
 
 /* =========================================================== the environment (allow-list) */
 
@@ -822,6 +853,9 @@ struct sandbox_task {
     sandbox_io **io;         /* the requests of the current wait, in call order */
     size_t io_count, io_cap, io_taken, io_answered;
     bool is_batch;           /* the wait answers with a list */
+    sandbox_io_budget budget; /* of the current wait's responses */
+    unsigned kills;          /* evaluations of this trace stopped by a limit */
+    sandbox_error_kind last_kill;
 };
 
 static uint64_t seed_for(const char *trace_id, long step) {
@@ -1007,6 +1041,7 @@ static void io_free(sandbox_io *io) {
 static void task_drop_io(sandbox_task *t) {
     for (size_t i = 0; i < t->io_count; i++) io_free(t->io[i]);
     t->io_count = t->io_taken = t->io_answered = 0;
+    atomic_store(&t->budget.used, 0);
 }
 
 sandbox_io *sandbox_io_begin(lua_State *L, sandbox_io_kind kind, const char *what) {
@@ -1033,6 +1068,8 @@ sandbox_io *sandbox_io_begin(lua_State *L, sandbox_io_kind kind, const char *wha
     if (!io) luaL_error(L, "not enough memory");
     io->task = t;
     io->kind = kind;
+    t->budget.limit = st->sb->cfg.memory_limit ? st->sb->cfg.memory_limit : SIZE_MAX;
+    io->budget = &t->budget;
     t->io[t->io_count++] = io;
     return io;
 }
@@ -1217,6 +1254,7 @@ static void settle_limits(sandbox_task *t, int status) {
     }
     lua_settop(st->L, 0);
     if (!killed) return;
+    t->kills++;
     buf_reset(&ev->message);
     buf_reset(&ev->traceback);
     t->is_resuming = false;
@@ -1229,6 +1267,7 @@ static void settle_limits(sandbox_task *t, int status) {
         buf_printf(&ev->message, "evaluation exceeded the %zu MiB memory limit of its Lua state (--memory-mb)",
                    t->sb->cfg.memory_limit >> 20);
     }
+    t->last_kill = ev->error;
     task_release_coroutine(t);
     task_release_trace(t);
     if (st == t->sb->st) state_replace(t->sb);
@@ -1300,7 +1339,14 @@ static void task_free(sandbox_task *t) {
 static bool task_advance(sandbox_task *t) {
     for (;;) {
         evaluation *ev = &t->ev;
-        if (!t->sb->is_broken && t->st) {
+        if (t->kills >= SANDBOX_MAX_KILLS_PER_TRACE) {
+            /* every kill costs a new state: a trace of a million steps that each hit the
+             * limit would rebuild the plugin a million times */
+            ev->error = t->last_kill;
+            buf_reset(&ev->message);
+            buf_printf(&ev->message, "not evaluated: the plugin hit its limits on %d earlier steps of this trace",
+                       SANDBOX_MAX_KILLS_PER_TRACE);
+        } else if (!t->sb->is_broken && t->st) {
             if (task_run(t)) return false;
         } else {
             ev->error = SANDBOX_ERR_CONFIG;

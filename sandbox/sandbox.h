@@ -9,6 +9,7 @@
 #define ASSAY_SANDBOX_H
 
 #include <stdbool.h>
+#include <stdatomic.h>
 #include <stddef.h>
 
 #include <cjson/cJSON.h>
@@ -117,6 +118,14 @@ sandbox_task *sandbox_evaluate(sandbox *sb, const cJSON *trace, const char *trac
 
 typedef enum { SANDBOX_IO_HTTP, SANDBOX_IO_CHAT, SANDBOX_IO_EMBED } sandbox_io_kind;
 
+/* The bytes the responses of one wait may hold together: the plugin's memory limit, since
+ * every body becomes a Lua string in its state. Shared by the requests of a batch, whose
+ * bodies arrive on the HTTP client's thread, hence the atomic. */
+typedef struct sandbox_io_budget {
+    _Atomic size_t used;
+    size_t limit;
+} sandbox_io_budget;
+
 typedef struct sandbox_io {
     struct sandbox_io *next;     /* free for the host's queues while it owns the request */
     sandbox_task *task;
@@ -130,7 +139,9 @@ typedef struct sandbox_io {
     unsigned timeout_ms;         /* 0 = the host's default */
     bool is_cacheable;
     long max_tokens;             /* CHAT: the caller's cap on output tokens, 0 unknown */
-    /* the response, filled by the host */
+    /* the response, filled by the host, which charges the body's bytes to budget and fails
+     * the request when it is spent */
+    sandbox_io_budget *budget;
     long status;
     buf response_headers;        /* raw header lines of the final response */
     buf response_body;
@@ -151,6 +162,9 @@ bool sandbox_task_resume(sandbox_task *t);
  * trailing non-space bytes and embedded NULs are errors. On failure *error_at points at the
  * offending byte. Thread-safe, unlike cJSON_GetErrorPtr. */
 cJSON *convert_parse_json(const char *text, size_t len, const char **error_at);
+/* What parsing text with cJSON can cost in memory, at most: a node per value (about 100
+ * bytes with malloc's overhead) and a copy of every string. */
+size_t convert_parse_cost(const char *text, size_t len);
 
 
 #endif

@@ -54,7 +54,9 @@ int convert_pcall_push_json(lua_State *L, const cJSON *item);
 
 /* Appends the value at idx as JSON. Object keys are sorted so that output never depends on
  * the hash order of a state. Uses raw access only: a metamethod cannot run here. Returns 0,
- * or -1 with a message in err (nesting deeper than 64 levels, e.g. a cycle). [-0, +0, m] */
+ * or -1 with a message in err (nesting deeper than 64 levels, e.g. a cycle; output longer
+ * than the state's memory limit, e.g. a table shared along many paths). Raises when the time
+ * limit passes. [-0, +0, e] */
 int convert_lua_to_json(lua_State *L, int idx, buf *b, char *err, size_t errlen);
 
 /* The host modules, each pushing its table. [-0, +1, m] */
@@ -81,6 +83,17 @@ lua_Integer tset_intersection_size(lua_State *L, const tset *A, const tset *B, i
 void tset_add_all(lua_State *L, int dst, int src);
 /* Sets table[member] = true for each member of the Set at src. */
 void tset_into_table(lua_State *L, int table, int src);
+
+/* The limits of the state running L (sandbox.c), for host functions with long C loops:
+ * sandbox_check_limits raises when the time or memory limit has been passed. */
+void sandbox_check_limits(lua_State *L);
+size_t sandbox_memory_limit(lua_State *L);
+/* Counts bytes a host function holds outside Lua (a parsed tree, say) against the state's
+ * memory limit while it holds them. When they do not fit it returns false, counts nothing
+ * and marks the limit as hit, so that the evaluation ends as a memory kill (the caller
+ * raises). Every charge is undone with sandbox_uncharge before the function returns. */
+bool sandbox_charge(lua_State *L, size_t bytes);
+void sandbox_uncharge(lua_State *L, size_t bytes);
 
 /* I/O from Lua (sandbox.c, used by net.c). A host function first forgets requests left by
  * an earlier call that raised, begins one request per call it makes (raising when I/O is not

@@ -12,6 +12,8 @@
 #include <lauxlib.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdio.h>
+#include <time.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -119,6 +121,28 @@ static void stopwords_index(void) {
             stopword_bucket[len][c].count = (unsigned char)(at - stopword_bucket[len][c].first);
         }
 }
+
+uint64_t text_hash_key = 0x9E3779B97F4A7C15u;
+
+static pthread_once_t hash_key_once = PTHREAD_ONCE_INIT;
+
+static void hash_key_draw(void) {
+    uint64_t key = 0;
+    FILE *f = fopen("/dev/urandom", "rb");
+    if (f) {
+        if (fread(&key, sizeof key, 1, f) != 1) key = 0;
+        fclose(f);
+    }
+    /* without a random source, the clock and an address still differ between runs */
+    if (!key) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        key = ((uint64_t)ts.tv_nsec << 32) ^ (uint64_t)ts.tv_sec ^ (uint64_t)(uintptr_t)&key;
+    }
+    text_hash_key ^= key;
+}
+
+void text_hash_init(void) { pthread_once(&hash_key_once, hash_key_draw); }
 
 bool text_is_stopword(const char *w, size_t n) {
     if (n == 0 || n > STOPWORD_MAX_LEN || w[0] < 'a' || w[0] > 'z') return false;
@@ -691,17 +715,20 @@ static int l_tfidf_cosines(lua_State *L) {
         size_t n, i = 0;
         const char *s = doc_text(L, (lua_Integer)d + 1, &n);
         const unsigned char *p = (const unsigned char *)s;
-        for (;;) {
+        for (unsigned tokens = 0;; tokens++) {
             /* found and lowercased into the arena in one pass; kept there only if new */
             while (i < n && !text_token_lower[p[i]]) i++;
             if (i == n) break;
+            if (tokens % 4096 == 4095) sandbox_check_limits(L);
             size_t len = 0;
             for (unsigned char c; i < n && (c = text_token_lower[p[i]]); i++) arena[len++] = (char)c;
             if (text_is_stopword(arena, len)) continue;
             uint64_t h = text_hash_slack(arena, len);
             size_t slot = (size_t)h & (slots - 1);
             term *t = NULL;
+            unsigned probes = 0;
             for (; table[slot]; slot = (slot + 1) & (slots - 1)) {
+                if (++probes % 64 == 0) sandbox_check_limits(L); /* see TSET_LONG_PROBE */
                 term *c = &terms[table[slot] - 1];
                 if (c->hash == h && c->len == len && text_equal_slack(c->text, arena, len)) {
                     t = c;
@@ -749,6 +776,7 @@ static int l_tfidf_cosines(lua_State *L) {
 }
 
 int text_open(lua_State *L, const pattern_limits *limits) {
+    text_hash_init();
     static const luaL_Reg functions[] = {
         {"tokens", l_tokens},
         {"content_tokens", l_content_tokens},

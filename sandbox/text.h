@@ -17,8 +17,17 @@ bool text_next_token(const char *s, size_t n, size_t *pos, size_t *start, size_t
 /* Tokens hashed and compared a word at a time: tokens are short, and every token of every
  * text goes through here. The last word is read whole and masked, so the caller keeps
  * TEXT_SLACK readable bytes after every token it passes (an arena with room to spare).
- * Hashes are never output and may differ between machines. */
+ *
+ * Hashes are never output. They index open-addressed tables (Sets, TF-IDF), so a trace or a
+ * plugin that knew which tokens collide in the low bits could make every insert scan the
+ * whole table (seconds inside one C call). So the hash is keyed with text_hash_key, random
+ * per process (text_hash_init, called before any state opens), and ends in a full 64-bit
+ * finaliser, so that without the key no set of tokens collides more than chance allows. */
 #define TEXT_SLACK 8
+
+extern uint64_t text_hash_key;
+/* Draws text_hash_key from the system's random source, once per process. */
+void text_hash_init(void);
 
 static inline uint64_t text_mix(uint64_t h, uint64_t w) {
     h = (h ^ w) * 0xFF51AFD7ED558CCDu;
@@ -36,7 +45,7 @@ static inline uint64_t text_word_prefix(uint64_t w, size_t n) {
 
 /* slack: s has TEXT_SLACK readable bytes past n; else the last bytes are copied out. */
 static inline uint64_t text_hash_words(const char *s, size_t n, bool slack) {
-    uint64_t h = 0x9E3779B97F4A7C15u ^ n, w = 0;
+    uint64_t h = text_hash_key ^ n, w = 0;
     for (; n > 8; s += 8, n -= 8) {
         memcpy(&w, s, 8);
         h = text_mix(h, w);
@@ -44,8 +53,11 @@ static inline uint64_t text_hash_words(const char *s, size_t n, bool slack) {
     if (slack) memcpy(&w, s, 8);
     else if (n) memcpy(&w, s, n); /* the same bytes where the word load puts them */
     h = text_mix(h, text_word_prefix(w, n));
+    h ^= h >> 33; /* every output bit depends on every input bit */
     h *= 0xC4CEB9FE1A85EC53u;
-    return h ^ (h >> 29);
+    h ^= h >> 29;
+    h *= 0xFF51AFD7ED558CCDu;
+    return h ^ (h >> 32);
 }
 
 static inline uint64_t text_hash_slack(const char *s, size_t n) { return text_hash_words(s, n, true); }

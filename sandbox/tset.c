@@ -67,11 +67,16 @@ static size_t next_pow2(size_t n) {
     return c;
 }
 
+/* Probes past which a lookup looks at the limits: the index is at most half full and the
+ * hash keyed (text.h), so a lookup this long means tokens chosen to collide. */
+#define TSET_LONG_PROBE 64
+
 /* The slot of the token: the one holding it, or the empty one where it goes. `slack`: s
  * has TSET_SLACK readable bytes past n (it is in an arena). */
-static uint32_t *find_slot(const tset *S, uint64_t h, const char *s, size_t n, bool slack) {
-    uint32_t mask = S->index_cap - 1;
+static uint32_t *find_slot(lua_State *L, const tset *S, uint64_t h, const char *s, size_t n, bool slack) {
+    uint32_t mask = S->index_cap - 1, probes = 0;
     for (uint32_t slot = (uint32_t)h & mask;; slot = (slot + 1) & mask) {
+        if (++probes % TSET_LONG_PROBE == 0) sandbox_check_limits(L);
         uint32_t e = S->index[slot];
         if (!e) return &S->index[slot];
         const tset_entry *en = &S->entries[e - 1];
@@ -102,7 +107,7 @@ static void reserve_slow(lua_State *L, int idx, tset *S, size_t more, size_t mor
         memset(S->index, 0, cap * sizeof *S->index);
         for (uint32_t e = 0; e < S->count; e++) {
             const tset_entry *en = &S->entries[e];
-            *find_slot(S, en->hash, S->bytes + en->at, en->len, true) = e + 1;
+            *find_slot(L, S, en->hash, S->bytes + en->at, en->len, true) = e + 1;
         }
     }
     if (S->bytes_len + more_bytes + TSET_SLACK > S->bytes_cap) {
@@ -121,10 +126,10 @@ static inline void reserve(lua_State *L, int idx, tset *S, size_t more, size_t m
 
 /* Adds the len bytes at the free end of S's arena, written there by the caller, unless S
  * holds them already. Room must have been reserved. */
-static void add_tail(tset *S, size_t len) {
+static void add_tail(lua_State *L, tset *S, size_t len) {
     const char *s = S->bytes + S->bytes_len;
     uint64_t h = text_hash_slack(s, len);
-    uint32_t *slot = find_slot(S, h, s, len, true);
+    uint32_t *slot = find_slot(L, S, h, s, len, true);
     if (*slot) return;
     S->entries[S->count] = (tset_entry){h, (uint32_t)S->bytes_len, (uint32_t)len};
     *slot = ++S->count;
@@ -135,12 +140,12 @@ static void add_tail(tset *S, size_t len) {
 static void add_one(lua_State *L, int idx, tset *S, const char *s, size_t n) {
     reserve(L, idx, S, 1, n);
     if (n) memcpy(S->bytes + S->bytes_len, s, n);
-    add_tail(S, n);
+    add_tail(L, S, n);
 }
 
-static bool contains(const tset *S, const char *s, size_t n) {
+static bool contains(lua_State *L, const tset *S, const char *s, size_t n) {
     if (S->count == 0) return false;
-    return *find_slot(S, text_hash_words(s, n, false), s, n, false) != 0;
+    return *find_slot(L, S, text_hash_words(s, n, false), s, n, false) != 0;
 }
 
 /* ------------------------------------------------------------- what text.c calls */
@@ -152,9 +157,10 @@ void tset_add_text(lua_State *L, int idx, const char *s, size_t n, bool content_
     reserve(L, idx, S, n / 12 < 4096 ? n / 12 + 1 : 4096, 0);
     const unsigned char *p = (const unsigned char *)s;
     size_t i = 0;
-    for (;;) {
+    for (unsigned tokens = 0;; tokens++) {
         while (i < n && !text_token_lower[p[i]]) i++;
         if (i == n) return;
+        if (tokens % 4096 == 4095) sandbox_check_limits(L); /* a text may hold millions */
         size_t start = i;
         while (i < n && text_token_lower[p[i]]) i++;
         size_t len = i - start;
@@ -163,7 +169,7 @@ void tset_add_text(lua_State *L, int idx, const char *s, size_t n, bool content_
         unsigned char *to = (unsigned char *)S->bytes + S->bytes_len;
         for (size_t k = 0; k < len; k++) to[k] = text_token_lower[p[start + k]];
         if (content_only && text_is_stopword((const char *)to, len)) continue;
-        add_tail(S, len);
+        add_tail(L, S, len);
     }
 }
 
@@ -178,7 +184,7 @@ static lua_Integer table_in_set(lua_State *L, int t, const tset *S) {
         if (lua_type(L, -1) != LUA_TSTRING) continue;
         size_t n;
         const char *s = lua_tolstring(L, -1, &n);
-        count += contains(S, s, n);
+        count += contains(L, S, s, n);
     }
     return count;
 }
@@ -193,7 +199,7 @@ lua_Integer tset_intersection_size(lua_State *L, const tset *A, const tset *B, i
     if (B->count == 0) return 0;
     for (uint32_t e = 0; e < A->count; e++) {
         const tset_entry *en = &A->entries[e];
-        count += *find_slot(B, en->hash, A->bytes + en->at, en->len, true) != 0;
+        count += *find_slot(L, B, en->hash, A->bytes + en->at, en->len, true) != 0;
     }
     return count;
 }
@@ -208,7 +214,7 @@ void tset_add_all(lua_State *L, int dst, int src) {
         for (uint32_t e = 0; e < S->count; e++) {
             const tset_entry *en = &S->entries[e];
             memcpy(D->bytes + D->bytes_len, S->bytes + en->at, en->len);
-            add_tail(D, en->len);
+            add_tail(L, D, en->len);
         }
         return;
     }
@@ -283,7 +289,7 @@ static int m_has(lua_State *L) {
     const tset *S = tset_check(L, 1);
     size_t n;
     const char *s = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &n) : NULL;
-    lua_pushboolean(L, s && contains(S, s, n));
+    lua_pushboolean(L, s && contains(L, S, s, n));
     return 1;
 }
 

@@ -170,6 +170,9 @@ async def api(writer, path, headers, raw):
             STATE.stats["faults"][fault] = STATE.stats["faults"].get(fault, 0) + 1
             await inject(writer, fault)
             return
+        if path.startswith("/big/"):  # a body of N bytes, for the memory caps on responses
+            await send(writer, 200, b"x" * int(path[5:]))
+            return
         try:
             body = json.loads(raw)
         except ValueError:

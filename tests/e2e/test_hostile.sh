@@ -70,6 +70,26 @@ case "${ASSAY_BUILD:-build}" in
 *) check "peak RSS stays under 100 MB (got ${rss} MB)" yes "$([ "$rss" -lt 100 ] && echo yes || echo no)" ;;
 esac
 
+# a 20 MB line of small values: ~1 GB of cJSON nodes, refused before parsing
+python3 - "$TMP/zeros.jsonl" <<'PY'
+import sys
+with open(sys.argv[1], "wb") as f:
+    f.write(b'{"id":"ok0"}\n{"id":"zeros","x":[' + b"0," * 10000000 + b'0]}\n{"id":"ok4"}\n')
+PY
+python3 -c '
+import resource, subprocess, sys
+rc = subprocess.call(sys.argv[1:], stdout=open(sys.argv[-1] + ".out", "w"), stderr=subprocess.DEVNULL)
+print(rc, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024)
+' "$ASSAY" run --no-timing -j 2 -e "$TMP/ev/id.lua" "$TMP/zeros.jsonl" >"$TMP/zeros.rss"
+read -r rc rss <"$TMP/zeros.rss"
+check "a line of 10 million values: exit 3" 3 "$rc"
+check_contains "it gets an input error naming the bound" "$TMP/zeros.jsonl.out" "$TMP/zeros.jsonl:2: would take 934 MiB to parse, more than the 256 MiB a trace may (too many values); skipped"
+check_contains "the next line is scored" "$TMP/zeros.jsonl.out" '"label":"ok4"'
+case "${ASSAY_BUILD:-build}" in
+*asan*) ok "peak RSS is measured on the plain build (ASan's shadow memory inflates it)" ;;
+*) check "peak RSS stays under 120 MB (got ${rss} MB)" yes "$([ "$rss" -lt 120 ] && echo yes || echo no)" ;;
+esac
+
 # a FIFO streams like a file
 mkfifo "$TMP/fifo"
 cat examples/traces/deep-research.jsonl >"$TMP/fifo" &

@@ -24,6 +24,34 @@ count() { grep -c "$2" "$1" || true; }
 
 check "the test server started" "yes" "$([ -n "$PORT" ] && echo yes)"
 
+# -- responses count against the plugin's memory: 24 bodies of 2 MB in one request_all under a
+# 16 MiB limit fail with an http error instead of buffering 48 MB in the host
+mkdir -p "$TMP/big"
+cat >"$TMP/big/big_bodies.lua" <<EOF
+return { name = "big_bodies", evaluate = function(t)
+  local list = {}
+  for i = 1, tonumber(t.n) do list[i] = { url = "http://127.0.0.1:$PORT/big/" .. t.size, cache = false } end
+  local answers = assay.http.request_all(list)
+  local total = 0
+  for _, a in ipairs(answers) do total = total + #a.body end
+  return { score = 1, details = { bytes = total } }
+end }
+EOF
+printf '%s\n' '{"id":"many","n":24,"size":2000000}' '{"id":"few","n":3,"size":2000000}' >"$TMP/big.jsonl"
+python3 -c '
+import resource, subprocess, sys
+rc = subprocess.call(sys.argv[1:], stdout=open(sys.argv[-1] + ".out", "w"), stderr=subprocess.DEVNULL)
+print(rc, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024)
+' "$ASSAY" run --no-db --no-timing -j 1 --memory-mb 16 -e "$TMP/big/big_bodies.lua" "$TMP/big.jsonl" >"$TMP/big.rss"
+read -r rc rss <"$TMP/big.rss"
+check "responses past the memory limit: exit 3" 3 "$rc"
+check_contains "they fail with an http error naming the limit" "$TMP/big.jsonl.out" 'larger than the plugin'"'"'s memory limit (16 MiB)'
+check_contains "3 bodies of 2 MB within the limit are read" "$TMP/big.jsonl.out" '"details":{"bytes":6000000'
+case "${ASSAY_BUILD:-build}" in
+*asan*) ok "peak RSS is measured on the plain build (ASan's shadow memory inflates it)" ;;
+*) check "peak RSS stays under 120 MB (got ${rss} MB)" yes "$([ "$rss" -lt 120 ] && echo yes || echo no)" ;;
+esac
+
 # -- the shipped plugins' own cases, through `assay test`
 for p in llm_judge claim_support_llm semantic_diversity; do
     "$ASSAY" test plugins/llm/$p.lua --cases tests/plugins/llm/$p.jsonl $LLM --no-cache >"$TMP/cases" 2>&1

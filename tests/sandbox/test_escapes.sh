@@ -55,4 +55,36 @@ check "trace.steps replaced by a number: exit 3 (an error record), no crash" 3 $
 check_contains "the next step's record names what happened" "$TMP/steps.out" \
     '{"trace_id":"s1","evaluator":"steps_replaced","step":1,"score":null,"pass":null,"label":null,"details":null,"error":{"kind":"runtime","message":"trace.steps is no longer a table (a number): an earlier step'"'"'s evaluation replaced it"},"ms":null}'
 check_contains "the next trace scores normally" "$TMP/steps.out" '{"trace_id":"after","evaluator":"steps_replaced","step":0,"score":1,'
+
+# a step-scoped plugin killed on every step of a 20,000-step trace: three kills rebuild the
+# state, the other steps get error records without running (before: a rebuild per step)
+python3 -c '
+import json
+print(json.dumps({"id": "many", "steps": [{"type": "search", "query": "q%d" % i} for i in range(20000)]}))
+print(json.dumps({"id": "after", "steps": [{"type": "search"}]}))' >"$TMP/many.jsonl"
+started=$(date +%s)
+timeout 300 "$ASSAY" run -j 1 --no-timing --memory-mb 8 -e tests/sandbox/step/memory_every_step.lua "$TMP/many.jsonl" -o "$TMP/many.out" 2>/dev/null
+check "every step killed: exit 3" 3 $?
+check "within 20 s (took $(($(date +%s) - started)) s)" yes "$([ $(($(date +%s) - started)) -le 20 ] && echo yes || echo no)"
+check "one record per step, and the next trace's" 20001 "$(wc -l <"$TMP/many.out")"
+check "steps after the third kill are not run" 19997 "$(grep -c '"message":"not evaluated: the plugin hit its limits on 3 earlier steps of this trace"' "$TMP/many.out")"
+check_contains "the next trace scores normally" "$TMP/many.out" '{"trace_id":"after","evaluator":"memory_every_step","step":0,"score":1,'
+# memory held outside Lua's allocator counts against the limit: cJSON nodes of
+# assay.json.decode, and the small-block pool's chunks (peak RSS bounded, next trace fine)
+for f in tests/sandbox/memory/*.lua; do
+    name=$(basename "$f" .lua)
+    python3 -c '
+import resource, subprocess, sys
+rc = subprocess.call(sys.argv[1:], stdout=open(sys.argv[-1], "w"), stderr=subprocess.DEVNULL)
+print(rc, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024)
+' "$ASSAY" run -j 1 --no-db --no-timing --timeout-ms 20000 --memory-mb 32 -e "$f" "$TMP/in.jsonl" -o "$TMP/$name.out" >"$TMP/$name.rss"
+    read -r rc rss <"$TMP/$name.rss"
+    check_contains "$name: the next trace scores normally" "$TMP/$name.out" "{\"trace_id\":\"after\",\"evaluator\":\"$name\",\"step\":null,\"score\":1,"
+    case "${ASSAY_BUILD:-build}" in
+    *asan*) ok "$name: peak RSS is measured on the plain build (ASan's shadow memory inflates it)" ;;
+    *) check "$name: peak RSS under 100 MB with a 32 MiB limit (got ${rss} MB)" yes "$([ "$rss" -lt 100 ] && echo yes || echo no)" ;;
+    esac
+done
+check_contains "json_decode_nodes: a memory error, before the nodes are made" "$TMP/json_decode_nodes.out" \
+    '"error":{"kind":"memory","message":"evaluation exceeded the 32 MiB memory limit of its Lua state (--memory-mb)"}'
 done_testing

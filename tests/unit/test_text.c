@@ -193,6 +193,33 @@ static void test_strings_are_escaped_and_invalid_utf8_replaced(void **state) {
     buf_free(&b);
 }
 
+/* Tokens chosen to collide in the low bits of the hash (as a hostile trace or plugin would,
+ * by brute force against a hash it knows) must not collide once the process has drawn its
+ * key: open-addressed Sets and TF-IDF tables index by those bits. */
+static void test_token_hash_is_keyed_per_process(void **state) {
+    (void)state;
+    uint64_t known_key = text_hash_key; /* what an attacker could compute offline */
+    enum { N = 400 };
+    static char tokens[N][8 + TEXT_SLACK];
+    uint64_t x = 88172645463325252u;
+    for (int found = 0; found < N;) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        char *t = tokens[found];
+        for (int i = 0; i < 8; i++) t[i] = (char)('a' + (x >> (5 * i)) % 26);
+        if ((text_hash_slack(t, 8) & 0xFFFF) == 0) found++;
+    }
+    text_hash_init();
+    assert_true(text_hash_key != known_key);
+    static unsigned char bucket[1 << 16];
+    unsigned most = 0;
+    for (int i = 0; i < N; i++) {
+        unsigned b = (unsigned)(text_hash_slack(tokens[i], 8) & 0xFFFF);
+        if (++bucket[b] > most) most = bucket[b];
+    }
+    /* 400 tokens over 65,536 buckets: more than 6 in one is chance below 1e-12 */
+    assert_true(most <= 6);
+}
+
 static void test_fixed_buffer_refuses_to_grow(void **state) {
     (void)state;
     char memory[4];
@@ -219,6 +246,7 @@ int main(void) {
         cmocka_unit_test(test_char_count_counts_code_points),
         cmocka_unit_test(test_numbers_print_shortest_round_trip),
         cmocka_unit_test(test_strings_are_escaped_and_invalid_utf8_replaced),
+        cmocka_unit_test(test_token_hash_is_keyed_per_process),
         cmocka_unit_test(test_fixed_buffer_refuses_to_grow),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
