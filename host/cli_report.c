@@ -281,8 +281,13 @@ int cli_report(cli_options *o, int argc, char **argv) {
         return CLI_EXIT_IO;
     }
     fputs(report_page_head, out);
-    for (const char *p = json; *p; p++) { /* "</" would end the script element */
-        if (p[0] == '<' && p[1] == '/') fputs("<\\", out);
+    /* The JSON sits in a script element: "</script" would end it and "<!--" would open a
+     * comment that swallows the closing tag, so no '<', '>' or '&' appears raw. They can
+     * only be inside JSON strings, where the \u escapes mean the same characters. */
+    for (const char *p = json; *p; p++) {
+        if (*p == '<') fputs("\\u003c", out);
+        else if (*p == '>') fputs("\\u003e", out);
+        else if (*p == '&') fputs("\\u0026", out);
         else fputc(*p, out);
     }
     fputs(report_page_tail, out);

@@ -98,6 +98,33 @@ check_contains "named" "$TMP/bad.err" "no run 'nosuch' in the store"
 "$ASSAY" report --db "$DB" 2>/dev/null
 check "report needs -o FILE: exit 2" 2 $?
 
+# stored text that tried to break the page: "<!--<script" in ids, labels, metadata and
+# details kept the embedded JSON open, and a segment named __proto__ polluted the page's maps
+mkdir -p "$TMP/inject"
+cat >"$TMP/inject/inject.lua" <<'EOF'
+return { name = "inject", evaluate = function(t)
+  return { score = t.metadata.s, pass = t.metadata.s >= 0.5, label = "<!--<script>x</script>",
+           details = { note = "</script><!--<script>&amp;" } }
+end }
+EOF
+printf '%s\n' '{"id":"<!--<script>a","output":"<!--<script>","metadata":{"segment":"__proto__","s":0.25}}' \
+    '{"id":"b</script>","output":"x","metadata":{"segment":"constructor","s":0.75,"note":"<!--<script>"}}' \
+    '{"id":"c&lt;","output":"x","metadata":{"segment":"<!--<script>","s":1}}' >"$TMP/inject.jsonl"
+"$ASSAY" run --db "$TMP/inject.db" -e "$TMP/inject/inject.lua" "$TMP/inject.jsonl" >/dev/null 2>&1
+"$ASSAY" report --db "$TMP/inject.db" --group-by segment -o "$TMP/inject.html" 2>/dev/null
+check "stored text: the embedded JSON has no raw '<', '>' or '&'" "0 yes" "$(python3 -c '
+import sys
+page = open(sys.argv[1]).read()
+start = page.index("id=\"data\">") + len("id=\"data\">")
+body = page[start:page.index("</script>", start)]
+print(sum(body.count(c) for c in "<>&"), "yes" if "\\u003c!--\\u003cscript" in body else "no")' "$TMP/inject.html")"
+browse "file://$TMP/inject.html" "$TMP/dom4.html" "$TMP/chrome4.err"
+check "stored text cannot stop the page's script" "yes None" "$(facts "$TMP/dom4.html" root)"
+check "with no console errors" "" "$(grep -E 'CONSOLE|Uncaught' "$TMP/chrome4.err")"
+check "a segment named __proto__ is a row of its own" 0.250 "$(facts "$TMP/dom4.html" heat __proto__/inject)"
+check "so is constructor" 0.750 "$(facts "$TMP/dom4.html" heat constructor/inject)"
+check "and a segment holding markup, as text" 1.000 "$(facts "$TMP/dom4.html" heat '<!--<script>/inject')"
+
 # the screenshot, for people to look at
 shot=${ASSAY_BUILD:-build}/report.png
 timeout 120 "$CHROME" --no-sandbox --disable-gpu --no-first-run --user-data-dir="$TMP/profile" --hide-scrollbars \
