@@ -25,6 +25,11 @@
 #include <string.h>
 #include <time.h>
 
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 /* Instructions between two looks at the clock: ~5 µs of Lua, so a runaway loop is caught
  * within a few µs of its deadline while the clock costs well under 1%. */
 #define SANDBOX_HOOK_INSTRUCTIONS 1000
@@ -348,21 +353,73 @@ static bool module_name_is_valid(const char *name) {
     return strlen(name) <= 128;
 }
 
-/* Reads a whole file into a Lua string on the stack, or returns false. [-0, +(0|1), m] */
-static bool push_file_contents(lua_State *L, const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return false;
+/* Opens lib_dir/relative for reading, walking it one component at a time so that neither
+ * a directory on the way nor the file itself may be a symlink out of the lib directory, and
+ * refusing what is not a regular file (a FIFO would block the worker forever, a device or
+ * /proc file would be read and compiled). Returns the descriptor, -1 when there is no such
+ * module (errno ENOENT or ENOTDIR), or -2 when something is there that is refused. */
+static int module_open(const char *lib_dir, const char *relative) {
+    int dir = open(lib_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0) return -1;
+    char part[160];
+    const char *p = relative;
+    for (;;) {
+        const char *slash = strchr(p, '/');
+        size_t n = slash ? (size_t)(slash - p) : strlen(p);
+        if (n == 0 || n >= sizeof part) {
+            close(dir);
+            return -1;
+        }
+        memcpy(part, p, n);
+        part[n] = '\0';
+        int flags = O_RDONLY | O_NOFOLLOW | O_CLOEXEC | (slash ? O_DIRECTORY : O_NONBLOCK);
+        int fd = openat(dir, part, flags);
+        if (fd < 0) {
+            /* a symlink is refused (ELOOP, or ENOTDIR with O_DIRECTORY); what is not there,
+             * or a file where a directory would be, is no module */
+            int saved = errno;
+            struct stat st;
+            bool is_link = fstatat(dir, part, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode);
+            close(dir);
+            return is_link || (saved != ENOENT && saved != ENOTDIR) ? -2 : -1;
+        }
+        close(dir);
+        if (!slash) {
+            struct stat st;
+            if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+                close(fd);
+                return -2;
+            }
+            return fd;
+        }
+        dir = fd;
+        p = slash + 1;
+    }
+}
+
+/* Reads the whole open file fd into a Lua string on the stack and closes it; false (with
+ * nothing pushed) on a read error or past SANDBOX_MAX_MODULE_BYTES. [-0, +(0|1), m] */
+static bool push_file_contents(lua_State *L, int fd) {
     luaL_Buffer b;
     luaL_buffinit(L, &b);
     size_t total = 0;
     char chunk[8192];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0 && total <= SANDBOX_MAX_MODULE_BYTES) {
-        luaL_addlstring(&b, chunk, n);
-        total += n;
+    ssize_t n;
+    bool ok = true;
+    while ((n = read(fd, chunk, sizeof chunk)) != 0) {
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            ok = false;
+            break;
+        }
+        total += (size_t)n;
+        if (total > SANDBOX_MAX_MODULE_BYTES) {
+            ok = false;
+            break;
+        }
+        luaL_addlstring(&b, chunk, (size_t)n);
     }
-    bool ok = !ferror(f) && total <= SANDBOX_MAX_MODULE_BYTES;
-    fclose(f);
+    close(fd);
     luaL_pushresult(&b);
     if (!ok) lua_pop(L, 1);
     return ok;
@@ -388,12 +445,20 @@ static int sandbox_require(lua_State *L) {
     for (size_t i = 0; i < sb->cfg.lib_dir_count; i++) {
         lua_pushfstring(L, "%s/%s.lua", sb->cfg.lib_dirs[i], name);
         char *path = (char *)lua_tostring(L, -1);
-        for (char *p = path + strlen(sb->cfg.lib_dirs[i]) + 1; *p; p++)
+        char *relative = path + strlen(sb->cfg.lib_dirs[i]) + 1;
+        for (char *p = relative; *p; p++)
             if (*p == '.' && strcmp(p, ".lua") != 0) *p = '/';
-        if (!push_file_contents(L, path)) {
+        int fd = module_open(sb->cfg.lib_dirs[i], relative);
+        if (fd == -2)
+            return luaL_error(L, "require: %s is not a regular file inside the lib directory (symlinks, FIFOs and "
+                                 "devices are refused)", path);
+        if (fd < 0) {
             lua_pop(L, 1);
             continue;
         }
+        if (!push_file_contents(L, fd))
+            return luaL_error(L, "require: %s could not be read (or is larger than %d MiB)", path,
+                              (int)(SANDBOX_MAX_MODULE_BYTES >> 20));
         size_t len;
         const char *source = lua_tolstring(L, -1, &len);
         lua_pushfstring(L, "@%s", path);

@@ -87,4 +87,30 @@ print(rc, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024)
 done
 check_contains "json_decode_nodes: a memory error, before the nodes are made" "$TMP/json_decode_nodes.out" \
     '"error":{"kind":"memory","message":"evaluation exceeded the 32 MiB memory limit of its Lua state (--memory-mb)"}'
+# require opens a plugin's lib/ files without following symlinks, and only regular files:
+# a FIFO blocked the worker forever, /etc/passwd and /proc/self/environ were read
+mkdir -p "$TMP/req/lib" "$TMP/outside"
+echo 'return "outside"' >"$TMP/outside/secret.lua"
+echo 'return "fine"' >"$TMP/req/lib/good.lua"
+ln -s /etc/passwd "$TMP/req/lib/passwd.lua"
+ln -s "$TMP/outside/secret.lua" "$TMP/req/lib/link.lua"
+ln -s "$TMP/outside" "$TMP/req/lib/sub"
+mkfifo "$TMP/req/lib/fifo.lua"
+cat >"$TMP/req/requirer.lua" <<'EOF'
+return { name = "requirer", evaluate = function(t)
+  local ok, err = pcall(require, t.module)
+  return { score = 1, label = ok and ("loaded " .. tostring(err)) or tostring(err):gsub("^.*require: ", "") }
+end }
+EOF
+printf '%s\n' '{"id":"1","module":"good"}' '{"id":"2","module":"passwd"}' '{"id":"3","module":"link"}' \
+    '{"id":"4","module":"sub.secret"}' '{"id":"5","module":"fifo"}' >"$TMP/req.jsonl"
+timeout 60 "$ASSAY" run -j 1 --no-db --no-timing -e "$TMP/req/requirer.lua" "$TMP/req.jsonl" -o "$TMP/req.out" 2>/dev/null
+check "require over symlinks and a FIFO: the run ends" 0 $?
+label() { sed -n "$1p" "$TMP/req.out" | python3 -c 'import json, sys; print(json.load(sys.stdin)["label"])'; }
+check "a regular file in lib/ loads" "loaded fine" "$(label 1)"
+check "a symlink to /etc/passwd is refused" "$TMP/req/lib/passwd.lua is not a regular file inside the lib directory (symlinks, FIFOs and devices are refused)" "$(label 2)"
+check "a symlink to a Lua file outside is refused" "$TMP/req/lib/link.lua is not a regular file inside the lib directory (symlinks, FIFOs and devices are refused)" "$(label 3)"
+check "a directory symlinked out of lib/ is refused" "$TMP/req/lib/sub/secret.lua is not a regular file inside the lib directory (symlinks, FIFOs and devices are refused)" "$(label 4)"
+check "a FIFO is refused without blocking" "$TMP/req/lib/fifo.lua is not a regular file inside the lib directory (symlinks, FIFOs and devices are refused)" "$(label 5)"
+
 done_testing
