@@ -169,6 +169,14 @@ void buf_json_number(buf *b, double d) {
 
 void buf_json_integer(buf *b, long long v) { buf_printf(b, "%lld", v); }
 
+void buf_put_printable(buf *b, const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if ((c < 0x20 && c != '\t' && c != '\n') || c == 0x7F) buf_printf(b, "\\x%02x", c);
+        else buf_putc(b, (char)c);
+    }
+}
+
 void buf_excerpt(const buf *b, char *out, size_t outlen) {
     if (outlen == 0) return;
     size_t n = b->len < outlen - 1 ? b->len : outlen - 1;

@@ -33,6 +33,9 @@ const char *buf_cstr(buf *b);
  * spaces. For error messages that quote a response body. */
 void buf_excerpt(const buf *b, char *out, size_t outlen);                /* never NULL; "" for an empty buffer */
 char *buf_steal(buf *b);                     /* caller frees; buffer becomes empty */
+/* Appends n bytes of s for a terminal: control bytes other than tab and newline (escape
+ * sequences could move the cursor, retitle the window or hide text) become \xNN. */
+void buf_put_printable(buf *b, const char *s, size_t n);
 static inline bool buf_failed(const buf *b) { return b->failed; }
 
 /* JSON emitters. Strings are escaped per RFC 8259; invalid UTF-8 becomes U+FFFD so that

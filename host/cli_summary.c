@@ -169,7 +169,11 @@ void summary_print(const summary *s, FILE *out, double seconds) {
             memcpy(sorted, s->groups + 1, (s->group_count - 1) * sizeof *sorted);
             qsort(sorted, s->group_count - 1, sizeof *sorted, compare_groups);
             for (size_t g = 0; g < s->group_count - 1; g++) {
-                fprintf(out, "\ngroup %s:\n", sorted[g].name);
+                buf name;
+                buf_init(&name);
+                buf_put_printable(&name, sorted[g].name, strlen(sorted[g].name));
+                fprintf(out, "\ngroup %s:\n", buf_failed(&name) ? "?" : buf_cstr(&name));
+                buf_free(&name);
                 print_table(s, sorted[g].per_evaluator, out);
             }
             free(sorted);

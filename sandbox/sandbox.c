@@ -37,6 +37,7 @@
 #define SANDBOX_TRACEBACK_LINES 6
 /* Steps of one trace a step-scoped plugin may be killed on before the rest are not run. */
 #define SANDBOX_MAX_KILLS_PER_TRACE 3
+#define SANDBOX_MAX_PRINT_BYTES (64u << 10)
 
 /* One Lua state of a plugin. A sandbox has one current state; after a kill it opens a fresh
  * one and retires the old: evaluations suspended in it on I/O finish there, and it is closed
@@ -51,6 +52,7 @@ typedef struct sstate {
     bool timed_out;
     uint64_t deadline_ns;  /* monotonic; 0 = no limit running */
     int evaluate_ref, params_ref, randomseed_ref;
+    size_t printed;        /* bytes print wrote in this evaluation */
     unsigned suspended;    /* tasks waiting on I/O in this state */
     bool is_retired;
     sandbox_task *running; /* the task whose coroutine runs now; I/O calls attach to it */
@@ -192,6 +194,7 @@ static void sandbox_hook(lua_State *L, lua_Debug *ar) {
 /* Arms the limits for a run with used_ns of the evaluation's time budget already spent:
  * the limit counts time running Lua, not time waiting for I/O. */
 static void limits_arm(sstate *st, uint64_t used_ns) {
+    if (used_ns == 0) st->printed = 0; /* a new evaluation */
     st->memory_exceeded = false;
     st->timed_out = false;
     uint64_t budget = (uint64_t)st->sb->cfg.timeout_ms * 1000000u;
@@ -325,9 +328,13 @@ static int sandbox_collectgarbage(lua_State *L) {
     return 1;
 }
 
-/* print: to the host's log callback, prefixed with the plugin's name. */
+/* print: to the host's log callback, prefixed with the plugin's name, with control bytes
+ * escaped (a terminal reads stderr), and at most SANDBOX_MAX_PRINT_BYTES an evaluation: one
+ * evaluation once wrote 992 MB of stderr inside its time limit. */
 static int sandbox_print(lua_State *L) {
-    sandbox *sb = sandbox_of(L);
+    sstate *st = state_of(L);
+    sandbox *sb = st->sb;
+    if (!sb->cfg.log || st->printed > SANDBOX_MAX_PRINT_BYTES) return 0;
     int n = lua_gettop(L);
     luaL_Buffer b;
     luaL_buffinit(L, &b);
@@ -337,7 +344,22 @@ static int sandbox_print(lua_State *L) {
         luaL_addvalue(&b);
     }
     luaL_pushresult(&b);
-    if (sb->cfg.log) sb->cfg.log(sb->cfg.log_ctx, sb->name ? sb->name : sb->cfg.path, lua_tostring(L, -1));
+    size_t len;
+    const char *text = lua_tolstring(L, -1, &len);
+    buf line;
+    buf_init(&line);
+    if (st->printed + len > SANDBOX_MAX_PRINT_BYTES) {
+        len = SANDBOX_MAX_PRINT_BYTES - st->printed;
+        buf_put_printable(&line, text, len);
+        buf_printf(&line, "... [print: more than %u KiB in one evaluation; the rest is dropped]",
+                   SANDBOX_MAX_PRINT_BYTES >> 10);
+        st->printed = SANDBOX_MAX_PRINT_BYTES + 1;
+    } else {
+        buf_put_printable(&line, text, len);
+        st->printed += len;
+    }
+    if (!buf_failed(&line)) sb->cfg.log(sb->cfg.log_ctx, sb->name ? sb->name : sb->cfg.path, buf_cstr(&line));
+    buf_free(&line);
     return 0;
 }
 

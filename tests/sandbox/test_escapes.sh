@@ -113,4 +113,24 @@ check "a symlink to a Lua file outside is refused" "$TMP/req/lib/link.lua is not
 check "a directory symlinked out of lib/ is refused" "$TMP/req/lib/sub/secret.lua is not a regular file inside the lib directory (symlinks, FIFOs and devices are refused)" "$(label 4)"
 check "a FIFO is refused without blocking" "$TMP/req/lib/fifo.lua is not a regular file inside the lib directory (symlinks, FIFOs and devices are refused)" "$(label 5)"
 
+# print: at most 64 KiB an evaluation (992 MB of stderr fit in one 500 ms evaluation), and
+# control bytes escaped, in print and in the summary's --group-by values
+cat >"$TMP/printer.lua" <<'EOF'
+return { name = "printer", evaluate = function(t)
+  print("\27]0;retitled\7\27[2Jcleared")
+  local line = ("x"):rep(1 << 20)
+  for _ = 1, 200 do print(line) end
+  return 1
+end }
+EOF
+printf '%s\n' '{"id":"p1","metadata":{"segment":"\u001b[31mred"}}' '{"id":"p2","metadata":{"segment":"plain"}}' >"$TMP/print.jsonl"
+timeout 120 "$ASSAY" run -j 1 --no-db --no-timing --group-by segment -e "$TMP/printer.lua" "$TMP/print.jsonl" >/dev/null 2>"$TMP/print.err"
+check "print floods: the run completes" 0 $?
+check "stderr stays small: two evaluations of at most 64 KiB (got $(wc -c <"$TMP/print.err") bytes)" yes \
+    "$([ "$(wc -c <"$TMP/print.err")" -lt 140000 ] && echo yes || echo no)"
+check_contains "the cut is said" "$TMP/print.err" "[print: more than 64 KiB in one evaluation; the rest is dropped]"
+check_contains "escape sequences are printed escaped" "$TMP/print.err" '\x1b]0;retitled\x07\x1b[2Jcleared'
+check_contains "a --group-by value too" "$TMP/print.err" 'group \x1b[31mred:'
+check "no raw escape byte reaches the terminal" 0 "$(tr -cd '\033\007' <"$TMP/print.err" | wc -c)"
+
 done_testing
