@@ -90,7 +90,7 @@ char *buf_steal(buf *b) {
 
 /* Length of the valid UTF-8 sequence at s (n bytes available), or 0 if invalid. Rejects
  * overlongs, surrogates and code points above U+10FFFF, as RFC 3629 requires. */
-static size_t utf8_sequence_length(const unsigned char *s, size_t n) {
+size_t buf_utf8_sequence_length(const unsigned char *s, size_t n) {
     unsigned char c = s[0];
     if (c < 0x80) return 1;
     size_t len;
@@ -124,7 +124,7 @@ void buf_json_string(buf *b, const char *s, size_t n) {
         if (i >= n) break;
         unsigned char c = p[i];
         if (c >= 0x80) {
-            size_t len = utf8_sequence_length(p + i, n - i);
+            size_t len = buf_utf8_sequence_length(p + i, n - i);
             if (len) buf_append(b, p + i, len), i += len;
             else buf_puts(b, "\xEF\xBF\xBD"), i++;
             continue;

@@ -38,6 +38,10 @@ char *buf_steal(buf *b);                     /* caller frees; buffer becomes emp
 void buf_put_printable(buf *b, const char *s, size_t n);
 static inline bool buf_failed(const buf *b) { return b->failed; }
 
+/* Length of the valid UTF-8 sequence at s (n bytes available), or 0 if it is not one
+ * (overlong forms, surrogates and code points past U+10FFFF are not). */
+size_t buf_utf8_sequence_length(const unsigned char *s, size_t n);
+
 /* JSON emitters. Strings are escaped per RFC 8259; invalid UTF-8 becomes U+FFFD so that
  * every line we write is valid JSON whatever a plugin or a trace put in a string. */
 void buf_json_string(buf *b, const char *s, size_t n);

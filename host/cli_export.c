@@ -33,26 +33,46 @@ struct exporter {
     bool has_failed;
 };
 
-static void xml_escape(buf *b, const char *s) {
-    for (; s && *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        switch (c) {
-        case '&': buf_puts(b, "&amp;"); break;
-        case '<': buf_puts(b, "&lt;"); break;
-        case '>': buf_puts(b, "&gt;"); break;
-        case '"': buf_puts(b, "&quot;"); break;
-        default: buf_putc(b, c < 0x20 && c != '\t' && c != '\n' ? ' ' : (char)c); /* XML 1.0 forbids the rest */
+/* Text for an XML 1.0 document: markup escaped, invalid UTF-8 and the code points XML
+ * forbids (C0 controls but tab and newline, U+FFFE, U+FFFF) replaced, so that a CI server's
+ * parser reads the whole report whatever a trace or a plugin wrote. */
+static void xml_escape(buf *b, const char *text) {
+    static const char replacement[] = "\xEF\xBF\xBD"; /* U+FFFD */
+    const unsigned char *s = (const unsigned char *)text;
+    size_t n = text ? strlen(text) : 0;
+    for (size_t i = 0; i < n;) {
+        unsigned char c = s[i];
+        if (c < 0x80) {
+            switch (c) {
+            case '&': buf_puts(b, "&amp;"); break;
+            case '<': buf_puts(b, "&lt;"); break;
+            case '>': buf_puts(b, "&gt;"); break;
+            case '"': buf_puts(b, "&quot;"); break;
+            default: buf_putc(b, c < 0x20 && c != '\t' && c != '\n' ? ' ' : (char)c);
+            }
+            i++;
+            continue;
         }
+        size_t len = buf_utf8_sequence_length(s + i, n - i);
+        bool is_noncharacter = len == 3 && s[i] == 0xEF && s[i + 1] == 0xBF && (s[i + 2] == 0xBE || s[i + 2] == 0xBF);
+        if (len == 0 || is_noncharacter) buf_puts(b, replacement);
+        else buf_append(b, s + i, len);
+        i += len ? len : 1;
     }
 }
 
+/* A CSV cell. One that starts with = + - @ (or a tab or carriage return) is a formula to a
+ * spreadsheet, which a trace id or label must never become: it gets a leading quote, as
+ * OWASP advises. */
 static void csv_field(buf *b, const char *s) {
     if (!s) return;
-    if (!strpbrk(s, ",\"\r\n")) {
+    bool is_formula = strchr("=+-@\t\r", *s) && *s;
+    if (!is_formula && !strpbrk(s, ",\"\r\n")) {
         buf_puts(b, s);
         return;
     }
     buf_putc(b, '"');
+    if (is_formula) buf_putc(b, '\'');
     for (; *s; s++) {
         if (*s == '"') buf_putc(b, '"');
         buf_putc(b, *s);

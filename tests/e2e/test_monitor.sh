@@ -131,4 +131,23 @@ check "--follow takes exactly one file: exit 2" 2 $?
 "$ASSAY" run --no-db --follow <"$TMP/log.jsonl" >/dev/null 2>"$TMP/f.err"
 check "--follow on standard input: exit 2" 2 $?
 
+# hostile text in the exports: JUnit stays well-formed XML 1.0 (invalid UTF-8 and U+FFFF
+# replaced), CSV cells that a spreadsheet would run as formulas get a leading quote
+mkdir -p "$TMP/exp"
+cat >"$TMP/exp/labeller.lua" <<'EOF'
+return { name = "labeller", evaluate = function(t)
+  return { score = 0, pass = false, label = t.label .. "\255\254 \239\191\191 end" }
+end }
+EOF
+printf '%s\n' '{"id":"=HYPERLINK(\"http://x\")","label":"=1+1"}' '{"id":"@SUM(A1)","label":"+cmd"}' '{"id":"-2","label":"ok"}' >"$TMP/exp.jsonl"
+"$ASSAY" run --no-db --no-timing --junit "$TMP/exp.xml" --csv "$TMP/exp.csv" -e "$TMP/exp/labeller.lua" "$TMP/exp.jsonl" >/dev/null 2>&1
+check "JUnit with invalid UTF-8 and U+FFFF in labels parses as XML" ok "$(python3 -c '
+import sys, xml.etree.ElementTree as ET
+ET.parse(sys.argv[1]); print("ok")' "$TMP/exp.xml" 2>&1 | tail -1)"
+check "CSV: trace ids and labels that start with = + - @ are not formulas" \
+    "'=HYPERLINK(\"http://x\") '=1+1 '@SUM(A1) '+cmd '-2 ok" "$(python3 -c '
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1], newline="", encoding="utf-8", errors="replace")))
+print(" ".join(w for r in rows for w in (r["trace_id"], r["label"].split("\ufffd")[0].split(" ")[0])))' "$TMP/exp.csv")"
+
 done_testing
