@@ -221,6 +221,19 @@ static void job_claim(worker *w, job *j) {
     }
 }
 
+/* The offset of the first \u0000 escape in a JSON text (a backslash that is not itself
+ * escaped, then u0000), or len. cJSON keeps strings NUL-terminated, so one would be cut
+ * there without a word: "a\u0000b" and "a\u0000c" would be the same trace id. */
+static size_t escaped_nul(const char *text, size_t len) {
+    const char *p = text, *end = text + len;
+    while ((p = memchr(p, '\\', (size_t)(end - p))) != NULL) {
+        if (end - p >= 6 && memcmp(p + 1, "u0000", 5) == 0) return (size_t)(p - text);
+        p += 2; /* past the escaped character, so "\\\\u0000" is not one */
+        if (p >= end) break;
+    }
+    return len;
+}
+
 /* Parses the trace and starts its plugins, with the help of the workers host.c picked;
  * finishes the job unless a plugin waits or runs elsewhere. */
 static void job_start(worker *w, job *j) {
@@ -230,6 +243,12 @@ static void job_start(worker *w, job *j) {
     size_t bad = text_check(j->text, j->len);
     if (bad < j->len) {
         job_input_error(j, j->text[bad] ? "not valid UTF-8 (at byte %zu)" : "contains a NUL byte (at byte %zu)", bad + 1);
+        goto done;
+    }
+    size_t nul_at = escaped_nul(j->text, j->len);
+    if (nul_at < j->len) {
+        job_input_error(j, "contains \\u0000 (at byte %zu): strings are cut at a NUL, so two ids could become one; "
+                           "skipped", nul_at + 1);
         goto done;
     }
     /* a line of many small values costs ~50 times its length as cJSON nodes (30 MB of

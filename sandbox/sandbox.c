@@ -1143,7 +1143,7 @@ sandbox_io *sandbox_io_begin(lua_State *L, sandbox_io_kind kind, const char *wha
     if (L != t->co)
         luaL_error(L, "%s must be called from evaluate itself, not inside coroutine.create/wrap", what);
     if (!lua_isyieldable(L))
-        luaL_error(L, "%s cannot be called here (inside a metamethod or a sort comparator)", what);
+        luaL_error(L, "%s cannot be called here (from a function that C calls, such as a sort comparator or a gsub replacement)", what);
     if (t->io_count == t->io_cap) {
         size_t cap = t->io_cap ? t->io_cap * 2 : 4;
         sandbox_io **grown = realloc(t->io, cap * sizeof *grown);

@@ -512,8 +512,13 @@ static int l_ngrams(lua_State *L) {
     lua_Integer n = luaL_checkinteger(L, 2);
     luaL_argcheck(L, n >= 1, 2, "n must be at least 1");
     lua_Integer len = (lua_Integer)lua_rawlen(L, 1);
+    if (n > len) { /* no n-gram; also keeps i + n - 1 below from overflowing */
+        lua_newtable(L);
+        return 1;
+    }
     lua_newtable(L);
     for (lua_Integer i = 1; i + n - 1 <= len; i++) {
+        if (i % 256 == 0) sandbox_check_limits(L); /* len × n appends in all */
         luaL_Buffer b;
         luaL_buffinit(L, &b);
         for (lua_Integer j = 0; j < n; j++) {

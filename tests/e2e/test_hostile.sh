@@ -90,6 +90,13 @@ case "${ASSAY_BUILD:-build}" in
 *) check "peak RSS stays under 120 MB (got ${rss} MB)" yes "$([ "$rss" -lt 120 ] && echo yes || echo no)" ;;
 esac
 
+# \u0000 would cut a string where cJSON keeps it NUL-terminated: two ids became one
+printf '%s\n' '{"id":"a\u0000b"}' '{"id":"a\u0000c"}' '{"id":"lit","q":"\\u0000 is text"}' >"$TMP/nul.jsonl"
+"$ASSAY" run --no-timing -e "$TMP/ev/id.lua" "$TMP/nul.jsonl" -o "$TMP/nul.out" 2>/dev/null
+check "ids with \\u0000: exit 3" 3 $?
+check "each is an input error naming the escape" 2 "$(grep -c 'contains \\\\u0000 (at byte 9): strings are cut at a NUL, so two ids could become one; skipped' "$TMP/nul.out")"
+check_contains "an escaped backslash before u0000 is plain text" "$TMP/nul.out" '"label":"lit"'
+
 # a FIFO streams like a file
 mkfifo "$TMP/fifo"
 cat examples/traces/deep-research.jsonl >"$TMP/fifo" &

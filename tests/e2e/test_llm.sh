@@ -52,6 +52,24 @@ case "${ASSAY_BUILD:-build}" in
 *) check "peak RSS stays under 120 MB (got ${rss} MB)" yes "$([ "$rss" -lt 120 ] && echo yes || echo no)" ;;
 esac
 
+# I/O from metamethods that Lua code triggers (__index, __close) suspends like I/O from
+# evaluate; from a function a C function calls (a sort comparator) it is refused (docs/llm.md)
+cat >"$TMP/big/meta_io.lua" <<EOF
+return { name = "meta_io", evaluate = function(t)
+  local lazy = setmetatable({}, { __index = function(_, k) return assay.http.request{ url = "http://127.0.0.1:$PORT/big/" .. k, cache = false }.body end })
+  local closed
+  do
+    local guard <close> = setmetatable({}, { __close = function() closed = #assay.http.request{ url = "http://127.0.0.1:$PORT/big/3", cache = false }.body end })
+  end
+  local ok, err = pcall(table.sort, { 2, 1 }, function(a, b) assay.http.request{ url = "http://127.0.0.1:$PORT/big/1" }; return a < b end)
+  return { score = 1, details = { index = #lazy[5], close = closed, sort = ok and "ran" or tostring(err):match("cannot be called here.*") } }
+end }
+EOF
+printf '%s\n' '{"id":"m"}' >"$TMP/meta.jsonl"
+"$ASSAY" run --no-db --no-timing -e "$TMP/big/meta_io.lua" "$TMP/meta.jsonl" >"$TMP/meta.out" 2>/dev/null
+check_contains "I/O from __index and __close works; from a sort comparator it is refused" "$TMP/meta.out" \
+    '"details":{"close":3,"index":5,"sort":"cannot be called here (from a function that C calls, such as a sort comparator or a gsub replacement)"'
+
 # -- the shipped plugins' own cases, through `assay test`
 for p in llm_judge claim_support_llm semantic_diversity; do
     "$ASSAY" test plugins/llm/$p.lua --cases tests/plugins/llm/$p.jsonl $LLM --no-cache >"$TMP/cases" 2>&1

@@ -511,7 +511,7 @@ static void test_io_is_refused_where_it_cannot_work(void **state) {
     assert_contains(out, "url must start with http:// or https:// (got 'file:///etc/passwd')");
     free(out);
     out = evaluate(sb, "{\"id\":\"s\",\"bad\":\"sort\"}");
-    assert_contains(out, "cannot be called here (inside a metamethod or a sort comparator)");
+    assert_contains(out, "cannot be called here (from a function that C calls, such as a sort comparator or a gsub replacement)");
     free(out);
     out = evaluate(sb, "{\"id\":\"h\",\"bad\":\"header\"}");
     assert_contains(out, "header 'X-A' has an invalid name or value");
