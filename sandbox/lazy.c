@@ -289,6 +289,23 @@ static int lazy_base_rawget(lua_State *L) {
     return 1;
 }
 
+/* pairs(t): Lua's own returns its own next for a table without __pairs, and that next is
+ * raw: applied to a stand-in it would show the document's key and the node. So the
+ * sandbox's pairs hands out the sandbox's next, and keeps Lua's contract otherwise (__pairs
+ * first, its three results). */
+static int lazy_base_pairs(lua_State *L) {
+    luaL_checkany(L, 1);
+    if (luaL_getmetafield(L, 1, "__pairs") == LUA_TNIL) {
+        lua_pushcfunction(L, lazy_base_next);
+        lua_pushvalue(L, 1);
+        lua_pushnil(L);
+        return 3;
+    }
+    lua_pushvalue(L, 1);
+    lua_call(L, 1, 3);
+    return 3;
+}
+
 /* Tables the host made read-only through their metatable (the params view, the globals
  * once the plugin has loaded): rawset must not get round that. Registry key of a table
  * mapping each to the message to raise. */
@@ -345,7 +362,8 @@ static int lazy_base_getmetatable(lua_State *L) {
 /* setmetatable is the sandbox's own (sandbox.c); it calls lazy_fill itself. */
 void lazy_install_base(lua_State *L, int globals) {
     static const luaL_Reg functions[] = {
-        {"next", lazy_base_next},     {"rawget", lazy_base_rawget},         {"rawset", lazy_base_rawset},
+        {"next", lazy_base_next},     {"pairs", lazy_base_pairs},           {"rawget", lazy_base_rawget},
+        {"rawset", lazy_base_rawset},
         {"rawlen", lazy_base_rawlen}, {"getmetatable", lazy_base_getmetatable}, {NULL, NULL},
     };
     globals = lua_absindex(L, globals);

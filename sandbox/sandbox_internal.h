@@ -45,7 +45,7 @@ void lazy_check_table(lua_State *L, int arg);
 /* Makes rawset on the table at idx raise message: for tables read-only through their
  * metatable. [-0, +0, m] */
 void lazy_mark_readonly(lua_State *L, int idx, const char *message);
-/* Sets next, rawget, rawset, rawlen and getmetatable in the table at globals to versions
+/* Sets next, pairs, rawget, rawset, rawlen and getmetatable in the table at globals to versions
  * that fill a stand-in first. [-0, +0, m] */
 void lazy_install_base(lua_State *L, int globals);
 /* The same in a protected call: returns a lua_pcall status; on error the message is on

@@ -6,9 +6,12 @@
 local kept -- a node of the previous trace, if one ever leaked
 return { name = "lazy_hidden_node_key", evaluate = function(t)
   if t.id == "after" then return 1 end
-  local next_of_pairs = pairs(t)
   local seen = 0
-  for _, standin in ipairs({ t.steps, t.metadata, t.steps and t.steps[1] }) do
+  -- pairs of a stand-in, of a plain table (Lua's own pairs hands out its raw next for a
+  -- table without __pairs: fuzz_lazy found it), and of a table whose metatable was removed
+  local plain = setmetatable({}, nil)
+  for _, next_of_pairs in ipairs({ (pairs({})), (pairs(plain)), (pairs(t)) }) do
+  for _, standin in ipairs({ t.steps, t.metadata }) do
     local k, v = nil, nil
     repeat
       k, v = next_of_pairs(standin, k)
@@ -20,6 +23,7 @@ return { name = "lazy_hidden_node_key", evaluate = function(t)
         kept = v
       end
     until k == nil
+  end
   end
   if seen > 0 then return 0 end
   error("contained: no hidden key, no node pointer")
