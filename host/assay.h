@@ -1,7 +1,7 @@
 /* assay.h - the public API of libassay, the Lua-scriptable evaluation host.
  *
- * libassay scores traces (one JSON object each, SPEC §2) with evaluator plugins written in
- * Lua (SPEC §3), sandboxed, on worker threads, and hands back result records (SPEC §4).
+ * libassay scores traces (one JSON object each, docs/format.md) with evaluator plugins written in
+ * Lua (docs/plugins.md), sandboxed, on worker threads, and hands back result records (docs/format.md).
  *
  * Two modes, chosen by the loop given to assay_host_new:
  *  - loop mode (a uv_loop_t of the caller's): the host lives on that loop. Every assay_host_*
@@ -62,7 +62,7 @@ typedef struct assay_error {
     char message[1024];
 } assay_error;
 
-/* The error kinds of a record (SPEC §4). */
+/* The error kinds of a record (docs/format.md). */
 typedef enum assay_error_kind {
     ASSAY_KIND_NONE = 0,
     ASSAY_KIND_RUNTIME,  /* the plugin raised a Lua error, or returned something invalid */
@@ -247,7 +247,7 @@ size_t assay_result_record_count(const assay_result *result);
 /* Nonzero when the sample left this trace out (assay_options_set_sample): no records. */
 int assay_result_is_sampled_out(const assay_result *result);
 int assay_result_record(const assay_result *result, size_t i, assay_record *record);
-/* All records as JSON lines (SPEC §4), each ending in '\n'. */
+/* All records as JSON lines (docs/format.md), each ending in '\n'. */
 const char *assay_result_jsonl(const assay_result *result, size_t *len);
 /* Record i's own JSON line, without its '\n', in the result's memory; NULL when i is out
  * of range. */

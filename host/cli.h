@@ -12,7 +12,7 @@
 #include "assay.h"
 #include "buf.h"
 
-/* Exit statuses (SPEC §6, plus 4 and 130). */
+/* Exit statuses (docs/format.md). */
 enum {
     CLI_EXIT_OK = 0,
     CLI_EXIT_FAILED = 1,      /* assay test: some case failed */

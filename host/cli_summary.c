@@ -1,4 +1,4 @@
-/* cli_summary.c - the table on stderr at the end of a run (SPEC §4): per evaluator, and per
+/* cli_summary.c - the table on stderr at the end of a run (docs/format.md): per evaluator, and per
  * metadata group with --group-by, the record count, mean score, pass rate, errors and
  * p50/p95 evaluation time. Memory is fixed per (group, evaluator): times go into a
  * log-scale histogram, not a list, so a run of millions of traces costs the same. */

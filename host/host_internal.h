@@ -78,7 +78,7 @@ typedef struct assay_result job;
 assay_options *options_clone(const assay_options *o);
 
 void job_free(job *j);
-/* Writes the input-error record of SPEC §4 into j, prefixed "source:line: ". */
+/* Writes the input-error record of docs/format.md into j, prefixed "source:line: ". */
 void job_input_error(job *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define JOB_NO_WORKER ((unsigned)-1)

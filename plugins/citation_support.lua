@@ -1,4 +1,4 @@
--- citation_support: do the report's citations support its claims? (SPEC §5.4)
+-- citation_support: do the report's citations support its claims? (docs/metrics.md)
 --
 --   sentences of the output; one starting with a marker "[k]" is a reference-list entry
 --   source(k) = content of the first fetch of citations[k]'s URL key, else title .. " " ..

@@ -1,4 +1,4 @@
--- expect: deterministic checks on the output from the trace's `expected` object (SPEC §5.5).
+-- expect: deterministic checks on the output from the trace's `expected` object (docs/metrics.md).
 --
 --   equals (string), contains (array: each must occur), not_contains (array: none may occur),
 --   regex (POSIX extended, must match somewhere), max_chars (at most this many characters),

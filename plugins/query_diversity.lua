@@ -1,4 +1,4 @@
--- query_diversity: are the agent's search queries diverse, or rephrasings of one? (SPEC §5.1)
+-- query_diversity: are the agent's search queries diverse, or rephrasings of one? (docs/metrics.md)
 --
 --   Q = the query of every search step (repeats kept), n = |Q|, skipped when n < 2
 --   sim(i, j) = Jaccard(set(T(Qi)), set(T(Qj)))

@@ -1,5 +1,5 @@
 -- relevance: does every search query stay on the research prompt, directly or by following
--- what earlier results said? (SPEC §5.3)
+-- what earlier results said? (docs/metrics.md)
 --
 --   P = set(C(input)); walk the steps with a context K, initially P
 --   search: rel(q) = |Q ∩ K| / |Q| with Q = set(C(q)), scored before its own results join K;

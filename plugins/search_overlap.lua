@@ -1,4 +1,4 @@
--- search_overlap: how much do the result sets of the searches overlap? (SPEC §5.2)
+-- search_overlap: how much do the result sets of the searches overlap? (docs/metrics.md)
 --
 --   U_i = set of URL keys of the results of search step i
 --   total = sum |U_i|, unique = |union U_i|, skipped when total = 0

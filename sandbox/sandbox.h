@@ -16,7 +16,7 @@
 
 #include "../host/buf.h"
 
-/* Error kinds of SPEC §4, in the order of assay.h's ASSAY_KIND_* values. */
+/* Error kinds of docs/format.md, in the order of assay.h's ASSAY_KIND_* values. */
 typedef enum {
     SANDBOX_OK = 0,
     SANDBOX_ERR_RUNTIME,

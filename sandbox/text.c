@@ -1,4 +1,4 @@
-/* text.c - SPEC §5's text primitives (tokens, stopwords, URL keys, sentences, citation
+/* text.c - the text primitives of docs/metrics.md (tokens, stopwords, URL keys, sentences, citation
  * markers, TF-IDF cosine) and the `assay.text` module that exposes them to plugins.
  *
  * The metric logic stays in the Lua plugins; what is here is the byte-level work that is
@@ -21,7 +21,7 @@
 
 /* ------------------------------------------------------------------- plain C primitives */
 
-/* SPEC §5's token bytes: ASCII letters and digits, and every byte from 0x80. A table, since
+/* docs/metrics.md's token bytes: ASCII letters and digits, and every byte from 0x80. A table, since
  * every byte of every text passes through here, several times per trace. */
 static const unsigned char token_bytes[256] = {
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
@@ -85,7 +85,7 @@ void text_lower_into(char *out, const char *s, size_t n) {
     }
 }
 
-/* SPEC §5.6. */
+/* docs/metrics.md. */
 static const char *const stopwords[] = {
     "a", "about", "above", "after", "again", "against", "all", "am", "an", "and", "any", "are",
     "as", "at", "be", "because", "been", "before", "being", "below", "between", "both", "but",
@@ -342,7 +342,7 @@ static int push_tokens(lua_State *L, int idx, bool content_only, bool as_set) {
     return 1;
 }
 
-/* text.tokens(s) -> {token...}: T(s) of SPEC §5, repeats kept. Non-strings give {}. */
+/* text.tokens(s) -> {token...}: T(s) of docs/metrics.md, repeats kept. Non-strings give {}. */
 static int l_tokens(lua_State *L) { return push_tokens(L, 1, false, false); }
 /* text.content_tokens(s) -> {token...}: C(s), T(s) without stopwords. */
 static int l_content_tokens(lua_State *L) { return push_tokens(L, 1, true, false); }
@@ -453,7 +453,7 @@ static int l_intersection_size(lua_State *L) {
     return 1;
 }
 
-/* text.jaccard(a, b) -> |a ∩ b| / |a ∪ b|, 1 when both are empty (SPEC §5) */
+/* text.jaccard(a, b) -> |a ∩ b| / |a ∪ b|, 1 when both are empty (docs/metrics.md) */
 static int l_jaccard(lua_State *L) {
     const tset *a = tset_test(L, 1), *b = tset_test(L, 2);
     lua_Integer na = any_size(L, a, 1), nb = any_size(L, b, 2), inter;
@@ -548,7 +548,7 @@ static int push_url_with(lua_State *L, void (*fn)(const char *, size_t, buf *)) 
     return 1;
 }
 
-/* text.url_key(url) -> key of SPEC §5 ("HTTPS://www.Ex.com/a/?utm_x=1" -> "ex.com/a") */
+/* text.url_key(url) -> key of docs/metrics.md ("HTTPS://www.Ex.com/a/?utm_x=1" -> "ex.com/a") */
 static int l_url_key(lua_State *L) { return push_url_with(L, text_url_key); }
 /* text.domain(url) -> the host of the key, without a port */
 static int l_domain(lua_State *L) { return push_url_with(L, text_url_domain); }
@@ -561,7 +561,7 @@ static void push_sentence(const char *s, size_t n, void *ctx) {
     lua_rawseti(c->L, -2, ++c->n);
 }
 
-/* text.sentences(s) -> {sentence...} (SPEC §5.4) */
+/* text.sentences(s) -> {sentence...} (docs/metrics.md) */
 static int l_sentences(lua_State *L) {
     size_t n;
     const char *s = luaL_checklstring(L, 1, &n);
@@ -686,7 +686,7 @@ static const char *doc_text(lua_State *L, lua_Integer d, size_t *n) {
 }
 
 /* text.tfidf_cosines(docs) -> {cos(d1, d2), ..., cos(d1, dN)}
- * SPEC §5.3: content tokens, idf(t) = ln((1+N)/(1+df(t))) + 1, vec[t] = count × idf, cosine
+ * docs/metrics.md: content tokens, idf(t) = ln((1+N)/(1+df(t))) + 1, vec[t] = count × idf, cosine
  * 0 when either vector is zero. One pass hashes every token into its term and counts it per
  * document; sums then run per document in the order its terms first appear, so the result
  * depends on the documents only. All scratch memory is one Lua userdata, so it counts

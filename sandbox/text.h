@@ -1,4 +1,4 @@
-/* text.h - the text primitives of SPEC §5, in plain C so they can be tested and fuzzed
+/* text.h - the text primitives of docs/metrics.md, in plain C so they can be tested and fuzzed
  * without Lua. sandbox/text.c also exposes them to plugins as `assay.text`. */
 #ifndef ASSAY_TEXT_H
 #define ASSAY_TEXT_H
@@ -10,7 +10,7 @@
 
 #include "../host/buf.h"
 
-/* Finds the next token (SPEC §5: a maximal run of ASCII letters, digits or bytes >= 0x80)
+/* Finds the next token (docs/metrics.md: a maximal run of ASCII letters, digits or bytes >= 0x80)
  * at or after *pos. Returns false when there is none; else sets *start, *len and moves
  * *pos past it. The token is not lowercased: see text_lower_into. */
 bool text_next_token(const char *s, size_t n, size_t *pos, size_t *start, size_t *len);
@@ -71,18 +71,18 @@ static inline bool text_equal_slack(const char *a, const char *b, size_t n) {
     return text_word_prefix(x ^ y, n) == 0;
 }
 
-/* SPEC §5's token bytes lowercased, 0 for every other byte. */
+/* docs/metrics.md's token bytes lowercased, 0 for every other byte. */
 extern const unsigned char text_token_lower[256];
 /* Copies n bytes into out with ASCII letters lowercased. */
 void text_lower_into(char *out, const char *s, size_t n);
-/* Is the (lowercase) word one of SPEC §5.6's stopwords? */
+/* Is the (lowercase) word one of the stopwords of docs/metrics.md? */
 bool text_is_stopword(const char *w, size_t n);
 
-/* URL key and domain of SPEC §5, appended to out. */
+/* URL key and domain of docs/metrics.md, appended to out. */
 void text_url_key(const char *url, size_t n, buf *out);
 void text_url_domain(const char *url, size_t n, buf *out);
 
-/* Calls fn for each sentence of SPEC §5.4 (trimmed, non-empty). */
+/* Calls fn for each sentence of docs/metrics.md (trimmed, non-empty). */
 typedef void (*text_span_fn)(const char *s, size_t n, void *ctx);
 void text_sentences(const char *s, size_t n, text_span_fn fn, void *ctx);
 

@@ -1,7 +1,7 @@
 /* bench_latency.c - what one trace costs a service that embeds libassay: each trace of a
  * corpus is submitted alone on the caller's loop and timed until its result is delivered
  * (parse, the shipped evaluators, the handoff to the worker thread and back). Prints the
- * median and p95 in microseconds over traces of 5-20 KB, the "typical" size of SPEC traces.
+ * median and p95 in microseconds over traces of 5-20 KB, a typical deep-research trace's size.
  *
  *   bench_latency PLUGIN_DIR CORPUS.jsonl [MAX_TRACES [WORKERS]]
  *

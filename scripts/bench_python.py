@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The five shipped evaluators of SPEC §5, written the way a team would without assay:
+"""The five shipped evaluators of docs/metrics.md, written the way a team would without assay:
 standard library only, `json` for parsing, `re` for tokens. `make bench` times it against
 assay and checks that both give the same numbers.
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Deterministic generator of deep-research traces in assay's format (SPEC §2).
+"""Deterministic generator of deep-research traces in assay's format (docs/format.md).
 
 Used for examples/traces/deep-research.jsonl, the end-to-end tests and the benchmarks.
 Each trace picks a topic and a behaviour: diverse or rephrased queries, fresh or

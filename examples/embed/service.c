@@ -1,7 +1,7 @@
 /* service.c - a libuv TCP service that scores traces with libassay on its own loop.
  *
  * Protocol: a client sends traces, one JSON object per line, and gets back the result
- * records of each (SPEC §4 JSON lines) in the order it sent them. Many clients at once;
+ * records of each (docs/format.md JSON lines) in the order it sent them. Many clients at once;
  * a line longer than --max-line, or one that is not a trace, is answered with an
  * input-error record naming the connection and line. SIGHUP reloads the plugins without
  * dropping traces in flight; SIGINT/SIGTERM stop accepting, answer what was received and

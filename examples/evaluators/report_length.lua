@@ -2,7 +2,7 @@
 -- A custom evaluator to copy: run it with
 --   build/assay run -e examples/evaluators/report_length.lua examples/traces/deep-research.jsonl
 --
---   words = number of tokens in the output (SPEC §5 tokens)
+--   words = number of tokens in the output (docs/metrics.md tokens)
 --   score = 1 inside [min_words, max_words], falling linearly to 0 at 0 words and at 2 × max_words
 local text = assay.text
 local trace = require("trace")   -- helpers from plugins/lib: safe field access

@@ -1,4 +1,4 @@
--- result.lua: building evaluator results (SPEC §3, §5).
+-- result.lua: building evaluator results (docs/plugins.md, docs/metrics.md).
 local M = {}
 
 -- JSON null inside details (a nil value would drop the key instead).

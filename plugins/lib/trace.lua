@@ -1,4 +1,4 @@
--- trace.lua: read traces the way SPEC §5 asks, so that evaluators never fail on shape.
+-- trace.lua: read traces the way docs/metrics.md asks, so that evaluators never fail on shape.
 -- A field of the wrong type counts as absent: texts become "", lists become {}, and list
 -- entries that are not JSON objects are skipped.
 local json = assay.json
@@ -63,12 +63,12 @@ function M.results(step)
   return M.objects(step.results)
 end
 
--- "title snippet" of a search result, the text SPEC §5 scores results by.
+-- "title snippet" of a search result, the text docs/metrics.md scores results by.
 function M.result_text(result)
   return M.text(result.title) .. " " .. M.text(result.snippet)
 end
 
--- Source texts by URL key (SPEC §5.4): fetched page contents, and "title snippet" of search
+-- Source texts by URL key (docs/metrics.md): fetched page contents, and "title snippet" of search
 -- results; the first of each kind wins. Returns the two tables: fetched, found.
 function M.sources(trace)
   local fetched, found = {}, {}

@@ -1,6 +1,6 @@
 -- claim_support_llm: do the cited sources support the report's claims, as a model judges?
 --
---   the (claim, source) pairs of citation_support (SPEC §5.4): each sentence of the output
+--   the (claim, source) pairs of citation_support (docs/metrics.md): each sentence of the output
 --   that is not a reference entry, with each distinct valid marker [k] it carries, and the
 --   source text of citations[k] (first fetch of its URL key, else the first search result)
 --   every pair with a source is judged by the model, all pairs of a trace concurrently

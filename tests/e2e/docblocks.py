@@ -8,6 +8,7 @@ A fenced block's info string says what the test does with it:
   ```c excerpt-of=PATH    must appear, line for line, in the repository file PATH
   ```sh test              written to WORKDIR/cmd-N.sh for the test to run
   ```json output          a sample of output; not run
+  ```json schema=NAME     one JSON value that must be valid against docs/schema/NAME.schema.json
   ```sh setup             the set-up commands: each `make X` must be a target of the Makefile
                           (the suite itself is what `make test` runs)
 A block with a language and none of these fails: an example nobody runs drifts.
@@ -53,6 +54,14 @@ for doc in docs:
             part = [l.strip() for l in body if l.strip()]
             found = any(whole[k:k + len(part)] == part for k in range(len(whole)))
             print(("ok" if found else "not ok") + " - %s is an excerpt of %s" % (where, attrs["excerpt-of"]))
+        elif "schema" in attrs:
+            sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+            import json
+            import schema_check
+            schema = json.load(open("docs/schema/%s.schema.json" % attrs["schema"]))
+            problems = list(schema_check.errors(schema, json.loads(text), schema, where))
+            print(("ok" if not problems else "not ok") + " - %s is a valid %s%s" %
+                  (where, attrs["schema"], "" if not problems else ": " + "; ".join(problems)))
         elif "test" in attrs:
             n_cmd += 1
             path = os.path.join(work, "cmd-%d.sh" % n_cmd)

@@ -20,7 +20,7 @@ check_contains "directory input is explained" "$TMP/e" "is a directory"
 "$ASSAY" run "$EX" -o "$TMP/out.jsonl" 2>"$TMP/summary"; check "example run exits 0" 0 $?
 check "five records per trace" $((TRACES * 5)) "$(wc -l < "$TMP/out.jsonl")"
 check_contains "summary names each evaluator" "$TMP/summary" "citation_support"
-check "every record line is one JSON object with the SPEC §4 keys" 0 \
+check "every record line is one JSON object with the docs/format.md keys" 0 \
     "$(grep -vc '^{"trace_id":"[^"]*","evaluator":"[a-z_]*","step":null,"score":.*,"pass":.*,"label":.*,"details":.*,"error":null,"ms":[0-9.e-]*}$' "$TMP/out.jsonl")"
 
 # order and bytes independent of thread count

@@ -1,5 +1,5 @@
-/* Unit tests of SPEC §5's text primitives (sandbox/text.c) and the JSON emitters
- * (host/buf.c). Expected values are worked out by hand from the SPEC's definitions. */
+/* Unit tests of the text primitives of docs/metrics.md (sandbox/text.c) and the JSON emitters
+ * (host/buf.c). Expected values are worked out by hand from the definitions of docs/metrics.md. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -123,7 +123,7 @@ static void test_tokens_split_on_ascii_punctuation_and_keep_utf8_words(void **st
     assert_memory_equal(lower, "world", 5);
 }
 
-/* The one-lookup table Sets tokenize with must agree with SPEC §5, byte by byte: ASCII
+/* The one-lookup table Sets tokenize with must agree with docs/metrics.md, byte by byte: ASCII
  * letters (lowercased), ASCII digits and every byte from 0x80 are token bytes. */
 static void test_token_lower_table_is_spec_token_bytes_lowercased(void **state) {
     (void)state;
