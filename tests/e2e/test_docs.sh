@@ -38,4 +38,8 @@ done >"$TMP/runs"
 cat "$TMP/runs"
 n=$((n + $(grep -c '^\(not \)\?ok' "$TMP/runs")))
 kill $server
+# the formats and definitions live in the repository: nothing points at a file outside it
+git ls-files 2>/dev/null | grep -vE '^tests/fuzz/corpus/|\.png$' >"$TMP/tracked" || find . -type f -not -path './build*' >"$TMP/tracked"
+outside=$(xargs grep -lE 'SPEC §|SPEC\.md|\.\./shared/' <"$TMP/tracked" 2>/dev/null | grep -v '^tests/e2e/test_docs.sh$')
+check "no doc, comment or help text cites a file outside the repository" "" "$outside"
 done_testing
