@@ -4,6 +4,7 @@
 #include "cli.h"
 #include "buf.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
@@ -17,7 +18,7 @@
 static const char usage_text[] =
     "usage: assay run [OPTIONS] [TRACES...]     score traces (files, or - / nothing for stdin)\n"
     "       assay list [-e PATH]...              the evaluators found, with scope, params, description\n"
-    "       assay check PLUGIN...                load each plugin in the sandbox and report problems\n"
+    "       assay check PLUGIN|DIR...            load each plugin in the sandbox and report problems\n"
     "       assay test PLUGIN... --cases FILE    run evaluators on test cases and compare (see docs/plugins.md)\n"
     "       assay runs [--db FILE]               the runs in the store, with each evaluator's mean and pass rate\n"
     "       assay compare A B [--group-by FIELD] [--fail-on-regression]\n"
@@ -262,10 +263,63 @@ static int check_body(assay_host *host, void *ctx) {
     return 0;
 }
 
-static int cmd_check(cli_options *o, char **plugins, int count) {
-    if (count == 0) return usage_error("%s", "check needs at least one plugin file");
+static int compare_names(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* The plugin files an argument of `check` names: itself, or a directory's *.lua files in
+ * name order, as `run -e DIR` loads them. Appends owned paths to *list. */
+static bool check_expand(const char *arg, char ***list, size_t *count) {
+    struct stat st;
+    size_t first = *count;
+    if (stat(arg, &st) == 0 && S_ISDIR(st.st_mode)) {
+        DIR *dir = opendir(arg);
+        if (!dir) return false;
+        for (struct dirent *e; (e = readdir(dir)) != NULL;) {
+            size_t n = strlen(e->d_name);
+            if (n <= 4 || strcmp(e->d_name + n - 4, ".lua") != 0 || e->d_name[0] == '.') continue;
+            char **grown = realloc(*list, (*count + 1) * sizeof **list);
+            if (!grown) break;
+            *list = grown;
+            buf path;
+            buf_init(&path);
+            buf_printf(&path, "%s%s%s", arg, arg[strlen(arg) - 1] == '/' ? "" : "/", e->d_name);
+            if (buf_failed(&path)) break;
+            (*list)[(*count)++] = buf_steal(&path);
+        }
+        closedir(dir);
+        qsort(*list + first, *count - first, sizeof **list, compare_names);
+        return true;
+    }
+    char **grown = realloc(*list, (*count + 1) * sizeof **list);
+    if (!grown) return false;
+    *list = grown;
+    return ((*list)[(*count)++] = strdup(arg)) != NULL;
+}
+
+static int cmd_check(cli_options *o, char **args, int arg_count) {
+    if (arg_count == 0) return usage_error("%s", "check needs at least one plugin file or directory");
+    char **plugins = NULL;
+    size_t count = 0;
+    for (int i = 0; i < arg_count; i++) {
+        size_t before = count;
+        if (!check_expand(args[i], &plugins, &count)) {
+            fprintf(stderr, "assay: check: %s: %s\n", args[i], strerror(errno));
+            for (size_t k = 0; k < count; k++) free(plugins[k]);
+            free(plugins);
+            return CLI_EXIT_USAGE;
+        }
+        if (count == before) printf("FAIL %s: no *.lua plugin files in this directory\n", args[i]);
+    }
     int failed = 0;
-    for (int i = 0; i < count; i++) {
+    for (int i = 0; i < arg_count; i++) { /* an empty directory fails the check too */
+        struct stat st;
+        if (stat(args[i], &st) == 0 && S_ISDIR(st.st_mode)) {
+            bool has_any = false;
+            for (size_t k = 0; k < count && !has_any; k++)
+                has_any = strncmp(plugins[k], args[i], strlen(args[i])) == 0;
+            failed += !has_any;
+        }
+    }
+    for (size_t i = 0; i < count; i++) {
         assay_options *single = assay_options_new();
         if (!single) return CLI_EXIT_IO;
         assay_options_add_plugin_path(single, plugins[i]);
@@ -297,6 +351,8 @@ static int cmd_check(cli_options *o, char **plugins, int count) {
         }
         assay_options_free(single);
     }
+    for (size_t i = 0; i < count; i++) free(plugins[i]);
+    free(plugins);
     return failed ? CLI_EXIT_USAGE : CLI_EXIT_OK;
 }
 

@@ -118,4 +118,19 @@ fi
 printf '{"name":"wrong on purpose","trace":{"id":"x","steps":[]},"expect":[{"evaluator":"search_overlap","score":1}]}\n' >"$TMP/cases.jsonl"
 "$ASSAY" test plugins/search_overlap.lua --cases "$TMP/cases.jsonl" >"$TMP/t" 2>&1; check "assay test exits 1 on a failed case" 1 $?
 check_contains "assay test says what differed" "$TMP/t" "search_overlap: score: expected 1, got null"
+# check DIR: every plugin in the directory, in name order (before: only the first, and a
+# directory with an io.open plugin passed)
+mkdir -p "$TMP/chkdir" "$TMP/chkempty"
+printf 'return {name="good", description="d", evaluate=function() return 1 end}\n' >"$TMP/chkdir/a.lua"
+printf 'return {name="bad", description="d", evaluate=function() local f = io.open("/etc/passwd") return 1 end}\n' >"$TMP/chkdir/b.lua"
+"$ASSAY" check "$TMP/chkdir" >"$TMP/chkdir.out" 2>&1
+check "check DIR with an io.open plugin in it: exit 2" 2 $?
+check_contains "it checks the first plugin" "$TMP/chkdir.out" "ok   $TMP/chkdir/a.lua: good (scope trace)"
+check_contains "and finds the second's io.open" "$TMP/chkdir.out" "FAIL $TMP/chkdir/b.lua: 1 use of what the sandbox withholds"
+"$ASSAY" check "$TMP/chkempty" >"$TMP/chkempty.out" 2>&1
+check "check of a directory without plugins: exit 2" 2 $?
+check_contains "named" "$TMP/chkempty.out" "FAIL $TMP/chkempty: no *.lua plugin files in this directory"
+"$ASSAY" check plugins >"$TMP/chkplugins.out" 2>&1
+check "check plugins/: the five shipped plugins pass" "0 5" "$? $(grep -c '^ok ' "$TMP/chkplugins.out")"
+
 done_testing
