@@ -186,8 +186,17 @@ static size_t skip_long_bracket(const char *s, size_t n, size_t i, int *line) {
     return n;
 }
 
-static int scan_withheld(const char *path, const char *s, size_t n) {
-    int problems = 0, line = 1;
+/* Calls fn for each global name a Lua source uses (an identifier not after '.' or ':'),
+ * with the field that follows it (`os.getenv` gives os and getenv; none gives len 0), skipping
+ * comments and strings. A lexer, not a parser: enough to find what a plugin reaches for. */
+typedef void (*global_use_fn)(const char *word, size_t len, const char *field, size_t flen, int line, void *ctx);
+
+static bool is_name_char(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+static void global_uses(const char *s, size_t n, global_use_fn fn, void *ctx) {
+    int line = 1;
     char prev = 0; /* last significant character */
     for (size_t i = 0; i < n;) {
         char c = s[i];
@@ -211,33 +220,19 @@ static int scan_withheld(const char *path, const char *s, size_t n) {
             size_t after = skip_long_bracket(s, n, i, &line);
             if (after != i) { i = after, prev = 's'; continue; }
         }
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_') {
+        if (is_name_char(c) && !(c >= '0' && c <= '9')) {
             size_t start = i;
-            while (i < n && ((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
-                             (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
-                i++;
-            const char *word = s + start;
-            size_t len = i - start;
-            bool is_global = prev != '.' && prev != ':';
-            if (is_global && in_list(check_withheld, word, len)) {
-                printf("  %s:%d: uses '%.*s', which the sandbox does not provide\n", path, line, (int)len, word);
-                problems++;
-            } else if (is_global && ((len == 2 && memcmp(word, "os", 2) == 0) || (len == 6 && memcmp(word, "string", 6) == 0))) {
-                size_t j = i;
+            while (i < n && is_name_char(s[i])) i++;
+            if (prev != '.' && prev != ':') {
+                size_t j = i, fstart = i;
                 while (j < n && (s[j] == ' ' || s[j] == '\t')) j++;
-                if (j < n && s[j] == '.') {
+                if (j < n && s[j] == '.' && !(j + 1 < n && s[j + 1] == '.')) {
                     j++;
                     while (j < n && (s[j] == ' ' || s[j] == '\t')) j++;
-                    size_t fstart = j;
-                    while (j < n && ((s[j] >= 'a' && s[j] <= 'z') || s[j] == '_')) j++;
-                    bool bad = len == 2 ? !in_list(check_os_allowed, s + fstart, j - fstart)
-                                        : (j - fstart == 4 && memcmp(s + fstart, "dump", 4) == 0);
-                    if (bad && j > fstart) {
-                        printf("  %s:%d: uses '%.*s.%.*s', which the sandbox does not provide\n", path, line, (int)len,
-                               word, (int)(j - fstart), s + fstart);
-                        problems++;
-                    }
+                    fstart = j;
+                    while (j < n && is_name_char(s[j])) j++;
                 }
+                fn(s + start, i - start, s + fstart, j > fstart ? j - fstart : 0, line, ctx);
             }
             prev = 'w';
             continue;
@@ -245,7 +240,60 @@ static int scan_withheld(const char *path, const char *s, size_t n) {
         prev = c;
         i++;
     }
-    return problems;
+}
+
+typedef struct withheld_scan {
+    const char *path;
+    int problems;
+} withheld_scan;
+
+static void report_withheld(const char *word, size_t len, const char *field, size_t flen, int line, void *ctx) {
+    withheld_scan *w = ctx;
+    if (in_list(check_withheld, word, len)) {
+        printf("  %s:%d: uses '%.*s', which the sandbox does not provide\n", w->path, line, (int)len, word);
+        w->problems++;
+        return;
+    }
+    bool is_os = len == 2 && memcmp(word, "os", 2) == 0, is_string = len == 6 && memcmp(word, "string", 6) == 0;
+    bool bad = flen && ((is_os && !in_list(check_os_allowed, field, flen)) ||
+                        (is_string && flen == 4 && memcmp(field, "dump", 4) == 0));
+    if (bad) {
+        printf("  %s:%d: uses '%.*s.%.*s', which the sandbox does not provide\n", w->path, line, (int)len, word,
+               (int)flen, field);
+        w->problems++;
+    }
+}
+
+static int scan_withheld(const char *path, const char *s, size_t n) {
+    withheld_scan w = {path, 0};
+    global_uses(s, n, report_withheld, &w);
+    return w.problems;
+}
+
+static void find_llm(const char *word, size_t len, const char *field, size_t flen, int line, void *ctx) {
+    (void)line;
+    if (len == 5 && memcmp(word, "assay", 5) == 0 && flen == 3 && memcmp(field, "llm", 3) == 0) *(bool *)ctx = true;
+}
+
+/* Reads a whole file into text; false when it cannot. */
+static bool read_file(const char *path, buf *text) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return false;
+    char chunk[8192];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) buf_append(text, chunk, n);
+    bool ok = !ferror(f) && !buf_failed(text);
+    fclose(f);
+    return ok;
+}
+
+bool cli_plugin_calls_llm(const char *path) {
+    buf text;
+    buf_init(&text);
+    bool calls = false;
+    if (read_file(path, &text)) global_uses(buf_cstr(&text), text.len, find_llm, &calls);
+    buf_free(&text);
+    return calls;
 }
 
 static int check_body(assay_host *host, void *ctx) {
@@ -335,13 +383,9 @@ static int cmd_check(cli_options *o, char **args, int arg_count) {
             failed++;
         }
         {   /* the scan also runs when loading failed: it finds the uses that did not run yet */
-            FILE *f = fopen(plugins[i], "rb");
             buf text;
             buf_init(&text);
-            char chunk[8192];
-            size_t n;
-            while (f && (n = fread(chunk, 1, sizeof chunk, f)) > 0) buf_append(&text, chunk, n);
-            if (f) fclose(f);
+            read_file(plugins[i], &text);
             int problems = scan_withheld(plugins[i], buf_cstr(&text), text.len);
             buf_free(&text);
             if (problems) {
@@ -592,6 +636,7 @@ int main(int argc, char **argv) {
     }
     if (rc == CLI_EXIT_OK && (strcmp(command, "run") == 0 || strcmp(command, "test") == 0))
         rc = apply_net_flags(o.host, &net);
+    o.has_llm = env_or(net.llm_url, "ASSAY_LLM_URL") != NULL;
     o.max_inflight = net.max_inflight ? net.max_inflight : 64;
     if (rc == CLI_EXIT_OK && has_seed && o.sample_rate >= 1) rc = usage_error("%s", "--seed needs --sample P");
     if (rc == CLI_EXIT_OK && o.sample_rate < 1 && assay_options_set_sample(o.host, o.sample_rate, o.sample_seed) != ASSAY_OK)

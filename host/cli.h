@@ -42,6 +42,7 @@ typedef struct cli_options {
     uint64_t sample_seed;
     bool is_follow;
     bool fail_on_regression;
+    bool has_llm;               /* an LLM endpoint is configured (--llm-url, ASSAY_LLM_URL) */
 } cli_options;
 
 int cli_run(cli_options *o);
@@ -49,6 +50,10 @@ int cli_runs(cli_options *o, int argc, char **argv);
 int cli_compare(cli_options *o, int argc, char **argv);
 int cli_report(cli_options *o, int argc, char **argv);
 int cli_test(cli_options *o);
+
+/* Does the plugin file's source call assay.llm (outside comments and strings)? A run of
+ * such a plugin without an LLM endpoint stops at start-up instead of failing every record. */
+bool cli_plugin_calls_llm(const char *path);
 
 /* Where the shipped plugins are: next to the binary (build tree) or under the data dir. */
 const char *cli_shipped_plugin_dir(void);

@@ -453,6 +453,26 @@ static void log_print(void *ctx, const char *plugin, const char *message) {
     fprintf(stderr, "[%s] %s\n", plugin, message);
 }
 
+/* Plugins that call assay.llm cannot score anything without an endpoint: one message at
+ * start-up, naming them, instead of an error on every record. */
+static bool refuse_without_llm(assay_host *host) {
+    buf names;
+    buf_init(&names);
+    for (size_t i = 0; i < assay_host_plugin_count(host); i++) {
+        assay_plugin_info info;
+        assay_host_plugin_info(host, i, &info);
+        if (!cli_plugin_calls_llm(info.path)) continue;
+        buf_printf(&names, "%s%s", names.len ? ", " : "", info.name);
+    }
+    bool refuse = names.len > 0;
+    if (refuse)
+        fprintf(stderr, "assay: %s call%s assay.llm, but no LLM endpoint is configured: pass --llm-url URL and "
+                        "--llm-model NAME (or set ASSAY_LLM_URL and ASSAY_LLM_MODEL)\n",
+                buf_cstr(&names), strchr(buf_cstr(&names), ',') ? "" : "s");
+    buf_free(&names);
+    return refuse;
+}
+
 int cli_run(cli_options *o) {
     if (o->is_resume && (!o->output || strcmp(o->output, "-") == 0)) {
         fprintf(stderr, "assay: --resume needs -o FILE: the results of the interrupted run are continued there\n");
@@ -496,6 +516,14 @@ int cli_run(cli_options *o) {
     assay_error err;
     if (assay_host_new(&r.host, r.loop, o->host, on_result, &r, &err) != ASSAY_OK) {
         fprintf(stderr, "assay: %s\n", err.message);
+        return CLI_EXIT_USAGE;
+    }
+    if (!o->has_llm && refuse_without_llm(r.host)) {
+        assay_host_close(r.host, NULL);
+        uv_run(r.loop, UV_RUN_DEFAULT);
+        uv_loop_close(r.loop);
+        buf_free(&r.pending);
+        buf_free(&r.writing);
         return CLI_EXIT_USAGE;
     }
     /* opened only once the plugins load and the store opens, so that neither error leaves

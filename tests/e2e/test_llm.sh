@@ -280,9 +280,21 @@ EOF
 echo '{"id":"n1"}' | "$ASSAY" run -e "$TMP/nested.lua" >"$TMP/n.jsonl" 2>&1
 check_contains "I/O inside a plugin's own coroutine is refused" "$TMP/n.jsonl" \
     'assay.http.request must be called from evaluate itself, not inside coroutine.create/wrap'
-echo '{"id":"n2"}' | "$ASSAY" run -e plugins/llm/semantic_diversity.lua >"$TMP/nl.jsonl" 2>&1
-echo '{"id":"n3","output":"x"}' | "$ASSAY" run -e plugins/llm/llm_judge.lua >"$TMP/nl.jsonl" 2>&1
-check_contains "assay.llm without --llm-url says how to configure it" "$TMP/nl.jsonl" \
+# a run of plugins that call assay.llm, without an endpoint: one message at start-up, exit 2
+# (before: a run of error records)
+echo '{"id":"n3","output":"x"}' | "$ASSAY" run --no-db -e plugins -e plugins/llm >"$TMP/nl.jsonl" 2>"$TMP/nl.err"
+check "assay.llm without --llm-url: exit 2 before scoring" "2 0" "$? $(wc -l <"$TMP/nl.jsonl")"
+check "one message naming the plugins and the flags" "assay: claim_support_llm, llm_judge, semantic_diversity call assay.llm, but no LLM endpoint is configured: pass --llm-url URL and --llm-model NAME (or set ASSAY_LLM_URL and ASSAY_LLM_MODEL)" "$(cat "$TMP/nl.err")"
+echo '{"id":"n3","output":"x"}' | ASSAY_LLM_URL="$URL" ASSAY_LLM_MODEL=m "$ASSAY" run --no-db --no-cache -e plugins/llm/llm_judge.lua >"$TMP/nl2.jsonl" 2>/dev/null
+check "the environment's endpoint counts" 0 $?
+# a plugin that calls assay.llm from a plugin the CLI could not see (built at run time) still
+# gets the library's message on its records
+cat >"$TMP/hidden_llm.lua" <<'EOF'
+local name = "l" .. "lm"
+return { name = "hidden_llm", evaluate = function(t) return assay[name].chat{ messages = { { role = "user", content = "x" } } } end }
+EOF
+echo '{"id":"n4"}' | "$ASSAY" run --no-db -e "$TMP/hidden_llm.lua" >"$TMP/nl3.jsonl" 2>&1
+check_contains "assay.llm reached another way says how to configure it" "$TMP/nl3.jsonl" \
     'assay.llm.chat: no LLM endpoint configured (pass --llm-url or set ASSAY_LLM_URL)'
 
 done_testing
