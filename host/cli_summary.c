@@ -1,7 +1,9 @@
 /* cli_summary.c - the table on stderr at the end of a run (docs/format.md): per evaluator, and per
  * metadata group with --group-by, the record count, mean score, pass rate, errors and
- * p50/p95 evaluation time. Memory is fixed per (group, evaluator): times go into a
- * log-scale histogram, not a list, so a run of millions of traces costs the same. */
+ * p50/p95 evaluation time, then each evaluator's most frequent error messages. Memory is
+ * fixed per (group, evaluator): times go into a log-scale histogram, not a list, and at most
+ * SUMMARY_MESSAGES distinct messages are counted, so a run of millions of traces costs the
+ * same. */
 #include "cli.h"
 
 #include <math.h>
@@ -26,8 +28,23 @@ typedef struct group {
     stats *per_evaluator;
 } group;
 
+/* Distinct error messages of one evaluator, with how often each came. */
+#define SUMMARY_MESSAGES 16
+#define SUMMARY_MESSAGES_SHOWN 3
+typedef struct message_count {
+    char *message;
+    uint64_t count;
+    int first; /* the order it first came in: ties are shown in it */
+} message_count;
+
+typedef struct error_messages {
+    message_count top[SUMMARY_MESSAGES];
+    uint64_t other; /* errors whose message came after SUMMARY_MESSAGES distinct ones */
+} error_messages;
+
 struct summary {
     const assay_host *host;
+    error_messages *messages; /* per evaluator */
     size_t evaluator_count;
     bool is_grouped;
     group *groups;
@@ -43,7 +60,8 @@ summary *summary_new(const assay_host *host, bool is_grouped) {
     s->evaluator_count = assay_host_plugin_count(host);
     s->is_grouped = is_grouped;
     s->groups = calloc(1, sizeof *s->groups);
-    if (!s->groups || !(s->groups[0].per_evaluator = calloc(s->evaluator_count + 1, sizeof(stats)))) {
+    s->messages = calloc(s->evaluator_count + 1, sizeof *s->messages);
+    if (!s->messages || !s->groups || !(s->groups[0].per_evaluator = calloc(s->evaluator_count + 1, sizeof(stats)))) {
         summary_free(s);
         return NULL;
     }
@@ -58,6 +76,9 @@ void summary_free(summary *s) {
         free(s->groups[i].per_evaluator);
     }
     free(s->groups);
+    for (size_t e = 0; s->messages && e < s->evaluator_count; e++)
+        for (int i = 0; i < SUMMARY_MESSAGES; i++) free(s->messages[e].top[i].message);
+    free(s->messages);
     free(s->first_input_error);
     free(s);
 }
@@ -98,6 +119,56 @@ static void stats_add(stats *st, const assay_record *r) {
     st->time_buckets[b]++;
 }
 
+static void count_message(error_messages *m, const char *message) {
+    if (!message) message = "";
+    for (int i = 0; i < SUMMARY_MESSAGES; i++) {
+        if (!m->top[i].message) {
+            if (!(m->top[i].message = strdup(message))) break;
+            m->top[i].count = 1;
+            m->top[i].first = i;
+            return;
+        }
+        if (strcmp(m->top[i].message, message) == 0) {
+            m->top[i].count++;
+            return;
+        }
+    }
+    m->other++;
+}
+
+static int compare_counts(const void *a, const void *b) {
+    const message_count *x = a, *y = b;
+    if (x->count != y->count) return (x->count < y->count) - (x->count > y->count);
+    return (x->first > y->first) - (x->first < y->first);
+}
+
+/* The most frequent messages of each evaluator that had errors, so that a run full of them
+ * says why without opening the records. */
+static void print_messages(const summary *s, FILE *out) {
+    for (size_t e = 0; e < s->evaluator_count; e++) {
+        message_count sorted[SUMMARY_MESSAGES];
+        int n = 0;
+        for (; n < SUMMARY_MESSAGES && s->messages[e].top[n].message; n++) sorted[n] = s->messages[e].top[n];
+        if (n == 0) continue;
+        qsort(sorted, (size_t)n, sizeof *sorted, compare_counts);
+        assay_plugin_info info;
+        assay_host_plugin_info(s->host, e, &info);
+        fprintf(out, "errors of %s:\n", info.name);
+        for (int i = 0; i < n && i < SUMMARY_MESSAGES_SHOWN; i++) {
+            buf line;
+            buf_init(&line);
+            size_t len = strcspn(sorted[i].message, "\n");
+            buf_put_printable(&line, sorted[i].message, len > 300 ? 300 : len);
+            fprintf(out, "  %8llu  %s%s\n", (unsigned long long)sorted[i].count, buf_failed(&line) ? "?" : buf_cstr(&line),
+                    len > 300 ? "…" : "");
+            buf_free(&line);
+        }
+        uint64_t rest = s->messages[e].other;
+        for (int i = SUMMARY_MESSAGES_SHOWN; i < n; i++) rest += sorted[i].count;
+        if (rest) fprintf(out, "  %8llu  (other messages)\n", (unsigned long long)rest);
+    }
+}
+
 void summary_add(summary *s, const assay_result *result) {
     s->traces++;
     stats *grouped = s->is_grouped ? group_stats(s, assay_result_group(result)) : NULL;
@@ -112,6 +183,7 @@ void summary_add(summary *s, const assay_result *result) {
             continue;
         }
         if (r.evaluator_index >= s->evaluator_count) continue;
+        if (r.error != ASSAY_KIND_NONE) count_message(&s->messages[r.evaluator_index], r.error_message);
         stats_add(&s->groups[0].per_evaluator[r.evaluator_index], &r);
         if (grouped) stats_add(&grouped[r.evaluator_index], &r);
     }
@@ -179,5 +251,6 @@ void summary_print(const summary *s, FILE *out, double seconds) {
             free(sorted);
         }
     }
+    print_messages(s, out);
     if (s->first_input_error) fprintf(out, "first input error: %s\n", s->first_input_error);
 }

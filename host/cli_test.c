@@ -121,6 +121,15 @@ static bool check_expectation(const cJSON *expectation, const cJSON *records, do
         if (step && !cJSON_IsNull(step)) buf_printf(why, " for step %d", (int)step->valuedouble);
         return false;
     }
+    /* an evaluation that failed says so first: "score: expected 1, got null" hides why */
+    const cJSON *error = cJSON_GetObjectItemCaseSensitive(record, "error");
+    if (cJSON_IsObject(error) && !cJSON_GetObjectItemCaseSensitive(expectation, "error")) {
+        const cJSON *kind = cJSON_GetObjectItemCaseSensitive(error, "kind");
+        const cJSON *message = cJSON_GetObjectItemCaseSensitive(error, "message");
+        buf_printf(why, "%s: the evaluation failed (%s error): %s", evaluator->valuestring,
+                   cJSON_IsString(kind) ? kind->valuestring : "?", cJSON_IsString(message) ? message->valuestring : "?");
+        return false;
+    }
     for (const cJSON *field = expectation->child; field; field = field->next) {
         if (strcmp(field->string, "evaluator") == 0 || strcmp(field->string, "step") == 0) continue;
         buf path;

@@ -133,4 +133,20 @@ check_contains "named" "$TMP/chkempty.out" "FAIL $TMP/chkempty: no *.lua plugin 
 "$ASSAY" check plugins >"$TMP/chkplugins.out" 2>&1
 check "check plugins/: the five shipped plugins pass" "0 5" "$? $(grep -c '^ok ' "$TMP/chkplugins.out")"
 
+# the summary says why records carry errors: each evaluator's most frequent messages
+printf 'return { name = "flaky", evaluate = function(t) if #t.id %% 3 == 0 then error("boom " .. (#t.id %% 2)) end if #t.id %% 3 == 1 then local x = nil; return x.y end return 1 end }\n' >"$TMP/flaky.lua"
+python3 -c 'for i in range(30): print("{\"id\":\"%s\"}" % ("x" * (i + 1)))' >"$TMP/flaky.jsonl"
+"$ASSAY" run --no-db -e "$TMP/flaky.lua" "$TMP/flaky.jsonl" >/dev/null 2>"$TMP/flaky.err"
+check "the summary lists the errors, most frequent first (ties in the order they came)" \
+    "errors of flaky:|        10  $TMP/flaky.lua:1: attempt to index a nil value (local 'x')|         5  $TMP/flaky.lua:1: boom 1|         5  $TMP/flaky.lua:1: boom 0" \
+    "$(sed -n '/^errors of flaky:/,$p' "$TMP/flaky.err" | tr '\n' '|' | sed 's/|$//')"
+
+# assay test leads with the evaluation's error (before: "score: expected 1, got null")
+printf '{"name":"c1","trace":{"id":"a"},"expect":[{"evaluator":"flaky","score":1}]}\n' >"$TMP/flaky_cases.jsonl"
+"$ASSAY" test "$TMP/flaky.lua" --cases "$TMP/flaky_cases.jsonl" >"$TMP/flaky_test.out" 2>&1
+check "assay test of a failing evaluation: exit 1" 1 $?
+check "its first line of explanation is the evaluation's error" \
+    "#   $TMP/flaky_cases.jsonl:1: flaky: the evaluation failed (runtime error): $TMP/flaky.lua:1: attempt to index a nil value (local 'x')" \
+    "$(sed -n 4p "$TMP/flaky_test.out")"
+
 done_testing
