@@ -32,7 +32,8 @@ static void tick(lua_State *L, const pattern_limits *limits, lua_Unsigned *count
 /* ----------------------------------------------------------------------- string.rep */
 
 /* string.rep(s, n [, sep]). An empty result is returned at once, however large n is; any
- * other is as long as the memory cap allows, and the copy loop looks at the limits. */
+ * other is as long as the memory cap allows. The result is periodic (s, sep, s, sep, ... s),
+ * so it is written by doubling what is already there: log n copies, not n. */
 static int bounded_rep(lua_State *L) {
     size_t l, lsep;
     const char *s = luaL_checklstring(L, 1, &l);
@@ -43,19 +44,18 @@ static int bounded_rep(lua_State *L) {
         return 1;
     }
     if (l + lsep < l || l + lsep > (SIZE_MAX / 2) / (lua_Unsigned)n) return luaL_error(L, "resulting string too large");
-    size_t total = (size_t)n * l + (size_t)(n - 1) * lsep;
+    size_t unit = l + lsep, total = (size_t)n * unit - lsep;
     const pattern_limits *limits = limits_of(L);
     luaL_Buffer b;
     char *p = luaL_buffinitsize(L, &b, total);
-    lua_Unsigned count = 0;
-    for (lua_Integer i = 0; i < n; i++) {
-        memcpy(p, s, l);
-        p += l;
-        if (lsep && i + 1 < n) {
-            memcpy(p, sep, lsep);
-            p += lsep;
-        }
-        tick(L, limits, &count);
+    memcpy(p, s, l < total ? l : total);
+    if (lsep && unit <= total) memcpy(p + l, sep, lsep);
+    size_t filled = unit < total ? unit : total;
+    while (filled < total) {
+        size_t more = filled < total - filled ? filled : total - filled;
+        memcpy(p + filled, p, more);
+        filled += more;
+        limits->check(L, limits->ud);
     }
     luaL_pushresultsize(&b, total);
     return 1;

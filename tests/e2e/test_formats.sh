@@ -22,7 +22,7 @@ return { name = "kinds", evaluate = function(t)
   local m = t.metadata and t.metadata.m
   if m == "error" then error("boom") end
   if m == "loop" then while true do end end
-  if m == "memory" then local s = {} for i = 1, 1e9 do s[i] = ("x"):rep(64) .. i end end
+  if m == "memory" then local s = {} for i = 1, 1e9 do s[i] = ("x"):rep(1 << 20) .. i end end
   if m == "skip" then return { details = { skipped = "nothing to score" } } end
   if m == "bool" then return false end
   return { score = 0.5, pass = true, label = "ok", details = { list = {}, n = 1 } }
