@@ -17,6 +17,7 @@
 #include <string.h>
 
 #define REPORT_WORST 25
+#define REPORT_ERROR_MESSAGES 5 /* per evaluator, in the errors panel */
 #define REPORT_TREND_RUNS 30
 #define REPORT_MAX_TEXT 2000
 #define REPORT_MAX_SEGMENTS 30
@@ -204,6 +205,17 @@ static cJSON *gather(report *r, const char *asked_field) {
              " AND x.evaluator IN names GROUP BY x.run_id, x.evaluator"
              " ORDER BY 1, 4",
              trend_keys, NULL));
+
+    /* errors: each evaluator's most frequent messages, so that a run full of them says why */
+    static const char *const error_keys[] = {"evaluator", "kind", "message", "count", NULL};
+    cJSON_AddItemToObject(data, "errors",
+        rows(r,
+             "SELECT evaluator, kind, message, n FROM (SELECT evaluator, error_kind AS kind, error AS message,"
+             "  COUNT(*) AS n, ROW_NUMBER() OVER (PARTITION BY evaluator ORDER BY COUNT(*) DESC, MIN(file * 4294967296 + line))"
+             "  AS rank"
+             "  FROM results WHERE run_id = ?1 AND error_kind IS NOT NULL GROUP BY evaluator, error_kind, error)"
+             " WHERE rank <= " REPORT_STR(REPORT_ERROR_MESSAGES) " ORDER BY evaluator IS NULL, evaluator, rank",
+             error_keys, NULL));
 
     /* worst: most failed or errored records, then lowest mean score */
     static const char *const worst_keys[] = {"trace_id", "file", "line", "failed", "errors", "mean", "body", NULL};

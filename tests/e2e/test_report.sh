@@ -125,6 +125,19 @@ check "a segment named __proto__ is a row of its own" 0.250 "$(facts "$TMP/dom4.
 check "so is constructor" 0.750 "$(facts "$TMP/dom4.html" heat constructor/inject)"
 check "and a segment holding markup, as text" 1.000 "$(facts "$TMP/dom4.html" heat '<!--<script>/inject')"
 
+# the errors panel: each evaluator's most frequent messages, input errors under "(input)"
+printf 'return { name = "flaky", evaluate = function(t) if #t.id %% 3 == 0 then error("boom " .. (#t.id %% 2)) end if #t.id %% 3 == 1 then local x = nil; return x.y end return 1 end }\n' >"$TMP/flaky.lua"
+{ python3 -c 'for i in range(30): print("{\"id\":\"%s\"}" % ("x" * (i + 1)))'; echo 'not json'; } >"$TMP/flaky.jsonl"
+"$ASSAY" run --db "$TMP/flaky.db" -e "$TMP/flaky.lua" "$TMP/flaky.jsonl" >/dev/null 2>&1
+"$ASSAY" report --db "$TMP/flaky.db" -o "$TMP/flaky.html" 2>/dev/null
+browse "file://$TMP/flaky.html" "$TMP/dom5.html" "$TMP/chrome5.err"
+check "the errors panel: rows of (evaluator, records), most frequent first, input errors last" \
+    "flaky 10|flaky 5|flaky 5|(input) 1" \
+    "$(grep -o 'class="error-row" data-evaluator="[^"]*" data-count="[0-9]*"' "$TMP/dom5.html" | sed 's/.*data-evaluator="\([^"]*\)" data-count="\([0-9]*\)"/\1 \2/' | tr '\n' '|' | sed 's/|$//')"
+check_contains "with the message" "$TMP/dom5.html" "$TMP/flaky.lua:1: attempt to index a nil value (local 'x')"
+browse "file://$TMP/report.html" "$TMP/dom6.html" "$TMP/chrome6.err"
+check "a run without errors hides the panel" yes "$(grep -q '<section id="errors-section" hidden' "$TMP/dom6.html" && echo yes || echo no)"
+
 # the screenshot, for people to look at
 shot=${ASSAY_BUILD:-build}/report.png
 timeout 120 "$CHROME" --no-sandbox --disable-gpu --no-first-run --user-data-dir="$TMP/profile" --hide-scrollbars \
