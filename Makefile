@@ -64,8 +64,18 @@ $(BUILD)/libassay.so: $(BUILD)/libassay.so.$(VERSION)
 $(BUILD)/assay: $(CLI_OBJ) $(BUILD)/libassay.so
 	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) -L$(BUILD) -lassay -Wl,-rpath,'$$ORIGIN' -Wl,-rpath,'$$ORIGIN/../lib' $(LDLIBS)
 
-$(BUILD)/assay.pc: scripts/assay.pc.in host/assay.h
+$(BUILD)/assay.pc: scripts/assay.pc.in host/assay.h $(BUILD)/prefix
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
+
+# PREFIX is compiled into the binaries (where the shipped plugins are) and written into
+# assay.pc: $(BUILD)/prefix holds the one they were made with, and changes, so that they are
+# made again, only when PREFIX does (`make` then `make install PREFIX=/usr`).
+$(BUILD)/prefix: FORCE
+	@mkdir -p $(BUILD)
+	@echo '$(PREFIX)' | cmp -s - $@ || echo '$(PREFIX)' > $@
+$(BUILD)/obj/host/host.o $(BUILD)/cli/host/cli.o: $(BUILD)/prefix
+.PHONY: FORCE
+FORCE:
 
 # Unit tests link the static library and see its internals through the private headers.
 unit-tests: $(TEST_UNITS:%=$(BUILD)/tests/%)
@@ -123,7 +133,7 @@ bench-check: deps
 	@$(MAKE) --no-print-directory all
 	@scripts/bench_check.sh
 
-install: all
+install: $(BUILD)/assay $(BUILD)/libassay.a $(BUILD)/libassay.so $(BUILD)/assay.pc
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include \
 	    $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/share/assay/plugins/lib \
 	    $(DESTDIR)$(PREFIX)/share/assay/plugins/llm

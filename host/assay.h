@@ -30,7 +30,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <uv.h>
+/* libuv's loop, declared and not included: a caller of the thread mode needs no libuv
+ * headers. A uv_loop_t * is a struct uv_loop_s *. */
+struct uv_loop_s;
 
 #ifdef __cplusplus
 extern "C" {
@@ -153,7 +155,7 @@ typedef void (*assay_close_cb)(assay_host *host, void *user_data);
 /* Loads the plugins and starts the workers. On failure returns a negative code, fills err
  * (may be NULL) and leaves *out NULL. The loop is borrowed and must outlive the host; NULL
  * selects thread mode (see the top of this file). */
-int assay_host_new(assay_host **out, uv_loop_t *loop, const assay_options *opts, assay_result_cb on_result,
+int assay_host_new(assay_host **out, struct uv_loop_s *loop, const assay_options *opts, assay_result_cb on_result,
                    void *user_data, assay_error *err);
 
 void *assay_host_user_data(const assay_host *host);

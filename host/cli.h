@@ -9,6 +9,7 @@
 
 #include <sqlite3.h>
 
+#include <uv.h>
 #include "assay.h"
 #include "buf.h"
 

@@ -197,6 +197,9 @@ static int add_lib_dir(generation *g, const char *dir) {
 }
 
 /* Each plugin's own lib/ first, then the extra directories of the options. */
+/* The shipped Lua helpers where `make install` puts them (PREFIX/share/assay/plugins/lib). */
+#define HOST_INSTALLED_LIB ASSAY_DATADIR "/plugins/lib"
+
 static int collect_lib_dirs(generation *g, const assay_options *o, assay_error *err) {
     for (size_t i = 0; i < g->plugin_count; i++) {
         const char *path = g->plugins[i].path;
@@ -212,6 +215,11 @@ static int collect_lib_dirs(generation *g, const assay_options *o, assay_error *
     }
     for (size_t i = 0; i < o->lib_dir_count; i++)
         if (add_lib_dir(g, o->lib_dirs[i])) return fail(err, ASSAY_ENOMEM, "out of memory");
+    /* last, the installed helpers (trace, result, llm), so that a program embedding libassay
+     * runs plugins written against them with no set-up */
+    struct stat st;
+    if (stat(HOST_INSTALLED_LIB, &st) == 0 && S_ISDIR(st.st_mode) && add_lib_dir(g, HOST_INSTALLED_LIB))
+        return fail(err, ASSAY_ENOMEM, "out of memory");
     return ASSAY_OK;
 }
 

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <uv.h>
 #include "assay.h"
 #include "../sandbox/sandbox.h"
 

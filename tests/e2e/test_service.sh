@@ -32,6 +32,66 @@ check "examples/embed/service.c builds with pkg-config against the installed lib
 export LD_LIBRARY_PATH="$P/lib"
 check "and links the installed libassay.so.0" 1 "$(ldd "$TMP/service" | grep -c "$P/lib/libassay.so.0")"
 
+# `make` then `make install PREFIX=/usr`: what embeds the prefix is made again for it (before:
+# assay.pc said /usr/local and the binaries looked in /usr/local/share); and an embedding
+# program in thread mode needs no libuv headers and finds the shipped helpers installed
+# beside the library (require "trace") with no set-up. Built apart from this build, so that
+# the build under test is not changed; on the plain build only (a minute of compiling).
+case "$B" in
+*asan*) ok "a real install into a new prefix is tested on the plain build" ;;
+*)
+    IB=$TMP/ib
+    IP=$TMP/prefix
+    make -s --no-print-directory -j 2 BUILD="$IB" OPT=-O0 PREFIX=/usr/local "$IB/assay" "$IB/assay.pc" >/dev/null 2>&1
+    make -s --no-print-directory -j 2 install BUILD="$IB" OPT=-O0 PREFIX="$IP" >"$TMP/install2.log" 2>&1
+    check "make install PREFIX=… after a build for another prefix succeeds" 0 $?
+    check "assay.pc names the prefix installed to" "prefix=$IP" "$(head -1 "$IP/lib/pkgconfig/assay.pc")"
+    check "the installed binary lists the installed plugins" 5 "$("$IP/bin/assay" list 2>/dev/null | grep -c 'scope=')"
+    mkdir -p "$TMP/tm"
+    cat >"$TMP/tm/needs_trace.lua" <<'EOF'
+local trace = require("trace") -- a shipped helper, from the installed share/assay/plugins/lib
+return { name = "needs_trace", evaluate = function(t) return { score = 1, label = trace.text(t.output) } end }
+EOF
+    cat >"$TMP/tm/thread_mode.c" <<'EOF'
+/* thread mode: no <uv.h> anywhere */
+#include <assay.h>
+#include <stdio.h>
+#include <string.h>
+static void on_result(assay_host *host, const assay_result *result, void *ctx) {
+    (void)host, (void)ctx;
+    size_t len = 0;
+    const char *text = assay_result_jsonl(result, &len);
+    fwrite(text, 1, len, stdout);
+}
+int main(int argc, char **argv) {
+    assay_options *o = assay_options_new();
+    assay_options_add_plugin_path(o, argv[1]);
+    assay_options_set_record_timing(o, 0);
+    assay_host *host;
+    assay_error err;
+    if (assay_host_new(&host, NULL, o, on_result, NULL, &err) != ASSAY_OK) { fprintf(stderr, "%s\n", err.message); return 2; }
+    assay_options_free(o);
+    const char *line = "{\"id\":\"t\",\"output\":\"hello\"}";
+    assay_host_submit(host, line, strlen(line), "argv", 1, NULL);
+    assay_host_close(host, NULL);
+    (void)argc;
+    return 0;
+}
+EOF
+    # shellcheck disable=SC2046
+    cc -std=c11 -Wall -Wextra -Werror "$TMP/tm/thread_mode.c" -o "$TMP/tm/thread_mode" \
+        $(PKG_CONFIG_PATH="$IP/lib/pkgconfig" pkg-config --cflags --libs assay) 2>"$TMP/tm/cc"
+    check "a thread-mode program builds" "0 " "$? $(head -3 "$TMP/tm/cc")"
+    # shellcheck disable=SC2046
+    check "and assay.h pulls in none of libuv's headers" 0 "$(cc -E "$TMP/tm/thread_mode.c" \
+        $(PKG_CONFIG_PATH="$IP/lib/pkgconfig" pkg-config --cflags assay) | grep -c '/uv\.h"\|/uv/')"
+    LD_LIBRARY_PATH="$IP/lib" "$TMP/tm/thread_mode" "$TMP/tm/needs_trace.lua" >"$TMP/tm/out" 2>&1
+    check "and runs a plugin that requires a shipped helper, with no lib dir set" \
+        '{"trace_id":"t","evaluator":"needs_trace","step":null,"score":1,"pass":null,"label":"hello","details":null,"error":null,"ms":null}' \
+        "$(cat "$TMP/tm/out")"
+    ;;
+esac
+
 "$ASSAY" run --no-timing -j 2 -e "$P/share/assay/plugins" examples/traces/deep-research.jsonl >"$TMP/expected" 2>/dev/null
 
 # start_service OUTFILE ARGS...: runs it in the background, sets SVC (pid) and PORT

@@ -11,6 +11,8 @@
 #include <pthread.h>
 #include <unistd.h>
 
+#include <uv.h>
+
 #include "../../host/assay.h"
 
 typedef struct collected {
