@@ -21,10 +21,10 @@ CFLAGS += -std=c11 $(WARNINGS) $(OPT) $(SANITIZE) -D_XOPEN_SOURCE=700 -fPIC $(PK
 LDLIBS += $(PKG_LIBS) -lm -lpthread
 LDFLAGS += $(SANITIZE)
 
-LIB_SRC := host/buf.c host/options.c host/host.c host/worker.c host/http.c \
+LIB_SRC := host/base/buf.c host/options.c host/host.c host/worker.c host/http.c \
            sandbox/sandbox.c sandbox/bounded.c sandbox/pattern.c sandbox/sort.c sandbox/regex.c sandbox/pool.c sandbox/convert.c sandbox/lazy.c sandbox/text.c sandbox/tset.c sandbox/net.c
-CLI_SRC := host/cli.c host/cli_run.c host/cli_summary.c host/cli_test.c host/cli_journal.c host/cli_store.c \
-           host/cli_digest.c host/cli_export.c host/cli_compare.c host/cli_report.c host/reader.c host/buf.c
+CLI_SRC := $(addprefix host/cli/,cli.c cli_run.c cli_summary.c cli_test.c cli_journal.c cli_store.c cli_digest.c \
+                                  cli_export.c cli_compare.c cli_report.c reader.c) host/base/buf.c
 TEST_UNITS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
@@ -45,7 +45,7 @@ $(BUILD)/cli/%.o: %.c Makefile
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
 # The HTML report's page, compiled in so that assay writes it without any file beside it.
-$(BUILD)/cli/report_page.c: host/report.html scripts/embed.awk
+$(BUILD)/cli/report_page.c: host/cli/report.html scripts/embed.awk
 	@mkdir -p $(dir $@)
 	awk -f scripts/embed.awk $< > $@
 
@@ -73,7 +73,7 @@ $(BUILD)/assay.pc: scripts/assay.pc.in host/assay.h $(BUILD)/prefix
 $(BUILD)/prefix: FORCE
 	@mkdir -p $(BUILD)
 	@echo '$(PREFIX)' | cmp -s - $@ || echo '$(PREFIX)' > $@
-$(BUILD)/obj/host/host.o $(BUILD)/cli/host/cli.o: $(BUILD)/prefix
+$(BUILD)/obj/host/host.o $(BUILD)/cli/host/cli/cli.o: $(BUILD)/prefix
 .PHONY: FORCE
 FORCE:
 
@@ -89,9 +89,9 @@ FUZZ_MAKE := BUILD=build-fuzz CC=clang OPT='-O1 -g -fno-omit-frame-pointer' \
              SANITIZE='-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all'
 FUZZ_SECONDS ?= 60
 fuzz-targets: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/%)
-$(BUILD)/fuzz/%: tests/fuzz/%.c tests/fuzz/pattern_diff.h tests/fuzz/regex_diff.h $(BUILD)/libassay.a $(BUILD)/cli/host/reader.o $(BUILD)/cli/host/cli_digest.o
+$(BUILD)/fuzz/%: tests/fuzz/%.c tests/fuzz/pattern_diff.h tests/fuzz/regex_diff.h $(BUILD)/libassay.a $(BUILD)/cli/host/cli/reader.o $(BUILD)/cli/host/cli/cli_digest.o
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $< $(BUILD)/cli/host/reader.o $(BUILD)/cli/host/cli_digest.o $(BUILD)/libassay.a $(LDLIBS)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $< $(BUILD)/cli/host/cli/reader.o $(BUILD)/cli/host/cli/cli_digest.o $(BUILD)/libassay.a $(LDLIBS)
 
 # ---------------------------------------------------------------- the README's commands
 deps:

@@ -75,6 +75,13 @@ struct assay_host {
     uv_thread_t thread;
 };
 
+/* assay.h's error kinds are the sandbox's, value for value: records are copied across. */
+_Static_assert((int)ASSAY_KIND_NONE == (int)SANDBOX_OK && (int)ASSAY_KIND_RUNTIME == (int)SANDBOX_ERR_RUNTIME &&
+                   (int)ASSAY_KIND_TIMEOUT == (int)SANDBOX_ERR_TIMEOUT && (int)ASSAY_KIND_MEMORY == (int)SANDBOX_ERR_MEMORY &&
+                   (int)ASSAY_KIND_HTTP == (int)SANDBOX_ERR_HTTP && (int)ASSAY_KIND_INPUT == (int)SANDBOX_ERR_INPUT &&
+                   (int)ASSAY_KIND_CONFIG == (int)SANDBOX_ERR_CONFIG,
+               "ASSAY_KIND_* must mirror SANDBOX_ERR_*");
+
 const char *assay_version(void) { return ASSAY_VERSION_STRING; }
 
 const char *assay_strerror(int status) {
@@ -226,6 +233,7 @@ static int collect_lib_dirs(generation *g, const assay_options *o, assay_error *
 static void fill_sandbox_config(const generation *g, const assay_options *o, const plugin *p, sandbox_config *c) {
     memset(c, 0, sizeof *c);
     c->path = p->path;
+    c->host_version = ASSAY_VERSION_STRING;
     c->source = p->source;
     c->source_len = p->source_len;
     c->lib_dirs = (const char *const *)g->lib_dirs;

@@ -13,7 +13,6 @@
 #include "pool.h"
 #include "sort.h"
 #include "bounded.h"
-#include "../host/assay.h"
 
 #include <lauxlib.h>
 #include <lualib.h>
@@ -588,7 +587,7 @@ static int environment_build(lua_State *L) {
     lua_setfield(L, -2, "llm");
     convert_push_null(L);
     lua_setfield(L, -2, "null");
-    lua_pushliteral(L, "assay " ASSAY_VERSION_STRING);
+    lua_pushfstring(L, "assay %s", sandbox_of(L)->cfg.host_version ? sandbox_of(L)->cfg.host_version : "?");
     lua_setfield(L, -2, "version");
     lua_pushvalue(L, -1);
     lua_setfield(L, -3, "assay");

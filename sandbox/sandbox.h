@@ -14,9 +14,10 @@
 
 #include <cjson/cJSON.h>
 
-#include "../host/buf.h"
+#include "../host/base/buf.h"
 
-/* Error kinds of docs/format.md, in the order of assay.h's ASSAY_KIND_* values. */
+/* Error kinds of docs/format.md, in the order of assay.h's ASSAY_KIND_* values (host.c
+ * asserts it). */
 typedef enum {
     SANDBOX_OK = 0,
     SANDBOX_ERR_RUNTIME,
@@ -36,6 +37,7 @@ typedef struct sandbox_param_override {
 
 typedef struct sandbox_config {
     const char *path;            /* plugin file, as shown in messages ("plugins/x.lua") */
+    const char *host_version;    /* what assay.version says after "assay " */
     size_t index;                /* the plugin's position in the host, copied into records */
     const char *source;          /* its text, read once by the host */
     size_t source_len;

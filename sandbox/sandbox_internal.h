@@ -7,7 +7,7 @@
 #include <stdbool.h>
 #include <cjson/cJSON.h>
 
-#include "../host/buf.h"
+#include "../host/base/buf.h"
 #include "pattern.h"
 #include "sandbox.h"
 

@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "../host/buf.h"
+#include "../host/base/buf.h"
 
 /* Finds the next token (docs/metrics.md: a maximal run of ASCII letters, digits or bytes >= 0x80)
  * at or after *pos. Returns false when there is none; else sets *start, *len and moves

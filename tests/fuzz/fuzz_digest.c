@@ -1,4 +1,4 @@
-/* fuzz_digest.c - libFuzzer target for the run store's trace digest (host/cli_digest.c),
+/* fuzz_digest.c - libFuzzer target for the run store's trace digest (host/cli/cli_digest.c),
  * differential against cJSON, the parser whose tree the plugins see: for every input that
  * cJSON accepts as an object, the digest must succeed and be JSON; its metadata must be
  * the object cJSON's last "metadata" member holds, each key once (or null); and its step
@@ -12,7 +12,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "../../host/cli.h"
+#include "../../host/cli/cli.h"
 
 static const cJSON *last_member(const cJSON *object, const char *key) {
     const cJSON *found = NULL;

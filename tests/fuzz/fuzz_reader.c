@@ -1,4 +1,4 @@
-/* fuzz_reader.c - libFuzzer target for the CLI's JSONL reader (host/reader.c): the input
+/* fuzz_reader.c - libFuzzer target for the CLI's JSONL reader (host/cli/reader.c): the input
  * is written to a file and streamed through a libuv loop with a small line limit, so that
  * splitting across chunks, CRLF, blank and over-long lines are all reached. Checks that
  * every byte is accounted for and no line holds a newline or exceeds the limit. */
@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../../host/cli.h"
+#include "../../host/cli/cli.h"
 
 #define MAX_LINE 64
 

@@ -1,5 +1,5 @@
 /* Unit tests of the text primitives of docs/metrics.md (sandbox/text.c) and the JSON emitters
- * (host/buf.c). Expected values are worked out by hand from the definitions of docs/metrics.md. */
+ * (host/base/buf.c). Expected values are worked out by hand from the definitions of docs/metrics.md. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../host/buf.h"
+#include "../../host/base/buf.h"
 #include "../../sandbox/text.h"
 
 static void assert_url_key(const char *url, const char *expected) {

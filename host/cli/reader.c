@@ -8,7 +8,7 @@
  * again from its start. Line numbers go on counting across both, so that each line of
  * the followed stream keeps one number. */
 #include "cli.h"
-#include "buf.h"
+#include "../base/buf.h"
 
 #include <errno.h>
 #include <fcntl.h>

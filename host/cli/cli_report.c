@@ -9,7 +9,7 @@
  * so that a report stays small whatever the traces hold.
  */
 #include "cli.h"
-#include "buf.h"
+#include "../base/buf.h"
 
 #include <cJSON.h>
 #include <errno.h>

@@ -10,8 +10,8 @@
 #include <sqlite3.h>
 
 #include <uv.h>
-#include "assay.h"
-#include "buf.h"
+#include "../assay.h"
+#include "../base/buf.h"
 
 /* Exit statuses (docs/format.md). */
 enum {

@@ -2,7 +2,7 @@
  * `run` lives in cli_run.c and `test` in cli_test.c. The CLI is a thin layer: everything
  * it does with plugins and traces goes through assay.h. */
 #include "cli.h"
-#include "buf.h"
+#include "../base/buf.h"
 
 #include <dirent.h>
 #include <errno.h>

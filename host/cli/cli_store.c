@@ -22,7 +22,7 @@
  * are read from their bodies.
  */
 #include "cli.h"
-#include "buf.h"
+#include "../base/buf.h"
 
 #include <errno.h>
 #include <limits.h>

@@ -9,7 +9,7 @@
  * expectation names. "count": N instead checks how many records the evaluator wrote.
  */
 #include "cli.h"
-#include "buf.h"
+#include "../base/buf.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>

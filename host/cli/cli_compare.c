@@ -10,7 +10,7 @@
  * scored higher, equal, lower (pass when there is no score).
  */
 #include "cli.h"
-#include "buf.h"
+#include "../base/buf.h"
 
 #include <math.h>
 #include <stdlib.h>

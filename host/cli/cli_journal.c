@@ -12,7 +12,7 @@
  * removed when a run completes.
  */
 #include "cli.h"
-#include "buf.h"
+#include "../base/buf.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -13,7 +13,7 @@
  * in both exactly once.
  */
 #include "cli.h"
-#include "buf.h"
+#include "../base/buf.h"
 
 #include <errno.h>
 #include <fcntl.h>

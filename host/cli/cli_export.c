@@ -9,7 +9,7 @@
  * the end. CSV is streamed (RFC 4180 quoting).
  */
 #include "cli.h"
-#include "buf.h"
+#include "../base/buf.h"
 
 #include <errno.h>
 #include <math.h>
