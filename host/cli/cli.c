@@ -1,6 +1,9 @@
-/* cli.c - the `assay` command: argument parsing, `list`, `check`, help and version.
- * `run` lives in cli_run.c and `test` in cli_test.c. The CLI is a thin layer: everything
- * it does with plugins and traces goes through assay.h. */
+/* cli.c - the `assay` command: the table of commands and their options, parsing, help,
+ * `list` and `check`. Each command owns its name, its options, its usage and its handler
+ * (`run` lives in cli_run.c, `test` in cli_test.c, `runs` and `compare` in cli_compare.c,
+ * `report` in cli_report.c); main parses what every command shares, looks the command up
+ * and calls it. The CLI is a thin layer: everything it does with plugins and traces goes
+ * through assay.h. */
 #include "cli.h"
 #include "../base/buf.h"
 
@@ -15,57 +18,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const char usage_text[] =
-    "usage: assay run [OPTIONS] [TRACES...]     score traces (files, or - / nothing for stdin)\n"
-    "       assay list [-e PATH]...              the evaluators found, with scope, params, description\n"
-    "       assay check PLUGIN|DIR...            load each plugin in the sandbox and report problems\n"
-    "       assay test PLUGIN... --cases FILE    run evaluators on test cases and compare (see docs/plugins.md)\n"
-    "       assay runs [--db FILE]               the runs in the store, with each evaluator's mean and pass rate\n"
-    "       assay compare A B [--group-by FIELD] [--fail-on-regression]\n"
-    "                                            B against A (run ids, labels, latest, previous), with 95% CIs\n"
-    "       assay report [RUN] -o FILE.html      one self-contained HTML report of a run (default latest)\n"
-    "\n"
-    "options:\n"
-    "  -e, --evaluator PATH    a plugin file or a directory of them (repeatable; default: the shipped plugins)\n"
-    "  -o, --output FILE       results JSONL (default stdout)\n"
-    "  -j, --jobs N            worker threads (default: number of cores)\n"
-    "  -p, --param NAME.KEY=V  override a plugin parameter\n"
-    "      --timeout-ms N      per-evaluation time limit (default 2000; 0 = none)\n"
-    "      --memory-mb N       per-Lua-state memory limit (default 64; 0 = none)\n"
-    "      --group-by FIELD    split the summary by metadata.FIELD\n"
-    "      --no-timing         write \"ms\":null so that output is byte-for-byte reproducible\n"
-    "      --resume            continue an interrupted run with -o FILE where it stopped (FILE.progress)\n"
-    "      --cases FILE        test cases for `assay test`\n"
-    "      --sample P          score only a fraction P (0 < P <= 1) of the traces, picked by trace id\n"
-    "      --seed S            which sample --sample picks (default 0)\n"
-    "      --follow            keep reading the one input as it grows, like tail -F, until SIGINT/SIGTERM\n"
-    "      --junit FILE        also write JUnit XML: a test case per trace and evaluator\n"
-    "      --csv FILE          also write the records as CSV\n"
-    "\n"
-    "run store (docs/store.md):\n"
-    "      --db FILE           the SQLite run store (env ASSAY_DB; default .assay/assay.db)\n"
-    "      --no-db             do not record this run\n"
-    "      --label NAME        name the run, for compare and report\n"
-    "      --fail-on-regression  compare: exit 1 when an evaluator regressed significantly\n"
-    "\n"
-    "LLM and HTTP (docs/llm.md):\n"
-    "      --llm-url URL       OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1 (env ASSAY_LLM_URL);\n"
-    "                          the key comes from ASSAY_API_KEY or OPENAI_API_KEY\n"
-    "      --llm-model NAME    default model for assay.llm (env ASSAY_LLM_MODEL)\n"
-    "      --llm-timeout-ms N  per attempt (default 60000)\n"
-    "      --max-inflight N    concurrent requests, lowered on 429s and raised back (default 64)\n"
-    "      --rps R             requests started per second (default: no cap)\n"
-    "      --tpm N             LLM tokens per minute (default: no cap)\n"
-    "      --max-tokens-total N  issue no LLM call once N tokens were used; later calls fail\n"
-    "      --retries N         attempts per request, first included (default 5)\n"
-    "      --retry-base-ms N   first retry delay, doubling with jitter (default 250)\n"
-    "      --cache FILE        SQLite cache of LLM answers (default .assay/cache.db with --llm-url)\n"
-    "      --no-cache          neither read nor write the cache\n"
-    "  -h, --help              this text\n"
-    "      --version           the version\n"
-    "\n"
-    "exit status: 0 done; 1 test cases failed or a regression (compare); 2 usage or configuration error; 3 done, but some\n"
-    "records carry errors; 4 input or output failed; 130 interrupted.\n";
+/* The command being run, for messages that point at its help. */
+static const char *current_command;
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -75,7 +29,8 @@ static int usage_error(const char *fmt, ...) {
     fprintf(stderr, "assay: ");
     vfprintf(stderr, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "\n(see assay --help)\n");
+    if (current_command) fprintf(stderr, "\n(see assay help %s)\n", current_command);
+    else fprintf(stderr, "\n(see assay --help)\n");
     return CLI_EXIT_USAGE;
 }
 
@@ -400,7 +355,7 @@ static int cmd_check(cli_options *o, char **args, int arg_count) {
     return failed ? CLI_EXIT_USAGE : CLI_EXIT_OK;
 }
 
-/* ------------------------------------------------------------------------- main */
+/* ------------------------------------------------------------- commands and options */
 
 enum {
     OPT_TIMEOUT = 256, OPT_MEMORY, OPT_GROUP_BY, OPT_NO_TIMING, OPT_RESUME, OPT_CASES, OPT_VERSION, OPT_LLM_URL, OPT_LLM_MODEL,
@@ -481,215 +436,351 @@ static int apply_net_flags(assay_options *opts, const net_flags *f) {
     return CLI_EXIT_OK;
 }
 
+/* A bit per command: the commands that take an option. */
+enum {
+    CMD_RUN = 1 << 0, CMD_LIST = 1 << 1, CMD_CHECK = 1 << 2, CMD_TEST = 1 << 3,
+    CMD_RUNS = 1 << 4, CMD_COMPARE = 1 << 5, CMD_REPORT = 1 << 6,
+};
+#define CMD_PLUGINS (CMD_RUN | CMD_LIST | CMD_TEST) /* load plugins: -e, -p */
+#define CMD_SCORE (CMD_RUN | CMD_TEST)              /* evaluate: limits, the network */
+
+typedef struct cli_option {
+    const char *name; /* --name */
+    int key;          /* its short letter, or an OPT_* */
+    const char *arg;  /* what its argument is called; NULL: it takes none */
+    unsigned commands;
+    const char *help;
+} cli_option;
+
+static const cli_option cli_options_table[] = {
+    {"evaluator", 'e', "PATH", CMD_PLUGINS, "a plugin file or a directory of them (repeatable; default: the shipped plugins)"},
+    {"output", 'o', "FILE", CMD_RUN | CMD_REPORT, "run: the records as JSONL (default stdout); report: the HTML file"},
+    {"jobs", 'j', "N", CMD_SCORE, "worker threads (default: number of cores)"},
+    {"param", 'p', "NAME.KEY=V", CMD_PLUGINS, "override a plugin parameter"},
+    {"timeout-ms", OPT_TIMEOUT, "N", CMD_SCORE, "per-evaluation time limit (default 2000; 0 = none)"},
+    {"memory-mb", OPT_MEMORY, "N", CMD_SCORE, "per-Lua-state memory limit (default 64; 0 = none)"},
+    {"group-by", OPT_GROUP_BY, "FIELD", CMD_RUN | CMD_COMPARE | CMD_REPORT, "split the summary by metadata.FIELD"},
+    {"no-timing", OPT_NO_TIMING, NULL, CMD_SCORE, "write \"ms\":null so that output is byte-for-byte reproducible"},
+    {"resume", OPT_RESUME, NULL, CMD_RUN, "continue an interrupted run with -o FILE where it stopped (FILE.progress)"},
+    {"cases", OPT_CASES, "FILE", CMD_TEST, "the test cases: {\"trace\":…, \"expect\":[…]} per line"},
+    {"sample", OPT_SAMPLE, "P", CMD_RUN, "score only a fraction P (0 < P <= 1) of the traces, picked by trace id"},
+    {"seed", OPT_SEED, "S", CMD_RUN, "which sample --sample picks (default 0)"},
+    {"follow", OPT_FOLLOW, NULL, CMD_RUN, "keep reading the one input as it grows, like tail -F, until SIGINT/SIGTERM"},
+    {"junit", OPT_JUNIT, "FILE", CMD_RUN, "also write JUnit XML: a test case per trace and evaluator"},
+    {"csv", OPT_CSV, "FILE", CMD_RUN, "also write the records as CSV"},
+    {"db", OPT_DB, "FILE", CMD_RUN | CMD_RUNS | CMD_COMPARE | CMD_REPORT,
+     "the SQLite run store (env ASSAY_DB; default .assay/assay.db; docs/store.md)"},
+    {"no-db", OPT_NO_DB, NULL, CMD_RUN, "do not record this run"},
+    {"label", OPT_LABEL, "NAME", CMD_RUN, "name the run, for compare and report"},
+    {"fail-on-regression", OPT_FAIL_ON_REGRESSION, NULL, CMD_COMPARE, "exit 1 when an evaluator regressed significantly"},
+    {"llm-url", OPT_LLM_URL, "URL", CMD_SCORE,
+     "OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1 (env ASSAY_LLM_URL); the key comes from ASSAY_API_KEY "
+     "or OPENAI_API_KEY (docs/llm.md)"},
+    {"llm-model", OPT_LLM_MODEL, "NAME", CMD_SCORE, "default model for assay.llm (env ASSAY_LLM_MODEL)"},
+    {"llm-timeout-ms", OPT_LLM_TIMEOUT, "N", CMD_SCORE, "per attempt (default 60000)"},
+    {"max-inflight", OPT_MAX_INFLIGHT, "N", CMD_SCORE, "concurrent requests, lowered on 429s and raised back (default 64)"},
+    {"rps", OPT_RPS, "R", CMD_SCORE, "requests started per second (default: no cap)"},
+    {"tpm", OPT_TPM, "N", CMD_SCORE, "LLM tokens per minute (default: no cap)"},
+    {"max-tokens-total", OPT_MAX_TOKENS, "N", CMD_SCORE, "issue no LLM call once N tokens were used; later calls fail"},
+    {"retries", OPT_RETRIES, "N", CMD_SCORE, "attempts per request, first included (default 5)"},
+    {"retry-base-ms", OPT_RETRY_BASE, "N", CMD_SCORE, "first retry delay, doubling with jitter (default 250)"},
+    {"cache", OPT_CACHE, "FILE", CMD_SCORE, "SQLite cache of LLM answers (default .assay/cache.db with --llm-url)"},
+    {"no-cache", OPT_NO_CACHE, NULL, CMD_SCORE, "neither read nor write the cache"},
+};
+#define CLI_OPTION_COUNT (sizeof cli_options_table / sizeof *cli_options_table)
+
+/* What parsing the options gathers, before a command runs. */
+typedef struct parsed {
+    cli_options o;
+    net_flags net;
+    bool no_db, has_seed;
+} parsed;
+
+static int cmd_run(parsed *p, int argc, char **argv);
+static int cmd_list_command(parsed *p, int argc, char **argv);
+static int cmd_check_command(parsed *p, int argc, char **argv);
+static int cmd_test(parsed *p, int argc, char **argv);
+static int cmd_runs(parsed *p, int argc, char **argv) { return cli_runs(&p->o, argc, argv); }
+static int cmd_compare(parsed *p, int argc, char **argv) { return cli_compare(&p->o, argc, argv); }
+static int cmd_report(parsed *p, int argc, char **argv) { return cli_report(&p->o, argc, argv); }
+
+typedef struct cli_command {
+    const char *name;
+    unsigned bit;
+    const char *usage; /* after "assay NAME " */
+    const char *summary;
+    int (*handler)(parsed *p, int argc, char **argv);
+} cli_command;
+
+static const cli_command cli_commands[] = {
+    {"run", CMD_RUN, "[OPTIONS] [TRACES...]", "score traces (files, or - / nothing for stdin)", cmd_run},
+    {"list", CMD_LIST, "[-e PATH]...", "the evaluators found, with scope, params and description", cmd_list_command},
+    {"check", CMD_CHECK, "PLUGIN|DIR...", "load each plugin in the sandbox and report problems", cmd_check_command},
+    {"test", CMD_TEST, "PLUGIN... --cases FILE", "run evaluators on test cases and compare (docs/plugins.md)", cmd_test},
+    {"runs", CMD_RUNS, "[N] [--db FILE]", "the runs in the store, with each evaluator's mean and pass rate", cmd_runs},
+    {"compare", CMD_COMPARE, "A B [--group-by FIELD] [--fail-on-regression]",
+     "B against A (run ids, labels, latest, previous), with 95% CIs", cmd_compare},
+    {"report", CMD_REPORT, "[RUN] -o FILE.html", "one self-contained HTML report of a run (default latest)", cmd_report},
+};
+#define CLI_COMMAND_COUNT (sizeof cli_commands / sizeof *cli_commands)
+
+static const char exit_text[] =
+    "exit status: 0 done; 1 test cases failed or a regression (compare); 2 usage or configuration error;\n"
+    "3 done, but some records carry errors; 4 input or output failed; 130 interrupted.\n";
+
+static const cli_command *find_command(const char *name) {
+    for (size_t i = 0; i < CLI_COMMAND_COUNT; i++)
+        if (strcmp(cli_commands[i].name, name) == 0) return &cli_commands[i];
+    return NULL;
+}
+
+static void print_overview(FILE *out) {
+    for (size_t i = 0; i < CLI_COMMAND_COUNT; i++) {
+        char head[96];
+        snprintf(head, sizeof head, "assay %s %s", cli_commands[i].name, cli_commands[i].usage);
+        if (strlen(head) > 40) fprintf(out, "%s %s\n       %-40s %s\n", i ? "      " : "usage:", head, "", cli_commands[i].summary);
+        else fprintf(out, "%s %-40s %s\n", i ? "      " : "usage:", head, cli_commands[i].summary);
+    }
+    fprintf(out, "\n`assay help COMMAND` or `assay COMMAND --help` lists a command's options.\n"
+                 "assay --version prints the version. Formats: docs/format.md; metrics: docs/metrics.md.\n\n%s",
+            exit_text);
+}
+
+/* `assay help CMD`, `assay CMD --help`: the command's usage and its options only. */
+static void print_command_help(const cli_command *c, FILE *out) {
+    fprintf(out, "usage: assay %s %s\n  %s\n\noptions:\n", c->name, c->usage, c->summary);
+    for (size_t i = 0; i < CLI_OPTION_COUNT; i++) {
+        const cli_option *op = &cli_options_table[i];
+        if (!(op->commands & c->bit)) continue;
+        char head[64];
+        if (op->key < 256) snprintf(head, sizeof head, "-%c, --%s%s%s", op->key, op->name, op->arg ? " " : "", op->arg ? op->arg : "");
+        else snprintf(head, sizeof head, "    --%s%s%s", op->name, op->arg ? " " : "", op->arg ? op->arg : "");
+        fprintf(out, "  %-26s %s\n", head, op->help);
+    }
+    fprintf(out, "  %-26s %s\n\n%s", "-h, --help", "this text", exit_text);
+}
+
+/* Applies one option to what is parsed; returns an exit status. */
+static int apply_option(parsed *p, int key, const char *arg) {
+    cli_options *o = &p->o;
+    net_flags *net = &p->net;
+    unsigned n;
+    char *end;
+    switch (key) {
+    case 'e':
+        assay_options_add_plugin_path(o->host, arg);
+        o->has_evaluator = true;
+        return CLI_EXIT_OK;
+    case 'o': o->output = arg; return CLI_EXIT_OK;
+    case 'j':
+        if (!parse_unsigned(arg, &n) || n == 0 || n > 1024) return usage_error("--jobs: '%s' is not a number from 1 to 1024", arg);
+        assay_options_set_workers(o->host, n), o->workers = n;
+        return CLI_EXIT_OK;
+    case 'p':
+        if (assay_options_set_param(o->host, arg) != ASSAY_OK)
+            return usage_error("--param: '%s' is not of the form NAME.KEY=VALUE", arg);
+        return CLI_EXIT_OK;
+    case OPT_TIMEOUT:
+        if (!parse_unsigned(arg, &n)) return usage_error("--timeout-ms: '%s' is not a number", arg);
+        assay_options_set_timeout_ms(o->host, n);
+        return CLI_EXIT_OK;
+    case OPT_MEMORY:
+        if (!parse_unsigned(arg, &n) || assay_options_set_memory_mb(o->host, n) != ASSAY_OK)
+            return usage_error("--memory-mb: '%s' is not a number of MiB", arg);
+        return CLI_EXIT_OK;
+    case OPT_GROUP_BY:
+        if (assay_options_set_group_by(o->host, arg) != ASSAY_OK) return usage_error("--group-by: '%s' is not a field name", arg);
+        o->group_by = arg;
+        return CLI_EXIT_OK;
+    case OPT_NO_TIMING: assay_options_set_record_timing(o->host, 0); return CLI_EXIT_OK;
+    case OPT_RESUME: o->is_resume = true; return CLI_EXIT_OK;
+    case OPT_CASES: o->cases = arg; return CLI_EXIT_OK;
+    case OPT_LLM_URL: net->llm_url = arg; return CLI_EXIT_OK;
+    case OPT_LLM_MODEL: net->llm_model = arg; return CLI_EXIT_OK;
+    case OPT_LLM_TIMEOUT:
+        if (!parse_unsigned(arg, &net->timeout_ms) || net->timeout_ms == 0)
+            return usage_error("--llm-timeout-ms: '%s' is not a positive number", arg);
+        return CLI_EXIT_OK;
+    case OPT_MAX_INFLIGHT:
+        if (!parse_unsigned(arg, &net->max_inflight) || net->max_inflight == 0 || net->max_inflight > 65536)
+            return usage_error("--max-inflight: '%s' is not a number from 1 to 65536", arg);
+        return CLI_EXIT_OK;
+    case OPT_RPS:
+        net->rps = strtod(arg, &end);
+        if (end == arg || *end || !(net->rps > 0)) return usage_error("--rps: '%s' is not a positive number", arg);
+        return CLI_EXIT_OK;
+    case OPT_TPM:
+        if (!parse_long(arg, &net->tpm) || net->tpm == 0) return usage_error("--tpm: '%s' is not a positive number", arg);
+        return CLI_EXIT_OK;
+    case OPT_MAX_TOKENS:
+        if (!parse_long(arg, &net->max_tokens_total) || net->max_tokens_total == 0)
+            return usage_error("--max-tokens-total: '%s' is not a positive number", arg);
+        return CLI_EXIT_OK;
+    case OPT_RETRIES:
+        if (!parse_unsigned(arg, &net->retries) || net->retries == 0 || net->retries > 100)
+            return usage_error("--retries: '%s' is not a number from 1 to 100", arg);
+        return CLI_EXIT_OK;
+    case OPT_RETRY_BASE:
+        if (!parse_unsigned(arg, &net->retry_base_ms)) return usage_error("--retry-base-ms: '%s' is not a number", arg);
+        return CLI_EXIT_OK;
+    case OPT_CACHE: net->cache = arg; return CLI_EXIT_OK;
+    case OPT_NO_CACHE: net->no_cache = true; return CLI_EXIT_OK;
+    case OPT_DB: o->db = arg; return CLI_EXIT_OK;
+    case OPT_NO_DB: p->no_db = true; return CLI_EXIT_OK;
+    case OPT_LABEL:
+        if (!*arg) return usage_error("%s", "--label: the name is empty");
+        o->label = arg;
+        return CLI_EXIT_OK;
+    case OPT_SAMPLE:
+        o->sample_rate = strtod(arg, &end);
+        if (end == arg || *end || !(o->sample_rate > 0 && o->sample_rate <= 1))
+            return usage_error("--sample: '%s' is not a fraction in (0, 1], e.g. 0.05", arg);
+        return CLI_EXIT_OK;
+    case OPT_SEED: {
+        errno = 0;
+        unsigned long long seed = strtoull(arg, &end, 10);
+        if (errno || end == arg || *end || *arg == '-') return usage_error("--seed: '%s' is not a whole number", arg);
+        o->sample_seed = seed;
+        p->has_seed = true;
+        return CLI_EXIT_OK;
+    }
+    case OPT_FOLLOW: o->is_follow = true; return CLI_EXIT_OK;
+    case OPT_JUNIT: o->junit = arg; return CLI_EXIT_OK;
+    case OPT_CSV: o->csv = arg; return CLI_EXIT_OK;
+    case OPT_FAIL_ON_REGRESSION: o->fail_on_regression = true; return CLI_EXIT_OK;
+    }
+    return usage_error("%s", "internal: an option without a handler");
+}
+
+/* Parses argv[2..] with the options of command c; an option it does not take is a usage
+ * error naming the command. Returns an exit status; -1 when --help was printed. */
+static int parse_options(parsed *p, const cli_command *c, int argc, char **argv) {
+    struct option long_options[CLI_OPTION_COUNT + 2];
+    char short_options[2 * CLI_OPTION_COUNT + 4] = ":";
+    size_t n = 0, s = 1;
+    for (size_t i = 0; i < CLI_OPTION_COUNT; i++) {
+        const cli_option *op = &cli_options_table[i];
+        if (!(op->commands & c->bit)) continue;
+        long_options[n++] = (struct option){op->name, op->arg ? required_argument : no_argument, NULL, op->key};
+        if (op->key < 256) {
+            short_options[s++] = (char)op->key;
+            if (op->arg) short_options[s++] = ':';
+        }
+    }
+    long_options[n++] = (struct option){"help", no_argument, NULL, 'h'};
+    long_options[n] = (struct option){NULL, 0, NULL, 0};
+    short_options[s++] = 'h';
+    short_options[s] = '\0';
+    optind = 2;
+    opterr = 0;
+    for (int key; (key = getopt_long(argc, argv, short_options, long_options, NULL)) != -1;) {
+        if (key == 'h') {
+            print_command_help(c, stdout);
+            return -1;
+        }
+        if (key == '?' || key == ':') {
+            const char *what = argv[optind - 1];
+            char shown[8];
+            if (optopt && optopt < 256 && (strncmp(what, "--", 2) != 0)) snprintf(shown, sizeof shown, "-%c", optopt), what = shown;
+            if (key == ':') return usage_error("%s %s needs a value", c->name, what);
+            return usage_error("%s takes no option %s", c->name, what);
+        }
+        int rc = apply_option(p, key, optarg);
+        if (rc != CLI_EXIT_OK) return rc;
+    }
+    return CLI_EXIT_OK;
+}
+
+/* What the commands that load plugins share: the shipped helpers in plugins/lib for every
+ * plugin, and the shipped plugins when no -e names any. */
+static int add_shipped(parsed *p, bool default_plugins) {
+    const char *shipped = cli_shipped_plugin_dir();
+    char shipped_lib[PATH_MAX + 8];
+    snprintf(shipped_lib, sizeof shipped_lib, "%s/lib", shipped);
+    assay_options_add_lib_dir(p->o.host, shipped_lib);
+    if (!default_plugins || p->o.has_evaluator) return CLI_EXIT_OK;
+    if (!is_directory(shipped)) {
+        fprintf(stderr, "assay: cannot find the shipped plugins (looked in %s); use -e PATH or set ASSAY_PLUGIN_DIR\n",
+                shipped);
+        return CLI_EXIT_USAGE;
+    }
+    assay_options_add_plugin_path(p->o.host, shipped);
+    return CLI_EXIT_OK;
+}
+
+static int cmd_run(parsed *p, int argc, char **argv) {
+    int rc = add_shipped(p, true);
+    if (rc != CLI_EXIT_OK) return rc;
+    p->o.traces = (const char **)argv;
+    p->o.trace_count = (size_t)argc;
+    return cli_run(&p->o);
+}
+
+static int cmd_list_command(parsed *p, int argc, char **argv) {
+    (void)argv;
+    if (argc > 0) return usage_error("list takes no arguments (name plugins with -e PATH)");
+    int rc = add_shipped(p, true);
+    return rc != CLI_EXIT_OK ? rc : cmd_list(&p->o);
+}
+
+static int cmd_check_command(parsed *p, int argc, char **argv) { return cmd_check(&p->o, argv, argc); }
+
+static int cmd_test(parsed *p, int argc, char **argv) {
+    if (!p->o.cases) return usage_error("%s", "test needs --cases FILE");
+    if (argc == 0 && !p->o.has_evaluator) return usage_error("%s", "test needs plugin files");
+    int rc = add_shipped(p, false);
+    if (rc != CLI_EXIT_OK) return rc;
+    for (int i = 0; i < argc; i++) assay_options_add_plugin_path(p->o.host, argv[i]);
+    return cli_test(&p->o);
+}
+
 int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN); /* a closed output pipe is a write error we report, not a death */
     if (argc < 2) {
-        fputs(usage_text, stderr);
+        print_overview(stderr);
         return CLI_EXIT_USAGE;
     }
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        fputs(usage_text, stdout);
+        print_overview(stdout);
         return CLI_EXIT_OK;
     }
     if (strcmp(argv[1], "--version") == 0) {
         printf("assay %s (libuv %s)\n", assay_version(), uv_version_string());
         return CLI_EXIT_OK;
     }
-    const char *command = argv[1];
-    bool is_known = strcmp(command, "run") == 0 || strcmp(command, "list") == 0 || strcmp(command, "check") == 0 ||
-                    strcmp(command, "test") == 0 || strcmp(command, "runs") == 0 || strcmp(command, "compare") == 0 ||
-                    strcmp(command, "report") == 0;
-    if (!is_known) return usage_error("unknown command '%s'", command);
+    if (strcmp(argv[1], "help") == 0) {
+        const cli_command *c = argc > 2 ? find_command(argv[2]) : NULL;
+        if (argc > 2 && !c) return usage_error("unknown command '%s'", argv[2]);
+        if (c) print_command_help(c, stdout);
+        else print_overview(stdout);
+        return CLI_EXIT_OK;
+    }
+    const cli_command *c = find_command(argv[1]);
+    if (!c) return usage_error("unknown command '%s'", argv[1]);
+    current_command = c->name;
 
-    cli_options o;
-    memset(&o, 0, sizeof o);
-    o.host = assay_options_new();
-    if (!o.host) return CLI_EXIT_IO;
-    static const struct option long_options[] = {
-        {"evaluator", required_argument, NULL, 'e'}, {"output", required_argument, NULL, 'o'},
-        {"jobs", required_argument, NULL, 'j'},      {"param", required_argument, NULL, 'p'},
-        {"timeout-ms", required_argument, NULL, OPT_TIMEOUT},
-        {"memory-mb", required_argument, NULL, OPT_MEMORY},
-        {"group-by", required_argument, NULL, OPT_GROUP_BY},
-        {"no-timing", no_argument, NULL, OPT_NO_TIMING},
-        {"resume", no_argument, NULL, OPT_RESUME},
-        {"cases", required_argument, NULL, OPT_CASES},
-        {"llm-url", required_argument, NULL, OPT_LLM_URL},
-        {"llm-model", required_argument, NULL, OPT_LLM_MODEL},
-        {"llm-timeout-ms", required_argument, NULL, OPT_LLM_TIMEOUT},
-        {"max-inflight", required_argument, NULL, OPT_MAX_INFLIGHT},
-        {"rps", required_argument, NULL, OPT_RPS},
-        {"tpm", required_argument, NULL, OPT_TPM},
-        {"max-tokens-total", required_argument, NULL, OPT_MAX_TOKENS},
-        {"retries", required_argument, NULL, OPT_RETRIES},
-        {"retry-base-ms", required_argument, NULL, OPT_RETRY_BASE},
-        {"cache", required_argument, NULL, OPT_CACHE},
-        {"no-cache", no_argument, NULL, OPT_NO_CACHE},
-        {"db", required_argument, NULL, OPT_DB},
-        {"no-db", no_argument, NULL, OPT_NO_DB},
-        {"label", required_argument, NULL, OPT_LABEL},
-        {"sample", required_argument, NULL, OPT_SAMPLE},
-        {"seed", required_argument, NULL, OPT_SEED},
-        {"follow", no_argument, NULL, OPT_FOLLOW},
-        {"junit", required_argument, NULL, OPT_JUNIT},
-        {"csv", required_argument, NULL, OPT_CSV},
-        {"fail-on-regression", no_argument, NULL, OPT_FAIL_ON_REGRESSION},
-        {"help", no_argument, NULL, 'h'},            {"version", no_argument, NULL, OPT_VERSION},
-        {NULL, 0, NULL, 0},
-    };
-    int rc = CLI_EXIT_OK;
-    int c;
-    unsigned n;
-    net_flags net = {.retry_base_ms = 250};
-    char *end;
-    bool no_db = false, has_seed = false;
-    o.db = env_or(NULL, "ASSAY_DB") ? env_or(NULL, "ASSAY_DB") : STORE_DEFAULT_PATH;
-    o.sample_rate = 1;
-    optind = 2;
-    while (rc == CLI_EXIT_OK && (c = getopt_long(argc, argv, "e:o:j:p:h", long_options, NULL)) != -1) {
-        switch (c) {
-        case 'e':
-            assay_options_add_plugin_path(o.host, optarg);
-            o.has_evaluator = true;
-            break;
-        case 'o': o.output = optarg; break;
-        case 'j':
-            if (!parse_unsigned(optarg, &n) || n == 0 || n > 1024) rc = usage_error("--jobs: '%s' is not a number from 1 to 1024", optarg);
-            else assay_options_set_workers(o.host, n), o.workers = n;
-            break;
-        case 'p':
-            if (assay_options_set_param(o.host, optarg) != ASSAY_OK)
-                rc = usage_error("--param: '%s' is not of the form NAME.KEY=VALUE", optarg);
-            break;
-        case OPT_TIMEOUT:
-            if (!parse_unsigned(optarg, &n)) rc = usage_error("--timeout-ms: '%s' is not a number", optarg);
-            else assay_options_set_timeout_ms(o.host, n);
-            break;
-        case OPT_MEMORY:
-            if (!parse_unsigned(optarg, &n) || assay_options_set_memory_mb(o.host, n) != ASSAY_OK)
-                rc = usage_error("--memory-mb: '%s' is not a number of MiB", optarg);
-            break;
-        case OPT_GROUP_BY:
-            if (assay_options_set_group_by(o.host, optarg) != ASSAY_OK) rc = usage_error("--group-by: '%s' is not a field name", optarg);
-            o.group_by = optarg;
-            break;
-        case OPT_NO_TIMING: assay_options_set_record_timing(o.host, 0); break;
-        case OPT_RESUME: o.is_resume = true; break;
-        case OPT_CASES: o.cases = optarg; break;
-        case OPT_LLM_URL: net.llm_url = optarg; break;
-        case OPT_LLM_MODEL: net.llm_model = optarg; break;
-        case OPT_LLM_TIMEOUT:
-            if (!parse_unsigned(optarg, &net.timeout_ms) || net.timeout_ms == 0)
-                rc = usage_error("--llm-timeout-ms: '%s' is not a positive number", optarg);
-            break;
-        case OPT_MAX_INFLIGHT:
-            if (!parse_unsigned(optarg, &net.max_inflight) || net.max_inflight == 0 || net.max_inflight > 65536)
-                rc = usage_error("--max-inflight: '%s' is not a number from 1 to 65536", optarg);
-            break;
-        case OPT_RPS:
-            net.rps = strtod(optarg, &end);
-            if (end == optarg || *end || !(net.rps > 0)) rc = usage_error("--rps: '%s' is not a positive number", optarg);
-            break;
-        case OPT_TPM:
-            if (!parse_long(optarg, &net.tpm) || net.tpm == 0) rc = usage_error("--tpm: '%s' is not a positive number", optarg);
-            break;
-        case OPT_MAX_TOKENS:
-            if (!parse_long(optarg, &net.max_tokens_total) || net.max_tokens_total == 0)
-                rc = usage_error("--max-tokens-total: '%s' is not a positive number", optarg);
-            break;
-        case OPT_RETRIES:
-            if (!parse_unsigned(optarg, &net.retries) || net.retries == 0 || net.retries > 100)
-                rc = usage_error("--retries: '%s' is not a number from 1 to 100", optarg);
-            break;
-        case OPT_RETRY_BASE:
-            if (!parse_unsigned(optarg, &net.retry_base_ms)) rc = usage_error("--retry-base-ms: '%s' is not a number", optarg);
-            break;
-        case OPT_CACHE: net.cache = optarg; break;
-        case OPT_NO_CACHE: net.no_cache = true; break;
-        case OPT_DB: o.db = optarg; break;
-        case OPT_NO_DB: no_db = true; break;
-        case OPT_LABEL:
-            if (!*optarg) rc = usage_error("%s", "--label: the name is empty");
-            o.label = optarg;
-            break;
-        case OPT_SAMPLE:
-            o.sample_rate = strtod(optarg, &end);
-            if (end == optarg || *end || !(o.sample_rate > 0 && o.sample_rate <= 1))
-                rc = usage_error("--sample: '%s' is not a fraction in (0, 1], e.g. 0.05", optarg);
-            break;
-        case OPT_SEED: {
-            errno = 0;
-            unsigned long long seed = strtoull(optarg, &end, 10);
-            if (errno || end == optarg || *end || *optarg == '-') rc = usage_error("--seed: '%s' is not a whole number", optarg);
-            o.sample_seed = seed;
-            has_seed = true;
-            break;
-        }
-        case OPT_FOLLOW: o.is_follow = true; break;
-        case OPT_JUNIT: o.junit = optarg; break;
-        case OPT_CSV: o.csv = optarg; break;
-        case OPT_FAIL_ON_REGRESSION: o.fail_on_regression = true; break;
-        case 'h': fputs(usage_text, stdout); assay_options_free(o.host); return CLI_EXIT_OK;
-        case OPT_VERSION: printf("assay %s\n", assay_version()); assay_options_free(o.host); return CLI_EXIT_OK;
-        default: rc = CLI_EXIT_USAGE; fputs("(see assay --help)\n", stderr);
-        }
+    parsed p;
+    memset(&p, 0, sizeof p);
+    if (!(p.o.host = assay_options_new())) return CLI_EXIT_IO;
+    p.net.retry_base_ms = 250;
+    p.o.db = env_or(NULL, "ASSAY_DB") ? env_or(NULL, "ASSAY_DB") : STORE_DEFAULT_PATH;
+    p.o.sample_rate = 1;
+    int rc = parse_options(&p, c, argc, argv);
+    if (rc == -1) {
+        assay_options_free(p.o.host);
+        return CLI_EXIT_OK;
     }
-    if (rc == CLI_EXIT_OK && (strcmp(command, "run") == 0 || strcmp(command, "test") == 0))
-        rc = apply_net_flags(o.host, &net);
-    o.has_llm = env_or(net.llm_url, "ASSAY_LLM_URL") != NULL;
-    o.max_inflight = net.max_inflight ? net.max_inflight : 64;
-    if (rc == CLI_EXIT_OK && has_seed && o.sample_rate >= 1) rc = usage_error("%s", "--seed needs --sample P");
-    if (rc == CLI_EXIT_OK && o.sample_rate < 1 && assay_options_set_sample(o.host, o.sample_rate, o.sample_seed) != ASSAY_OK)
+    if (rc == CLI_EXIT_OK && (c->bit & CMD_SCORE)) rc = apply_net_flags(p.o.host, &p.net);
+    p.o.has_llm = env_or(p.net.llm_url, "ASSAY_LLM_URL") != NULL;
+    p.o.max_inflight = p.net.max_inflight ? p.net.max_inflight : 64;
+    if (rc == CLI_EXIT_OK && p.has_seed && p.o.sample_rate >= 1) rc = usage_error("%s", "--seed needs --sample P");
+    if (rc == CLI_EXIT_OK && p.o.sample_rate < 1 && assay_options_set_sample(p.o.host, p.o.sample_rate, p.o.sample_seed) != ASSAY_OK)
         rc = usage_error("%s", "--sample: not a fraction in (0, 1]");
-    if (no_db) o.db = NULL;
-    if (rc == CLI_EXIT_OK && strcmp(command, "runs") == 0) rc = cli_runs(&o, argc - optind, argv + optind);
-    else if (rc == CLI_EXIT_OK && strcmp(command, "compare") == 0) rc = cli_compare(&o, argc - optind, argv + optind);
-    else if (rc == CLI_EXIT_OK && strcmp(command, "report") == 0) rc = cli_report(&o, argc - optind, argv + optind);
-    else goto scoring;
-    assay_options_free(o.host);
-    return rc;
-scoring:
-    if (rc != CLI_EXIT_OK) {
-        assay_options_free(o.host);
-        return rc;
-    }
-    /* every plugin may require the shipped helpers in plugins/lib */
-    const char *shipped = cli_shipped_plugin_dir();
-    char shipped_lib[PATH_MAX + 8];
-    snprintf(shipped_lib, sizeof shipped_lib, "%s/lib", shipped);
-    assay_options_add_lib_dir(o.host, shipped_lib);
-    char **positional = argv + optind;
-    int positional_count = argc - optind;
-    if (strcmp(command, "check") == 0) {
-        rc = cmd_check(&o, positional, positional_count);
-    } else if (strcmp(command, "test") == 0) {
-        if (!o.cases) rc = usage_error("%s", "test needs --cases FILE");
-        else if (positional_count == 0 && !o.has_evaluator) rc = usage_error("%s", "test needs plugin files");
-        else {
-            for (int i = 0; i < positional_count; i++) assay_options_add_plugin_path(o.host, positional[i]);
-            rc = cli_test(&o);
-        }
-    } else {
-        if (!o.has_evaluator) {
-            if (!is_directory(shipped)) {
-                fprintf(stderr, "assay: cannot find the shipped plugins (looked in %s); use -e PATH or set "
-                                "ASSAY_PLUGIN_DIR\n", shipped);
-                assay_options_free(o.host);
-                return CLI_EXIT_USAGE;
-            }
-            assay_options_add_plugin_path(o.host, shipped);
-        }
-        if (strcmp(command, "list") == 0) {
-            rc = cmd_list(&o);
-        } else {
-            o.traces = (const char **)positional;
-            o.trace_count = (size_t)positional_count;
-            char *command_line = join_command_line(argc, argv);
-            o.command = command_line;
-            rc = cli_run(&o);
-            free(command_line);
-        }
-    }
-    assay_options_free(o.host);
+    if (p.no_db) p.o.db = NULL;
+    char *command_line = join_command_line(argc, argv);
+    p.o.command = command_line;
+    if (rc == CLI_EXIT_OK) rc = c->handler(&p, argc - optind, argv + optind);
+    free(command_line);
+    assay_options_free(p.o.host);
     return rc;
 }

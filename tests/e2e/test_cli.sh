@@ -149,4 +149,26 @@ check "its first line of explanation is the evaluation's error" \
     "#   $TMP/flaky_cases.jsonl:1: flaky: the evaluation failed (runtime error): $TMP/flaky.lua:1: attempt to index a nil value (local 'x')" \
     "$(sed -n 4p "$TMP/flaky_test.out")"
 
+# a command table: each command takes its own options, and says which
+"$ASSAY" list --resume --fail-on-regression >/dev/null 2>"$TMP/opt.err"
+check "an option a command does not take: exit 2" 2 $?
+check "naming the command and the option" "assay: list takes no option --resume|(see assay help list)" "$(tr '\n' '|' <"$TMP/opt.err" | sed 's/|$//')"
+"$ASSAY" compare v1 v2 --junit x.xml >/dev/null 2>"$TMP/opt2.err"
+check "compare --junit: exit 2 (before: exit 0 and nothing written)" 2 $?
+check_contains "named" "$TMP/opt2.err" "assay: compare takes no option --junit"
+"$ASSAY" run -o >/dev/null 2>"$TMP/opt3.err"
+check "an option without its value: exit 2" 2 $?
+check_contains "named" "$TMP/opt3.err" "assay: run -o needs a value"
+"$ASSAY" help compare >"$TMP/help_compare" 2>&1
+check "assay help compare: exit 0" 0 $?
+check "it shows compare's options only" "--group-by --db --fail-on-regression --help" \
+    "$(sed -n '/^options:/,/^$/p' "$TMP/help_compare" | grep -o -- ' --[a-z-]*' | tr -d ' ' | tr '\n' ' ' | sed 's/ $//')"
+"$ASSAY" compare --help >"$TMP/help_compare2" 2>&1
+check "assay compare --help is the same page" "$(cat "$TMP/help_compare")" "$(cat "$TMP/help_compare2")"
+"$ASSAY" run --help >"$TMP/help_run" 2>&1
+check_contains "run's page has run's options" "$TMP/help_run" "--resume"
+check "and not compare's" 0 "$(grep -c -- '--fail-on-regression' "$TMP/help_run")"
+"$ASSAY" help nosuch >/dev/null 2>&1
+check "assay help of an unknown command: exit 2" 2 $?
+
 done_testing
