@@ -236,7 +236,7 @@ typedef struct assay_record {
     const char *label;        /* NULL when none */
     assay_error_kind error;
     const char *error_message;/* NULL when error is ASSAY_KIND_NONE */
-    double ms;                /* time spent in evaluate */
+    double ms;                /* time spent in evaluate; NaN when timing is off (--no-timing) */
 } assay_record;
 
 /* The trace's "id"; NULL for an input error. */

@@ -113,6 +113,7 @@ static void stats_add(stats *st, const assay_record *r) {
         if (r->pass >= 0) st->pass_applicable++, st->passed += (uint64_t)r->pass;
         if (!r->has_score && r->pass < 0) st->skipped++;
     }
+    if (isnan(r->ms)) return; /* --no-timing: the record carries no time */
     double ms = r->ms > SUMMARY_MIN_MS ? r->ms : SUMMARY_MIN_MS;
     int b = (int)(log(ms / SUMMARY_MIN_MS) / log(SUMMARY_GROWTH));
     if (b >= SUMMARY_BUCKETS) b = SUMMARY_BUCKETS - 1;
@@ -220,9 +221,15 @@ static void print_table(const summary *s, const stats *per_evaluator, FILE *out)
         char mean[16] = "-", pass[16] = "-";
         if (st->scored) snprintf(mean, sizeof mean, "%.3f", st->score_sum / (double)st->scored);
         if (st->pass_applicable) snprintf(pass, sizeof pass, "%.1f%%", 100.0 * (double)st->passed / (double)st->pass_applicable);
-        fprintf(out, "  %-22s %8llu %7s %7s %7llu %8llu %9.3f %9.3f\n", info.name, (unsigned long long)st->records,
-                mean, pass, (unsigned long long)st->errors, (unsigned long long)st->skipped, percentile_ms(st, 0.5),
-                percentile_ms(st, 0.95));
+        char p50[16] = "-", p95[16] = "-";
+        uint64_t timed = 0;
+        for (int b = 0; b < SUMMARY_BUCKETS; b++) timed += st->time_buckets[b];
+        if (timed) {
+            snprintf(p50, sizeof p50, "%.3f", percentile_ms(st, 0.5));
+            snprintf(p95, sizeof p95, "%.3f", percentile_ms(st, 0.95));
+        }
+        fprintf(out, "  %-22s %8llu %7s %7s %7llu %8llu %9s %9s\n", info.name, (unsigned long long)st->records, mean,
+                pass, (unsigned long long)st->errors, (unsigned long long)st->skipped, p50, p95);
     }
 }
 

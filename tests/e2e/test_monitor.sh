@@ -150,4 +150,18 @@ import csv, sys
 rows = list(csv.DictReader(open(sys.argv[1], newline="", encoding="utf-8", errors="replace")))
 print(" ".join(w for r in rows for w in (r["trace_id"], r["label"].split("\ufffd")[0].split(" ")[0])))' "$TMP/exp.csv")"
 
+# every form of the record agrees under --no-timing: "ms" null in JSONL, empty in CSV, NULL in
+# the store, absent from JUnit's time (before: the CSV and the store kept the measured ms)
+"$ASSAY" run --no-timing --db "$TMP/nt.db" --junit "$TMP/nt.xml" --csv "$TMP/nt.csv" -e plugins/expect.lua \
+    examples/traces/deep-research.jsonl >"$TMP/nt.jsonl" 2>"$TMP/nt.err"
+check "--no-timing: every JSONL record has ms null" "$(wc -l <"$TMP/nt.jsonl")" "$(grep -c '"ms":null}$' "$TMP/nt.jsonl")"
+check "every CSV row an empty ms" "" "$(python3 -c '
+import csv, sys
+print(" ".join(r["ms"] for r in csv.DictReader(open(sys.argv[1], newline="")) if r["ms"]))' "$TMP/nt.csv")"
+check "every stored result a NULL ms" 0 "$(python3 -c '
+import sqlite3, sys
+print(sqlite3.connect(sys.argv[1]).execute("SELECT COUNT(*) FROM results WHERE ms IS NOT NULL").fetchone()[0])' "$TMP/nt.db")"
+check "JUnit times are 0" "" "$(grep -o 'time="[^"]*"' "$TMP/nt.xml" | grep -v 'time="0.000000"' | head -3)"
+check_contains "and the summary shows no times" "$TMP/nt.err" "  expect                       60   0.948   84.4%       0       28         -         -"
+
 done_testing
