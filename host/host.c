@@ -7,6 +7,7 @@
  */
 #include "host_internal.h"
 #include "http.h"
+#include "base/hash.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -741,20 +742,7 @@ size_t assay_result_record_count(const assay_result *r) { return r ? r->out.coun
 int assay_result_is_sampled_out(const assay_result *r) { return r && r->is_sampled_out; }
 
 int assay_sample_pick(const char *trace_id, uint64_t seed, double rate) {
-    if (rate >= 1) return 1;
-    char prefix[24];
-    int n = snprintf(prefix, sizeof prefix, "%llu:", (unsigned long long)seed);
-    uint64_t h = 14695981039346656037ull; /* FNV-1a 64 */
-    for (int i = 0; i < n; i++) h = (h ^ (unsigned char)prefix[i]) * 1099511628211ull;
-    for (const char *p = trace_id; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ull;
-    /* FNV's last bytes barely reach its top bits (ids that differ in their last digit
-     * would land together): MurmurHash3's finaliser mixes them in */
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ull;
-    h ^= h >> 33;
-    return (double)(h >> 11) * 0x1p-53 < rate;
+    return rate >= 1 || hash_sample(trace_id, seed) < rate;
 }
 
 const char *assay_result_jsonl(const assay_result *r, size_t *len) {

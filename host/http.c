@@ -13,6 +13,7 @@
  */
 #include "http.h"
 #include "assay.h"
+#include "base/hash.h"
 
 #include <curl/curl.h>
 #include <cjson/cJSON.h>
@@ -125,11 +126,6 @@ static double jitter(http_client *c) { /* xorshift: uniform in [0.5, 1) */
     return 0.5 + (double)(c->rng >> 11) / 9007199254740992.0 * 0.5;
 }
 
-static uint64_t hash_bytes(const char *p, size_t n, uint64_t h) {
-    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)p[i]) * 1099511628211u;
-    return h;
-}
-
 static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
 
 /* ------------------------------------------------------------------------------ cache */
@@ -163,11 +159,7 @@ static void cache_commit(http_client *c) {
 
 static void on_commit_timer(uv_timer_t *t) { cache_commit(t->data); }
 
-static void cache_key(const request *r, char out[33]) {
-    uint64_t a = hash_bytes(r->key_text, r->key_len, 1469598103934665603u);
-    uint64_t b = hash_bytes(r->key_text, r->key_len, 0x84222325cbf29ce4u ^ r->key_len);
-    snprintf(out, 33, "%016llx%016llx", (unsigned long long)a, (unsigned long long)b);
-}
+static void cache_key(const request *r, char out[33]) { hash_cache_key(r->key_text, r->key_len, out); }
 
 /* Answers io from the cache; the stored request must match byte for byte. */
 static bool cache_lookup(http_client *c, request *r) {
@@ -704,7 +696,7 @@ static void accept_request(http_client *c, request *r) {
         r->key_text = buf_failed(&key) ? NULL : buf_steal(&key);
         buf_free(&key);
         if (r->key_text) {
-            r->key_hash = hash_bytes(r->key_text, r->key_len, 1469598103934665603u);
+            r->key_hash = hash_fnv1a(HASH_SHORT_BASIS, r->key_text, r->key_len);
             if (cache_lookup(c, r)) {
                 answer(c, r);
                 return;

@@ -13,6 +13,7 @@
 #include "pool.h"
 #include "sort.h"
 #include "bounded.h"
+#include "../host/base/hash.h"
 
 #include <lauxlib.h>
 #include <lualib.h>
@@ -944,12 +945,6 @@ struct sandbox_task {
     sandbox_error_kind last_kill;
 };
 
-static uint64_t seed_for(const char *trace_id, long step) {
-    uint64_t h = 1469598103934665603u; /* FNV-1a: a stable seed per (trace, step) */
-    for (const unsigned char *p = (const unsigned char *)trace_id; *p; p++) h = (h ^ *p) * 1099511628211u;
-    return h ^ (uint64_t)(step + 1) * 0x9E3779B97F4A7C15u;
-}
-
 /* Keeps the Lua frames of a traceback, at most SANDBOX_TRACEBACK_LINES. */
 static void short_traceback(const char *full, buf *out) {
     const char *p = strstr(full, "stack traceback:");
@@ -1238,7 +1233,7 @@ static void push_io_answer(lua_State *L, sandbox_task *t) {
 static int push_start(lua_State *L, sandbox_task *t) {
     sstate *st = t->st;
     lua_rawgeti(L, LUA_REGISTRYINDEX, st->randomseed_ref);
-    lua_pushinteger(L, (lua_Integer)seed_for(t->ev.trace_id, t->ev.step));
+    lua_pushinteger(L, (lua_Integer)hash_trace_seed(t->ev.trace_id, t->ev.step));
     lua_call(L, 1, 0);
     lua_rawgeti(L, LUA_REGISTRYINDEX, st->evaluate_ref);
     lua_rawgeti(L, LUA_REGISTRYINDEX, t->trace_ref);

@@ -10,6 +10,7 @@
  * plugins see them: the last one wins.
  */
 #include "cli.h"
+#include "../base/hash.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -171,8 +172,8 @@ static bool keys_equal(span a, span b) {
 
 static uint64_t key_hash(span key) {
     key_reader r = key_reader_of(key);
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (int c; (c = key_next(&r)) >= 0;) h = (h ^ (unsigned)c) * 0x100000001b3ull;
+    uint64_t h = HASH_FNV_BASIS;
+    for (int c; (c = key_next(&r)) >= 0;) h = (h ^ (unsigned)c) * HASH_FNV_PRIME;
     return h;
 }
 

@@ -13,6 +13,7 @@
  */
 #include "cli.h"
 #include "../base/buf.h"
+#include "../base/hash.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -29,12 +30,7 @@ struct journal {
     char *path; /* FILE.progress, owned */
 };
 
-uint64_t journal_hash(const void *data, size_t len, uint64_t h) {
-    const unsigned char *p = data;
-    if (h == 0) h = 14695981039346656037ull; /* FNV-1a */
-    for (size_t i = 0; i < len; i++) h = (h ^ p[i]) * 1099511628211ull;
-    return h;
-}
+uint64_t journal_hash(const void *data, size_t len, uint64_t h) { return hash_fnv1a(h ? h : HASH_FNV_BASIS, data, len); }
 
 static char *journal_path(const char *out_path) {
     size_t n = strlen(out_path);
