@@ -289,7 +289,7 @@ static bool check_expand(const char *arg, char ***list, size_t *count) {
             (*list)[(*count)++] = buf_steal(&path);
         }
         closedir(dir);
-        qsort(*list + first, *count - first, sizeof **list, compare_names);
+        if (*count > first) qsort(*list + first, *count - first, sizeof **list, compare_names);
         return true;
     }
     char **grown = realloc(*list, (*count + 1) * sizeof **list);
