@@ -38,18 +38,12 @@ return {
       end
     end
     local mean = sum / pairs
-    local score = 1 - mean
-
-    return {
-      score = score,
-      pass = score >= params.threshold,
-      details = {
-        n_queries = n,
-        mean_pairwise_jaccard = mean,
-        max_pairwise_jaccard = max,
-        near_duplicate_pairs = near_duplicates,
-        distinct_2 = total_bigrams > 0 and text.size(bigrams) / total_bigrams or result.null,
-      },
-    }
+    return result.scored(1 - mean, params.threshold, {
+      n_queries = n,
+      mean_pairwise_jaccard = mean,
+      max_pairwise_jaccard = max,
+      near_duplicate_pairs = near_duplicates,
+      distinct_2 = total_bigrams > 0 and text.size(bigrams) / total_bigrams or result.null,
+    })
   end,
 }

@@ -43,17 +43,13 @@ return {
     end
 
     local score = unique / total
-    return {
-      score = score,
-      pass = score >= params.threshold,
-      details = {
-        n_searches = #searches,
-        total_results = total,
-        unique_urls = unique,
-        unique_domains = text.size(domains),
-        redundancy = 1 - score,
-        mean_pairwise_jaccard = pairs > 0 and sum / pairs or result.null,
-      },
-    }
+    return result.scored(score, params.threshold, {
+      n_searches = #searches,
+      total_results = total,
+      unique_urls = unique,
+      unique_domains = text.size(domains),
+      redundancy = 1 - score,
+      mean_pairwise_jaccard = pairs > 0 and sum / pairs or result.null,
+    })
   end,
 }
