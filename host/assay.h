@@ -169,6 +169,9 @@ typedef struct assay_plugin_info {
 } assay_plugin_info;
 
 size_t assay_host_plugin_count(const assay_host *host);
+/* The worker threads the host started: assay_options_set_workers's number, or with 0 (the
+ * default) one per core. */
+unsigned assay_host_worker_count(const assay_host *host);
 
 /* What the network cost so far; safe on the loop thread at any time. */
 typedef struct assay_io_stats {

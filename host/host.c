@@ -583,6 +583,14 @@ void assay_host_io_stats(const assay_host *h, assay_io_stats *stats) {
     http_client_stats(h->http, stats);
 }
 
+unsigned assay_host_worker_count(const assay_host *h) {
+    if (!h) return 0;
+    uv_mutex_lock((uv_mutex_t *)&h->lock);
+    unsigned n = h->gen->worker_count;
+    uv_mutex_unlock((uv_mutex_t *)&h->lock);
+    return n;
+}
+
 size_t assay_host_plugin_count(const assay_host *h) {
     if (!h) return 0;
     uv_mutex_lock((uv_mutex_t *)&h->lock);

@@ -81,6 +81,7 @@ static void test_results_arrive_in_submission_order_with_many_workers(void **sta
     assay_error err;
     assert_int_equal(assay_host_new(&h, &loop, o, on_result, &c, &err), ASSAY_OK);
     assay_options_free(o);
+    assert_int_equal(assay_host_worker_count(h), 4); /* the host says how many it started */
     for (int i = 0; i < 300; i++) {
         char json[64];
         int n = snprintf(json, sizeof json, "{\"id\":\"%d\"}", i);
