@@ -141,36 +141,6 @@ static void task_send_requests(worker *w, sandbox_task *t) {
     for (sandbox_io *io; (io = sandbox_task_take_io(t));) http_submit(w->cfg.http, io, on_answer, w);
 }
 
-/* The offset of the first NUL byte or byte sequence that is not UTF-8 (RFC 3629: no
- * overlongs, no surrogates, nothing past U+10FFFF), or n when there is none. Traces are
- * checked up front so that no plugin sees, and no output file carries, invalid text. */
-static size_t text_check(const char *text, size_t n) {
-    const unsigned char *s = (const unsigned char *)text;
-    size_t i = 0;
-    while (i < n) {
-        if (i + 8 <= n) { /* the common case: a run of ASCII without NUL, 8 bytes at a time */
-            uint64_t word;
-            memcpy(&word, s + i, 8);
-            if (!(word & 0x8080808080808080ull) && !((word - 0x0101010101010101ull) & ~word & 0x8080808080808080ull)) {
-                i += 8;
-                continue;
-            }
-        }
-        unsigned c = s[i];
-        if (c == 0) return i;
-        if (c < 0x80) { i++; continue; }
-        size_t len = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 ? 2 : 0;
-        if (len == 0 || c > 0xF4 || i + len > n) return i;
-        for (size_t k = 1; k < len; k++)
-            if ((s[i + k] & 0xC0) != 0x80) return i;
-        unsigned c1 = s[i + 1];
-        if ((c == 0xE0 && c1 < 0xA0) || (c == 0xED && c1 > 0x9F) || (c == 0xF0 && c1 < 0x90) || (c == 0xF4 && c1 > 0x8F))
-            return i;
-        i += len;
-    }
-    return n;
-}
-
 /* How deep the brackets are open at offset `at`, strings skipped: tells a parse error
  * caused by cJSON's nesting limit from a syntax error. */
 static size_t depth_at(const char *s, size_t at) {
@@ -240,7 +210,8 @@ static void job_start(worker *w, job *j) {
     size_t count = w->cfg.plugin_count;
     atomic_init(&j->next_plugin, 0);
     atomic_init(&j->unfinished, 1); /* this worker's hold while it claims */
-    size_t bad = text_check(j->text, j->len);
+    /* checked up front, so that no plugin sees and no output file carries invalid text */
+    size_t bad = buf_utf8_invalid_at(j->text, j->len);
     if (bad < j->len) {
         job_input_error(j, j->text[bad] ? "not valid UTF-8 (at byte %zu)" : "contains a NUL byte (at byte %zu)", bad + 1);
         goto done;

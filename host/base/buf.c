@@ -110,6 +110,26 @@ size_t buf_utf8_sequence_length(const unsigned char *s, size_t n) {
     return len;
 }
 
+size_t buf_utf8_invalid_at(const char *text, size_t n) {
+    const unsigned char *s = (const unsigned char *)text;
+    size_t i = 0;
+    while (i < n) {
+        if (i + 8 <= n) { /* the common case: a run of ASCII without NUL, 8 bytes at a time */
+            uint64_t word;
+            memcpy(&word, s + i, 8);
+            if (!(word & 0x8080808080808080ull) && !((word - 0x0101010101010101ull) & ~word & 0x8080808080808080ull)) {
+                i += 8;
+                continue;
+            }
+        }
+        if (s[i] == 0) return i;
+        size_t len = buf_utf8_sequence_length(s + i, n - i);
+        if (len == 0) return i;
+        i += len;
+    }
+    return n;
+}
+
 void buf_json_string(buf *b, const char *s, size_t n) {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *p = (const unsigned char *)s;

@@ -41,6 +41,9 @@ static inline bool buf_failed(const buf *b) { return b->failed; }
 /* Length of the valid UTF-8 sequence at s (n bytes available), or 0 if it is not one
  * (overlong forms, surrogates and code points past U+10FFFF are not). */
 size_t buf_utf8_sequence_length(const unsigned char *s, size_t n);
+/* The offset of the first NUL byte or invalid UTF-8 sequence in text, or n when there is
+ * none: the one UTF-8 validator (the JSON writer and the exports replace what it refuses). */
+size_t buf_utf8_invalid_at(const char *text, size_t n);
 
 /* JSON emitters. Strings are escaped per RFC 8259; invalid UTF-8 becomes U+FFFD so that
  * every line we write is valid JSON whatever a plugin or a trace put in a string. */
