@@ -8,6 +8,9 @@ A fenced block's info string says what the test does with it:
   ```c excerpt-of=PATH    must appear, line for line, in the repository file PATH
   ```sh test              written to WORKDIR/cmd-N.sh for the test to run
   ```json output          a sample of output; not run
+  ```text output-of=previous  what the command block before it prints (stdout and stderr):
+                          checked, with "…" standing for any text in a line and a line of
+                          "…" alone for any lines
   ```json schema=NAME     one JSON value that must be valid against docs/schema/NAME.schema.json
   ```sh setup             the set-up commands: each `make X` must be a target of the Makefile
                           (the suite itself is what `make test` runs)
@@ -62,6 +65,13 @@ for doc in docs:
             problems = list(schema_check.errors(schema, json.loads(text), schema, where))
             print(("ok" if not problems else "not ok") + " - %s is a valid %s%s" %
                   (where, attrs["schema"], "" if not problems else ": " + "; ".join(problems)))
+        elif attrs.get("output-of") == "previous":
+            if n_cmd == 0:
+                print("not ok - %s: output-of=previous with no command block before it" % where)
+            else:
+                expect = os.path.join(work, "expect-%d.txt" % start)
+                open(expect, "w", encoding="utf-8").write(text)
+                print("expect %s %s %s" % (os.path.join(work, "cmd-%d.sh" % n_cmd), expect, where))
         elif "test" in attrs:
             n_cmd += 1
             path = os.path.join(work, "cmd-%d.sh" % n_cmd)

@@ -37,6 +37,25 @@ grep '^run ' "$TMP/blocks" | while read -r _ script where; do
 done >"$TMP/runs"
 cat "$TMP/runs"
 n=$((n + $(grep -c '^\(not \)\?ok' "$TMP/runs")))
+# sample outputs: what the command before them printed, "…" standing for what varies
+grep '^expect ' "$TMP/blocks" | while read -r _ script expect where; do
+    if python3 -c '
+import re, sys
+got = open(sys.argv[1], encoding="utf-8", errors="replace").read().rstrip("\n").split("\n")
+want = open(sys.argv[2], encoding="utf-8").read().rstrip("\n").split("\n")
+def pattern(line): return re.compile("^" + ".*".join(map(re.escape, line.split("…"))) + "$")
+def match(i, j):
+    if j == len(want): return i == len(got)
+    if want[j] == "…": return any(match(k, j + 1) for k in range(i, len(got) + 1))
+    return i < len(got) and pattern(want[j]).match(got[i]) is not None and match(i + 1, j + 1)
+sys.exit(0 if match(0, 0) else 1)' "$script.out" "$expect"; then
+        ok "$where is what the command prints"
+    else
+        not_ok "$where is what the command prints" "it printed:" "$(head -12 "$script.out")"
+    fi
+done >"$TMP/expects"
+cat "$TMP/expects"
+n=$((n + $(grep -c '^\(not \)\?ok' "$TMP/expects")))
 kill $server
 # the formats and definitions live in the repository: nothing points at a file outside it
 git ls-files 2>/dev/null | grep -vE '^tests/fuzz/corpus/|\.png$' >"$TMP/tracked" || find . -type f -not -path './build*' >"$TMP/tracked"
