@@ -20,7 +20,8 @@ tally() { # name file
     passed=$((passed + p))
     failed=$((failed + f))
     skipped=$((skipped + s))
-    printf '%-44s %4d passed, %d failed%s\n' "$1" "$p" "$f" "$([ "$s" -gt 0 ] && echo ", $s skipped")"
+    printf '%-44s %4d passed, %d failed%s%s\n' "$1" "$p" "$f" "$([ "$s" -gt 0 ] && echo ", $s skipped")" \
+        "$([ "${seconds:-0}" -ge 5 ] && echo " ($seconds s)")"
     if [ "$f" -gt 0 ]; then
         grep -v '# SKIP' "$2" | grep -A12 '^not ok ' | sed 's/^/    /' | head -60
     fi
@@ -30,8 +31,10 @@ tally() { # name file
 run_suite() { # name command...
     name=$1; shift
     out="$LOG/$(echo "$name" | tr '/ ' '__').out"
+    started=$(date +%s)
     "$@" >"$out" 2>&1
     rc=$?
+    seconds=$(($(date +%s) - started))
     if [ $rc -ne 0 ] && ! grep -v '# SKIP' "$out" | grep -q '^not ok '; then
         echo "not ok - $name exited with status $rc" >>"$out"
         tail -20 "$out" | sed 's/^/# /' >>"$out"
