@@ -82,6 +82,15 @@ const char *assay_error_kind_name(assay_error_kind kind);
 
 typedef struct assay_options assay_options;
 
+/* The defaults, in one place. The setters below that take a count take 0 for "the
+ * default" (the time and memory limits take 0 for "none"). */
+#define ASSAY_DEFAULT_TIMEOUT_MS 2000         /* per evaluation */
+#define ASSAY_DEFAULT_MEMORY_MB 64            /* per Lua state */
+#define ASSAY_DEFAULT_MAX_INFLIGHT 64         /* concurrent HTTP requests */
+#define ASSAY_DEFAULT_HTTP_TIMEOUT_MS 60000   /* per attempt */
+#define ASSAY_DEFAULT_HTTP_ATTEMPTS 5         /* per request, the first included */
+#define ASSAY_DEFAULT_RETRY_BASE_MS 250       /* the first retry delay, doubling */
+
 /* Defaults: one worker per core, 2000 ms and 64 MiB per evaluation, ordered delivery,
  * timing recorded. NULL when out of memory. */
 assay_options *assay_options_new(void);
@@ -124,13 +133,14 @@ int assay_options_set_record_timing(assay_options *opts, int record_timing);
  * (NULL: no LLM), the default model (may be NULL) and the API key, sent as a bearer token
  * to base_url only and never shown to plugins, written to results or logged (may be NULL). */
 int assay_options_set_llm(assay_options *opts, const char *base_url, const char *model, const char *api_key);
-/* Concurrent requests (default 64; 429s lower it adaptively, successes raise it back),
+/* Concurrent requests (0: the default, 64; 429s lower it adaptively, successes raise it back),
  * requests per second (0 = no cap), LLM tokens per minute (0 = no cap) and LLM tokens for
  * the whole host (0 = no cap; calls past it fail with an http error). */
 int assay_options_set_http_limits(assay_options *opts, unsigned max_inflight, double rps, long tokens_per_minute,
                                   long max_tokens_total);
-/* Per attempt when a request names no timeout (default 60000), attempts per request
- * (default 5) and the first retry delay (default 250 ms, doubling, with jitter). */
+/* Per attempt when a request names no timeout (0: the default, 60000 ms), attempts per
+ * request (0: the default, 5) and the first retry delay (250 ms by default, doubling, with
+ * jitter; 0 here means no delay). */
 int assay_options_set_http_retry(assay_options *opts, unsigned timeout_ms, unsigned max_attempts,
                                  unsigned backoff_base_ms);
 /* The SQLite file that caches LLM answers (and requests made with cache=true); NULL

@@ -798,7 +798,7 @@ http_client *http_client_new(const http_config *cfg, char *err, size_t errlen) {
     if (!c) goto oom;
     c->cfg = *cfg;
     if (!c->cfg.max_inflight) c->cfg.max_inflight = 64;
-    if (!c->cfg.timeout_ms) c->cfg.timeout_ms = 60000;
+    if (!c->cfg.timeout_ms) c->cfg.timeout_ms = ASSAY_DEFAULT_HTTP_TIMEOUT_MS;
     if (!c->cfg.max_attempts) c->cfg.max_attempts = 5;
     c->cap = c->cfg.max_inflight;
     c->stats.inflight_cap = c->cfg.max_inflight;

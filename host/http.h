@@ -24,7 +24,7 @@ typedef struct http_config {
     const char *llm_url;         /* base URL of an OpenAI-compatible API; NULL: no LLM */
     const char *api_key;         /* sent as a bearer token to llm_url only; may be NULL */
     unsigned max_inflight;       /* cap on concurrent requests (default 64) */
-    unsigned timeout_ms;         /* per attempt, when the request names none (default 60000) */
+    unsigned timeout_ms;         /* per attempt, when the request names none (0: ASSAY_DEFAULT_HTTP_TIMEOUT_MS) */
     unsigned max_attempts;       /* per request, first try included (default 5) */
     double rps;                  /* requests started per second; 0 = no cap */
     long tpm;                    /* LLM tokens per minute; 0 = no cap */

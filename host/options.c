@@ -8,14 +8,14 @@
 assay_options *assay_options_new(void) {
     assay_options *o = calloc(1, sizeof *o);
     if (!o) return NULL;
-    o->timeout_ms = 2000;
-    o->memory_mb = 64;
+    o->timeout_ms = ASSAY_DEFAULT_TIMEOUT_MS;
+    o->memory_mb = ASSAY_DEFAULT_MEMORY_MB;
     o->is_ordered = true;
     o->record_timing = true;
-    o->max_inflight = 64;
-    o->http_timeout_ms = 60000;
-    o->max_attempts = 5;
-    o->backoff_base_ms = 250;
+    o->max_inflight = ASSAY_DEFAULT_MAX_INFLIGHT;
+    o->http_timeout_ms = ASSAY_DEFAULT_HTTP_TIMEOUT_MS;
+    o->max_attempts = ASSAY_DEFAULT_HTTP_ATTEMPTS;
+    o->backoff_base_ms = ASSAY_DEFAULT_RETRY_BASE_MS;
     o->sample_rate = 1;
     return o;
 }
@@ -178,9 +178,9 @@ int assay_options_set_llm(assay_options *o, const char *base_url, const char *mo
 
 int assay_options_set_http_limits(assay_options *o, unsigned max_inflight, double rps, long tokens_per_minute,
                                   long max_tokens_total) {
-    if (!o || max_inflight == 0 || max_inflight > 65536 || !(rps >= 0) || tokens_per_minute < 0 || max_tokens_total < 0)
+    if (!o || max_inflight > 65536 || !(rps >= 0) || tokens_per_minute < 0 || max_tokens_total < 0)
         return ASSAY_EINVAL;
-    o->max_inflight = max_inflight;
+    o->max_inflight = max_inflight ? max_inflight : ASSAY_DEFAULT_MAX_INFLIGHT;
     o->rps = rps;
     o->tpm = tokens_per_minute;
     o->max_tokens_total = max_tokens_total;
@@ -189,10 +189,9 @@ int assay_options_set_http_limits(assay_options *o, unsigned max_inflight, doubl
 
 int assay_options_set_http_retry(assay_options *o, unsigned timeout_ms, unsigned max_attempts,
                                  unsigned backoff_base_ms) {
-    if (!o || timeout_ms == 0 || max_attempts == 0 || max_attempts > 100 || backoff_base_ms > 600000)
-        return ASSAY_EINVAL;
-    o->http_timeout_ms = timeout_ms;
-    o->max_attempts = max_attempts;
+    if (!o || max_attempts > 100 || backoff_base_ms > 600000) return ASSAY_EINVAL;
+    o->http_timeout_ms = timeout_ms ? timeout_ms : ASSAY_DEFAULT_HTTP_TIMEOUT_MS;
+    o->max_attempts = max_attempts ? max_attempts : ASSAY_DEFAULT_HTTP_ATTEMPTS;
     o->backoff_base_ms = backoff_base_ms;
     return ASSAY_OK;
 }

@@ -417,11 +417,9 @@ static int apply_net_flags(assay_options *opts, const net_flags *f) {
     const char *key = env_or(env_or(NULL, "ASSAY_API_KEY"), "OPENAI_API_KEY");
     if (assay_options_set_llm(opts, url, model, key) != ASSAY_OK)
         return usage_error("--llm-url: '%s' must start with http:// or https://", url);
-    if (assay_options_set_http_limits(opts, f->max_inflight ? f->max_inflight : 64, f->rps, f->tpm,
-                                      f->max_tokens_total) != ASSAY_OK)
+    if (assay_options_set_http_limits(opts, f->max_inflight, f->rps, f->tpm, f->max_tokens_total) != ASSAY_OK)
         return usage_error("%s", "--max-inflight must be from 1 to 65536");
-    if (assay_options_set_http_retry(opts, f->timeout_ms ? f->timeout_ms : 60000, f->retries ? f->retries : 5,
-                                     f->retry_base_ms) != ASSAY_OK)
+    if (assay_options_set_http_retry(opts, f->timeout_ms, f->retries, f->retry_base_ms) != ASSAY_OK)
         return usage_error("%s", "--retries must be from 1 to 100");
     const char *cache = f->no_cache ? NULL : f->cache;
     if (!cache && !f->no_cache && url) {
@@ -762,7 +760,7 @@ int main(int argc, char **argv) {
     parsed p;
     memset(&p, 0, sizeof p);
     if (!(p.o.host = assay_options_new())) return CLI_EXIT_IO;
-    p.net.retry_base_ms = 250;
+    p.net.retry_base_ms = ASSAY_DEFAULT_RETRY_BASE_MS;
     p.o.db = env_or(NULL, "ASSAY_DB") ? env_or(NULL, "ASSAY_DB") : STORE_DEFAULT_PATH;
     p.o.sample_rate = 1;
     int rc = parse_options(&p, c, argc, argv);
@@ -772,7 +770,7 @@ int main(int argc, char **argv) {
     }
     if (rc == CLI_EXIT_OK && (c->bit & CMD_SCORE)) rc = apply_net_flags(p.o.host, &p.net);
     p.o.has_llm = env_or(p.net.llm_url, "ASSAY_LLM_URL") != NULL;
-    p.o.max_inflight = p.net.max_inflight ? p.net.max_inflight : 64;
+    p.o.max_inflight = p.net.max_inflight ? p.net.max_inflight : ASSAY_DEFAULT_MAX_INFLIGHT;
     if (rc == CLI_EXIT_OK && p.has_seed && p.o.sample_rate >= 1) rc = usage_error("%s", "--seed needs --sample P");
     if (rc == CLI_EXIT_OK && p.o.sample_rate < 1 && assay_options_set_sample(p.o.host, p.o.sample_rate, p.o.sample_seed) != ASSAY_OK)
         rc = usage_error("%s", "--sample: not a fraction in (0, 1]");

@@ -102,6 +102,18 @@ static void test_results_arrive_in_submission_order_with_many_workers(void **sta
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* Setters that take a count take 0 for the default (before, 0 was refused as invalid). */
+static void test_setters_take_zero_for_the_default(void **state) {
+    (void)state;
+    assay_options *o = assay_options_new();
+    assert_int_equal(assay_options_set_http_retry(o, 0, 0, 0), ASSAY_OK);
+    assert_int_equal(assay_options_set_http_limits(o, 0, 0, 0, 0), ASSAY_OK);
+    assert_int_equal(assay_options_set_workers(o, 0), ASSAY_OK);
+    assert_int_equal(assay_options_set_http_retry(o, 0, 101, 0), ASSAY_EINVAL); /* past the bound still is */
+    assert_int_equal(assay_options_set_http_limits(o, 65537, 0, 0, 0), ASSAY_EINVAL);
+    assay_options_free(o);
+}
+
 static void test_input_errors_name_source_and_line(void **state) {
     (void)state;
     uv_loop_t loop;
@@ -559,6 +571,7 @@ static void test_misuse_is_refused_not_crashed(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_results_arrive_in_submission_order_with_many_workers),
+        cmocka_unit_test(test_setters_take_zero_for_the_default),
         cmocka_unit_test(test_input_errors_name_source_and_line),
         cmocka_unit_test(test_host_creation_reports_configuration_errors),
         cmocka_unit_test(test_options_reject_malformed_values),
