@@ -11,18 +11,6 @@ local text = assay.text
 local trace = require("trace")
 local result = require("result")
 
--- Distinct markers of a sentence, in order of first appearance.
-local function distinct_markers(sentence)
-  local seen, out = {}, {}
-  for _, k in ipairs(text.markers(sentence)) do
-    if not seen[k] then
-      seen[k] = true
-      out[#out + 1] = k
-    end
-  end
-  return out
-end
-
 return {
   name = "citation_support",
   description = "Each cited claim should share most of its content words with the cited source.",
@@ -31,60 +19,36 @@ return {
 
   evaluate = function(t, params)
     if type(t.output) ~= "string" then return result.skip("no output") end
-    local citations = trace.is_array(t.citations) and t.citations or {}
-    local fetched, found = trace.sources(t)
-
-    local source_tokens = {} -- k -> set(T(source)) or false when k has no source
-    local function source_of(k)
-      if source_tokens[k] == nil then
-        local url = citations[k]
-        local source
-        if type(url) == "string" then
-          local key = text.url_key(url)
-          if key ~= "" then source = fetched[key] or found[key] end
-        end
-        source_tokens[k] = source and text.Set():add_tokens(source) or false
+    local cited, counts = trace.cited_pairs(t)
+    local claims, sources = {}, {} -- Sets: one per claim sentence, one per cited source
+    local supported, missing = 0, {}
+    for _, pair in ipairs(cited) do
+      local claim = claims[pair.sentence]
+      if not claim then
+        claim = text.Set():add_content(pair.claim)
+        claims[pair.sentence] = claim
       end
-      return source_tokens[k]
-    end
-
-    local pairs_, supported, invalid, cited, claims = 0, 0, 0, 0, 0
-    local missing = {}
-    for _, sentence in ipairs(text.sentences(t.output)) do
-      if not text.starts_with_marker(sentence) then
-        claims = claims + 1
-        local claim, claim_size
-        local has_valid = false
-        for _, k in ipairs(distinct_markers(sentence)) do
-          if k >= 1 and k <= #citations then
-            has_valid = true
-            pairs_ = pairs_ + 1
-            if claim == nil then
-              claim = text.Set():add_content(text.strip_markers(sentence))
-              claim_size = #claim
-            end
-            local source = source_of(k)
-            local support
-            if not source then
-              missing[k] = true
-              support = 0
-            elseif claim_size == 0 then
-              support = 1
-            else
-              support = claim:intersection_size(source) / claim_size
-            end
-            if support >= params.min_support then supported = supported + 1 end
-          else
-            invalid = invalid + 1
-          end
+      local support
+      if not pair.source then
+        missing[pair.k] = true
+        support = 0
+      elseif #claim == 0 then
+        support = 1
+      else
+        local source = sources[pair.k]
+        if not source then
+          source = text.Set():add_tokens(pair.source)
+          sources[pair.k] = source
         end
-        if has_valid then cited = cited + 1 end
+        support = claim:intersection_size(source) / #claim
       end
+      if support >= params.min_support then supported = supported + 1 end
     end
+    local pairs_, invalid = #cited, counts.invalid_markers
 
     if pairs_ == 0 then
       return result.skip("no citation markers pointing into citations",
-        { invalid_markers = invalid, sentences = claims })
+        { invalid_markers = invalid, sentences = counts.sentences })
     end
     local score = supported / pairs_
     return {
@@ -95,8 +59,8 @@ return {
         supported = supported,
         invalid_markers = invalid,
         missing_sources = text.size(missing),
-        cited_sentences = cited,
-        sentences = claims,
+        cited_sentences = counts.cited_sentences,
+        sentences = counts.sentences,
       },
     }
   end,

@@ -88,4 +88,45 @@ function M.sources(trace)
   return fetched, found
 end
 
+-- The (claim, citation) pairs of a report (docs/metrics.md, citation_support): every sentence
+-- of the output that is not a reference-list entry ("[3] Title: https://..."), with each
+-- distinct marker [k] it carries, in order, for k in 1..#citations. Returns the pairs, each
+-- {sentence = its claim sentence's number, claim = the sentence without markers, k = k,
+-- source = the source text of citations[k] (first fetch of its URL key, else the first search
+-- result's "title snippet") or nil}, and the counts {sentences = claim sentences,
+-- cited_sentences = those with a pair, invalid_markers = distinct (sentence, k) with k
+-- outside 1..#citations}.
+function M.cited_pairs(trace)
+  local text = assay.text
+  local citations = M.is_array(trace.citations) and trace.citations or {}
+  local fetched, found = M.sources(trace)
+  local function source_of(k)
+    local url = citations[k]
+    if type(url) ~= "string" then return nil end
+    local key = text.url_key(url)
+    if key == "" then return nil end
+    return fetched[key] or found[key]
+  end
+  local cited, counts = {}, { sentences = 0, cited_sentences = 0, invalid_markers = 0 }
+  for _, sentence in ipairs(text.sentences(M.text(trace.output))) do
+    if not text.starts_with_marker(sentence) then
+      counts.sentences = counts.sentences + 1
+      local seen, claim = {}, nil
+      for _, k in ipairs(text.markers(sentence)) do
+        if not seen[k] then
+          seen[k] = true
+          if k >= 1 and k <= #citations then
+            claim = claim or text.strip_markers(sentence)
+            cited[#cited + 1] = { sentence = counts.sentences, claim = claim, k = k, source = source_of(k) }
+          else
+            counts.invalid_markers = counts.invalid_markers + 1
+          end
+        end
+      end
+      if claim then counts.cited_sentences = counts.cited_sentences + 1 end
+    end
+  end
+  return cited, counts
+end
+
 return M

@@ -23,17 +23,6 @@ Source:
 
 Does the source support the claim? Answer with the JSON object only.]]
 
--- The source text of a cited URL: its first fetch, else its first search result.
-local function source_texts(t)
-  local fetched, found = trace.sources(t)
-  return function(url)
-    if type(url) ~= "string" then return nil end
-    local key = text.url_key(url)
-    if key == "" then return nil end
-    return fetched[key] or found[key]
-  end
-end
-
 return {
   name = "claim_support_llm",
   description = "A model judges whether each cited source supports its claim; score = supported / pairs.",
@@ -42,33 +31,21 @@ return {
 
   evaluate = function(t, params)
     if type(t.output) ~= "string" then return result.skip("no output") end
-    local citations = trace.is_array(t.citations) and t.citations or {}
-    local source_of = source_texts(t)
-
-    local pairs_, requests, judged = {}, {}, {}
-    for _, sentence in ipairs(text.sentences(t.output)) do
-      if not text.starts_with_marker(sentence) then
-        local seen = {}
-        for _, k in ipairs(text.markers(sentence)) do
-          if k >= 1 and k <= #citations and not seen[k] then
-            seen[k] = true
-            local pair = { claim = text.strip_markers(sentence), k = k, source = source_of(citations[k]) }
-            pairs_[#pairs_ + 1] = pair
-            if pair.source and #requests < params.max_pairs then
-              requests[#requests + 1] = {
-                model = params.model ~= "" and params.model or nil,
-                temperature = 0,
-                max_tokens = 150,
-                messages = {
-                  { role = "system", content = SYSTEM },
-                  { role = "user", content = llm.prompt(USER, {
-                      claim = pair.claim, source = llm.clip(pair.source, params.max_source_chars) }) },
-                },
-              }
-              judged[#requests] = pair
-            end
-          end
-        end
+    local pairs_ = trace.cited_pairs(t)
+    local requests, judged = {}, {}
+    for _, pair in ipairs(pairs_) do
+      if pair.source and #requests < params.max_pairs then
+        requests[#requests + 1] = {
+          model = params.model ~= "" and params.model or nil,
+          temperature = 0,
+          max_tokens = 150,
+          messages = {
+            { role = "system", content = SYSTEM },
+            { role = "user", content = llm.prompt(USER, {
+                claim = pair.claim, source = llm.clip(pair.source, params.max_source_chars) }) },
+          },
+        }
+        judged[#requests] = pair
       end
     end
     if #pairs_ == 0 then return result.skip("no cited claims") end
