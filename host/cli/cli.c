@@ -302,6 +302,7 @@ static int cmd_check(cli_options *o, char **args, int arg_count) {
     if (arg_count == 0) return usage_error("%s", "check needs at least one plugin file or directory");
     char **plugins = NULL;
     size_t count = 0;
+    int failed = 0;
     for (int i = 0; i < arg_count; i++) {
         size_t before = count;
         if (!check_expand(args[i], &plugins, &count)) {
@@ -310,21 +311,17 @@ static int cmd_check(cli_options *o, char **args, int arg_count) {
             free(plugins);
             return CLI_EXIT_USAGE;
         }
-        if (count == before) printf("FAIL %s: no *.lua plugin files in this directory\n", args[i]);
-    }
-    int failed = 0;
-    for (int i = 0; i < arg_count; i++) { /* an empty directory fails the check too */
-        struct stat st;
-        if (stat(args[i], &st) == 0 && S_ISDIR(st.st_mode)) {
-            bool has_any = false;
-            for (size_t k = 0; k < count && !has_any; k++)
-                has_any = strncmp(plugins[k], args[i], strlen(args[i])) == 0;
-            failed += !has_any;
+        if (count == before) { /* a directory without plugins fails the check */
+            printf("FAIL %s: no *.lua plugin files in this directory\n", args[i]);
+            failed++;
         }
     }
     for (size_t i = 0; i < count; i++) {
         assay_options *single = assay_options_new();
-        if (!single) return CLI_EXIT_IO;
+        if (!single) {
+            failed++;
+            break;
+        }
         assay_options_add_plugin_path(single, plugins[i]);
         char lib[PATH_MAX + 8];
         snprintf(lib, sizeof lib, "%s/lib", cli_shipped_plugin_dir());
