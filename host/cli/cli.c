@@ -285,7 +285,10 @@ static bool check_expand(const char *arg, char ***list, size_t *count) {
             buf path;
             buf_init(&path);
             buf_printf(&path, "%s%s%s", arg, arg[strlen(arg) - 1] == '/' ? "" : "/", e->d_name);
-            if (buf_failed(&path)) break;
+            if (buf_failed(&path)) {
+                buf_free(&path);
+                break;
+            }
             (*list)[(*count)++] = buf_steal(&path);
         }
         closedir(dir);

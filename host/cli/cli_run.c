@@ -518,20 +518,12 @@ int cli_run(cli_options *o) {
         fprintf(stderr, "assay: %s\n", err.message);
         return CLI_EXIT_USAGE;
     }
-    if (!o->has_llm && refuse_without_llm(r.host)) {
-        assay_host_close(r.host, NULL);
-        uv_run(r.loop, UV_RUN_DEFAULT);
-        uv_loop_close(r.loop);
-        buf_free(&r.pending);
-        buf_free(&r.writing);
-        return CLI_EXIT_USAGE;
-    }
     /* opened only once the plugins load and the store opens, so that neither error leaves
      * an earlier output file touched (resuming, the store needs the output's position) */
     bool has_output = o->output && strcmp(o->output, "-") != 0;
     if (has_output) r.out_name = o->output;
-    if ((o->db && !o->is_resume && open_store(&r) != 0) || (has_output && open_output(&r) != 0) ||
-        (o->db && o->is_resume && open_store(&r) != 0)) {
+    if ((!o->has_llm && refuse_without_llm(r.host)) || (o->db && !o->is_resume && open_store(&r) != 0) ||
+        (has_output && open_output(&r) != 0) || (o->db && o->is_resume && open_store(&r) != 0)) {
         store_writer_abandon(r.store);
         journal_free(r.jr, false); /* resuming: still there for the next try */
         if (r.out_fd > 1) close(r.out_fd);
