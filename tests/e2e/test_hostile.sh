@@ -56,12 +56,7 @@ with open(sys.argv[1], "wb") as f:
         f.write(block)
     f.write(b'"}\n{"id":"ok3"}\n')
 PY
-python3 -c '
-import resource, subprocess, sys
-rc = subprocess.call(sys.argv[1:], stdout=open(sys.argv[-1] + ".out", "w"), stderr=subprocess.DEVNULL)
-print(rc, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024)
-' "$ASSAY" run --no-timing -j 2 -e "$TMP/ev/id.lua" "$TMP/huge.jsonl" >"$TMP/huge.rss"
-read -r rc rss <"$TMP/huge.rss"
+run_measured "$TMP/huge.jsonl.out" "$ASSAY" run --no-timing -j 2 -e "$TMP/ev/id.lua" "$TMP/huge.jsonl"
 check "a 300 MB line: exit 3" 3 "$rc"
 check_contains "it gets an input error naming the limit" "$TMP/huge.jsonl.out" "$TMP/huge.jsonl:2: line of 314572820 bytes is longer than the 64 MiB limit; skipped"
 check_contains "the next line is scored" "$TMP/huge.jsonl.out" '"label":"ok3"'
@@ -76,12 +71,7 @@ import sys
 with open(sys.argv[1], "wb") as f:
     f.write(b'{"id":"ok0"}\n{"id":"zeros","x":[' + b"0," * 10000000 + b'0]}\n{"id":"ok4"}\n')
 PY
-python3 -c '
-import resource, subprocess, sys
-rc = subprocess.call(sys.argv[1:], stdout=open(sys.argv[-1] + ".out", "w"), stderr=subprocess.DEVNULL)
-print(rc, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024)
-' "$ASSAY" run --no-timing -j 2 -e "$TMP/ev/id.lua" "$TMP/zeros.jsonl" >"$TMP/zeros.rss"
-read -r rc rss <"$TMP/zeros.rss"
+run_measured "$TMP/zeros.jsonl.out" "$ASSAY" run --no-timing -j 2 -e "$TMP/ev/id.lua" "$TMP/zeros.jsonl"
 check "a line of 10 million values: exit 3" 3 "$rc"
 check_contains "it gets an input error naming the bound" "$TMP/zeros.jsonl.out" "$TMP/zeros.jsonl:2: would take 934 MiB to parse, more than the 256 MiB a trace may (too many values); skipped"
 check_contains "the next line is scored" "$TMP/zeros.jsonl.out" '"label":"ok4"'

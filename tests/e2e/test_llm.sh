@@ -38,12 +38,7 @@ return { name = "big_bodies", evaluate = function(t)
 end }
 EOF
 printf '%s\n' '{"id":"many","n":24,"size":2000000}' '{"id":"few","n":3,"size":2000000}' >"$TMP/big.jsonl"
-python3 -c '
-import resource, subprocess, sys
-rc = subprocess.call(sys.argv[1:], stdout=open(sys.argv[-1] + ".out", "w"), stderr=subprocess.DEVNULL)
-print(rc, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024)
-' "$ASSAY" run --no-db --no-timing -j 1 --memory-mb 16 -e "$TMP/big/big_bodies.lua" "$TMP/big.jsonl" >"$TMP/big.rss"
-read -r rc rss <"$TMP/big.rss"
+run_measured "$TMP/big.jsonl.out" "$ASSAY" run --no-db --no-timing -j 1 --memory-mb 16 -e "$TMP/big/big_bodies.lua" "$TMP/big.jsonl"
 check "responses past the memory limit: exit 3" 3 "$rc"
 check_contains "they fail with an http error naming the limit" "$TMP/big.jsonl.out" 'larger than the plugin'"'"'s memory limit (16 MiB)'
 check_contains "3 bodies of 2 MB within the limit are read" "$TMP/big.jsonl.out" '"details":{"bytes":6000000'

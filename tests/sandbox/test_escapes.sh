@@ -73,12 +73,7 @@ check_contains "the next trace scores normally" "$TMP/many.out" '{"trace_id":"af
 # assay.json.decode, and the small-block pool's chunks (peak RSS bounded, next trace fine)
 for f in tests/sandbox/memory/*.lua; do
     name=$(basename "$f" .lua)
-    python3 -c '
-import resource, subprocess, sys
-rc = subprocess.call(sys.argv[1:], stdout=open(sys.argv[-1], "w"), stderr=subprocess.DEVNULL)
-print(rc, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024)
-' "$ASSAY" run -j 1 --no-db --no-timing --timeout-ms 20000 --memory-mb 32 -e "$f" "$TMP/in.jsonl" -o "$TMP/$name.out" >"$TMP/$name.rss"
-    read -r rc rss <"$TMP/$name.rss"
+    run_measured /dev/null "$ASSAY" run -j 1 --no-db --no-timing --timeout-ms 20000 --memory-mb 32 -e "$f" "$TMP/in.jsonl" -o "$TMP/$name.out"
     check_contains "$name: the next trace scores normally" "$TMP/$name.out" "{\"trace_id\":\"after\",\"evaluator\":\"$name\",\"step\":null,\"score\":1,"
     case "${ASSAY_BUILD:-build}" in
     *asan*) ok "$name: peak RSS is measured on the plain build (ASan's shadow memory inflates it)" ;;
