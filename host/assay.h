@@ -23,6 +23,12 @@
  * Errors: functions return ASSAY_OK (0) or a negative ASSAY_E* code; assay_strerror names
  * it, and functions that can fail for a reason worth a sentence fill an assay_error.
  * The library never prints and never exits.
+ *
+ * Structs the library fills (assay_record, assay_plugin_info, assay_io_stats) are passed
+ * with their size: `assay_result_record(r, i, &rec, sizeof rec)`. Fields are only ever
+ * added at their end, so a program built against an older assay.h keeps working with a
+ * newer libassay (it gets the fields it knows), and one built against a newer assay.h finds
+ * the fields an older library does not know zeroed.
  */
 #ifndef ASSAY_H
 #define ASSAY_H
@@ -45,6 +51,12 @@ extern "C" {
 
 /* The version of the library actually linked, e.g. "0.1.0". */
 const char *assay_version(void);
+
+/* Why the sandbox does not provide a global (field NULL) or a field of one of its library
+ * globals ("os", "getenv"): a sentence, or NULL when plugins have it. For static checks of
+ * plugin source, such as `assay check`; the sandbox's own environment is built from the
+ * same lists. */
+const char *assay_sandbox_withheld(const char *global, const char *field);
 
 enum {
     ASSAY_OK = 0,
@@ -193,9 +205,11 @@ typedef struct assay_io_stats {
     unsigned inflight_cap;  /* the adaptive concurrency cap now */
     unsigned peak_inflight;
 } assay_io_stats;
-void assay_host_io_stats(const assay_host *host, assay_io_stats *stats);
-/* Fills info for plugin i (in run order); EINVAL if i is out of range. */
-int assay_host_plugin_info(const assay_host *host, size_t i, assay_plugin_info *info);
+/* Fills stats (pass sizeof *stats, see "Structs the library fills" above); zeros without
+ * an HTTP client. */
+int assay_host_io_stats(const assay_host *host, assay_io_stats *stats, size_t stats_size);
+/* Fills info for plugin i (in run order; pass sizeof *info); EINVAL if i is out of range. */
+int assay_host_plugin_info(const assay_host *host, size_t i, assay_plugin_info *info, size_t info_size);
 
 /* Reads the plugin files and directories of the options again (new files in a directory
  * included), loads them and swaps them in: traces submitted from now on use the new
@@ -261,7 +275,9 @@ const char *assay_result_group(const assay_result *result);
 size_t assay_result_record_count(const assay_result *result);
 /* Nonzero when the sample left this trace out (assay_options_set_sample): no records. */
 int assay_result_is_sampled_out(const assay_result *result);
-int assay_result_record(const assay_result *result, size_t i, assay_record *record);
+/* Fills record with record i (pass sizeof *record); EINVAL when i is out of range. The
+ * strings live as long as the result. */
+int assay_result_record(const assay_result *result, size_t i, assay_record *record, size_t record_size);
 /* All records as JSON lines (docs/format.md), each ending in '\n'. */
 const char *assay_result_jsonl(const assay_result *result, size_t *len);
 /* Record i's own JSON line, without its '\n', in the result's memory; NULL when i is out

@@ -85,6 +85,10 @@ _Static_assert((int)ASSAY_KIND_NONE == (int)SANDBOX_OK && (int)ASSAY_KIND_RUNTIM
 
 const char *assay_version(void) { return ASSAY_VERSION_STRING; }
 
+const char *assay_sandbox_withheld(const char *global, const char *field) {
+    return global ? sandbox_withheld(global, field) : NULL;
+}
+
 const char *assay_strerror(int status) {
     switch (status) {
     case ASSAY_OK: return "ok";
@@ -576,11 +580,20 @@ int assay_host_reload(assay_host *h, assay_error *err) {
 
 void *assay_host_user_data(const assay_host *h) { return h ? h->user_data : NULL; }
 
-void assay_host_io_stats(const assay_host *h, assay_io_stats *stats) {
-    if (!stats) return;
-    memset(stats, 0, sizeof *stats);
-    if (!h || !h->http) return;
-    http_client_stats(h->http, stats);
+/* Copies a public struct into the caller's, whose size says which version of assay.h it
+ * was built with: fields are only ever added at the end, so an older program gets the
+ * fields it knows and a newer one finds the rest zeroed. */
+static int copy_sized(void *to, size_t to_size, const void *from, size_t from_size) {
+    if (!to || to_size == 0) return ASSAY_EINVAL;
+    memset(to, 0, to_size);
+    memcpy(to, from, to_size < from_size ? to_size : from_size);
+    return ASSAY_OK;
+}
+
+int assay_host_io_stats(const assay_host *h, assay_io_stats *stats, size_t stats_size) {
+    assay_io_stats s = {0};
+    if (h && h->http) http_client_stats(h->http, &s);
+    return copy_sized(stats, stats_size, &s, sizeof s);
 }
 
 unsigned assay_host_worker_count(const assay_host *h) {
@@ -599,15 +612,15 @@ size_t assay_host_plugin_count(const assay_host *h) {
     return n;
 }
 
-int assay_host_plugin_info(const assay_host *h, size_t i, assay_plugin_info *info) {
+int assay_host_plugin_info(const assay_host *h, size_t i, assay_plugin_info *info, size_t info_size) {
     if (!h || !info) return ASSAY_EINVAL;
     int status = ASSAY_EINVAL;
     uv_mutex_lock((uv_mutex_t *)&h->lock);
     const generation *g = h->gen;
     if (i < g->plugin_count) {
         const sandbox_info *s = sandbox_get_info(g->plugins[i].probe);
-        *info = (assay_plugin_info){s->name, g->plugins[i].path, s->scope, s->description, s->params_json};
-        status = ASSAY_OK;
+        assay_plugin_info full = {s->name, g->plugins[i].path, s->scope, s->description, s->params_json};
+        status = copy_sized(info, info_size, &full, sizeof full);
     }
     uv_mutex_unlock((uv_mutex_t *)&h->lock);
     return status;
@@ -763,7 +776,7 @@ const char *assay_result_jsonl(const assay_result *r, size_t *len) {
  * (out of memory) reads as absent rather than as someone else's bytes. */
 const char *assay_result_record_jsonl(const assay_result *r, size_t i, size_t *len) {
     if (!r || i >= r->out.count) return NULL;
-    const sandbox_record *s = &r->out.records[i];
+    const record *s = &r->out.records[i];
     if (buf_failed(&r->out.jsonl) || s->line_at + s->line_len > r->out.jsonl.len) return NULL;
     if (len) *len = s->line_len;
     return r->out.jsonl.data + s->line_at;
@@ -771,16 +784,16 @@ const char *assay_result_record_jsonl(const assay_result *r, size_t i, size_t *l
 
 const char *assay_result_record_details(const assay_result *r, size_t i, size_t *len) {
     if (!r || i >= r->out.count) return NULL;
-    const sandbox_record *s = &r->out.records[i];
+    const record *s = &r->out.records[i];
     if (!s->details_len || buf_failed(&r->out.jsonl) || s->details_at + s->details_len > r->out.jsonl.len) return NULL;
     if (len) *len = s->details_len;
     return r->out.jsonl.data + s->details_at;
 }
 
-int assay_result_record(const assay_result *r, size_t i, assay_record *rec) {
+int assay_result_record(const assay_result *r, size_t i, assay_record *rec, size_t rec_size) {
     if (!r || !rec || i >= r->out.count) return ASSAY_EINVAL;
-    const sandbox_record *s = &r->out.records[i];
-    *rec = (assay_record){
+    const record *s = &r->out.records[i];
+    assay_record full = {
         .evaluator = s->evaluator < r->gen->plugin_count ? sandbox_get_info(r->gen->plugins[s->evaluator].probe)->name
                                                         : NULL,
         .evaluator_index = s->evaluator,
@@ -793,5 +806,5 @@ int assay_result_record(const assay_result *r, size_t i, assay_record *rec) {
         .error_message = s->error_message,
         .ms = s->ms,
     };
-    return ASSAY_OK;
+    return copy_sized(rec, rec_size, &full, sizeof full);
 }

@@ -57,11 +57,11 @@ struct assay_result {
     char *trace_id;             /* owned, NULL on input errors */
     char *group;                /* owned, may be NULL */
     bool is_sampled_out;        /* left out by assay_options_set_sample: no records */
-    sandbox_output out;
+    record_list out;
     /* while plugins run or wait on I/O (worker.c) */
     cJSON *trace;               /* parsed text, owned; read by every worker that helps */
     size_t first_waiting;       /* plugins after it write to parts, merged in order at the end */
-    sandbox_output *parts;      /* owned, one per plugin: NULL until a plugin waits, unless shared */
+    record_list *parts;      /* owned, one per plugin: NULL until a plugin waits, unless shared */
     /* A trace submitted while other workers are idle is shared with them (host.c picks
      * them): each worker claims the next plugin not yet started, so the trace takes as
      * long as its slowest plugins, not their sum. */

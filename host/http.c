@@ -454,7 +454,7 @@ static void pump(http_client *c) {
         if (!c->ready_head) c->ready_tail = NULL;
         r->next = NULL;
         if (r->is_llm && c->cfg.max_tokens_total > 0 && c->tokens_used >= c->cfg.max_tokens_total) {
-            fail(c, r, "not sent: the spend cap of %ld tokens (--max-tokens-total) was reached", c->cfg.max_tokens_total);
+            fail(c, r, "not sent: the spend cap of %ld tokens was reached", c->cfg.max_tokens_total);
             continue;
         }
         if (c->cfg.rps > 0) c->rps_tokens -= 1.0;

@@ -35,7 +35,7 @@ struct worker {
 
 static void job_free_parts(job *j, size_t count) {
     if (!j->parts) return;
-    for (size_t i = 0; i < count; i++) sandbox_output_free(&j->parts[i]);
+    for (size_t i = 0; i < count; i++) record_list_free(&j->parts[i]);
     free(j->parts);
     j->parts = NULL;
 }
@@ -47,37 +47,19 @@ void job_free(job *j) {
     free(j->source);
     free(j->trace_id);
     free(j->group);
-    sandbox_output_free(&j->out);
+    record_list_free(&j->out);
     free(j);
 }
 
 /* ------------------------------------------------------------------- evaluating a job */
 
 void job_input_error(job *j, const char *fmt, ...) {
-    char what[400], message[512];
+    char what[400];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
-    /* "file:line: what", the form editors jump to */
-    snprintf(message, sizeof message, "%s:%llu: %s", j->source ? j->source : "line", (unsigned long long)j->line, what);
-    buf *b = &j->out.jsonl;
-    size_t line_at = b->len;
-    buf_puts(b, "{\"trace_id\":null,\"evaluator\":null,\"line\":");
-    buf_printf(b, "%llu", (unsigned long long)j->line);
-    if (j->source) {
-        buf_puts(b, ",\"file\":");
-        buf_json_cstring(b, j->source);
-    }
-    buf_puts(b, ",\"error\":{\"kind\":\"input\",\"message\":");
-    buf_json_cstring(b, message);
-    buf_puts(b, "}}\n");
-    sandbox_record *r = sandbox_output_add(&j->out);
-    if (!r) return;
-    r->line_at = line_at, r->line_len = b->len - 1 - line_at;
-    r->evaluator = SIZE_MAX;
-    r->error = SANDBOX_ERR_INPUT;
-    r->error_message = strdup(message);
+    record_add_input_error(&j->out, j->source, j->line, what);
 }
 
 static const char *json_type_name(const cJSON *item) {
@@ -112,19 +94,8 @@ static char *group_value(const cJSON *trace, const char *group_by) {
 
 /* Appends the records of the plugins that wrote to parts, in plugin order. */
 static void job_merge_parts(job *j, size_t count) {
-    for (size_t i = j->is_shared ? 0 : j->first_waiting + 1; j->parts && i < count; i++) {
-        sandbox_output *part = &j->parts[i];
-        size_t base = j->out.jsonl.len;
-        buf_append(&j->out.jsonl, part->jsonl.data, part->jsonl.len);
-        for (size_t r = 0; r < part->count; r++) {
-            sandbox_record *to = sandbox_output_add(&j->out);
-            if (!to) break;
-            *to = part->records[r];
-            to->line_at += base;
-            if (to->details_len) to->details_at += base;
-            part->records[r].label = part->records[r].error_message = NULL; /* moved */
-        }
-    }
+    for (size_t i = j->is_shared ? 0 : j->first_waiting + 1; j->parts && i < count; i++)
+        record_list_move(&j->out, &j->parts[i]);
 }
 
 static void job_finish(worker *w, job *j) {
@@ -175,7 +146,7 @@ static void job_claim(worker *w, job *j) {
     for (;;) {
         size_t i = atomic_fetch_add(&j->next_plugin, 1);
         if (i >= count) return;
-        sandbox_output *out = j->is_shared || i > j->first_waiting ? &j->parts[i] : &j->out;
+        record_list *out = j->is_shared || i > j->first_waiting ? &j->parts[i] : &j->out;
         sandbox_task *t = sandbox_evaluate(w->sandboxes[i], j->trace, j->trace_id, out, j);
         if (!t) {
             job_release(w, j);

@@ -309,7 +309,7 @@ bad_json:
     return;
 no_model:
     buf_free(&body);
-    luaL_error(L, "%s: no model (pass model=, or --llm-model / ASSAY_LLM_MODEL)", what);
+    luaL_error(L, "%s: no model (pass model=, or configure a default model for the run)", what);
 }
 
 /* assay.llm.chat{messages=, model=, temperature=, response_format=, max_tokens=}
@@ -359,7 +359,7 @@ static int llm_embed(lua_State *L) {
     }
     if (!append_model(L, 1, what, &body)) {
         buf_free(&body);
-        luaL_error(L, "%s: no model (pass model=, or --llm-model / ASSAY_LLM_MODEL)", what);
+        luaL_error(L, "%s: no model (pass model=, or configure a default model for the run)", what);
     }
     buf_putc(&body, '}');
     lua_settop(L, 1);
@@ -408,6 +408,60 @@ static void push_usage(lua_State *L, const sandbox_io *io) {
     lua_setfield(L, -2, "output_tokens");
 }
 
+/* Pushes the chat answer of an OpenAI-style completion; NULL, or what is wrong with it. */
+static const char *push_chat(lua_State *L, const cJSON *root, const sandbox_io *io) {
+    const cJSON *choices = cJSON_GetObjectItemCaseSensitive(root, "choices");
+    const cJSON *first = cJSON_IsArray(choices) ? choices->child : NULL;
+    const cJSON *message = cJSON_GetObjectItemCaseSensitive(first, "message");
+    const cJSON *content = cJSON_GetObjectItemCaseSensitive(message, "content");
+    if (!cJSON_IsString(content)) return "the response has no choices[1].message.content string";
+    lua_createtable(L, 0, 4);
+    lua_pushstring(L, content->valuestring);
+    lua_setfield(L, -2, "text");
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
+    if (cJSON_IsString(model)) lua_pushstring(L, model->valuestring), lua_setfield(L, -2, "model");
+    const cJSON *finish = cJSON_GetObjectItemCaseSensitive(first, "finish_reason");
+    if (cJSON_IsString(finish)) lua_pushstring(L, finish->valuestring), lua_setfield(L, -2, "finish_reason");
+    push_usage(L, io);
+    lua_setfield(L, -2, "usage");
+    return NULL;
+}
+
+/* Pushes the vectors of an OpenAI-style embeddings answer, each at its "index"; NULL, or
+ * what is wrong with it (checked whole before anything is pushed). */
+static const char *push_embeddings(lua_State *L, const cJSON *root, const sandbox_io *io) {
+    const cJSON *data = cJSON_GetObjectItemCaseSensitive(root, "data");
+    int n = cJSON_GetArraySize(data);
+    if (!cJSON_IsArray(data) || n == 0) return "the response has no data list";
+    int i = 0;
+    for (const cJSON *item = data->child; item; item = item->next, i++) {
+        const cJSON *index = cJSON_GetObjectItemCaseSensitive(item, "index");
+        const cJSON *embedding = cJSON_GetObjectItemCaseSensitive(item, "embedding");
+        int at = cJSON_IsNumber(index) ? (int)index->valuedouble : i;
+        if (!cJSON_IsArray(embedding) || at < 0 || at >= n) return "an embedding in data is not a list of numbers";
+        for (const cJSON *x = embedding->child; x; x = x->next)
+            if (!cJSON_IsNumber(x)) return "an embedding in data is not a list of numbers";
+    }
+    lua_createtable(L, 0, 2);
+    lua_createtable(L, n, 0);
+    i = 0;
+    for (const cJSON *item = data->child; item; item = item->next, i++) {
+        const cJSON *index = cJSON_GetObjectItemCaseSensitive(item, "index");
+        const cJSON *embedding = cJSON_GetObjectItemCaseSensitive(item, "embedding");
+        lua_createtable(L, cJSON_GetArraySize(embedding), 0);
+        lua_Integer k = 0;
+        for (const cJSON *x = embedding->child; x; x = x->next) {
+            lua_pushnumber(L, x->valuedouble);
+            lua_rawseti(L, -2, ++k);
+        }
+        lua_rawseti(L, -2, (cJSON_IsNumber(index) ? (lua_Integer)index->valuedouble : i) + 1);
+    }
+    lua_setfield(L, -2, "vectors");
+    push_usage(L, io);
+    lua_setfield(L, -2, "usage");
+    return NULL;
+}
+
 /* A memory error while pushing leaks the parsed cJSON tree; the evaluation fails anyway and
  * the state is rebuilt, and keeping the tree in a Lua userdata would cost every call. */
 bool net_push_response(lua_State *L, const sandbox_io *io, char *err, size_t errlen) {
@@ -432,60 +486,9 @@ bool net_push_response(lua_State *L, const sandbox_io *io, char *err, size_t err
         return false;
     }
     cJSON *root = cJSON_ParseWithLength(io->response_body.data ? io->response_body.data : "", io->response_body.len);
-    const char *problem = NULL;
-    if (!cJSON_IsObject(root)) {
-        problem = "the response is not a JSON object";
-    } else if (io->kind == SANDBOX_IO_CHAT) {
-        const cJSON *choices = cJSON_GetObjectItemCaseSensitive(root, "choices");
-        const cJSON *first = cJSON_IsArray(choices) ? choices->child : NULL;
-        const cJSON *message = cJSON_GetObjectItemCaseSensitive(first, "message");
-        const cJSON *content = cJSON_GetObjectItemCaseSensitive(message, "content");
-        if (!cJSON_IsString(content)) {
-            problem = "the response has no choices[1].message.content string";
-        } else {
-            lua_createtable(L, 0, 4);
-            lua_pushstring(L, content->valuestring);
-            lua_setfield(L, -2, "text");
-            const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
-            if (cJSON_IsString(model)) lua_pushstring(L, model->valuestring), lua_setfield(L, -2, "model");
-            const cJSON *finish = cJSON_GetObjectItemCaseSensitive(first, "finish_reason");
-            if (cJSON_IsString(finish)) lua_pushstring(L, finish->valuestring), lua_setfield(L, -2, "finish_reason");
-            push_usage(L, io);
-            lua_setfield(L, -2, "usage");
-        }
-    } else {
-        const cJSON *data = cJSON_GetObjectItemCaseSensitive(root, "data");
-        int n = cJSON_GetArraySize(data);
-        if (!cJSON_IsArray(data) || n == 0) problem = "the response has no data list";
-        int i = 0;
-        for (const cJSON *item = problem ? NULL : data->child; item && !problem; item = item->next, i++) {
-            const cJSON *index = cJSON_GetObjectItemCaseSensitive(item, "index");
-            const cJSON *embedding = cJSON_GetObjectItemCaseSensitive(item, "embedding");
-            int at = cJSON_IsNumber(index) ? (int)index->valuedouble : i;
-            if (!cJSON_IsArray(embedding) || at < 0 || at >= n) problem = "an embedding in data is not a list of numbers";
-            for (const cJSON *x = problem ? NULL : embedding->child; x; x = x->next)
-                if (!cJSON_IsNumber(x)) problem = "an embedding in data is not a list of numbers";
-        }
-        if (!problem) {
-            lua_createtable(L, 0, 2);
-            lua_createtable(L, n, 0);
-            i = 0;
-            for (const cJSON *item = data->child; item; item = item->next, i++) {
-                const cJSON *index = cJSON_GetObjectItemCaseSensitive(item, "index");
-                const cJSON *embedding = cJSON_GetObjectItemCaseSensitive(item, "embedding");
-                lua_createtable(L, cJSON_GetArraySize(embedding), 0);
-                lua_Integer k = 0;
-                for (const cJSON *x = embedding->child; x; x = x->next) {
-                    lua_pushnumber(L, x->valuedouble);
-                    lua_rawseti(L, -2, ++k);
-                }
-                lua_rawseti(L, -2, (cJSON_IsNumber(index) ? (lua_Integer)index->valuedouble : i) + 1);
-            }
-            lua_setfield(L, -2, "vectors");
-            push_usage(L, io);
-            lua_setfield(L, -2, "usage");
-        }
-    }
+    const char *problem = !cJSON_IsObject(root)            ? "the response is not a JSON object"
+                          : io->kind == SANDBOX_IO_CHAT ? push_chat(L, root, io)
+                                                        : push_embeddings(L, root, io);
     cJSON_Delete(root);
     if (problem) {
         buf_excerpt(&io->response_body, text, sizeof text);

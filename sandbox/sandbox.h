@@ -1,8 +1,9 @@
 /* sandbox.h - one evaluator plugin loaded into its own sandboxed Lua state.
  *
- * The sandbox owns the Lua side of assay: state creation, the allow-listed environment,
- * memory and time limits, the host modules (`assay.text`, `assay.json`) and the conversion
- * of traces in and records out. It knows nothing of libuv or threads: a sandbox is used by
+ * The sandbox owns the Lua side of assay: its files are sandbox.c (states and limits),
+ * env.c (the allow-listed environment), load.c (loading a plugin), task.c (running
+ * evaluate, the I/O bridge), record.c (result records), and the host modules (text.c,
+ * convert.c, net.c, ...) with their helpers. It knows nothing of libuv or threads: a sandbox is used by
  * one thread at a time, and the host decides which.
  */
 #ifndef ASSAY_SANDBOX_H
@@ -15,20 +16,7 @@
 #include <cjson/cJSON.h>
 
 #include "../host/base/buf.h"
-
-/* Error kinds of docs/format.md, in the order of assay.h's ASSAY_KIND_* values (host.c
- * asserts it). */
-typedef enum {
-    SANDBOX_OK = 0,
-    SANDBOX_ERR_RUNTIME,
-    SANDBOX_ERR_TIMEOUT,
-    SANDBOX_ERR_MEMORY,
-    SANDBOX_ERR_HTTP,
-    SANDBOX_ERR_INPUT,
-    SANDBOX_ERR_CONFIG,
-} sandbox_error_kind;
-
-const char *sandbox_error_kind_name(sandbox_error_kind kind);
+#include "record.h"
 
 typedef struct sandbox_param_override {
     const char *key;
@@ -65,32 +53,10 @@ typedef struct sandbox_info {
     const char *params_json;  /* effective params (defaults + overrides) as a JSON object */
 } sandbox_info;
 
-/* One record's numbers, for summaries and the library's result accessors. */
-typedef struct sandbox_record {
-    size_t evaluator;         /* set by the host: index of the plugin that wrote it */
-    long step;                /* -1 for trace scope */
-    double score;             /* valid when has_score */
-    bool has_score;
-    signed char pass;         /* -1 null, 0 false, 1 true */
-    sandbox_error_kind error;
-    double ms;
-    char *label;              /* owned, may be NULL */
-    char *error_message;      /* owned, may be NULL */
-    size_t line_at, line_len; /* its JSON line in the output's jsonl, without the '\n' */
-    size_t details_at, details_len; /* its details' JSON there; details_len 0 for null */
-} sandbox_record;
-
-/* Records produced for one trace by one or more sandboxes. */
-typedef struct sandbox_output {
-    buf jsonl;                /* the records as JSON lines, each ending in '\n' */
-    sandbox_record *records;
-    size_t count, cap;
-} sandbox_output;
-
-void sandbox_output_init(sandbox_output *out);
-void sandbox_output_free(sandbox_output *out);
-/* Appends a record (used by the host for input errors too). Takes copies of strings. */
-sandbox_record *sandbox_output_add(sandbox_output *out);
+/* Why the sandbox does not provide a global, or field of a library global (field NULL for
+ * the global itself): a sentence for a message, or NULL when it is provided. The same
+ * lists the environment is built from (env.c), for static checks of plugin source. */
+const char *sandbox_withheld(const char *global, const char *field);
 
 typedef struct sandbox sandbox;
 
@@ -105,7 +71,7 @@ const sandbox_info *sandbox_get_info(const sandbox *sb);
  * for a step-scoped one, appended to out. trace_id is the trace's "id". Never fails: every
  * problem becomes an error record, and a state that hit a limit is rebuilt before return. */
 typedef struct sandbox_task sandbox_task;
-sandbox_task *sandbox_evaluate(sandbox *sb, const cJSON *trace, const char *trace_id, sandbox_output *out,
+sandbox_task *sandbox_evaluate(sandbox *sb, const cJSON *trace, const char *trace_id, record_list *out,
                                void *owner);
 
 /* ------------------------------------------------------------- I/O of suspended evaluations

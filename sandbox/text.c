@@ -691,81 +691,71 @@ static const char *doc_text(lua_State *L, lua_Integer d, size_t *n) {
  * document; sums then run per document in the order its terms first appear, so the result
  * depends on the documents only. All scratch memory is one Lua userdata, so it counts
  * against the memory limit and cannot leak if an allocation raises. */
-static int l_tfidf_cosines(lua_State *L) {
-    lazy_check_table(L, 1);
-    lua_Integer ndocs = (lua_Integer)lua_rawlen(L, 1);
-    luaL_argcheck(L, ndocs < (lua_Integer)UINT32_MAX, 1, "too many documents");
-    size_t ndoc = (size_t)ndocs, total_tokens = 0, total_bytes = 0;
-    for (lua_Integer d = 1; d <= ndocs; d++) {
-        size_t n;
-        const char *s = doc_text(L, d, &n);
-        count_tokens(s, n, &total_tokens, &total_bytes);
-    }
-    luaL_argcheck(L, total_tokens < UINT32_MAX / 2, 1, "too many tokens");
-    size_t slots = 16;
-    while (slots < 2 * total_tokens) slots *= 2;
-    size_t bytes = slots * sizeof(uint32_t) + total_tokens * (sizeof(term) + sizeof(doc_term)) +
-                   (ndoc + 1) * sizeof(size_t) + total_bytes + TEXT_SLACK;
-    char *scratch = lua_newuserdatauv(L, bytes, 0);
-    uint32_t *table = (uint32_t *)scratch; /* term index + 1; 0 = empty slot */
-    term *terms = (term *)(table + slots);
-    doc_term *entries = (doc_term *)(terms + total_tokens);
-    size_t *doc_start = (size_t *)(entries + total_tokens);
-    char *arena = (char *)(doc_start + ndoc + 1);
-    memset(table, 0, slots * sizeof *table);
-    uint32_t nterms = 0;
-    size_t nentries = 0;
-    for (size_t d = 0; d < ndoc; d++) {
-        doc_start[d] = nentries;
-        size_t n, i = 0;
-        const char *s = doc_text(L, (lua_Integer)d + 1, &n);
-        const unsigned char *p = (const unsigned char *)s;
-        for (unsigned tokens = 0;; tokens++) {
-            /* found and lowercased into the arena in one pass; kept there only if new */
-            while (i < n && !text_token_lower[p[i]]) i++;
-            if (i == n) break;
-            if (tokens % 4096 == 4095) sandbox_check_limits(L);
-            size_t len = 0;
-            for (unsigned char c; i < n && (c = text_token_lower[p[i]]); i++) arena[len++] = (char)c;
-            if (text_is_stopword(arena, len)) continue;
-            uint64_t h = text_hash_slack(arena, len);
-            size_t slot = (size_t)h & (slots - 1);
-            term *t = NULL;
-            unsigned probes = 0;
-            for (; table[slot]; slot = (slot + 1) & (slots - 1)) {
-                if (++probes % 64 == 0) sandbox_check_limits(L); /* see TSET_LONG_PROBE */
-                term *c = &terms[table[slot] - 1];
-                if (c->hash == h && c->len == len && text_equal_slack(c->text, arena, len)) {
-                    t = c;
-                    break;
-                }
+/* The scratch of tfidf_cosines, carved from one userdata. */
+typedef struct tfidf_index {
+    uint32_t *table;         /* term index + 1 per hash slot; 0 = empty slot */
+    size_t slots;
+    term *terms;
+    uint32_t nterms;
+    doc_term *entries;       /* each document's distinct terms, documents one after another */
+    size_t nentries;
+    size_t *doc_start;       /* document d's entries start at doc_start[d] */
+    char *arena;             /* the terms' lowercased text */
+} tfidf_index;
+
+/* Counts the content tokens of document d (0-based) into the index. */
+static void tfidf_add_doc(lua_State *L, tfidf_index *ix, size_t d, const char *s, size_t n) {
+    ix->doc_start[d] = ix->nentries;
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0, slots = ix->slots;
+    for (unsigned tokens = 0;; tokens++) {
+        /* found and lowercased into the arena in one pass; kept there only if new */
+        while (i < n && !text_token_lower[p[i]]) i++;
+        if (i == n) break;
+        if (tokens % 4096 == 4095) sandbox_check_limits(L);
+        size_t len = 0;
+        for (unsigned char c; i < n && (c = text_token_lower[p[i]]); i++) ix->arena[len++] = (char)c;
+        if (text_is_stopword(ix->arena, len)) continue;
+        uint64_t h = text_hash_slack(ix->arena, len);
+        size_t slot = (size_t)h & (slots - 1);
+        term *t = NULL;
+        unsigned probes = 0;
+        for (; ix->table[slot]; slot = (slot + 1) & (slots - 1)) {
+            if (++probes % 64 == 0) sandbox_check_limits(L); /* see TSET_LONG_PROBE */
+            term *c = &ix->terms[ix->table[slot] - 1];
+            if (c->hash == h && c->len == len && text_equal_slack(c->text, ix->arena, len)) {
+                t = c;
+                break;
             }
-            if (!t) {
-                t = &terms[nterms];
-                *t = (term){h, arena, (uint32_t)len, 0, 0, 0, 0};
-                table[slot] = ++nterms;
-                arena += len;
-            }
-            if (t->last_doc != d + 1) { /* first time in this document */
-                t->last_doc = (uint32_t)d + 1;
-                t->df++;
-                t->count = 0;
-                entries[nentries++] = (doc_term){(uint32_t)(t - terms), 0};
-            }
-            t->count++;
-            if (d == 0) t->count0 = t->count;
         }
-        for (size_t e = doc_start[d]; e < nentries; e++) entries[e].count = terms[entries[e].term].count;
+        if (!t) {
+            t = &ix->terms[ix->nterms];
+            *t = (term){h, ix->arena, (uint32_t)len, 0, 0, 0, 0};
+            ix->table[slot] = ++ix->nterms;
+            ix->arena += len;
+        }
+        if (t->last_doc != d + 1) { /* first time in this document */
+            t->last_doc = (uint32_t)d + 1;
+            t->df++;
+            t->count = 0;
+            ix->entries[ix->nentries++] = (doc_term){(uint32_t)(t - ix->terms), 0};
+        }
+        t->count++;
+        if (d == 0) t->count0 = t->count;
     }
-    doc_start[ndoc] = nentries;
+    for (size_t e = ix->doc_start[d]; e < ix->nentries; e++) ix->entries[e].count = ix->terms[ix->entries[e].term].count;
+}
+
+/* Pushes {cos(d1, d2), ..., cos(d1, dN)} from the counted index. [-0, +1, m] */
+static void tfidf_push_cosines(lua_State *L, const tfidf_index *ix, size_t ndoc) {
     double norm0 = 0.0;
-    lua_createtable(L, ndocs > 1 ? (int)(ndocs - 1) : 0, 0);
+    lua_createtable(L, ndoc > 1 ? (int)(ndoc - 1) : 0, 0);
     for (size_t d = 0; d < ndoc; d++) {
         double dot = 0.0, norm2 = 0.0;
-        for (size_t e = doc_start[d]; e < doc_start[d + 1]; e++) {
-            const term *t = &terms[entries[e].term];
+        for (size_t e = ix->doc_start[d]; e < ix->doc_start[d + 1]; e++) {
+            const term *t = &ix->terms[ix->entries[e].term];
             double idf = log((1.0 + (double)ndoc) / (1.0 + (double)t->df)) + 1.0;
-            double w = (double)entries[e].count * idf;
+            double w = (double)ix->entries[e].count * idf;
             norm2 += w * w;
             dot += w * (double)t->count0 * idf;
         }
@@ -777,6 +767,37 @@ static int l_tfidf_cosines(lua_State *L) {
         lua_pushnumber(L, denominator == 0.0 ? 0.0 : dot / denominator);
         lua_rawseti(L, -2, (lua_Integer)d);
     }
+}
+
+static int l_tfidf_cosines(lua_State *L) {
+    lazy_check_table(L, 1);
+    lua_Integer ndocs = (lua_Integer)lua_rawlen(L, 1);
+    luaL_argcheck(L, ndocs < (lua_Integer)UINT32_MAX, 1, "too many documents");
+    size_t ndoc = (size_t)ndocs, total_tokens = 0, total_bytes = 0;
+    for (lua_Integer d = 1; d <= ndocs; d++) {
+        size_t n;
+        const char *s = doc_text(L, d, &n);
+        count_tokens(s, n, &total_tokens, &total_bytes);
+    }
+    luaL_argcheck(L, total_tokens < UINT32_MAX / 2, 1, "too many tokens");
+    tfidf_index ix = {.slots = 16};
+    while (ix.slots < 2 * total_tokens) ix.slots *= 2;
+    size_t bytes = ix.slots * sizeof(uint32_t) + total_tokens * (sizeof(term) + sizeof(doc_term)) +
+                   (ndoc + 1) * sizeof(size_t) + total_bytes + TEXT_SLACK;
+    char *scratch = lua_newuserdatauv(L, bytes, 0);
+    ix.table = (uint32_t *)scratch;
+    ix.terms = (term *)(ix.table + ix.slots);
+    ix.entries = (doc_term *)(ix.terms + total_tokens);
+    ix.doc_start = (size_t *)(ix.entries + total_tokens);
+    ix.arena = (char *)(ix.doc_start + ndoc + 1);
+    memset(ix.table, 0, ix.slots * sizeof *ix.table);
+    for (size_t d = 0; d < ndoc; d++) {
+        size_t n;
+        const char *s = doc_text(L, (lua_Integer)d + 1, &n);
+        tfidf_add_doc(L, &ix, d, s, n);
+    }
+    ix.doc_start[ndoc] = ix.nentries;
+    tfidf_push_cosines(L, &ix, ndoc);
     return 1;
 }
 

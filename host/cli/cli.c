@@ -94,7 +94,7 @@ static int list_body(assay_host *host, void *ctx) {
     (void)ctx;
     for (size_t i = 0; i < assay_host_plugin_count(host); i++) {
         assay_plugin_info info;
-        assay_host_plugin_info(host, i, &info);
+        assay_host_plugin_info(host, i, &info, sizeof info);
         printf("%-20s scope=%-8s %s\n", info.name, info.scope, info.path);
         if (*info.description) printf("    %s\n", info.description);
         printf("    params: %s\n", info.params_json);
@@ -112,18 +112,23 @@ static int cmd_list(cli_options *o) {
     return rc;
 }
 
-/* The static half of `assay check`: globals the sandbox withholds, found by a small Lua
- * lexer that skips comments and strings. A plugin that uses them would fail only when that
- * line runs, perhaps on one trace in a million. */
-static const char *const check_withheld[] = {"io", "debug", "package", "dofile", "loadfile", "loadstring",
-                                             "setfenv", "getfenv", "warn", NULL};
-static const char *const check_os_allowed[] = {"time", "clock", "date", "difftime", NULL};
-
-static bool in_list(const char *const *list, const char *s, size_t n) {
-    for (; *list; list++)
-        if (strlen(*list) == n && memcmp(*list, s, n) == 0) return true;
-    return false;
+const char *cli_hint(const char *message) {
+    static const struct { const char *phrase, *hint; } hints[] = {
+        {" ms time limit", "--timeout-ms MS raises the time limit"},
+        {" MiB memory limit", "--memory-mb MB raises the memory limit"},
+        {"no LLM endpoint configured", "pass --llm-url URL and --llm-model NAME (or set ASSAY_LLM_URL, ASSAY_LLM_MODEL)"},
+        {"no model (", "pass --llm-model NAME (or set ASSAY_LLM_MODEL)"},
+        {"the spend cap of ", "--max-tokens-total N raises the spend cap"},
+    };
+    for (size_t i = 0; message && i < sizeof hints / sizeof *hints; i++)
+        if (strstr(message, hints[i].phrase)) return hints[i].hint;
+    return NULL;
 }
+
+/* The static half of `assay check`: globals the sandbox withholds (the library says which,
+ * from the lists its environment is built from), found by a small Lua lexer that skips
+ * comments and strings. A plugin that uses them would fail only when that line runs,
+ * perhaps on one trace in a million. */
 
 /* Skips a long bracket [[...]] / [==[...]==] starting at s[i] == '['; returns the index
  * after it, or i if there is none. */
@@ -204,17 +209,16 @@ typedef struct withheld_scan {
 
 static void report_withheld(const char *word, size_t len, const char *field, size_t flen, int line, void *ctx) {
     withheld_scan *w = ctx;
-    if (in_list(check_withheld, word, len)) {
-        printf("  %s:%d: uses '%.*s', which the sandbox does not provide\n", w->path, line, (int)len, word);
+    char global[64], member[64];
+    if (len >= sizeof global || flen >= sizeof member) return; /* longer than any name withheld */
+    memcpy(global, word, len), global[len] = '\0';
+    memcpy(member, field, flen), member[flen] = '\0';
+    const char *why = assay_sandbox_withheld(global, NULL);
+    if (why) {
+        printf("  %s:%d: uses '%s': %s\n", w->path, line, global, why);
         w->problems++;
-        return;
-    }
-    bool is_os = len == 2 && memcmp(word, "os", 2) == 0, is_string = len == 6 && memcmp(word, "string", 6) == 0;
-    bool bad = flen && ((is_os && !in_list(check_os_allowed, field, flen)) ||
-                        (is_string && flen == 4 && memcmp(field, "dump", 4) == 0));
-    if (bad) {
-        printf("  %s:%d: uses '%.*s.%.*s', which the sandbox does not provide\n", w->path, line, (int)len, word,
-               (int)flen, field);
+    } else if (flen && (why = assay_sandbox_withheld(global, member))) {
+        printf("  %s:%d: uses '%s.%s': %s\n", w->path, line, global, member, why);
         w->problems++;
     }
 }
@@ -254,13 +258,15 @@ bool cli_plugin_calls_llm(const char *path) {
 static int check_body(assay_host *host, void *ctx) {
     (void)ctx;
     assay_plugin_info info;
-    assay_host_plugin_info(host, 0, &info);
+    assay_host_plugin_info(host, 0, &info, sizeof info);
     printf("ok   %s: %s (scope %s)\n", info.path, info.name, info.scope);
     if (*info.description) printf("  %s\n", info.description);
     else printf("  warning: no description\n");
     printf("  params: %s\n", info.params_json);
     static const char *const known_scopes[] = {"trace", "search", "fetch", "llm", NULL};
-    if (!in_list(known_scopes, info.scope, strlen(info.scope)))
+    const char *const *known = known_scopes;
+    while (*known && strcmp(*known, info.scope) != 0) known++;
+    if (!*known)
         printf("  warning: scope '%s' is not a known step type (trace, search, fetch, llm): it runs only on steps "
                "whose type is exactly '%s'\n", info.scope, info.scope);
     return 0;
@@ -558,10 +564,50 @@ static void print_command_help(const cli_command *c, FILE *out) {
     fprintf(out, "  %-26s %s\n\n%s", "-h, --help", "this text", exit_text);
 }
 
+/* Applies one of the network options (they become the host's HTTP settings once all are
+ * read); returns an exit status, or -1 when key is not one of them. */
+static int apply_net_option(net_flags *net, int key, const char *arg) {
+    char *end;
+    switch (key) {
+    case OPT_LLM_URL: net->llm_url = arg; return CLI_EXIT_OK;
+    case OPT_LLM_MODEL: net->llm_model = arg; return CLI_EXIT_OK;
+    case OPT_LLM_TIMEOUT:
+        if (!parse_unsigned(arg, &net->timeout_ms) || net->timeout_ms == 0)
+            return usage_error("--llm-timeout-ms: '%s' is not a positive number", arg);
+        return CLI_EXIT_OK;
+    case OPT_MAX_INFLIGHT:
+        if (!parse_unsigned(arg, &net->max_inflight) || net->max_inflight == 0 || net->max_inflight > 65536)
+            return usage_error("--max-inflight: '%s' is not a number from 1 to 65536", arg);
+        return CLI_EXIT_OK;
+    case OPT_RPS:
+        net->rps = strtod(arg, &end);
+        if (end == arg || *end || !(net->rps > 0)) return usage_error("--rps: '%s' is not a positive number", arg);
+        return CLI_EXIT_OK;
+    case OPT_TPM:
+        if (!parse_long(arg, &net->tpm) || net->tpm == 0) return usage_error("--tpm: '%s' is not a positive number", arg);
+        return CLI_EXIT_OK;
+    case OPT_MAX_TOKENS:
+        if (!parse_long(arg, &net->max_tokens_total) || net->max_tokens_total == 0)
+            return usage_error("--max-tokens-total: '%s' is not a positive number", arg);
+        return CLI_EXIT_OK;
+    case OPT_RETRIES:
+        if (!parse_unsigned(arg, &net->retries) || net->retries == 0 || net->retries > 100)
+            return usage_error("--retries: '%s' is not a number from 1 to 100", arg);
+        return CLI_EXIT_OK;
+    case OPT_RETRY_BASE:
+        if (!parse_unsigned(arg, &net->retry_base_ms)) return usage_error("--retry-base-ms: '%s' is not a number", arg);
+        return CLI_EXIT_OK;
+    case OPT_CACHE: net->cache = arg; return CLI_EXIT_OK;
+    case OPT_NO_CACHE: net->no_cache = true; return CLI_EXIT_OK;
+    }
+    return -1;
+}
+
 /* Applies one option to what is parsed; returns an exit status. */
 static int apply_option(parsed *p, int key, const char *arg) {
     cli_options *o = &p->o;
-    net_flags *net = &p->net;
+    int status = apply_net_option(&p->net, key, arg);
+    if (status >= 0) return status;
     unsigned n;
     char *end;
     switch (key) {
@@ -593,36 +639,6 @@ static int apply_option(parsed *p, int key, const char *arg) {
     case OPT_NO_TIMING: assay_options_set_record_timing(o->host, 0); return CLI_EXIT_OK;
     case OPT_RESUME: o->is_resume = true; return CLI_EXIT_OK;
     case OPT_CASES: o->cases = arg; return CLI_EXIT_OK;
-    case OPT_LLM_URL: net->llm_url = arg; return CLI_EXIT_OK;
-    case OPT_LLM_MODEL: net->llm_model = arg; return CLI_EXIT_OK;
-    case OPT_LLM_TIMEOUT:
-        if (!parse_unsigned(arg, &net->timeout_ms) || net->timeout_ms == 0)
-            return usage_error("--llm-timeout-ms: '%s' is not a positive number", arg);
-        return CLI_EXIT_OK;
-    case OPT_MAX_INFLIGHT:
-        if (!parse_unsigned(arg, &net->max_inflight) || net->max_inflight == 0 || net->max_inflight > 65536)
-            return usage_error("--max-inflight: '%s' is not a number from 1 to 65536", arg);
-        return CLI_EXIT_OK;
-    case OPT_RPS:
-        net->rps = strtod(arg, &end);
-        if (end == arg || *end || !(net->rps > 0)) return usage_error("--rps: '%s' is not a positive number", arg);
-        return CLI_EXIT_OK;
-    case OPT_TPM:
-        if (!parse_long(arg, &net->tpm) || net->tpm == 0) return usage_error("--tpm: '%s' is not a positive number", arg);
-        return CLI_EXIT_OK;
-    case OPT_MAX_TOKENS:
-        if (!parse_long(arg, &net->max_tokens_total) || net->max_tokens_total == 0)
-            return usage_error("--max-tokens-total: '%s' is not a positive number", arg);
-        return CLI_EXIT_OK;
-    case OPT_RETRIES:
-        if (!parse_unsigned(arg, &net->retries) || net->retries == 0 || net->retries > 100)
-            return usage_error("--retries: '%s' is not a number from 1 to 100", arg);
-        return CLI_EXIT_OK;
-    case OPT_RETRY_BASE:
-        if (!parse_unsigned(arg, &net->retry_base_ms)) return usage_error("--retry-base-ms: '%s' is not a number", arg);
-        return CLI_EXIT_OK;
-    case OPT_CACHE: net->cache = arg; return CLI_EXIT_OK;
-    case OPT_NO_CACHE: net->no_cache = true; return CLI_EXIT_OK;
     case OPT_DB: o->db = arg; return CLI_EXIT_OK;
     case OPT_NO_DB: p->no_db = true; return CLI_EXIT_OK;
     case OPT_LABEL:

@@ -55,6 +55,9 @@ int cli_test(cli_options *o);
 /* Does the plugin file's source call assay.llm (outside comments and strings)? A run of
  * such a plugin without an LLM endpoint stops at start-up instead of failing every record. */
 bool cli_plugin_calls_llm(const char *path);
+/* The command-line way out of a condition an error message of the library reports (the
+ * library names no flags: it does not know it runs under this CLI), or NULL. */
+const char *cli_hint(const char *message);
 
 /* Where the shipped plugins are: next to the binary (build tree) or under the data dir. */
 const char *cli_shipped_plugin_dir(void);

@@ -108,7 +108,7 @@ exporter *export_open(const char *junit_path, const char *csv_path, const assay_
         }
         for (size_t i = 0; i < x->suite_count; i++) {
             assay_plugin_info info = {.name = "input"};
-            if (i + 1 < x->suite_count) assay_host_plugin_info(host, i, &info);
+            if (i + 1 < x->suite_count) assay_host_plugin_info(host, i, &info, sizeof info);
             if (!(x->suites[i].name = strdup(info.name)) || !(x->suites[i].cases = tmpfile())) {
                 snprintf(err, errlen, "--junit: cannot create a temporary file: %s", strerror(errno));
                 goto failed;
@@ -216,7 +216,7 @@ void export_add(exporter *x, const assay_result *result) {
         const char *nl = memchr(jsonl, '\n', (size_t)(end - jsonl));
         size_t len = nl ? (size_t)(nl - jsonl) : (size_t)(end - jsonl);
         assay_record rec;
-        if (assay_result_record(result, i, &rec) == ASSAY_OK) {
+        if (assay_result_record(result, i, &rec, sizeof rec) == ASSAY_OK) {
             if (x->suites) junit_case(x, result, &rec, jsonl, len);
             if (x->csv) csv_row(x, result, &rec);
         }

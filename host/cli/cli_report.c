@@ -112,8 +112,53 @@ static char *segment_field(report *r, const char *asked) {
     return field;
 }
 
-static cJSON *gather(report *r, const char *asked_field) {
-    cJSON *data = cJSON_CreateObject();
+/* An evaluator's scores counted in ten bins of 0.1. */
+static cJSON *score_histogram(report *r, const char *evaluator) {
+    cJSON *hist = cJSON_CreateArray();
+    int counts[10] = {0};
+    sqlite3_stmt *st = prepare(r, "SELECT MIN(CAST(score * 10 AS INTEGER), 9), COUNT(*) FROM results"
+                                  " WHERE run_id = ?1 AND evaluator = ?2 AND score IS NOT NULL GROUP BY 1");
+    if (st) {
+        sqlite3_bind_text(st, 2, evaluator, -1, SQLITE_STATIC);
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            int bin = sqlite3_column_int(st, 0);
+            if (bin >= 0 && bin < 10) counts[bin] = sqlite3_column_int(st, 1);
+        }
+        sqlite3_finalize(st);
+    }
+    for (int i = 0; i < 10; i++) cJSON_AddItemToArray(hist, cJSON_CreateNumber(counts[i]));
+    return hist;
+}
+
+/* The records of the trace at w's file and line, details parsed. */
+static cJSON *trace_records(report *r, const cJSON *w) {
+    static const char *const record_keys[] = {"evaluator", "step", "score", "pass", "label", "error_kind",
+                                              "error", "details", NULL};
+    sqlite3_stmt *st = prepare(r, "SELECT evaluator, step, score, pass, label, error_kind, error,"
+                                  " details FROM results WHERE run_id = ?1 AND file = ?2 AND line = ?3 ORDER BY seq");
+    cJSON *records = cJSON_CreateArray();
+    if (!st) return records;
+    sqlite3_bind_int64(st, 2, (int64_t)cJSON_GetObjectItem(w, "file")->valuedouble);
+    sqlite3_bind_int64(st, 3, (int64_t)cJSON_GetObjectItem(w, "line")->valuedouble);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        cJSON *o = cJSON_CreateObject();
+        for (int i = 0; record_keys[i]; i++) {
+            cJSON *v = column_json(st, i);
+            if (i == 7 && cJSON_IsString(v)) {
+                cJSON *details = parse_or_string(v->valuestring);
+                cJSON_Delete(v);
+                v = details;
+            }
+            cJSON_AddItemToObject(o, record_keys[i], v);
+        }
+        cJSON_AddItemToArray(records, o);
+    }
+    sqlite3_finalize(st);
+    return records;
+}
+
+/* The run and its inputs. */
+static void gather_run(report *r, cJSON *data) {
     static const char *const run_keys[] = {"id", "label", "started_at", "ended_at", "status", "command", "traces",
                                            "sample_rate", "sample_seed", "group_by", "version", NULL};
     cJSON *run = rows(r, "SELECT id, label, started_at, ended_at, status, command, traces, sample_rate, sample_seed,"
@@ -124,6 +169,10 @@ static cJSON *gather(report *r, const char *asked_field) {
     cJSON_AddItemToObject(data, "inputs",
                           rows(r, "SELECT path, size, hash FROM run_inputs WHERE run_id = ?1 ORDER BY idx", input_keys,
                                NULL));
+}
+
+/* The evaluators with their totals, score histograms and figures per step type. */
+static void gather_evaluators(report *r, cJSON *data) {
     static const char *const evaluator_keys[] = {"name", "scope", "hash", "params", "records", "scored", "mean",
                                                  "passed", "pass_n", "errors", "traces", NULL};
     cJSON *evaluators = rows(r,
@@ -136,20 +185,7 @@ static cJSON *gather(report *r, const char *asked_field) {
     cJSON_ArrayForEach(e, evaluators) {
         cJSON *params = cJSON_GetObjectItem(e, "params");
         if (cJSON_IsString(params)) cJSON_ReplaceItemInObject(e, "params", parse_or_string(params->valuestring));
-        cJSON *hist = cJSON_CreateArray();
-        int counts[10] = {0};
-        sqlite3_stmt *st = prepare(r, "SELECT MIN(CAST(score * 10 AS INTEGER), 9), COUNT(*) FROM results"
-                                      " WHERE run_id = ?1 AND evaluator = ?2 AND score IS NOT NULL GROUP BY 1");
-        if (st) {
-            sqlite3_bind_text(st, 2, cJSON_GetObjectItem(e, "name")->valuestring, -1, SQLITE_STATIC);
-            while (sqlite3_step(st) == SQLITE_ROW) {
-                int bin = sqlite3_column_int(st, 0);
-                if (bin >= 0 && bin < 10) counts[bin] = sqlite3_column_int(st, 1);
-            }
-            sqlite3_finalize(st);
-        }
-        for (int i = 0; i < 10; i++) cJSON_AddItemToArray(hist, cJSON_CreateNumber(counts[i]));
-        cJSON_AddItemToObject(e, "histogram", hist);
+        cJSON_AddItemToObject(e, "histogram", score_histogram(r, cJSON_GetObjectItem(e, "name")->valuestring));
         static const char *const step_keys[] = {"type", "records", "mean", "passed", "pass_n", NULL};
         cJSON_AddItemToObject(e, "by_step_type",
                               rows(r,
@@ -163,6 +199,10 @@ static cJSON *gather(report *r, const char *asked_field) {
     }
     cJSON_AddItemToObject(data, "evaluators", evaluators);
 
+}
+
+/* The records split by a metadata field (segment_field). */
+static void gather_segments(report *r, cJSON *data, const char *asked_field) {
     char *field = segment_field(r, asked_field);
     if (field) {
         buf path;
@@ -187,6 +227,10 @@ static cJSON *gather(report *r, const char *asked_field) {
         free(field);
     }
 
+}
+
+/* Each evaluator's mean and pass rate over the recent runs. */
+static void gather_trend(report *r, cJSON *data) {
     static const char *const trend_keys[] = {"run", "label", "started_at", "evaluator", "mean", "passed", "pass_n",
                                              NULL};
     cJSON_AddItemToObject(
@@ -206,7 +250,10 @@ static cJSON *gather(report *r, const char *asked_field) {
              " ORDER BY 1, 4",
              trend_keys, NULL));
 
-    /* errors: each evaluator's most frequent messages, so that a run full of them says why */
+}
+
+/* Each evaluator's most frequent error messages, so that a run full of them says why. */
+static void gather_errors(report *r, cJSON *data) {
     static const char *const error_keys[] = {"evaluator", "kind", "message", "count", NULL};
     cJSON_AddItemToObject(data, "errors",
         rows(r,
@@ -217,6 +264,11 @@ static cJSON *gather(report *r, const char *asked_field) {
              " WHERE rank <= " REPORT_STR(REPORT_ERROR_MESSAGES) " ORDER BY evaluator IS NULL, evaluator, rank",
              error_keys, NULL));
 
+}
+
+/* The traces with the most failed or errored records, then the lowest mean score, with
+ * their bodies and records. */
+static void gather_worst(report *r, cJSON *data) {
     /* worst: most failed or errored records, then lowest mean score */
     static const char *const worst_keys[] = {"trace_id", "file", "line", "failed", "errors", "mean", "body", NULL};
     cJSON *worst = rows(r,
@@ -236,30 +288,19 @@ static cJSON *gather(report *r, const char *asked_field) {
         cJSON *parsed = cJSON_IsString(body) ? cJSON_Parse(body->valuestring) : NULL;
         if (parsed) cut_strings(parsed);
         cJSON_ReplaceItemInObject(w, "body", parsed ? parsed : cJSON_CreateNull());
-        static const char *const record_keys[] = {"evaluator", "step", "score", "pass", "label", "error_kind",
-                                                  "error", "details", NULL};
-        sqlite3_stmt *st = prepare(r, "SELECT evaluator, step, score, pass, label, error_kind, error,"
-                                      " details FROM results WHERE run_id = ?1 AND file = ?2 AND line = ?3 ORDER BY seq");
-        cJSON *records = cJSON_AddArrayToObject(w, "records");
-        if (!st) continue;
-        sqlite3_bind_int64(st, 2, (int64_t)cJSON_GetObjectItem(w, "file")->valuedouble);
-        sqlite3_bind_int64(st, 3, (int64_t)cJSON_GetObjectItem(w, "line")->valuedouble);
-        while (sqlite3_step(st) == SQLITE_ROW) {
-            cJSON *o = cJSON_CreateObject();
-            for (int i = 0; record_keys[i]; i++) {
-                cJSON *v = column_json(st, i);
-                if (i == 7 && cJSON_IsString(v)) {
-                    cJSON *details = parse_or_string(v->valuestring);
-                    cJSON_Delete(v);
-                    v = details;
-                }
-                cJSON_AddItemToObject(o, record_keys[i], v);
-            }
-            cJSON_AddItemToArray(records, o);
-        }
-        sqlite3_finalize(st);
+        cJSON_AddItemToObject(w, "records", trace_records(r, w));
     }
     cJSON_AddItemToObject(data, "worst", worst);
+}
+
+static cJSON *gather(report *r, const char *asked_field) {
+    cJSON *data = cJSON_CreateObject();
+    gather_run(r, data);
+    gather_evaluators(r, data);
+    gather_segments(r, data, asked_field);
+    gather_trend(r, data);
+    gather_errors(r, data);
+    gather_worst(r, data);
     return data;
 }
 

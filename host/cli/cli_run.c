@@ -281,7 +281,7 @@ static void on_host_closed(assay_host *host, void *user_data) {
     double seconds = (double)(uv_now(r->loop) - r->start_ms) / 1000.0;
     summary_print(r->sum, stderr, seconds);
     assay_io_stats io;
-    assay_host_io_stats(host, &io);
+    assay_host_io_stats(host, &io, sizeof io);
     if (io.requests)
         fprintf(stderr,
                 "network: %llu requests (%llu from the cache, %llu coalesced), %llu sent, %llu retries, %llu failed; "
@@ -375,7 +375,7 @@ static uint64_t run_signature(const run *r) {
     for (size_t i = 0; i < r->o->trace_count; i++) h = journal_hash(r->o->traces[i], strlen(r->o->traces[i]) + 1, h);
     for (size_t i = 0; i < assay_host_plugin_count(r->host); i++) {
         assay_plugin_info info;
-        assay_host_plugin_info(r->host, i, &info);
+        assay_host_plugin_info(r->host, i, &info, sizeof info);
         h = journal_hash(info.name, strlen(info.name) + 1, h);
         h = journal_hash(info.params_json, strlen(info.params_json) + 1, h);
         FILE *f = fopen(info.path, "rb");
@@ -460,7 +460,7 @@ static bool refuse_without_llm(assay_host *host) {
     buf_init(&names);
     for (size_t i = 0; i < assay_host_plugin_count(host); i++) {
         assay_plugin_info info;
-        assay_host_plugin_info(host, i, &info);
+        assay_host_plugin_info(host, i, &info, sizeof info);
         if (!cli_plugin_calls_llm(info.path)) continue;
         buf_printf(&names, "%s%s", names.len ? ", " : "", info.name);
     }
@@ -473,7 +473,8 @@ static bool refuse_without_llm(assay_host *host) {
     return refuse;
 }
 
-int cli_run(cli_options *o) {
+/* The combinations of inputs and options a run refuses before it starts; 0 or an exit code. */
+static int check_inputs(const cli_options *o) {
     if (o->is_resume && (!o->output || strcmp(o->output, "-") == 0)) {
         fprintf(stderr, "assay: --resume needs -o FILE: the results of the interrupted run are continued there\n");
         return CLI_EXIT_USAGE;
@@ -504,6 +505,88 @@ int cli_run(cli_options *o) {
             return CLI_EXIT_USAGE;
         }
     }
+    return 0;
+}
+
+/* Starts reading, the signals, the checkpoint tick and (on a terminal) the progress line,
+ * then runs the loop until every result is written. */
+static void run_loop(run *r) {
+    const cli_options *o = r->o;
+    r->sum = summary_new(r->host, o->group_by != NULL);
+    if (!r->sum) {
+        fprintf(stderr, "assay: out of memory\n");
+        r->exit_status = CLI_EXIT_IO;
+    }
+    /* window: enough traces queued per worker to keep it busy through the handoffs */
+    r->window = (size_t)RUN_TRACES_PER_WORKER * (o->workers ? o->workers : uv_available_parallelism());
+    /* and enough traces to keep the network's in-flight cap full while they wait */
+    if (r->window < 2 * (size_t)o->max_inflight) r->window = 2 * (size_t)o->max_inflight;
+    uv_signal_init(r->loop, &r->sigint);
+    uv_signal_init(r->loop, &r->sigterm);
+    uv_timer_init(r->loop, &r->tick);
+    r->sigint.data = r->sigterm.data = r->tick.data = r;
+    uv_timer_start(&r->tick, on_tick, RUN_CHECKPOINT_MS, RUN_CHECKPOINT_MS);
+    r->start_ms = uv_now(r->loop);
+    if (r->exit_status) {
+        r->is_reading_done = true;
+        assay_host_close(r->host, on_host_closed);
+    } else {
+        uv_signal_start(&r->sigint, on_signal, SIGINT);
+        uv_signal_start(&r->sigterm, on_signal, SIGTERM);
+        if (isatty(2)) {
+            uv_timer_init(r->loop, &r->progress);
+            r->progress.data = r;
+            uv_timer_start(&r->progress, on_progress, 500, 500);
+            r->has_progress = true;
+        }
+        start_next_file(r);
+    }
+    uv_run(r->loop, UV_RUN_DEFAULT);
+}
+
+/* Writes what is still pending, closes the store, the exports, the journal and the output,
+ * and frees the run; the exit status is left in r->exit_status. */
+static void run_finish(run *r) {
+    const cli_options *o = r->o;
+    /* results delivered after the last write finished are still pending: write them now */
+    while (r->exit_status != CLI_EXIT_IO && (r->pending.len || r->is_writing)) {
+        write_some(r);
+        uv_run(r->loop, UV_RUN_DEFAULT);
+    }
+    if (r->exit_status != CLI_EXIT_IO) checkpoint(r, true);
+    while (!store_writer_is_idle(r->store)) { /* the store catches up; its commit appends the last checkpoint */
+        store_writer_flush(r->store);
+        uv_run(r->loop, UV_RUN_DEFAULT);
+    }
+    if (r->is_interrupted && o->is_follow) r->is_interrupted = false; /* a signal is how following ends */
+    bool is_complete = r->exit_status == 0 && !r->is_interrupted;
+    if (r->store && store_writer_finish(r->store, is_complete ? "done" : r->is_interrupted ? "interrupted" : "failed") != 0) {
+        r->exit_status = CLI_EXIT_IO;
+        is_complete = false;
+    }
+    store_writer_free(r->store);
+    if (r->exporter && export_close(r->exporter) != 0 && !r->exit_status) r->exit_status = CLI_EXIT_IO;
+    while (r->bodies_head) {
+        body *b = r->bodies_head;
+        r->bodies_head = b->next;
+        free(b);
+    }
+    journal_free(r->jr, is_complete);
+    if (r->out_fd > 1 && close(r->out_fd) != 0 && r->exit_status != CLI_EXIT_IO) {
+        fprintf(stderr, "assay: %s: %s\n", r->out_name, strerror(errno));
+        r->exit_status = CLI_EXIT_IO;
+    }
+    reader_free(r->finished_reader);
+    uv_run(r->loop, UV_RUN_DEFAULT); /* a following reader closes its timer */
+    uv_loop_close(r->loop);
+    summary_free(r->sum);
+    buf_free(&r->pending);
+    buf_free(&r->writing);
+}
+
+int cli_run(cli_options *o) {
+    int status = check_inputs(o);
+    if (status) return status;
     run r;
     memset(&r, 0, sizeof r);
     r.o = o;
@@ -541,70 +624,8 @@ int cli_run(cli_options *o) {
             r.exit_status = CLI_EXIT_USAGE;
         }
     }
-    r.sum = summary_new(r.host, o->group_by != NULL);
-    if (!r.sum) {
-        fprintf(stderr, "assay: out of memory\n");
-        r.exit_status = CLI_EXIT_IO;
-    }
-    /* window: enough traces queued per worker to keep it busy through the handoffs */
-    r.window = (size_t)RUN_TRACES_PER_WORKER * (o->workers ? o->workers : uv_available_parallelism());
-    /* and enough traces to keep the network's in-flight cap full while they wait */
-    if (r.window < 2 * (size_t)o->max_inflight) r.window = 2 * (size_t)o->max_inflight;
-    uv_signal_init(r.loop, &r.sigint);
-    uv_signal_init(r.loop, &r.sigterm);
-    uv_timer_init(r.loop, &r.tick);
-    r.sigint.data = r.sigterm.data = r.tick.data = &r;
-    uv_timer_start(&r.tick, on_tick, RUN_CHECKPOINT_MS, RUN_CHECKPOINT_MS);
-    r.start_ms = uv_now(r.loop);
-    if (r.exit_status) {
-        r.is_reading_done = true;
-        assay_host_close(r.host, on_host_closed);
-    } else {
-        uv_signal_start(&r.sigint, on_signal, SIGINT);
-        uv_signal_start(&r.sigterm, on_signal, SIGTERM);
-        if (isatty(2)) {
-            uv_timer_init(r.loop, &r.progress);
-            r.progress.data = &r;
-            uv_timer_start(&r.progress, on_progress, 500, 500);
-            r.has_progress = true;
-        }
-        start_next_file(&r);
-    }
-    uv_run(r.loop, UV_RUN_DEFAULT);
-    /* results delivered after the last write finished are still pending: write them now */
-    while (r.exit_status != CLI_EXIT_IO && (r.pending.len || r.is_writing)) {
-        write_some(&r);
-        uv_run(r.loop, UV_RUN_DEFAULT);
-    }
-    if (r.exit_status != CLI_EXIT_IO) checkpoint(&r, true);
-    while (!store_writer_is_idle(r.store)) { /* the store catches up; its commit appends the last checkpoint */
-        store_writer_flush(r.store);
-        uv_run(r.loop, UV_RUN_DEFAULT);
-    }
-    if (r.is_interrupted && o->is_follow) r.is_interrupted = false; /* a signal is how following ends */
-    bool is_complete = r.exit_status == 0 && !r.is_interrupted;
-    if (r.store && store_writer_finish(r.store, is_complete ? "done" : r.is_interrupted ? "interrupted" : "failed") != 0) {
-        r.exit_status = CLI_EXIT_IO;
-        is_complete = false;
-    }
-    store_writer_free(r.store);
-    if (r.exporter && export_close(r.exporter) != 0 && !r.exit_status) r.exit_status = CLI_EXIT_IO;
-    while (r.bodies_head) {
-        body *b = r.bodies_head;
-        r.bodies_head = b->next;
-        free(b);
-    }
-    journal_free(r.jr, is_complete);
-    if (r.out_fd > 1 && close(r.out_fd) != 0 && r.exit_status != CLI_EXIT_IO) {
-        fprintf(stderr, "assay: %s: %s\n", r.out_name, strerror(errno));
-        r.exit_status = CLI_EXIT_IO;
-    }
-    reader_free(r.finished_reader);
-    uv_run(r.loop, UV_RUN_DEFAULT); /* a following reader closes its timer */
-    uv_loop_close(r.loop);
-    summary_free(r.sum);
-    buf_free(&r.pending);
-    buf_free(&r.writing);
+    run_loop(&r);
+    run_finish(&r);
     if (r.exit_status) return r.exit_status;
     if (r.is_interrupted) return CLI_EXIT_INTERRUPTED;
     return r.has_record_errors ? CLI_EXIT_RECORD_ERRORS : CLI_EXIT_OK;

@@ -585,7 +585,7 @@ static bool keep_body(store_writer *w, uint64_t file, const assay_result *result
     double sum = 0;
     for (size_t i = 0; i < assay_result_record_count(result); i++) {
         assay_record rec;
-        if (assay_result_record(result, i, &rec) != ASSAY_OK) continue;
+        if (assay_result_record(result, i, &rec, sizeof rec) != ASSAY_OK) continue;
         if (rec.error != ASSAY_KIND_NONE) {
             t.bad++;
             continue;
@@ -649,7 +649,7 @@ void store_writer_add_result(store_writer *w, uint64_t file, const assay_result 
     size_t count = assay_result_record_count(result);
     for (size_t i = 0; i < count; i++) {
         assay_record rec;
-        if (assay_result_record(result, i, &rec) != ASSAY_OK) continue;
+        if (assay_result_record(result, i, &rec, sizeof rec) != ASSAY_OK) continue;
         row *r = batch_add(b);
         if (!r) break;
         if (rec.evaluator_index < w->tally_count) tally_add(&w->tallies[rec.evaluator_index], &rec);
@@ -818,7 +818,7 @@ static int insert_run(store_writer *w, const store_run_desc *d) {
         return -1;
     for (size_t i = 0; i < assay_host_plugin_count(d->host) && rc == SQLITE_OK; i++) {
         assay_plugin_info info;
-        assay_host_plugin_info(d->host, i, &info);
+        assay_host_plugin_info(d->host, i, &info, sizeof info);
         char hash[17];
         bool has_hash = file_hash(info.path, hash) == 0;
         sqlite3_bind_int64(st, 1, w->run_id);

@@ -153,7 +153,7 @@ static void print_messages(const summary *s, FILE *out) {
         if (n == 0) continue;
         qsort(sorted, (size_t)n, sizeof *sorted, compare_counts);
         assay_plugin_info info;
-        assay_host_plugin_info(s->host, e, &info);
+        assay_host_plugin_info(s->host, e, &info, sizeof info);
         fprintf(out, "errors of %s:\n", info.name);
         for (int i = 0; i < n && i < SUMMARY_MESSAGES_SHOWN; i++) {
             buf line;
@@ -163,6 +163,8 @@ static void print_messages(const summary *s, FILE *out) {
             fprintf(out, "  %8llu  %s%s\n", (unsigned long long)sorted[i].count, buf_failed(&line) ? "?" : buf_cstr(&line),
                     len > 300 ? "…" : "");
             buf_free(&line);
+            const char *hint = cli_hint(sorted[i].message);
+            if (hint) fprintf(out, "  %8s  (%s)\n", "", hint);
         }
         uint64_t rest = s->messages[e].other;
         for (int i = SUMMARY_MESSAGES_SHOWN; i < n; i++) rest += sorted[i].count;
@@ -176,7 +178,7 @@ void summary_add(summary *s, const assay_result *result) {
     size_t n = assay_result_record_count(result);
     for (size_t i = 0; i < n; i++) {
         assay_record r;
-        if (assay_result_record(result, i, &r) != ASSAY_OK) continue;
+        if (assay_result_record(result, i, &r, sizeof r) != ASSAY_OK) continue;
         if (r.error == ASSAY_KIND_INPUT) {
             s->input_errors++;
             s->traces--;
@@ -217,7 +219,7 @@ static void print_table(const summary *s, const stats *per_evaluator, FILE *out)
     for (size_t e = 0; e < s->evaluator_count; e++) {
         const stats *st = &per_evaluator[e];
         assay_plugin_info info;
-        assay_host_plugin_info(s->host, e, &info);
+        assay_host_plugin_info(s->host, e, &info, sizeof info);
         char mean[16] = "-", pass[16] = "-";
         if (st->scored) snprintf(mean, sizeof mean, "%.3f", st->score_sum / (double)st->scored);
         if (st->pass_applicable) snprintf(pass, sizeof pass, "%.1f%%", 100.0 * (double)st->passed / (double)st->pass_applicable);

@@ -128,6 +128,8 @@ static bool check_expectation(const cJSON *expectation, const cJSON *records, do
         const cJSON *message = cJSON_GetObjectItemCaseSensitive(error, "message");
         buf_printf(why, "%s: the evaluation failed (%s error): %s", evaluator->valuestring,
                    cJSON_IsString(kind) ? kind->valuestring : "?", cJSON_IsString(message) ? message->valuestring : "?");
+        const char *hint = cJSON_IsString(message) ? cli_hint(message->valuestring) : NULL;
+        if (hint) buf_printf(why, " (%s)", hint);
         return false;
     }
     for (const cJSON *field = expectation->child; field; field = field->next) {

@@ -54,6 +54,18 @@ print(" ".join(k for k in ["runtime", "timeout", "memory", "input", "skipped", "
 $CHECK "$RECORD" "$TMP/r1.jsonl" "$TMP/r2.jsonl" "$TMP/r3.jsonl" >"$TMP/r.err"
 check "every record they wrote is a valid record" "" "$(head -5 "$TMP/r.err")"
 
+# Every form of the records says the same (record.c writes them from one set of values):
+# JSON lines, CSV, JUnit and the store, with the time measured and with --no-timing.
+for timing in "" --no-timing; do
+    rm -f "$TMP/forms.db"
+    "$ASSAY" run $timing -j 2 --timeout-ms 200 --memory-mb 16 --db "$TMP/forms.db" -e "$TMP/ev" -e plugins \
+        --csv "$TMP/forms.csv" --junit "$TMP/forms.xml" "$TMP/kinds.jsonl" examples/traces/*.jsonl \
+        -o "$TMP/forms.jsonl" 2>/dev/null
+    python3 tests/e2e/forms_agree.py "$TMP/forms.jsonl" "$TMP/forms.csv" "$TMP/forms.xml" "$TMP/forms.db" >"$TMP/agree"
+    check "JSON lines, CSV, JUnit and the store agree ${timing:-with timing}" \
+        "$(wc -l <"$TMP/forms.jsonl") records checked" "$(cat "$TMP/agree")"
+done
+
 # the checker and the schemas refuse what docs/format.md forbids
 printf '%s\n' '{"id":1}' '{"input":"no id"}' '{"id":"x","steps":[{"query":"no type"}]}' >"$TMP/badt.jsonl"
 $CHECK "$TRACE" "$TMP/badt.jsonl" >"$TMP/badt.err"

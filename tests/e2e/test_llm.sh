@@ -206,7 +206,7 @@ reset
 check "a spent budget ends the run normally, status 3" 3 $?
 check "every trace still gets a record" 5 "$(wc -l <"$TMP/s.jsonl")"
 check "calls stop once the budget is used" 1 "$(stat 's["chat"]')"
-check "the others fail naming the cap" 4 "$(count "$TMP/s.jsonl" 'spend cap of 10 tokens (--max-tokens-total) was reached')"
+check "the others fail naming the cap" 4 "$(count "$TMP/s.jsonl" 'spend cap of 10 tokens was reached')"
 
 # -- the cache: a second run sends nothing and scores the same
 reset
@@ -290,6 +290,8 @@ return { name = "hidden_llm", evaluate = function(t) return assay[name].chat{ me
 EOF
 echo '{"id":"n4"}' | "$ASSAY" run --no-db -e "$TMP/hidden_llm.lua" >"$TMP/nl3.jsonl" 2>&1
 check_contains "assay.llm reached another way says how to configure it" "$TMP/nl3.jsonl" \
-    'assay.llm.chat: no LLM endpoint configured (pass --llm-url or set ASSAY_LLM_URL)'
+    'assay.llm.chat: no LLM endpoint configured for this run'
+check_contains "and the summary says which flags" "$TMP/nl3.jsonl" \
+    '(pass --llm-url URL and --llm-model NAME (or set ASSAY_LLM_URL, ASSAY_LLM_MODEL))'
 
 done_testing

@@ -53,8 +53,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
     const char *end;
     cJSON *trace = convert_parse_json(text, n, &end);
     if (trace) {
-        sandbox_output out;
-        sandbox_output_init(&out);
+        record_list out;
+        record_list_init(&out);
         if (sandbox_evaluate(sb, trace, "fuzz", &out, NULL)) abort(); /* no I/O: never suspends */
         if (out.count != 1 || out.jsonl.len == 0 || out.jsonl.data[out.jsonl.len - 1] != '\n') abort();
         const char *message = out.records[0].error_message;
@@ -62,7 +62,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
         cJSON *again = cJSON_ParseWithLength(out.jsonl.data, out.jsonl.len); /* the record is JSON */
         if (!again) abort();
         cJSON_Delete(again);
-        sandbox_output_free(&out);
+        record_list_free(&out);
         cJSON_Delete(trace);
     } else if (end < text || end > text + n) {
         abort();

@@ -85,8 +85,8 @@ static void evaluate_once(const char *json, size_t n, const char *ops_hex, bool 
     cJSON_DeleteItemFromObject(trace, "ops");
     cJSON_AddBoolToObject(trace, "first", is_first);
     cJSON_AddStringToObject(trace, "ops", ops_hex);
-    sandbox_output out;
-    sandbox_output_init(&out);
+    record_list out;
+    record_list_init(&out);
     if (sandbox_evaluate(sb, trace, "fuzz", &out, NULL)) abort(); /* no I/O: never suspends */
     if (out.count != 1 || out.jsonl.len == 0 || out.jsonl.data[out.jsonl.len - 1] != '\n') abort();
     const char *message = out.records[0].error_message;
@@ -97,7 +97,7 @@ static void evaluate_once(const char *json, size_t n, const char *ops_hex, bool 
     cJSON *again = cJSON_ParseWithLength(out.jsonl.data, out.jsonl.len);
     if (!again) abort();
     cJSON_Delete(again);
-    sandbox_output_free(&out);
+    record_list_free(&out);
     cJSON_Delete(trace);
 }
 

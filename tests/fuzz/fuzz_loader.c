@@ -23,11 +23,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
     if (!sb) {
         if (!err[0]) abort(); /* a refusal always says why */
     } else {
-        sandbox_output out;
-        sandbox_output_init(&out);
+        record_list out;
+        record_list_init(&out);
         if (sandbox_evaluate(sb, trace, "t", &out, NULL)) abort();
         if (out.count == 0 && strcmp(sandbox_get_info(sb)->scope, "trace") == 0) abort();
-        sandbox_output_free(&out);
+        record_list_free(&out);
         sandbox_free(sb);
     }
     free(source);

@@ -56,13 +56,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
     if (bar) *bar = '\0';
     cJSON_AddStringToObject(trace, "a", text);
     cJSON_AddStringToObject(trace, "b", bar ? bar + 1 : "");
-    sandbox_output out;
-    sandbox_output_init(&out);
+    record_list out;
+    record_list_init(&out);
     if (sandbox_evaluate(sb, trace, "fuzz", &out, NULL)) abort(); /* no I/O: never suspends */
     if (out.count != 1) abort();
     const char *message = out.records[0].error_message;
     if (message && strstr(message, "set mismatch")) abort();
-    sandbox_output_free(&out);
+    record_list_free(&out);
     cJSON_Delete(trace);
     free(text);
     return 0;

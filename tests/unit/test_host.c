@@ -30,7 +30,7 @@ static void on_result(assay_host *h, const assay_result *r, void *ctx) {
     c->ids[c->count++] = strdup(id ? id : "(input error)");
     c->records += assay_result_record_count(r);
     assay_record rec;
-    if (assay_result_record(r, 0, &rec) == ASSAY_OK && rec.error_message)
+    if (assay_result_record(r, 0, &rec, sizeof rec) == ASSAY_OK && rec.error_message)
         snprintf(c->last_error, sizeof c->last_error, "%s", rec.error_message);
 }
 
@@ -197,7 +197,7 @@ static void on_labelled(assay_host *h, const assay_result *r, void *ctx) {
     (void)ctx;
     labels *l = assay_host_user_data(h);
     assay_record rec;
-    assert_int_equal(assay_result_record(r, 0, &rec), ASSAY_OK);
+    assert_int_equal(assay_result_record(r, 0, &rec, sizeof rec), ASSAY_OK);
     snprintf(l->label[l->count++], sizeof l->label[0], "%s", rec.label ? rec.label : rec.error_message);
 }
 
@@ -535,7 +535,7 @@ static void test_misuse_is_refused_not_crashed(void **state) {
     assert_null(assay_result_record_jsonl(NULL, 0, NULL));
     assert_null(assay_result_record_details(NULL, 0, NULL));
     assay_io_stats stats;
-    assay_host_io_stats(NULL, &stats);
+    assay_host_io_stats(NULL, &stats, sizeof stats);
     assert_int_equal(stats.requests, 0);
 
     uv_loop_t loop;
@@ -548,10 +548,24 @@ static void test_misuse_is_refused_not_crashed(void **state) {
     assert_int_equal(assay_host_submit(h, NULL, 3, NULL, 0, NULL), ASSAY_EINVAL);
     assert_int_equal(assay_host_submit_input_error(h, NULL, 0, NULL, NULL), ASSAY_EINVAL);
     assay_plugin_info info;
-    assert_int_equal(assay_host_plugin_info(h, 1, &info), ASSAY_EINVAL);
-    assert_int_equal(assay_host_plugin_info(h, 0, NULL), ASSAY_EINVAL);
-    assert_int_equal(assay_host_plugin_info(h, 0, &info), ASSAY_OK);
+    assert_int_equal(assay_host_plugin_info(h, 1, &info, sizeof info), ASSAY_EINVAL);
+    assert_int_equal(assay_host_plugin_info(h, 0, NULL, sizeof info), ASSAY_EINVAL);
+    assert_int_equal(assay_host_plugin_info(h, 0, &info, sizeof info), ASSAY_OK);
     assert_string_equal(info.name, "slow");
+    /* a program built against an older assay.h passes a smaller struct: the fields it knows
+     * are filled, the bytes past them are not touched */
+    unsigned char older[sizeof info + 16];
+    memset(older, 0xAB, sizeof older);
+    size_t known = offsetof(assay_plugin_info, scope);
+    assert_int_equal(assay_host_plugin_info(h, 0, (assay_plugin_info *)(void *)older, known), ASSAY_OK);
+    assert_string_equal(((assay_plugin_info *)(void *)older)->name, "slow");
+    for (size_t i = known; i < sizeof older; i++) assert_int_equal(older[i], 0xAB);
+    /* one built against a newer assay.h passes a larger one: the fields this library does
+     * not know read as zero */
+    memset(older, 0xAB, sizeof older);
+    assert_int_equal(assay_host_plugin_info(h, 0, (assay_plugin_info *)(void *)older, sizeof older), ASSAY_OK);
+    for (size_t i = sizeof info; i < sizeof older; i++) assert_int_equal(older[i], 0);
+    assert_int_equal(assay_host_plugin_info(h, 0, &info, 0), ASSAY_EINVAL);
     /* an empty submission is an input error record, not a crash */
     assert_int_equal(assay_host_submit(h, NULL, 0, NULL, 7, NULL), ASSAY_OK);
     assert_int_equal(assay_host_close(h, on_closed), ASSAY_OK);

@@ -59,11 +59,11 @@ static char *evaluate(sandbox *sb, const char *trace_json) {
     cJSON *trace = cJSON_Parse(trace_json);
     assert_non_null(trace);
     const cJSON *id = cJSON_GetObjectItem(trace, "id");
-    sandbox_output out;
-    sandbox_output_init(&out);
+    record_list out;
+    record_list_init(&out);
     assert_null(sandbox_evaluate(sb, trace, id->valuestring, &out, NULL)); /* no I/O: finishes at once */
     char *text = strdup(buf_cstr(&out.jsonl));
-    sandbox_output_free(&out);
+    record_list_free(&out);
     cJSON_Delete(trace);
     return text;
 }
@@ -408,14 +408,14 @@ static sandbox *load_io(const char *source) {
 
 typedef struct pending_eval {
     cJSON *trace;
-    sandbox_output out;
+    record_list out;
     sandbox_task *task;
 } pending_eval;
 
 static void start_eval(sandbox *sb, pending_eval *p, const char *json) {
     p->trace = cJSON_Parse(json);
     assert_non_null(p->trace);
-    sandbox_output_init(&p->out);
+    record_list_init(&p->out);
     p->task = sandbox_evaluate(sb, p->trace, cJSON_GetObjectItem(p->trace, "id")->valuestring, &p->out, p);
 }
 
@@ -434,7 +434,7 @@ static void answer(pending_eval *p, const char *url, const char *body, const cha
 }
 
 static void end_eval(pending_eval *p) {
-    sandbox_output_free(&p->out);
+    record_list_free(&p->out);
     cJSON_Delete(p->trace);
 }
 
