@@ -2,12 +2,14 @@
  * delivery of results on the caller's loop, in submission order.
  *
  * Threads: everything here runs on the caller's loop thread except on_job_done, which
- * workers call to queue a finished job; results_async brings those jobs back to the loop.
+ * workers call to queue a finished job; the mailbox brings those jobs back to the loop.
  * Not here: evaluating (worker.c, sandbox/), reading files or writing output (the CLI).
  */
 #include "host_internal.h"
 #include "http.h"
 #include "base/hash.h"
+#include "base/queue.h"
+#include "looper.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -56,7 +58,7 @@ struct assay_host {
     uv_mutex_t lock;
     generation *gen;                  /* current */
     generation *retired;              /* older ones with traces still in flight */
-    job *results_head, *results_tail; /* finished by workers, not yet taken by the loop */
+    queue results;                    /* finished by workers, not yet taken by the loop */
     uint64_t next_seq;
     uint64_t next_delivery;
     job **reorder;                    /* ring indexed by seq % reorder_cap */
@@ -66,14 +68,14 @@ struct assay_host {
     bool is_closing;
     assay_close_cb on_closed;
 
-    uv_async_t results_async;
+    uv_async_t *mailbox;              /* wakes the loop for results: one of these two */
+    uv_async_t results_async;         /* loop mode: on the caller's loop */
     bool is_mutex_ready;
-    bool is_async_open;
 
-    /* thread mode (assay_host_new with loop NULL): our own loop on our own thread */
+    /* thread mode (assay_host_new with loop NULL): our own loop on our own thread, whose
+     * mailbox brings the results; h->lock still guards the host's state */
     bool is_threaded;
-    uv_loop_t own_loop;
-    uv_thread_t thread;
+    looper own;
 };
 
 /* assay.h's error kinds are the sandbox's, value for value: records are copied across. */
@@ -372,25 +374,18 @@ static void host_finish_close(assay_host *h);
 /* Workers call this from their threads. */
 static void on_job_done(void *ctx, job *j) {
     assay_host *h = ctx;
-    j->next = NULL;
     uv_mutex_lock(&h->lock);
-    if (h->results_tail) h->results_tail->next = j;
-    else h->results_head = j;
-    h->results_tail = j;
+    queue_push(&h->results, j);
     /* under the lock: once it is released the loop may deliver j, see nothing pending and
      * close the handle */
-    uv_async_send(&h->results_async);
+    uv_async_send(h->mailbox);
     uv_mutex_unlock(&h->lock);
 }
 
 /* Takes the finished jobs that may be delivered now, in delivery order. Under the lock. */
 static job *take_deliverable(assay_host *h) {
-    job *list = h->results_head, *out = NULL, **tail = &out;
-    h->results_head = h->results_tail = NULL;
-    while (list) {
-        job *j = list;
-        list = j->next;
-        j->next = NULL;
+    job *out = NULL, **tail = &out;
+    for (job *j; (j = queue_pop(&h->results));) {
         if (j->worker != JOB_NO_WORKER) ((generation *)j->gen)->worker_load[j->worker]--;
         for (unsigned k = 0; k < j->helper_count; k++) ((generation *)j->gen)->worker_load[j->helper_index[k]]--;
         if (h->opts->is_ordered) {
@@ -486,11 +481,6 @@ static void host_free(assay_host *h) {
     free(h);
 }
 
-static void run_own_loop(void *arg) {
-    assay_host *h = arg;
-    uv_run(&h->own_loop, UV_RUN_DEFAULT);
-}
-
 int assay_host_new(assay_host **out, uv_loop_t *loop, const assay_options *o, assay_result_cb on_result,
                    void *user_data, assay_error *err) {
     if (err) err->status = ASSAY_OK, err->message[0] = '\0';
@@ -503,6 +493,7 @@ int assay_host_new(assay_host **out, uv_loop_t *loop, const assay_options *o, as
     atomic_init(&h->shared, 0);
     h->on_result = on_result;
     h->user_data = user_data;
+    h->results = QUEUE_INIT(job, next);
     h->reorder_cap = 64;
     h->reorder = calloc(h->reorder_cap, sizeof *h->reorder);
     h->opts = options_clone(o);
@@ -528,24 +519,24 @@ int assay_host_new(assay_host **out, uv_loop_t *loop, const assay_options *o, as
     }
     h->is_threaded = loop == NULL;
     if (h->is_threaded) {
-        if (uv_loop_init(&h->own_loop) != 0) {
+        if (looper_init(&h->own, on_results, h) != 0) {
             status = fail(err, ASSAY_ENOMEM, "cannot create the host's event loop");
             goto failed;
         }
-        loop = &h->own_loop;
-    }
-    /* the loop gets a handle only once nothing else can fail, so a failed creation needs no
-     * loop iteration to clean up */
-    h->loop = loop;
-    uv_async_init(loop, &h->results_async, on_results);
-    h->results_async.data = h;
-    h->is_async_open = true;
-    if (h->is_threaded && uv_thread_create(&h->thread, run_own_loop, h) != 0) {
-        uv_close((uv_handle_t *)&h->results_async, NULL);
-        uv_run(&h->own_loop, UV_RUN_DEFAULT);
-        uv_loop_close(&h->own_loop);
-        status = fail(err, ASSAY_ENOMEM, "cannot start the host's thread");
-        goto failed;
+        h->loop = &h->own.loop;
+        h->mailbox = &h->own.mailbox;
+        if (looper_start(&h->own) != 0) {
+            looper_abandon(&h->own);
+            status = fail(err, ASSAY_ENOMEM, "cannot start the host's thread");
+            goto failed;
+        }
+    } else {
+        /* the caller's loop gets a handle only once nothing else can fail, so a failed
+         * creation needs no loop iteration to clean up */
+        h->loop = loop;
+        uv_async_init(loop, &h->results_async, on_results);
+        h->results_async.data = h;
+        h->mailbox = &h->results_async;
     }
     *out = h;
     return ASSAY_OK;
@@ -727,15 +718,12 @@ static void host_finish_close(assay_host *h) {
     generation *g = h->gen;
     for (unsigned i = 0; i < g->worker_count; i++) worker_free(g->workers[i]);
     g->worker_count = 0;
-    uv_close((uv_handle_t *)&h->results_async, on_async_closed);
+    uv_close((uv_handle_t *)h->mailbox, on_async_closed);
 }
 
 int assay_host_close(assay_host *h, assay_close_cb on_closed) {
     if (!h) return ASSAY_EINVAL;
-    if (h->is_threaded) {
-        uv_thread_t self = uv_thread_self();
-        if (uv_thread_equal(&self, &h->thread)) return ASSAY_EINVAL; /* it would wait for itself */
-    }
+    if (h->is_threaded && looper_is_own_thread(&h->own)) return ASSAY_EINVAL; /* it would wait for itself */
     uv_mutex_lock(&h->lock);
     bool was_closing = h->is_closing;
     h->is_closing = true;
@@ -744,10 +732,9 @@ int assay_host_close(assay_host *h, assay_close_cb on_closed) {
     if (was_closing) return ASSAY_ECLOSED;
     /* finish from the loop, never from inside this call: the caller may not expect its
      * callbacks to run before assay_host_close returns */
-    uv_async_send(&h->results_async);
+    uv_async_send(h->mailbox);
     if (h->is_threaded) {
-        uv_thread_join(&h->thread);
-        uv_loop_close(&h->own_loop);
+        looper_join(&h->own); /* its loop ends with the mailbox, closed by host_finish_close */
         host_free(h);
     }
     return ASSAY_OK;

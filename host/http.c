@@ -14,6 +14,8 @@
 #include "http.h"
 #include "assay.h"
 #include "base/hash.h"
+#include "base/queue.h"
+#include "looper.h"
 
 #include <curl/curl.h>
 #include <cjson/cJSON.h>
@@ -83,16 +85,12 @@ struct http_client {
     http_config cfg;           /* strings owned */
     char *llm_url, *auth_header, *cache_path;
 
-    uv_thread_t thread;
-    uv_loop_t loop;
-    uv_async_t wakeup;
+    looper lp;                 /* the client's thread and loop; its lock guards inbox */
+    queue inbox;               /* submitted by the workers */
     uv_timer_t curl_timer, gate_timer, commit_timer;
-    uv_mutex_t lock;
-    request *inbox_head, *inbox_tail; /* guarded by lock */
-    bool is_stopping;                 /* guarded by lock */
 
     CURLM *multi;
-    request *ready_head, *ready_tail;
+    queue ready;               /* accepted, waiting for the gates */
     request *delayed;
     request *leaders[HTTP_LEADER_BUCKETS];
     size_t outstanding;        /* submitted and not answered; owned by the thread */
@@ -437,22 +435,17 @@ static void pump(http_client *c) {
         request *r = *p;
         if (r->due_ns <= now) {
             *p = r->next;
-            r->next = NULL;
-            if (c->ready_tail) c->ready_tail->next = r;
-            else c->ready_head = r;
-            c->ready_tail = r;
+            queue_push(&c->ready, r);
         } else {
             if (!next_due || r->due_ns < next_due) next_due = r->due_ns;
             p = &r->next;
         }
     }
     uint64_t wait_ms = 0;
-    while (c->ready_head && c->inflight < (unsigned)c->cap) {
-        request *r = c->ready_head;
+    while (!queue_is_empty(&c->ready) && c->inflight < (unsigned)c->cap) {
+        request *r = c->ready.head;
         if ((wait_ms = gate_wait_ms(c, r)) > 0) break;
-        c->ready_head = r->next;
-        if (!c->ready_head) c->ready_tail = NULL;
-        r->next = NULL;
+        queue_pop(&c->ready);
         if (r->is_llm && c->cfg.max_tokens_total > 0 && c->tokens_used >= c->cfg.max_tokens_total) {
             fail(c, r, "not sent: the spend cap of %ld tokens was reached", c->cfg.max_tokens_total);
             continue;
@@ -475,10 +468,13 @@ static void client_close_handles(http_client *c);
 
 /* Closes the loop's handles once asked to stop and nothing is left to answer. */
 static void maybe_stop(http_client *c) {
-    uv_mutex_lock(&c->lock);
-    bool stopping = c->is_stopping && !c->inbox_head;
-    uv_mutex_unlock(&c->lock);
-    if (stopping && c->outstanding == 0 && c->multi) client_close_handles(c);
+    uv_mutex_lock(&c->lp.lock);
+    bool stopping = c->lp.is_stopping && queue_is_empty(&c->inbox);
+    uv_mutex_unlock(&c->lp.lock);
+    if (stopping && c->outstanding == 0 && c->multi) {
+        client_close_handles(c);
+        looper_close_mailbox(&c->lp);
+    }
 }
 
 /* Reads usage from an LLM answer; false if the body is not a JSON object. */
@@ -643,7 +639,7 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *
         if (!s) return -1;
         s->fd = fd;
         s->c = c;
-        if (uv_poll_init_socket(&c->loop, &s->poll, fd) != 0) {
+        if (uv_poll_init_socket(&c->lp.loop, &s->poll, fd) != 0) {
             free(s);
             return -1;
         }
@@ -714,14 +710,11 @@ static void accept_request(http_client *c, request *r) {
             leader_add(c, r);
         }
     }
-    if (c->ready_tail) c->ready_tail->next = r;
-    else c->ready_head = r;
-    c->ready_tail = r;
+    queue_push(&c->ready, r);
 }
 
 static void client_close_handles(http_client *c) {
     cache_commit(c);
-    uv_close((uv_handle_t *)&c->wakeup, NULL);
     uv_close((uv_handle_t *)&c->gate_timer, NULL);
     uv_close((uv_handle_t *)&c->commit_timer, NULL);
     curl_multi_cleanup(c->multi); /* may still call on_socket to drop cached connections */
@@ -729,26 +722,18 @@ static void client_close_handles(http_client *c) {
     uv_close((uv_handle_t *)&c->curl_timer, NULL);
 }
 
-static void on_wakeup(uv_async_t *handle) {
+static void on_mail(uv_async_t *handle) {
     http_client *c = handle->data;
-    uv_mutex_lock(&c->lock);
-    request *list = c->inbox_head;
-    c->inbox_head = c->inbox_tail = NULL;
-    uv_mutex_unlock(&c->lock);
-    while (list) {
-        request *r = list;
-        list = r->next;
-        r->next = NULL;
+    queue list = QUEUE_INIT(request, next);
+    uv_mutex_lock(&c->lp.lock);
+    queue_move_all(&list, &c->inbox);
+    uv_mutex_unlock(&c->lp.lock);
+    for (request *r; (r = queue_pop(&list));) {
         c->outstanding++;
         accept_request(c, r);
     }
     pump(c);
     maybe_stop(c);
-}
-
-static void client_main(void *arg) {
-    http_client *c = arg;
-    uv_run(&c->loop, UV_RUN_DEFAULT);
 }
 
 /* ------------------------------------------------------------------------- the API */
@@ -768,12 +753,10 @@ void http_submit(http_client *c, sandbox_io *io, void (*done)(void *ctx, sandbox
     r->io = io;
     r->done = done;
     r->ctx = ctx;
-    uv_mutex_lock(&c->lock);
-    if (c->inbox_tail) c->inbox_tail->next = r;
-    else c->inbox_head = r;
-    c->inbox_tail = r;
-    uv_mutex_unlock(&c->lock);
-    uv_async_send(&c->wakeup);
+    uv_mutex_lock(&c->lp.lock);
+    queue_push(&c->inbox, r);
+    uv_mutex_unlock(&c->lp.lock);
+    looper_wake(&c->lp);
 }
 
 static void client_destroy(http_client *c) {
@@ -825,27 +808,24 @@ http_client *http_client_new(const http_config *cfg, char *err, size_t errlen) {
     curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, on_timer_request);
     curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
     curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)c->cfg.max_inflight);
-    if (uv_loop_init(&c->loop) != 0) {
+    c->inbox = QUEUE_INIT(request, next);
+    c->ready = QUEUE_INIT(request, next);
+    if (looper_init(&c->lp, on_mail, c) != 0) {
         curl_multi_cleanup(c->multi);
         snprintf(err, errlen, "cannot create the HTTP client's event loop");
         client_destroy(c);
         return NULL;
     }
-    uv_async_init(&c->loop, &c->wakeup, on_wakeup);
-    c->wakeup.data = c;
-    uv_timer_init(&c->loop, &c->curl_timer);
+    uv_timer_init(&c->lp.loop, &c->curl_timer);
     c->curl_timer.data = c;
-    uv_timer_init(&c->loop, &c->gate_timer);
+    uv_timer_init(&c->lp.loop, &c->gate_timer);
     c->gate_timer.data = c;
-    uv_timer_init(&c->loop, &c->commit_timer);
+    uv_timer_init(&c->lp.loop, &c->commit_timer);
     c->commit_timer.data = c;
-    uv_mutex_init(&c->lock);
     uv_mutex_init(&c->stats_lock);
-    if (uv_thread_create(&c->thread, client_main, c) != 0) {
+    if (looper_start(&c->lp) != 0) {
         client_close_handles(c);
-        uv_run(&c->loop, UV_RUN_DEFAULT);
-        uv_loop_close(&c->loop);
-        uv_mutex_destroy(&c->lock);
+        looper_abandon(&c->lp);
         uv_mutex_destroy(&c->stats_lock);
         snprintf(err, errlen, "cannot start the HTTP client thread");
         client_destroy(c);
@@ -860,13 +840,7 @@ oom:
 
 void http_client_free(http_client *c) {
     if (!c) return;
-    uv_mutex_lock(&c->lock);
-    c->is_stopping = true;
-    uv_mutex_unlock(&c->lock);
-    uv_async_send(&c->wakeup);
-    uv_thread_join(&c->thread);
-    uv_loop_close(&c->loop);
-    uv_mutex_destroy(&c->lock);
+    looper_stop(&c->lp);
     uv_mutex_destroy(&c->stats_lock);
     client_destroy(c);
 }

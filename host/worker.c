@@ -9,6 +9,8 @@
  */
 #include "host_internal.h"
 #include "http.h"
+#include "looper.h"
+#include "base/queue.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -21,15 +23,12 @@
 struct worker {
     worker_config cfg;
     sandbox **sandboxes;
-    uv_thread_t thread;
-    uv_loop_t loop;
-    uv_async_t wakeup;
-    uv_mutex_t lock;
-    job *inbox_head, *inbox_tail; /* guarded by lock */
-    job *helps;                    /* guarded by lock: shared traces to claim plugins of */
-    sandbox_io *answers;           /* guarded by lock: requests the HTTP client answered */
-    bool is_stopping;              /* guarded by lock */
-    bool is_thread_started;
+    looper lp;                     /* the thread, its loop, and the lock guarding: */
+    queue inbox;                   /*   new jobs */
+    queue answers;                 /*   requests the HTTP client answered */
+    /* shared traces to claim plugins of; not a queue: a job is in the lists of up to
+     * JOB_MAX_HELPERS workers at once, through a link of each (help_next) */
+    job *helps;
     size_t tasks_waiting;          /* evaluations of this worker suspended on I/O */
 };
 
@@ -278,44 +277,27 @@ static void answer_resume(worker *w, sandbox_io *io) {
 /* The HTTP client's thread answers here. */
 static void on_answer(void *ctx, sandbox_io *io) {
     worker *w = ctx;
-    uv_mutex_lock(&w->lock);
-    io->next = w->answers;
-    w->answers = io;
-    uv_mutex_unlock(&w->lock);
-    uv_async_send(&w->wakeup);
+    uv_mutex_lock(&w->lp.lock);
+    queue_push(&w->answers, io);
+    uv_mutex_unlock(&w->lp.lock);
+    looper_wake(&w->lp);
 }
 
 /* Answers first: they finish jobs and free memory before new traces take more. Then the
  * traces shared by other workers, which someone is waiting on, then new traces. */
-static void on_wakeup(uv_async_t *handle) {
+static void on_mail(uv_async_t *handle) {
     worker *w = handle->data;
     for (;;) {
-        uv_mutex_lock(&w->lock);
-        sandbox_io *answers = w->answers;
-        w->answers = NULL;
-        job *help = answers ? NULL : w->helps;
+        queue answers = QUEUE_INIT(sandbox_io, next);
+        uv_mutex_lock(&w->lp.lock);
+        queue_move_all(&answers, &w->answers);
+        job *help = queue_is_empty(&answers) ? w->helps : NULL;
         if (help) w->helps = help->help_next[help_slot(help, w)];
-        job *j = answers || help ? NULL : w->inbox_head;
-        if (j) {
-            w->inbox_head = j->next;
-            if (!w->inbox_head) w->inbox_tail = NULL;
-        }
-        bool stopping = w->is_stopping;
-        uv_mutex_unlock(&w->lock);
-        if (answers) {
-            sandbox_io *reversed = NULL; /* the list was pushed LIFO; answer in arrival order */
-            while (answers) {
-                sandbox_io *next = answers->next;
-                answers->next = reversed;
-                reversed = answers;
-                answers = next;
-            }
-            while (reversed) {
-                sandbox_io *io = reversed;
-                reversed = io->next;
-                io->next = NULL;
-                answer_resume(w, io);
-            }
+        job *j = queue_is_empty(&answers) && !help ? queue_pop(&w->inbox) : NULL;
+        bool stopping = w->lp.is_stopping;
+        uv_mutex_unlock(&w->lp.lock);
+        if (!queue_is_empty(&answers)) {
+            for (sandbox_io *io; (io = queue_pop(&answers));) answer_resume(w, io);
             continue;
         }
         if (help) {
@@ -323,50 +305,38 @@ static void on_wakeup(uv_async_t *handle) {
             continue;
         }
         if (!j) {
-            if (stopping && w->tasks_waiting == 0) uv_close((uv_handle_t *)&w->wakeup, NULL);
+            if (stopping && w->tasks_waiting == 0) looper_close_mailbox(&w->lp);
             return;
         }
-        j->next = NULL;
         job_start(w, j);
     }
-}
-
-static void worker_main(void *arg) {
-    worker *w = arg;
-    uv_run(&w->loop, UV_RUN_DEFAULT);
 }
 
 worker *worker_new(const worker_config *cfg, char *err, size_t errlen) {
     worker *w = calloc(1, sizeof *w);
     if (!w) goto oom;
     w->cfg = *cfg;
+    w->inbox = QUEUE_INIT(job, next);
+    w->answers = QUEUE_INIT(sandbox_io, next);
     w->sandboxes = calloc(cfg->plugin_count ? cfg->plugin_count : 1, sizeof *w->sandboxes);
     if (!w->sandboxes) goto oom;
     for (size_t i = 0; i < cfg->plugin_count; i++) {
         w->sandboxes[i] = sandbox_new(&cfg->plugins[i], err, errlen);
         if (!w->sandboxes[i]) goto fail;
     }
-    if (uv_loop_init(&w->loop) != 0) {
+    if (looper_init(&w->lp, on_mail, w) != 0) {
         snprintf(err, errlen, "cannot create a worker event loop");
-        goto fail_sandboxes;
+        goto fail;
     }
-    uv_async_init(&w->loop, &w->wakeup, on_wakeup);
-    w->wakeup.data = w;
-    uv_mutex_init(&w->lock);
-    if (uv_thread_create(&w->thread, worker_main, w) != 0) {
+    if (looper_start(&w->lp) != 0) {
         snprintf(err, errlen, "cannot start a worker thread");
-        uv_close((uv_handle_t *)&w->wakeup, NULL);
-        uv_run(&w->loop, UV_RUN_DEFAULT);
-        uv_loop_close(&w->loop);
-        uv_mutex_destroy(&w->lock);
-        goto fail_sandboxes;
+        looper_abandon(&w->lp);
+        goto fail;
     }
-    w->is_thread_started = true;
     return w;
 oom:
     snprintf(err, errlen, "out of memory");
 fail:
-fail_sandboxes:
     if (w) {
         for (size_t i = 0; w->sandboxes && i < cfg->plugin_count; i++) sandbox_free(w->sandboxes[i]);
         free(w->sandboxes);
@@ -376,32 +346,23 @@ fail_sandboxes:
 }
 
 void worker_submit(worker *w, job *j) {
-    j->next = NULL;
-    uv_mutex_lock(&w->lock);
-    if (w->inbox_tail) w->inbox_tail->next = j;
-    else w->inbox_head = j;
-    w->inbox_tail = j;
-    uv_mutex_unlock(&w->lock);
-    uv_async_send(&w->wakeup);
+    uv_mutex_lock(&w->lp.lock);
+    queue_push(&w->inbox, j);
+    uv_mutex_unlock(&w->lp.lock);
+    looper_wake(&w->lp);
 }
 
 void worker_help(worker *w, job *j) {
-    uv_mutex_lock(&w->lock);
+    uv_mutex_lock(&w->lp.lock);
     j->help_next[help_slot(j, w)] = w->helps; /* order does not matter: each is claimed from */
     w->helps = j;
-    uv_mutex_unlock(&w->lock);
-    uv_async_send(&w->wakeup);
+    uv_mutex_unlock(&w->lp.lock);
+    looper_wake(&w->lp);
 }
 
 void worker_free(worker *w) {
     if (!w) return;
-    uv_mutex_lock(&w->lock);
-    w->is_stopping = true;
-    uv_mutex_unlock(&w->lock);
-    uv_async_send(&w->wakeup);
-    uv_thread_join(&w->thread);
-    uv_loop_close(&w->loop);
-    uv_mutex_destroy(&w->lock);
+    looper_stop(&w->lp);
     for (size_t i = 0; i < w->cfg.plugin_count; i++) sandbox_free(w->sandboxes[i]);
     free(w->sandboxes);
     free(w);
