@@ -139,6 +139,11 @@ int assay_sample_pick(const char *trace_id, uint64_t seed, double rate);
 /* Nonzero (default): records carry "ms". Zero writes "ms":null, making output
  * byte-for-byte reproducible. */
 int assay_options_set_record_timing(assay_options *opts, int record_timing);
+/* Nonzero: the plugins are importers' mappers (docs/importers.md), not evaluators. Each has
+ * map(doc, params) instead of evaluate; a submitted "trace" is a document an importer made
+ * of a log's envelope, and its one record's details is the assay trace map returned (an
+ * error record when map fails). Zero (default): evaluators. */
+int assay_options_set_mappers(assay_options *opts, int is_mapper);
 
 /* ---- network: assay.http and assay.llm (docs/llm.md) ----
  * An OpenAI-compatible endpoint for assay.llm: base_url such as "http://127.0.0.1:8000/v1"

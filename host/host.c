@@ -248,6 +248,7 @@ static void fill_sandbox_config(const generation *g, const assay_options *o, con
     c->memory_limit = (size_t)o->memory_mb << 20;
     c->timeout_ms = o->timeout_ms;
     c->record_timing = o->record_timing;
+    c->is_mapper = o->is_mapper;
     c->overrides = p->overrides;
     c->override_count = p->override_count;
     c->log = o->log;

@@ -30,6 +30,7 @@ struct assay_options {
     char *group_by;
     bool is_ordered;
     bool record_timing;
+    bool is_mapper;             /* assay_options_set_mappers */
     assay_log_cb log;
     void *log_ctx;
     char *llm_url, *llm_model, *api_key;

@@ -139,6 +139,12 @@ int assay_options_set_sample(assay_options *o, double rate, uint64_t seed) {
     return ASSAY_OK;
 }
 
+int assay_options_set_mappers(assay_options *o, int is_mapper) {
+    if (!o) return ASSAY_EINVAL;
+    o->is_mapper = is_mapper != 0;
+    return ASSAY_OK;
+}
+
 int assay_options_set_record_timing(assay_options *o, int record_timing) {
     if (!o) return ASSAY_EINVAL;
     o->record_timing = record_timing != 0;

@@ -192,9 +192,14 @@ int load_plugin(lua_State *L) {
     sandbox *sb = st->sb;
     load_chunk(L, &sb->cfg);
     int plugin = lua_gettop(L);
-    if (lua_getfield(L, plugin, "evaluate") != LUA_TFUNCTION)
+    if (sb->cfg.is_mapper) {
+        if (lua_getfield(L, plugin, "map") != LUA_TFUNCTION)
+            return luaL_error(L, "%s: the returned table has no map function (an importer's mapper: map = "
+                                 "function(doc, params) ... return trace end)", sb->cfg.path);
+    } else if (lua_getfield(L, plugin, "evaluate") != LUA_TFUNCTION) {
         return luaL_error(L, "%s: the returned table has no evaluate function (evaluate = function(trace, params, "
                              "step, index) ... end)", sb->cfg.path);
+    }
     st->evaluate_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     load_identity(L, plugin, sb->cfg.path);
     int name = plugin + 1;

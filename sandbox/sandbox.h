@@ -34,6 +34,8 @@ typedef struct sandbox_config {
     size_t memory_limit;         /* bytes per Lua state; 0 = unlimited */
     unsigned timeout_ms;         /* per evaluation (and for loading); 0 = unlimited */
     bool record_timing;          /* write "ms"; false gives byte-reproducible output */
+    bool is_mapper;              /* the plugin maps (its `map` returns a trace, kept as the
+                                  * record's details) instead of evaluating */
     const sandbox_param_override *overrides;
     size_t override_count;
     /* print() from the plugin; called on the sandbox's thread. NULL discards. */

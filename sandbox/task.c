@@ -95,8 +95,24 @@ static void add_usage(lua_State *L, int details, const evaluation *ev) {
     lua_rawset(L, details);
 }
 
+/* Reads what a mapper's map returned (on top of L): the trace, kept as JSON in details.
+ * [-0, +0, e] */
+static void read_mapped(lua_State *L, evaluation *ev) {
+    if (lua_type(L, -1) != LUA_TTABLE)
+        luaL_error(L, "map must return the trace as a table (got %s)", luaL_typename(L, -1));
+    lazy_fill(L, -1);
+    char err[160];
+    if (convert_lua_to_json(L, -1, &ev->details, err, sizeof err) != 0) luaL_error(L, "the mapped trace: %s", err);
+    if (ev->details.len && ev->details.data[0] != '{')
+        luaL_error(L, "map must return the trace as a table with an id (got a list)");
+}
+
 /* Reads evaluate's first result (on top of L) into ev. [-0, +0, e] */
 static void read_result(lua_State *L, evaluation *ev) {
+    if (state_of(L)->sb->cfg.is_mapper) {
+        read_mapped(L, ev);
+        return;
+    }
     int r = lua_gettop(L);
     switch (lua_type(L, r)) {
     case LUA_TNUMBER:

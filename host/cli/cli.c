@@ -367,7 +367,9 @@ enum {
     OPT_TIMEOUT = 256, OPT_MEMORY, OPT_GROUP_BY, OPT_NO_TIMING, OPT_RESUME, OPT_CASES, OPT_VERSION, OPT_LLM_URL, OPT_LLM_MODEL,
     OPT_LLM_TIMEOUT, OPT_MAX_INFLIGHT, OPT_RPS, OPT_TPM, OPT_MAX_TOKENS, OPT_RETRIES, OPT_RETRY_BASE, OPT_CACHE,
     OPT_NO_CACHE, OPT_DB, OPT_NO_DB, OPT_LABEL, OPT_SAMPLE, OPT_SEED, OPT_FOLLOW, OPT_JUNIT, OPT_CSV,
-    OPT_FAIL_ON_REGRESSION
+    OPT_FAIL_ON_REGRESSION,
+    OPT_FROM,
+    OPT_MAP
 };
 
 /* The command line as one string for the run store, arguments with spaces quoted. */
@@ -443,7 +445,7 @@ static int apply_net_flags(assay_options *opts, const net_flags *f) {
 /* A bit per command: the commands that take an option. */
 enum {
     CMD_RUN = 1 << 0, CMD_LIST = 1 << 1, CMD_CHECK = 1 << 2, CMD_TEST = 1 << 3,
-    CMD_RUNS = 1 << 4, CMD_COMPARE = 1 << 5, CMD_REPORT = 1 << 6,
+    CMD_RUNS = 1 << 4, CMD_COMPARE = 1 << 5, CMD_REPORT = 1 << 6, CMD_IMPORT = 1 << 7, CMD_LINT = 1 << 8,
 };
 #define CMD_PLUGINS (CMD_RUN | CMD_LIST | CMD_TEST) /* load plugins: -e, -p */
 #define CMD_SCORE (CMD_RUN | CMD_TEST)              /* evaluate: limits, the network */
@@ -458,11 +460,15 @@ typedef struct cli_option {
 
 static const cli_option cli_options_table[] = {
     {"evaluator", 'e', "PATH", CMD_PLUGINS, "a plugin file or a directory of them (repeatable; default: the shipped plugins)"},
-    {"output", 'o', "FILE", CMD_RUN | CMD_REPORT, "run: the records as JSONL (default stdout); report: the HTML file"},
-    {"jobs", 'j', "N", CMD_SCORE, "worker threads (default: number of cores)"},
-    {"param", 'p', "NAME.KEY=V", CMD_PLUGINS, "override a plugin parameter"},
-    {"timeout-ms", OPT_TIMEOUT, "N", CMD_SCORE, "per-evaluation time limit (default 2000; 0 = none)"},
-    {"memory-mb", OPT_MEMORY, "N", CMD_SCORE, "per-Lua-state memory limit (default 64; 0 = none)"},
+    {"output", 'o', "FILE", CMD_RUN | CMD_REPORT | CMD_IMPORT,
+     "run: the records as JSONL (default stdout); report: the HTML file; import: the traces"},
+    {"jobs", 'j', "N", CMD_SCORE | CMD_IMPORT, "worker threads (default: number of cores)"},
+    {"param", 'p', "NAME.KEY=V", CMD_PLUGINS | CMD_IMPORT, "override a plugin parameter (import: import.KEY=V)"},
+    {"timeout-ms", OPT_TIMEOUT, "N", CMD_SCORE | CMD_IMPORT, "per-evaluation time limit (default 2000; 0 = none)"},
+    {"memory-mb", OPT_MEMORY, "N", CMD_SCORE | CMD_IMPORT, "per-Lua-state memory limit (default 64; 0 = none)"},
+    {"from", OPT_FROM, "FORMAT", CMD_IMPORT,
+     "otlp, langfuse, langsmith, inspect, chat, openai-responses, anthropic, gemini, or auto (default)"},
+    {"map", OPT_MAP, "FILE.lua", CMD_IMPORT, "a mapper of your own instead of the shipped one (docs/importers.md)"},
     {"group-by", OPT_GROUP_BY, "FIELD", CMD_RUN | CMD_COMPARE | CMD_REPORT, "split the summary by metadata.FIELD"},
     {"no-timing", OPT_NO_TIMING, NULL, CMD_SCORE, "write \"ms\":null so that output is byte-for-byte reproducible"},
     {"resume", OPT_RESUME, NULL, CMD_RUN, "continue an interrupted run with -o FILE where it stopped (FILE.progress)"},
@@ -507,6 +513,11 @@ static int cmd_test(parsed *p, int argc, char **argv);
 static int cmd_runs(parsed *p, int argc, char **argv) { return cli_runs(&p->o, argc, argv); }
 static int cmd_compare(parsed *p, int argc, char **argv) { return cli_compare(&p->o, argc, argv); }
 static int cmd_report(parsed *p, int argc, char **argv) { return cli_report(&p->o, argc, argv); }
+static int cmd_import(parsed *p, int argc, char **argv) { return cli_import(&p->o, (const char *const *)argv, (size_t)argc); }
+static int cmd_lint(parsed *p, int argc, char **argv) {
+    (void)p;
+    return cli_lint((const char *const *)argv, (size_t)argc);
+}
 
 typedef struct cli_command {
     const char *name;
@@ -525,6 +536,9 @@ static const cli_command cli_commands[] = {
     {"compare", CMD_COMPARE, "A B [--group-by FIELD] [--fail-on-regression]",
      "B against A (run ids, labels, latest, previous), with 95% CIs", cmd_compare},
     {"report", CMD_REPORT, "[RUN] -o FILE.html", "one self-contained HTML report of a run (default latest)", cmd_report},
+    {"import", CMD_IMPORT, "[--from FORMAT] FILE... [-o OUT]", "logs of other formats to assay traces (docs/importers.md)",
+     cmd_import},
+    {"lint", CMD_LINT, "FILE...", "check trace files against docs/format.md, with a hint per problem", cmd_lint},
 };
 #define CLI_COMMAND_COUNT (sizeof cli_commands / sizeof *cli_commands)
 
@@ -662,6 +676,8 @@ static int apply_option(parsed *p, int key, const char *arg) {
     case OPT_JUNIT: o->junit = arg; return CLI_EXIT_OK;
     case OPT_CSV: o->csv = arg; return CLI_EXIT_OK;
     case OPT_FAIL_ON_REGRESSION: o->fail_on_regression = true; return CLI_EXIT_OK;
+    case OPT_FROM: o->from = arg; return CLI_EXIT_OK;
+    case OPT_MAP: o->map = arg; return CLI_EXIT_OK;
     }
     return usage_error("%s", "internal: an option without a handler");
 }

@@ -44,6 +44,8 @@ typedef struct cli_options {
     bool is_follow;
     bool fail_on_regression;
     bool has_llm;               /* an LLM endpoint is configured (--llm-url, ASSAY_LLM_URL) */
+    const char *from;           /* import: the input format (NULL: auto) */
+    const char *map;            /* import: a mapper of one's own */
 } cli_options;
 
 int cli_run(cli_options *o);
@@ -51,6 +53,10 @@ int cli_runs(cli_options *o, int argc, char **argv);
 int cli_compare(cli_options *o, int argc, char **argv);
 int cli_report(cli_options *o, int argc, char **argv);
 int cli_test(cli_options *o);
+int cli_import(cli_options *o, const char *const *inputs, size_t count);
+int cli_lint(const char *const *inputs, size_t count);
+/* Where the shipped plugins are: ASSAY_PLUGIN_DIR, beside the binary, or the data dir. */
+const char *cli_shipped_plugin_dir(void);
 
 /* Does the plugin file's source call assay.llm (outside comments and strings)? A run of
  * such a plugin without an LLM endpoint stops at start-up instead of failing every record. */

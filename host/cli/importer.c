@@ -1,0 +1,727 @@
+/* importer.c - the C half of `assay import`: reads the envelope of a log in another
+ * format (OTLP/JSON spans, Langfuse exports, LangSmith runs, inspect_ai logs, chat
+ * transcripts, provider responses) and hands over one document per trace, which the
+ * format's Lua mapper (plugins/importers/FORMAT.lua) turns into an assay trace.
+ *
+ * What is done here and not in Lua is what every mapper would otherwise repeat and what
+ * needs the whole file: framing (JSON lines, or one JSON document), OTLP's typed attribute
+ * values and hex or base64 ids, unflattening OpenInference's `a.0.b` keys, grouping spans
+ * of one trace spread over several lines (with a bounded number of traces open), merging
+ * LangSmith's post/patch pairs, and ordering by time. The document of each format is
+ * described in docs/importers.md.
+ */
+#include "cli.h"
+#include "importer.h"
+
+#include <cjson/cJSON.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A line longer than this is refused (as by `assay run`). */
+#define IMPORTER_MAX_LINE (64u << 20)
+/* A document that is not JSON lines is read whole, up to this size. */
+#define IMPORTER_MAX_DOCUMENT (1u << 30)
+
+typedef struct open_trace {
+    char *id;
+    cJSON *spans;           /* array */
+    uint64_t first_line, last_line;
+    bool has_ended_root;
+    struct open_trace *next; /* in first-seen order */
+} open_trace;
+
+struct importer {
+    importer_format format;
+    importer_config cfg;
+    const char *source;     /* the file being read, as shown in messages */
+    /* otlp: the traces with spans still to come */
+    open_trace *open_head, **open_tail;
+    size_t open_count;
+    /* langsmith: every run of the input, merged by id */
+    cJSON *runs;
+    uint64_t documents, problems;
+};
+
+static const char *const format_names[] = {
+    [IMPORTER_OTLP] = "otlp", [IMPORTER_LANGFUSE] = "langfuse", [IMPORTER_LANGSMITH] = "langsmith",
+    [IMPORTER_INSPECT] = "inspect", [IMPORTER_CHAT] = "chat", [IMPORTER_OPENAI_RESPONSES] = "openai-responses",
+    [IMPORTER_ANTHROPIC] = "anthropic", [IMPORTER_GEMINI] = "gemini",
+};
+
+const char *importer_format_name(importer_format f) { return f < IMPORTER_FORMAT_COUNT ? format_names[f] : "?"; }
+
+int importer_format_parse(const char *name, importer_format *out) {
+    for (int i = 0; i < IMPORTER_FORMAT_COUNT; i++)
+        if (strcmp(name, format_names[i]) == 0) return *out = (importer_format)i, 0;
+    return -1;
+}
+
+static void problem(importer *im, uint64_t line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void problem(importer *im, uint64_t line, const char *fmt, ...) {
+    char message[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof message, fmt, ap);
+    va_end(ap);
+    im->problems++;
+    im->cfg.on_problem(im->cfg.ctx, im->source, line, message);
+}
+
+/* Hands doc (consumed) to the caller as one JSON line. */
+static void emit(importer *im, cJSON *doc, uint64_t line) {
+    cJSON_AddItemToObject(doc, "format", cJSON_CreateString(format_names[im->format]));
+    cJSON *source = cJSON_AddObjectToObject(doc, "source");
+    cJSON_AddStringToObject(source, "file", im->source);
+    cJSON_AddNumberToObject(source, "line", (double)line);
+    char *text = cJSON_PrintUnformatted(doc);
+    cJSON_Delete(doc);
+    if (!text) {
+        problem(im, line, "out of memory writing a document");
+        return;
+    }
+    im->documents++;
+    im->cfg.on_document(im->cfg.ctx, text, strlen(text), im->source, line);
+    free(text);
+}
+
+/* Sorts the items of array by cmp, keeping the order of items that compare equal (a
+ * merge sort): spans that started in the same millisecond stay in the order they came. */
+typedef int (*item_cmp)(const cJSON *a, const cJSON *b);
+
+static void merge_sort(cJSON **items, cJSON **scratch, size_t n, item_cmp cmp) {
+    if (n < 2) return;
+    size_t half = n / 2;
+    merge_sort(items, scratch, half, cmp);
+    merge_sort(items + half, scratch, n - half, cmp);
+    size_t i = 0, j = half, k = 0;
+    while (i < half && j < n) scratch[k++] = cmp(items[j], items[i]) < 0 ? items[j++] : items[i++];
+    while (i < half) scratch[k++] = items[i++];
+    while (j < n) scratch[k++] = items[j++];
+    memcpy(items, scratch, n * sizeof *items);
+}
+
+static void sort_items(cJSON *array, item_cmp cmp) {
+    size_t n = (size_t)cJSON_GetArraySize(array);
+    if (n < 2) return;
+    cJSON **items = malloc(2 * n * sizeof *items);
+    if (!items) return; /* left in arrival order */
+    size_t i = 0;
+    for (cJSON *c = array->child; c; c = c->next) items[i++] = c;
+    merge_sort(items, items + n, n, cmp);
+    for (i = 0; i < n; i++) {
+        items[i]->prev = i ? items[i - 1] : items[n - 1];
+        items[i]->next = i + 1 < n ? items[i + 1] : NULL;
+    }
+    array->child = items[0];
+    free(items);
+}
+
+static double number_or_inf(const cJSON *object, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(object, key);
+    return cJSON_IsNumber(v) ? v->valuedouble : INFINITY;
+}
+
+static int compare_start_ms(const cJSON *a, const cJSON *b) {
+    double x = number_or_inf(a, "start_ms"), y = number_or_inf(b, "start_ms");
+    return (x > y) - (x < y);
+}
+
+/* ------------------------------------------------------------------------- otlp */
+
+static bool is_hex(const char *s) {
+    for (; *s; s++)
+        if (!isxdigit((unsigned char)*s)) return false;
+    return true;
+}
+
+/* An OTLP id as lowercase hex: OTLP/JSON writes hex, some exporters base64 (the protobuf
+ * JSON mapping of bytes). NULL when it is neither. */
+static char *id_hex(const cJSON *id) {
+    if (!cJSON_IsString(id) || !*id->valuestring) return NULL;
+    const char *s = id->valuestring;
+    size_t n = strlen(s);
+    char *out = malloc(2 * n + 1);
+    if (!out) return NULL;
+    if (is_hex(s) && (n == 32 || n == 16)) {
+        for (size_t i = 0; i <= n; i++) out[i] = (char)tolower((unsigned char)s[i]);
+        return out;
+    }
+    static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    unsigned bits = 0, value = 0;
+    size_t k = 0;
+    for (; *s && *s != '='; s++) {
+        const char *p = strchr(alphabet, *s == '-' ? '+' : *s == '_' ? '/' : *s);
+        if (!p || !*s) {
+            free(out);
+            return NULL;
+        }
+        value = (value << 6) | (unsigned)(p - alphabet);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            k += (size_t)sprintf(out + k, "%02x", (value >> bits) & 0xFF);
+        }
+    }
+    if (k != 32 && k != 16) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
+/* Unix nanoseconds (a string in OTLP/JSON, a number from some exporters) as milliseconds. */
+static double time_ms(const cJSON *t) {
+    if (cJSON_IsString(t)) return strtod(t->valuestring, NULL) / 1e6;
+    if (cJSON_IsNumber(t)) return t->valuedouble / 1e6;
+    return NAN;
+}
+
+static cJSON *any_value(importer *im, const cJSON *v, const char *span, const char *key, uint64_t line);
+
+/* OTLP's list of {key, value} as an object. Keys with numeric segments (OpenInference's
+ * flattened lists, "llm.input_messages.0.message.role") become lists of objects. */
+static void set_flattened(cJSON *object, const char *key, cJSON *value) {
+    const char *p = key;
+    for (;;) { /* find ".N." or a trailing ".N" */
+        const char *dot = strchr(p, '.');
+        if (!dot) break;
+        const char *q = dot + 1;
+        size_t digits = strspn(q, "0123456789");
+        if (digits && (q[digits] == '.' || q[digits] == '\0') && digits < 7) {
+            char *prefix = strndup(key, (size_t)(dot - key));
+            int index = atoi(q);
+            const char *rest = q[digits] ? q + digits + 1 : NULL;
+            cJSON *list = cJSON_GetObjectItemCaseSensitive(object, prefix);
+            if (!cJSON_IsArray(list)) {
+                if (list) cJSON_DeleteItemFromObjectCaseSensitive(object, prefix);
+                list = cJSON_AddArrayToObject(object, prefix);
+            }
+            free(prefix);
+            while (cJSON_GetArraySize(list) <= index) cJSON_AddItemToArray(list, rest ? cJSON_CreateObject() : cJSON_CreateNull());
+            if (!rest) {
+                cJSON_ReplaceItemInArray(list, index, value);
+                return;
+            }
+            cJSON *slot = cJSON_GetArrayItem(list, index);
+            if (!cJSON_IsObject(slot)) {
+                slot = cJSON_CreateObject();
+                cJSON_ReplaceItemInArray(list, index, slot);
+            }
+            set_flattened(slot, rest, value);
+            return;
+        }
+        p = q;
+    }
+    cJSON_DeleteItemFromObjectCaseSensitive(object, key); /* a repeated key: the last wins */
+    cJSON_AddItemToObject(object, key, value);
+}
+
+static cJSON *key_values(importer *im, const cJSON *list, const char *span, uint64_t line) {
+    cJSON *object = cJSON_CreateObject();
+    const cJSON *kv;
+    cJSON_ArrayForEach(kv, list) {
+        const cJSON *key = cJSON_GetObjectItemCaseSensitive(kv, "key");
+        if (!cJSON_IsString(key)) {
+            problem(im, line, "span %s: an attribute without a key; skipped", span);
+            continue;
+        }
+        cJSON *value = any_value(im, cJSON_GetObjectItemCaseSensitive(kv, "value"), span, key->valuestring, line);
+        set_flattened(object, key->valuestring, value);
+    }
+    return object;
+}
+
+/* An OTLP AnyValue as plain JSON. */
+static cJSON *any_value(importer *im, const cJSON *v, const char *span, const char *key, uint64_t line) {
+    if (!cJSON_IsObject(v) || !v->child) return cJSON_CreateNull();
+    const cJSON *x = v->child;
+    const char *type = x->string ? x->string : "";
+    if (strcmp(type, "stringValue") == 0 && cJSON_IsString(x)) return cJSON_CreateString(x->valuestring);
+    if (strcmp(type, "boolValue") == 0) return cJSON_CreateBool(cJSON_IsTrue(x));
+    if (strcmp(type, "intValue") == 0 || strcmp(type, "doubleValue") == 0) {
+        if (cJSON_IsNumber(x)) return cJSON_CreateNumber(x->valuedouble);
+        if (cJSON_IsString(x)) return cJSON_CreateNumber(strtod(x->valuestring, NULL)); /* int64 as a string */
+    }
+    if (strcmp(type, "bytesValue") == 0 && cJSON_IsString(x)) return cJSON_CreateString(x->valuestring);
+    if (strcmp(type, "arrayValue") == 0) {
+        cJSON *out = cJSON_CreateArray();
+        const cJSON *item;
+        cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(x, "values")) cJSON_AddItemToArray(out, any_value(im, item, span, key, line));
+        return out;
+    }
+    if (strcmp(type, "kvlistValue") == 0) return key_values(im, cJSON_GetObjectItemCaseSensitive(x, "values"), span, line);
+    problem(im, line, "span %s: attribute %s has a value of unknown type '%s'; kept as null", span, key, type);
+    return cJSON_CreateNull();
+}
+
+static open_trace *find_open(importer *im, const char *id) {
+    for (open_trace *t = im->open_head; t; t = t->next)
+        if (strcmp(t->id, id) == 0) return t;
+    return NULL;
+}
+
+static void emit_trace(importer *im, open_trace *t) {
+    cJSON *doc = cJSON_CreateObject();
+    cJSON_AddStringToObject(doc, "id", t->id);
+    sort_items(t->spans, compare_start_ms);
+    cJSON_AddItemToObject(doc, "spans", t->spans);
+    if (!t->has_ended_root) problem(im, t->first_line, "trace %s: no root span (a span without parentSpanId) came; imported as it is", t->id);
+    emit(im, doc, t->first_line);
+    free(t->id);
+    free(t);
+}
+
+/* Emits the traces that are done: their root has ended and no span of theirs came in the
+ * last quiet_lines lines; or, at the end (all), every one. Beyond max_open traces the
+ * oldest goes out as it is. */
+static void flush_open(importer *im, uint64_t line, bool all) {
+    for (open_trace **p = &im->open_head; *p;) {
+        open_trace *t = *p;
+        bool done = all || (t->has_ended_root && line - t->last_line >= im->cfg.quiet_lines) ||
+                    (im->open_count > im->cfg.max_open && t == im->open_head);
+        if (!done) {
+            p = &t->next;
+            continue;
+        }
+        *p = t->next;
+        im->open_count--;
+        if (!all && !t->has_ended_root)
+            problem(im, t->first_line, "trace %s: more than %zu traces open at once; imported before its root span came",
+                    t->id, im->cfg.max_open);
+        emit_trace(im, t);
+    }
+    im->open_tail = &im->open_head;
+    while (*im->open_tail) im->open_tail = &(*im->open_tail)->next;
+}
+
+static cJSON *otlp_span(importer *im, const cJSON *s, const cJSON *resource, const cJSON *scope, uint64_t line,
+                        char **trace_id) {
+    char *span_id = id_hex(cJSON_GetObjectItemCaseSensitive(s, "spanId"));
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(s, "name");
+    const char *shown = cJSON_IsString(name) ? name->valuestring : "?";
+    *trace_id = id_hex(cJSON_GetObjectItemCaseSensitive(s, "traceId"));
+    if (!*trace_id || !span_id) {
+        problem(im, line, "span '%s': %s is missing or neither hex nor base64; skipped", shown,
+                *trace_id ? "spanId" : "traceId");
+        free(span_id), free(*trace_id);
+        *trace_id = NULL;
+        return NULL;
+    }
+    cJSON *out = cJSON_CreateObject();
+    cJSON_AddStringToObject(out, "span_id", span_id);
+    char *parent = id_hex(cJSON_GetObjectItemCaseSensitive(s, "parentSpanId"));
+    if (parent) cJSON_AddStringToObject(out, "parent_span_id", parent);
+    free(parent);
+    cJSON_AddStringToObject(out, "name", shown);
+    const cJSON *kind = cJSON_GetObjectItemCaseSensitive(s, "kind");
+    if (kind) cJSON_AddItemToObject(out, "kind", cJSON_Duplicate(kind, 1));
+    double start = time_ms(cJSON_GetObjectItemCaseSensitive(s, "startTimeUnixNano"));
+    double end = time_ms(cJSON_GetObjectItemCaseSensitive(s, "endTimeUnixNano"));
+    cJSON_AddItemToObject(out, "start_ms", isnan(start) ? cJSON_CreateNull() : cJSON_CreateNumber(start));
+    cJSON_AddItemToObject(out, "end_ms", isnan(end) ? cJSON_CreateNull() : cJSON_CreateNumber(end));
+    const cJSON *status = cJSON_GetObjectItemCaseSensitive(s, "status");
+    if (cJSON_IsObject(status)) {
+        cJSON *st = cJSON_AddObjectToObject(out, "status");
+        const cJSON *code = cJSON_GetObjectItemCaseSensitive(status, "code");
+        /* 2 or "STATUS_CODE_ERROR" */
+        bool is_error = (cJSON_IsNumber(code) && code->valueint == 2) ||
+                        (cJSON_IsString(code) && strstr(code->valuestring, "ERROR"));
+        cJSON_AddStringToObject(st, "code", is_error ? "error" : cJSON_IsNumber(code) && code->valueint == 1 ? "ok" : "unset");
+        const cJSON *message = cJSON_GetObjectItemCaseSensitive(status, "message");
+        if (cJSON_IsString(message)) cJSON_AddStringToObject(st, "message", message->valuestring);
+    }
+    char label[64];
+    snprintf(label, sizeof label, "%.32s (%s)", shown, span_id);
+    cJSON_AddItemToObject(out, "attributes", key_values(im, cJSON_GetObjectItemCaseSensitive(s, "attributes"), label, line));
+    cJSON *events = cJSON_AddArrayToObject(out, "events");
+    const cJSON *e;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(s, "events")) {
+        cJSON *ev = cJSON_CreateObject();
+        const cJSON *en = cJSON_GetObjectItemCaseSensitive(e, "name");
+        cJSON_AddStringToObject(ev, "name", cJSON_IsString(en) ? en->valuestring : "");
+        double t = time_ms(cJSON_GetObjectItemCaseSensitive(e, "timeUnixNano"));
+        cJSON_AddItemToObject(ev, "time_ms", isnan(t) ? cJSON_CreateNull() : cJSON_CreateNumber(t));
+        cJSON_AddItemToObject(ev, "attributes", key_values(im, cJSON_GetObjectItemCaseSensitive(e, "attributes"), label, line));
+        cJSON_AddItemToArray(events, ev);
+    }
+    cJSON_AddItemToObject(out, "resource", cJSON_Duplicate(resource, 1));
+    if (scope) cJSON_AddItemToObject(out, "scope", cJSON_Duplicate(scope, 1));
+    free(span_id);
+    return out;
+}
+
+static void otlp_add_span(importer *im, cJSON *span, char *trace_id, uint64_t line) {
+    open_trace *t = find_open(im, trace_id);
+    if (!t) {
+        t = calloc(1, sizeof *t);
+        if (!t || !(t->spans = cJSON_CreateArray())) {
+            free(t), free(trace_id), cJSON_Delete(span);
+            problem(im, line, "out of memory");
+            return;
+        }
+        t->id = trace_id;
+        t->first_line = line;
+        *im->open_tail = t;
+        im->open_tail = &t->next;
+        im->open_count++;
+    } else {
+        free(trace_id);
+    }
+    if (!cJSON_GetObjectItemCaseSensitive(span, "parent_span_id")) t->has_ended_root = true;
+    t->last_line = line;
+    cJSON_AddItemToArray(t->spans, span);
+}
+
+static void otlp_value(importer *im, const cJSON *v, uint64_t line) {
+    const cJSON *batches = cJSON_GetObjectItemCaseSensitive(v, "resourceSpans");
+    if (!cJSON_IsArray(batches)) {
+        problem(im, line, "no \"resourceSpans\" list: not an OTLP/JSON trace export; skipped");
+        return;
+    }
+    const cJSON *batch;
+    cJSON_ArrayForEach(batch, batches) {
+        const cJSON *resource = cJSON_GetObjectItemCaseSensitive(batch, "resource");
+        cJSON *attrs = key_values(im, cJSON_GetObjectItemCaseSensitive(resource, "attributes"), "(resource)", line);
+        const cJSON *scopes = cJSON_GetObjectItemCaseSensitive(batch, "scopeSpans");
+        if (!scopes) scopes = cJSON_GetObjectItemCaseSensitive(batch, "instrumentationLibrarySpans");
+        const cJSON *scope_spans;
+        cJSON_ArrayForEach(scope_spans, scopes) {
+            const cJSON *scope = cJSON_GetObjectItemCaseSensitive(scope_spans, "scope");
+            if (!scope) scope = cJSON_GetObjectItemCaseSensitive(scope_spans, "instrumentationLibrary");
+            const cJSON *s;
+            cJSON_ArrayForEach(s, cJSON_GetObjectItemCaseSensitive(scope_spans, "spans")) {
+                char *trace_id;
+                cJSON *span = otlp_span(im, s, attrs, scope, line, &trace_id);
+                if (span) otlp_add_span(im, span, trace_id, line);
+            }
+        }
+        cJSON_Delete(attrs);
+    }
+    flush_open(im, line, false);
+}
+
+/* ----------------------------------------------------------- the other formats */
+
+static const char *string_or(const cJSON *object, const char *key, const char *fallback) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(object, key);
+    return cJSON_IsString(v) && *v->valuestring ? v->valuestring : fallback;
+}
+
+/* A document id for formats whose items may have none: file:line, or file:line:n. */
+static cJSON *fallback_id(importer *im, uint64_t line, int n) {
+    char id[512];
+    if (n < 0) snprintf(id, sizeof id, "%s:%llu", im->source, (unsigned long long)line);
+    else snprintf(id, sizeof id, "%s:%llu:%d", im->source, (unsigned long long)line, n);
+    return cJSON_CreateString(id);
+}
+
+static int compare_start_time(const cJSON *a, const cJSON *b) {
+    return strcmp(string_or(a, "startTime", ""), string_or(b, "startTime", "")); /* ISO 8601, one zone */
+}
+
+static void langfuse_value(importer *im, cJSON *v, uint64_t line) {
+    if (cJSON_IsArray(v)) {
+        for (cJSON *item = v->child; item; item = item->next) langfuse_value(im, item, line);
+        return;
+    }
+    const cJSON *trace = cJSON_GetObjectItemCaseSensitive(v, "trace");
+    cJSON *observations = cJSON_GetObjectItemCaseSensitive(v, "observations");
+    const char *id = string_or(trace, "id", NULL);
+    if (!id || !cJSON_IsArray(observations)) {
+        problem(im, line, "not a Langfuse export {trace: {id, ...}, observations: [...]}: %s; skipped",
+                id ? "no observations list" : "no trace.id");
+        return;
+    }
+    cJSON *doc = cJSON_CreateObject();
+    cJSON_AddStringToObject(doc, "id", id);
+    cJSON_AddItemToObject(doc, "trace", cJSON_Duplicate(trace, 1));
+    cJSON *obs = cJSON_Duplicate(observations, 1);
+    sort_items(obs, compare_start_time);
+    cJSON_AddItemToObject(doc, "observations", obs);
+    emit(im, doc, line);
+}
+
+/* LangSmith: runs arrive as creates (post) and completions (patch) with the same id. */
+static void langsmith_add_run(importer *im, const cJSON *run, uint64_t line) {
+    const char *id = string_or(run, "id", NULL);
+    if (!id) {
+        problem(im, line, "a LangSmith run without an id; skipped");
+        return;
+    }
+    cJSON *known = cJSON_GetObjectItemCaseSensitive(im->runs, id);
+    if (!known) {
+        known = cJSON_AddObjectToObject(im->runs, id);
+        cJSON_AddNumberToObject(known, "_line", (double)line);
+    }
+    for (const cJSON *f = run->child; f; f = f->next) {
+        if (cJSON_IsNull(f)) continue; /* a patch does not erase what the post said */
+        cJSON_DeleteItemFromObjectCaseSensitive(known, f->string);
+        cJSON_AddItemToObject(known, f->string, cJSON_Duplicate(f, 1));
+    }
+}
+
+static void langsmith_value(importer *im, const cJSON *v, uint64_t line) {
+    const cJSON *post = cJSON_GetObjectItemCaseSensitive(v, "post");
+    const cJSON *patch = cJSON_GetObjectItemCaseSensitive(v, "patch");
+    const cJSON *run;
+    if (cJSON_IsArray(v)) {
+        cJSON_ArrayForEach(run, v) langsmith_add_run(im, run, line);
+    } else if (post || patch) {
+        cJSON_ArrayForEach(run, post) langsmith_add_run(im, run, line);
+        cJSON_ArrayForEach(run, patch) langsmith_add_run(im, run, line);
+    } else if (cJSON_IsObject(v)) {
+        langsmith_add_run(im, v, line);
+    }
+}
+
+static int compare_dotted(const cJSON *a, const cJSON *b) {
+    return strcmp(string_or(a, "dotted_order", ""), string_or(b, "dotted_order", ""));
+}
+
+static void langsmith_end(importer *im) {
+    /* group by trace: trace_id, or the root's id (the first segment of dotted_order) */
+    cJSON *traces = cJSON_CreateObject();
+    cJSON *order = cJSON_CreateArray();
+    for (cJSON *run = im->runs->child; run; run = run->next) {
+        const char *trace = string_or(run, "trace_id", string_or(run, "id", "?"));
+        cJSON *runs = cJSON_GetObjectItemCaseSensitive(traces, trace);
+        if (!runs) {
+            runs = cJSON_AddArrayToObject(traces, trace);
+            cJSON_AddItemToArray(order, cJSON_CreateString(trace));
+        }
+        cJSON_AddItemToArray(runs, cJSON_Duplicate(run, 1));
+    }
+    const cJSON *name;
+    cJSON_ArrayForEach(name, order) {
+        cJSON *runs = cJSON_DetachItemFromObjectCaseSensitive(traces, name->valuestring);
+        sort_items(runs, compare_dotted);
+        uint64_t line = (uint64_t)cJSON_GetObjectItemCaseSensitive(runs->child, "_line")->valuedouble;
+        for (cJSON *r = runs->child; r; r = r->next) cJSON_DeleteItemFromObjectCaseSensitive(r, "_line");
+        cJSON *doc = cJSON_CreateObject();
+        cJSON_AddStringToObject(doc, "id", name->valuestring);
+        cJSON_AddItemToObject(doc, "runs", runs);
+        emit(im, doc, line);
+    }
+    cJSON_Delete(order);
+    cJSON_Delete(traces);
+}
+
+static void inspect_value(importer *im, const cJSON *v, uint64_t line) {
+    const cJSON *eval = cJSON_GetObjectItemCaseSensitive(v, "eval");
+    const cJSON *samples = cJSON_GetObjectItemCaseSensitive(v, "samples");
+    if (!cJSON_IsObject(eval)) {
+        problem(im, line, "not an inspect_ai log (no \"eval\" object); skipped");
+        return;
+    }
+    if (!cJSON_IsArray(samples) || !samples->child) {
+        problem(im, line, "the inspect_ai log has no samples (status %s); nothing to import", string_or(v, "status", "?"));
+        return;
+    }
+    const cJSON *sample;
+    cJSON_ArrayForEach(sample, samples) {
+        cJSON *doc = cJSON_CreateObject();
+        char id[512];
+        const cJSON *sid = cJSON_GetObjectItemCaseSensitive(sample, "id");
+        const cJSON *epoch = cJSON_GetObjectItemCaseSensitive(sample, "epoch");
+        char sid_text[128];
+        if (cJSON_IsString(sid)) snprintf(sid_text, sizeof sid_text, "%s", sid->valuestring);
+        else snprintf(sid_text, sizeof sid_text, "%g", cJSON_IsNumber(sid) ? sid->valuedouble : 0.0);
+        snprintf(id, sizeof id, "%s:%s:%d", string_or(eval, "task", "task"), sid_text, cJSON_IsNumber(epoch) ? epoch->valueint : 1);
+        cJSON_AddStringToObject(doc, "id", id);
+        cJSON *e = cJSON_Duplicate(eval, 1);
+        cJSON_AddItemToObject(doc, "eval", e);
+        const cJSON *results = cJSON_GetObjectItemCaseSensitive(v, "results");
+        if (results) cJSON_AddItemToObject(doc, "results", cJSON_Duplicate(results, 1));
+        cJSON_AddItemToObject(doc, "sample", cJSON_Duplicate(sample, 1));
+        emit(im, doc, line);
+    }
+}
+
+static void chat_value(importer *im, const cJSON *v, uint64_t line) {
+    const cJSON *messages = cJSON_IsArray(v) ? v : cJSON_GetObjectItemCaseSensitive(v, "messages");
+    if (!cJSON_IsArray(messages) || !cJSON_IsObject(messages->child) ||
+        !cJSON_GetObjectItemCaseSensitive(messages->child, "role")) {
+        problem(im, line, "not a chat transcript (a list of {role, content} messages, or {messages: [...]}); skipped");
+        return;
+    }
+    cJSON *doc = cJSON_CreateObject();
+    const char *id = cJSON_IsObject(v) ? string_or(v, "id", NULL) : NULL;
+    cJSON_AddItemToObject(doc, "id", id ? cJSON_CreateString(id) : fallback_id(im, line, -1));
+    cJSON_AddItemToObject(doc, "messages", cJSON_Duplicate(messages, 1));
+    if (cJSON_IsObject(v)) {
+        const cJSON *metadata = cJSON_GetObjectItemCaseSensitive(v, "metadata");
+        if (cJSON_IsObject(metadata)) cJSON_AddItemToObject(doc, "metadata", cJSON_Duplicate(metadata, 1));
+    }
+    emit(im, doc, line);
+}
+
+/* A provider's response, alone or as {request, response}. */
+static void response_value(importer *im, const cJSON *v, uint64_t line) {
+    if (!cJSON_IsObject(v)) {
+        problem(im, line, "not a %s response object; skipped", format_names[im->format]);
+        return;
+    }
+    const cJSON *response = cJSON_GetObjectItemCaseSensitive(v, "response");
+    const cJSON *request = cJSON_GetObjectItemCaseSensitive(v, "request");
+    if (!cJSON_IsObject(response)) response = v, request = NULL;
+    cJSON *doc = cJSON_CreateObject();
+    const char *id = string_or(v, "id", string_or(response, "id", string_or(response, "responseId", NULL)));
+    cJSON_AddItemToObject(doc, "id", id ? cJSON_CreateString(id) : fallback_id(im, line, -1));
+    cJSON_AddItemToObject(doc, "response", cJSON_Duplicate(response, 1));
+    if (request) cJSON_AddItemToObject(doc, "request", cJSON_Duplicate(request, 1));
+    emit(im, doc, line);
+}
+
+/* --------------------------------------------------------------------- framing */
+
+static void on_value(importer *im, cJSON *v, uint64_t line) {
+    switch (im->format) {
+    case IMPORTER_OTLP: otlp_value(im, v, line); break;
+    case IMPORTER_LANGFUSE: langfuse_value(im, v, line); break;
+    case IMPORTER_LANGSMITH: langsmith_value(im, v, line); break;
+    case IMPORTER_INSPECT: inspect_value(im, v, line); break;
+    case IMPORTER_CHAT: chat_value(im, v, line); break;
+    default:
+        if (cJSON_IsArray(v) && im->format != IMPORTER_CHAT) {
+            for (cJSON *item = v->child; item; item = item->next) response_value(im, item, line);
+        } else {
+            response_value(im, v, line);
+        }
+    }
+}
+
+importer *importer_new(importer_format format, const importer_config *cfg) {
+    importer *im = calloc(1, sizeof *im);
+    if (!im) return NULL;
+    im->format = format;
+    im->cfg = *cfg;
+    if (!im->cfg.quiet_lines) im->cfg.quiet_lines = 1000;
+    if (!im->cfg.max_open) im->cfg.max_open = 10000;
+    im->open_tail = &im->open_head;
+    if (!(im->runs = cJSON_CreateObject())) {
+        free(im);
+        return NULL;
+    }
+    return im;
+}
+
+/* Reads the whole stream into text (the first line already read); false past the cap. */
+static bool read_rest(FILE *f, buf *text) {
+    char chunk[65536];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        buf_append(text, chunk, n);
+        if (text->len > IMPORTER_MAX_DOCUMENT) return false;
+    }
+    return !ferror(f) && !buf_failed(text);
+}
+
+int importer_feed(importer *im, FILE *f, const char *source) {
+    im->source = source;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    uint64_t line_no = 0;
+    bool is_lines = true;
+    while ((n = getline(&line, &cap, f)) != -1) {
+        line_no++;
+        size_t len = (size_t)n;
+        while (len && (line[len - 1] == '\n' || line[len - 1] == '\r' || line[len - 1] == ' ')) len--;
+        if (len == 0) continue;
+        if (len > IMPORTER_MAX_LINE) {
+            problem(im, line_no, "longer than %u MiB; skipped", IMPORTER_MAX_LINE >> 20);
+            continue;
+        }
+        const char *end = NULL;
+        cJSON *v = cJSON_ParseWithLengthOpts(line, len, &end, 0);
+        if (!v && is_lines && line_no == 1 && (line[0] == '{' || line[0] == '[')) {
+            /* not JSON lines: one (pretty-printed) document */
+            buf text;
+            buf_init(&text);
+            buf_append(&text, line, (size_t)n);
+            if (!read_rest(f, &text)) {
+                problem(im, 1, "cannot read the document whole (larger than %u MiB, or a read error)",
+                        IMPORTER_MAX_DOCUMENT >> 20);
+                buf_free(&text);
+                break;
+            }
+            is_lines = false;
+            v = cJSON_ParseWithLengthOpts(text.data, text.len, &end, 0);
+            if (!v) {
+                size_t at = end ? (size_t)(end - text.data) : 0;
+                uint64_t bad_line = 1;
+                for (size_t i = 0; i < at && i < text.len; i++) bad_line += text.data[i] == '\n';
+                problem(im, bad_line, "not valid JSON (neither JSON lines nor one JSON document)");
+            } else {
+                on_value(im, v, 1);
+                cJSON_Delete(v);
+            }
+            buf_free(&text);
+            break;
+        }
+        if (!v) {
+            problem(im, line_no, "not valid JSON (error at byte %zu); skipped", end ? (size_t)(end - line) + 1 : 1);
+            continue;
+        }
+        on_value(im, v, line_no);
+        cJSON_Delete(v);
+    }
+    free(line);
+    if (ferror(f)) {
+        problem(im, line_no, "read error: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+void importer_finish(importer *im) {
+    flush_open(im, UINT64_MAX, true);
+    if (im->format == IMPORTER_LANGSMITH) langsmith_end(im);
+}
+
+uint64_t importer_documents(const importer *im) { return im->documents; }
+uint64_t importer_problems(const importer *im) { return im->problems; }
+
+void importer_free(importer *im) {
+    if (!im) return;
+    while (im->open_head) {
+        open_trace *t = im->open_head;
+        im->open_head = t->next;
+        cJSON_Delete(t->spans);
+        free(t->id);
+        free(t);
+    }
+    cJSON_Delete(im->runs);
+    free(im);
+}
+
+/* ---------------------------------------------------------------------- detection */
+
+int importer_detect(const char *text, size_t len, importer_format *out) {
+    cJSON *v = cJSON_ParseWithLength(text, len);
+    if (!v) return -1;
+    const cJSON *first = cJSON_IsArray(v) ? v->child : v;
+    int found = 0;
+    if (cJSON_GetObjectItemCaseSensitive(first, "resourceSpans")) *out = IMPORTER_OTLP;
+    else if (cJSON_GetObjectItemCaseSensitive(first, "observations")) *out = IMPORTER_LANGFUSE;
+    else if (cJSON_GetObjectItemCaseSensitive(first, "post") || cJSON_GetObjectItemCaseSensitive(first, "patch") ||
+             cJSON_GetObjectItemCaseSensitive(first, "dotted_order"))
+        *out = IMPORTER_LANGSMITH;
+    else if (cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(first, "eval"))) *out = IMPORTER_INSPECT;
+    else if (cJSON_GetObjectItemCaseSensitive(first, "role") || cJSON_GetObjectItemCaseSensitive(first, "messages"))
+        *out = IMPORTER_CHAT;
+    else if (cJSON_GetObjectItemCaseSensitive(first, "candidates")) *out = IMPORTER_GEMINI;
+    else if (cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(first, "output"))) *out = IMPORTER_OPENAI_RESPONSES;
+    else if (cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(first, "content")) &&
+             cJSON_GetObjectItemCaseSensitive(first, "stop_reason"))
+        *out = IMPORTER_ANTHROPIC;
+    else found = -1;
+    cJSON_Delete(v);
+    return found;
+}
