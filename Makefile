@@ -7,12 +7,16 @@ BUILD ?= build
 CC ?= cc
 PKG_CONFIG ?= pkg-config
 PKGS := lua5.4 libuv libcjson libcurl sqlite3
+CLI_PKGS := libzip
 
 VERSION := $(shell sed -n 's/^\#define ASSAY_VERSION_STRING "\(.*\)"/\1/p' host/assay.h)
 SOVERSION := $(firstword $(subst ., ,$(VERSION)))
 
 PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKGS))
 PKG_LIBS = $(shell $(PKG_CONFIG) --libs $(PKGS))
+# the command-line program alone reads inspect_ai's .eval zips
+CLI_PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(CLI_PKGS))
+CLI_PKG_LIBS = $(shell $(PKG_CONFIG) --libs $(CLI_PKGS))
 WARNINGS := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wpointer-arith -Wformat=2 -Wvla
 OPT ?= -O2 -g
 SANITIZE ?=
@@ -42,7 +46,7 @@ $(BUILD)/obj/%.o: %.c Makefile
 # buf.c is a leaf helper it compiles for itself.
 $(BUILD)/cli/%.o: %.c Makefile
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(CFLAGS) $(CLI_PKG_CFLAGS) -MMD -MP -c $< -o $@
 
 # The HTML report's page, compiled in so that assay writes it without any file beside it.
 $(BUILD)/cli/report_page.c: host/cli/report.html scripts/embed.awk
@@ -62,7 +66,7 @@ $(BUILD)/libassay.so: $(BUILD)/libassay.so.$(VERSION)
 	ln -sf libassay.so.$(VERSION) $@
 
 $(BUILD)/assay: $(CLI_OBJ) $(BUILD)/libassay.so
-	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) -L$(BUILD) -lassay -Wl,-rpath,'$$ORIGIN' -Wl,-rpath,'$$ORIGIN/../lib' $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) -L$(BUILD) -lassay -Wl,-rpath,'$$ORIGIN' -Wl,-rpath,'$$ORIGIN/../lib' $(CLI_PKG_LIBS) $(LDLIBS)
 
 $(BUILD)/assay.pc: scripts/assay.pc.in host/assay.h $(BUILD)/prefix
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@

@@ -2,7 +2,7 @@
 # Installs the Debian packages assay needs to build and test, when run as root; otherwise
 # prints the exact command and stops. Called by `make demo` and `make test`.
 set -eu
-PACKAGES="gcc make pkg-config liblua5.4-dev libuv1-dev libcurl4-openssl-dev libcjson-dev libsqlite3-dev libcmocka-dev python3 valgrind bc clang libclang-rt-dev chromium-headless-shell fonts-dejavu-core"
+PACKAGES="gcc make pkg-config liblua5.4-dev libuv1-dev libcurl4-openssl-dev libcjson-dev libsqlite3-dev libzip-dev libcmocka-dev python3 valgrind bc clang libclang-rt-dev chromium-headless-shell fonts-dejavu-core"
 
 missing=""
 for p in $PACKAGES; do

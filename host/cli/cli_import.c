@@ -142,6 +142,23 @@ static int import_inputs(import_run *ir, cli_options *o, const char *const *inpu
     for (size_t i = 0; i < count; i++) {
         const char *path = inputs[i];
         bool is_stdin = strcmp(path, "-") == 0;
+        size_t path_len = strlen(path);
+        if (path_len > 5 && strcmp(path + path_len - 5, ".eval") == 0) {
+            /* inspect_ai's zip: its format is its name */
+            if (!is_auto && format != IMPORTER_INSPECT) {
+                fprintf(stderr, "assay: %s is an inspect_ai .eval log, not %s\n", path, o->from);
+                return CLI_EXIT_USAGE;
+            }
+            if (i == 0 && start_host(ir, o, IMPORTER_INSPECT) != CLI_EXIT_OK) return CLI_EXIT_USAGE;
+            if (i == 0) first = format = IMPORTER_INSPECT;
+            if (first != IMPORTER_INSPECT) {
+                fprintf(stderr, "assay: %s is an inspect_ai .eval log, but %s is %s: import them separately\n", path,
+                        inputs[0], importer_format_name(first));
+                return CLI_EXIT_USAGE;
+            }
+            importer_feed_eval_zip(ir->im, path);
+            continue;
+        }
         FILE *f = is_stdin ? stdin : fopen(path, "rb");
         const char *shown = is_stdin ? "(stdin)" : path;
         if (!f) {

@@ -14,6 +14,7 @@
 #include "importer.h"
 
 #include <cjson/cJSON.h>
+#include <zip.h>
 
 #include <ctype.h>
 #include <errno.h>
@@ -512,6 +513,23 @@ static void langsmith_end(importer *im) {
     cJSON_Delete(traces);
 }
 
+/* One inspect_ai sample (× epoch) as a document: id "task:sample:epoch". */
+static void inspect_sample(importer *im, const cJSON *eval, const cJSON *results, const cJSON *sample, uint64_t line) {
+    cJSON *doc = cJSON_CreateObject();
+    const cJSON *sid = cJSON_GetObjectItemCaseSensitive(sample, "id");
+    const cJSON *epoch = cJSON_GetObjectItemCaseSensitive(sample, "epoch");
+    char sid_text[128], id[512];
+    if (cJSON_IsString(sid)) snprintf(sid_text, sizeof sid_text, "%s", sid->valuestring);
+    else snprintf(sid_text, sizeof sid_text, "%g", cJSON_IsNumber(sid) ? sid->valuedouble : 0.0);
+    snprintf(id, sizeof id, "%s:%s:%d", string_or(eval, "task", "task"), sid_text,
+             cJSON_IsNumber(epoch) ? epoch->valueint : 1);
+    cJSON_AddStringToObject(doc, "id", id);
+    cJSON_AddItemToObject(doc, "eval", cJSON_Duplicate(eval, 1));
+    if (results) cJSON_AddItemToObject(doc, "results", cJSON_Duplicate(results, 1));
+    cJSON_AddItemToObject(doc, "sample", cJSON_Duplicate(sample, 1));
+    emit(im, doc, line);
+}
+
 static void inspect_value(importer *im, const cJSON *v, uint64_t line) {
     const cJSON *eval = cJSON_GetObjectItemCaseSensitive(v, "eval");
     const cJSON *samples = cJSON_GetObjectItemCaseSensitive(v, "samples");
@@ -524,23 +542,70 @@ static void inspect_value(importer *im, const cJSON *v, uint64_t line) {
         return;
     }
     const cJSON *sample;
-    cJSON_ArrayForEach(sample, samples) {
-        cJSON *doc = cJSON_CreateObject();
-        char id[512];
-        const cJSON *sid = cJSON_GetObjectItemCaseSensitive(sample, "id");
-        const cJSON *epoch = cJSON_GetObjectItemCaseSensitive(sample, "epoch");
-        char sid_text[128];
-        if (cJSON_IsString(sid)) snprintf(sid_text, sizeof sid_text, "%s", sid->valuestring);
-        else snprintf(sid_text, sizeof sid_text, "%g", cJSON_IsNumber(sid) ? sid->valuedouble : 0.0);
-        snprintf(id, sizeof id, "%s:%s:%d", string_or(eval, "task", "task"), sid_text, cJSON_IsNumber(epoch) ? epoch->valueint : 1);
-        cJSON_AddStringToObject(doc, "id", id);
-        cJSON *e = cJSON_Duplicate(eval, 1);
-        cJSON_AddItemToObject(doc, "eval", e);
-        const cJSON *results = cJSON_GetObjectItemCaseSensitive(v, "results");
-        if (results) cJSON_AddItemToObject(doc, "results", cJSON_Duplicate(results, 1));
-        cJSON_AddItemToObject(doc, "sample", cJSON_Duplicate(sample, 1));
-        emit(im, doc, line);
+    cJSON_ArrayForEach(sample, samples) inspect_sample(im, eval, cJSON_GetObjectItemCaseSensitive(v, "results"), sample, line);
+}
+
+/* A member of a zip as parsed JSON; NULL (reported) when it is missing or broken. */
+static cJSON *zip_json(importer *im, zip_t *z, zip_int64_t index, const char *name) {
+    zip_stat_t st;
+    if (zip_stat_index(z, (zip_uint64_t)index, 0, &st) != 0 || st.size > IMPORTER_MAX_DOCUMENT) {
+        problem(im, 1, "%s: cannot read it from the zip", name);
+        return NULL;
     }
+    char *text = malloc(st.size + 1);
+    zip_file_t *f = text ? zip_fopen_index(z, (zip_uint64_t)index, 0) : NULL;
+    zip_int64_t n = f ? zip_fread(f, text, st.size) : -1;
+    if (f) zip_fclose(f);
+    cJSON *v = n == (zip_int64_t)st.size ? cJSON_ParseWithLength(text, st.size) : NULL;
+    if (!v) problem(im, 1, "%s: %s", name, n == (zip_int64_t)st.size ? "not valid JSON" : "cannot read it from the zip (truncated?)");
+    free(text);
+    return v;
+}
+
+static int compare_names(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+int importer_feed_eval_zip(importer *im, const char *path) {
+    im->source = path;
+    int error = 0;
+    zip_t *z = zip_open(path, ZIP_RDONLY, &error);
+    if (!z) {
+        zip_error_t e;
+        zip_error_init_with_code(&e, error);
+        problem(im, 1, "not a readable inspect_ai .eval zip: %s", zip_error_strerror(&e));
+        zip_error_fini(&e);
+        return 0;
+    }
+    zip_int64_t header_at = zip_name_locate(z, "header.json", 0);
+    cJSON *header = header_at >= 0 ? zip_json(im, z, header_at, "header.json") : NULL;
+    const cJSON *eval = cJSON_GetObjectItemCaseSensitive(header, "eval");
+    if (!cJSON_IsObject(eval)) {
+        if (header_at < 0) problem(im, 1, "no header.json: not an inspect_ai .eval log");
+        else if (header) problem(im, 1, "header.json has no \"eval\" object");
+        cJSON_Delete(header);
+        zip_close(z);
+        return 0;
+    }
+    /* samples/<id>_epoch_<n>.json, in name order */
+    zip_int64_t count = zip_get_num_entries(z, 0);
+    char **names = calloc(count > 0 ? (size_t)count : 1, sizeof *names);
+    size_t n = 0;
+    for (zip_int64_t i = 0; names && i < count; i++) {
+        const char *name = zip_get_name(z, (zip_uint64_t)i, 0);
+        size_t len = name ? strlen(name) : 0;
+        if (len > 13 && strncmp(name, "samples/", 8) == 0 && strcmp(name + len - 5, ".json") == 0) names[n++] = strdup(name);
+    }
+    qsort(names, n, sizeof *names, compare_names);
+    if (n == 0) problem(im, 1, "the .eval log has no samples/*.json; nothing to import");
+    for (size_t i = 0; i < n; i++) {
+        cJSON *sample = names[i] ? zip_json(im, z, zip_name_locate(z, names[i], 0), names[i]) : NULL;
+        if (sample) inspect_sample(im, eval, cJSON_GetObjectItemCaseSensitive(header, "results"), sample, i + 1);
+        cJSON_Delete(sample);
+        free(names[i]);
+    }
+    free(names);
+    cJSON_Delete(header);
+    zip_close(z);
+    return 0;
 }
 
 static void chat_value(importer *im, const cJSON *v, uint64_t line) {
@@ -707,6 +772,8 @@ int importer_detect(const char *text, size_t len, importer_format *out) {
     cJSON *v = cJSON_ParseWithLength(text, len);
     if (!v) return -1;
     const cJSON *first = cJSON_IsArray(v) ? v->child : v;
+    const cJSON *response = cJSON_GetObjectItemCaseSensitive(first, "response");
+    if (cJSON_IsObject(response)) first = response; /* {request, response} */
     int found = 0;
     if (cJSON_GetObjectItemCaseSensitive(first, "resourceSpans")) *out = IMPORTER_OTLP;
     else if (cJSON_GetObjectItemCaseSensitive(first, "observations")) *out = IMPORTER_LANGFUSE;
@@ -714,13 +781,13 @@ int importer_detect(const char *text, size_t len, importer_format *out) {
              cJSON_GetObjectItemCaseSensitive(first, "dotted_order"))
         *out = IMPORTER_LANGSMITH;
     else if (cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(first, "eval"))) *out = IMPORTER_INSPECT;
+    else if (cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(first, "content")) &&
+             (cJSON_GetObjectItemCaseSensitive(first, "stop_reason") || strcmp(string_or(first, "type", ""), "message") == 0))
+        *out = IMPORTER_ANTHROPIC; /* before chat: a response has a role too */
     else if (cJSON_GetObjectItemCaseSensitive(first, "role") || cJSON_GetObjectItemCaseSensitive(first, "messages"))
         *out = IMPORTER_CHAT;
     else if (cJSON_GetObjectItemCaseSensitive(first, "candidates")) *out = IMPORTER_GEMINI;
     else if (cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(first, "output"))) *out = IMPORTER_OPENAI_RESPONSES;
-    else if (cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(first, "content")) &&
-             cJSON_GetObjectItemCaseSensitive(first, "stop_reason"))
-        *out = IMPORTER_ANTHROPIC;
     else found = -1;
     cJSON_Delete(v);
     return found;

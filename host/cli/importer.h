@@ -43,6 +43,10 @@ importer *importer_new(importer_format format, const importer_config *cfg);
 /* Reads one input to its end: JSON lines, or one JSON document. source names it in
  * messages and documents. Returns 0, or -1 on a read error (reported). */
 int importer_feed(importer *im, FILE *f, const char *source);
+/* Reads an inspect_ai .eval log (a zip of header.json and the samples); problems,
+ * a truncated zip included, are reported and the rest is imported. The "line" of a sample
+ * is its position among the samples. Returns 0. */
+int importer_feed_eval_zip(importer *im, const char *path);
 /* The end of all input: the documents still held (OTLP traces, LangSmith runs) go out. */
 void importer_finish(importer *im);
 uint64_t importer_documents(const importer *im);

@@ -300,6 +300,111 @@ function M.fetch_step(steps, args, output, extra)
   steps[#steps + 1] = step
 end
 
+-- A tool call of an assistant message in any dialect, as name, arguments, id: OpenAI
+-- {id, function = {name, arguments}}, inspect {id, function = name, arguments}, Anthropic
+-- {type = "tool_use", id, name, input}.
+local function call_of(c)
+  if type(c) ~= "table" then return nil end
+  if type(c["function"]) == "table" then return c["function"].name, c["function"].arguments, c.id end
+  if type(c["function"]) == "string" then return c["function"], c.arguments, c.id end
+  if c.type == "tool_use" or c.type == "tool_call" then return c.name, c.input or c.arguments, c.id end
+  return nil
+end
+
+-- "Using tool NAME with arguments: {...}" (agents that call tools in text, MiroFlow's log).
+local function text_call(text)
+  if type(text) ~= "string" then return nil end
+  local name, args = text:match("[Uu]sing tool ([%w_%-%.]+) with arguments:%s*(%b{})")
+  return name, args
+end
+
+local function add_tool_step(steps, name, args, result, params, err)
+  local extra = err and { error = err } or nil
+  if M.is_search(name, params) then
+    M.search_steps(steps, args, result, extra)
+  elseif M.is_fetch(name, params) then
+    M.fetch_step(steps, args, result, extra)
+  else
+    steps[#steps + 1] = { type = "tool", name = name, arguments = M.decode(args), result = M.decode(result), error = err }
+  end
+end
+
+-- Steps from a message list: each tool call paired with its result (by tool_call_id, else
+-- the next tool message) becomes a search, fetch or tool step; each assistant turn that
+-- answers in text an llm step (model when the message says).
+function M.steps_from_messages(messages, params, model)
+  local steps, pending, by_id = {}, {}, {}
+  local function flush(call, result, err)
+    add_tool_step(steps, call.name, call.args, result, params, err)
+  end
+  for _, m in ipairs(messages or {}) do
+    m = message_of(m)
+    local role = M.role(m)
+    if role == "assistant" then
+      local calls = m.tool_calls or {}
+      if type(m.content) == "table" then
+        for _, part in ipairs(m.content) do
+          if type(part) == "table" and part.type == "tool_use" then calls[#calls + 1] = part end
+        end
+      end
+      for _, c in ipairs(calls) do
+        local name, args, id = call_of(c)
+        if name then
+          local call = { name = name, args = args, id = id }
+          pending[#pending + 1] = call
+          if id then by_id[id] = call end
+        end
+      end
+      local text = M.text(m.content)
+      local name, args
+      if #calls == 0 then name, args = text_call(text) end
+      if name then pending[#pending + 1] = { name = name, args = args } end
+      if text and text:match("%S") and not text:match("^%s*[Uu]sing tool ") then
+        steps[#steps + 1] = { type = "llm", model = m.model or model, output = text }
+      end
+    elseif role == "tool" or role == "function" then
+      local call = (m.tool_call_id and by_id[m.tool_call_id]) or pending[1]
+      if call then
+        for i, p in ipairs(pending) do
+          if p == call then table.remove(pending, i) break end
+        end
+        local err = type(m.error) == "table" and (m.error.message or m.error.type) or m.error
+        flush(call, m.content, err)
+      end
+    end
+  end
+  for _, call in ipairs(pending) do flush(call, nil) end -- calls whose result never came
+  return steps
+end
+
+-- Inserts citation markers into text: inserts is a list of {at = byte offset (0-based,
+-- the marker goes before the byte at it), url}; each distinct URL gets the next k, in the
+-- order of the text. Returns the text and the citations list.
+function M.insert_markers(text, inserts)
+  table.sort(inserts, function(a, b) return a.at < b.at end)
+  local citations, index_of, out, from = {}, {}, {}, 1
+  for _, ins in ipairs(inserts) do
+    local k = index_of[ins.url]
+    if not k then
+      citations[#citations + 1] = ins.url
+      k = #citations
+      index_of[ins.url] = k
+    end
+    local at = math.max(from, math.min(ins.at + 1, #text + 1))
+    out[#out + 1] = text:sub(from, at - 1)
+    out[#out + 1] = "[" .. k .. "]"
+    from = at
+  end
+  out[#out + 1] = text:sub(from)
+  return table.concat(out), citations
+end
+
+-- The byte offset of a character offset (providers count characters).
+function M.byte_offset(text, chars)
+  if type(chars) ~= "number" then return #text end
+  return (utf8.offset(text, math.floor(chars) + 1) or (#text + 1)) - 1
+end
+
 -- A trace ready to return: output's reference list as citations when the format had none,
 -- and no empty metadata (an empty table would be written as a list).
 function M.finish(trace)
