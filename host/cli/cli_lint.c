@@ -9,6 +9,7 @@
 
 #include <cjson/cJSON.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -44,6 +45,22 @@ static bool has_numbered_markers(const char *s) {
     return false;
 }
 
+/* The documented step type a type of another name most likely means, or NULL. */
+static const char *step_type_meant(const char *type) {
+    static const struct { const char *word, *meant; } aliases[] = {
+        {"search", "search"}, {"retriev", "search"}, {"query", "search"}, {"fetch", "fetch"}, {"scrape", "fetch"},
+        {"browse", "fetch"}, {"crawl", "fetch"}, {"visit", "fetch"}, {"read_url", "fetch"}, {"open_page", "fetch"},
+        {"chat", "llm"}, {"completion", "llm"}, {"generation", "llm"}, {"llm", "llm"}, {"model_call", "llm"},
+    };
+    char lower[64];
+    size_t n = 0;
+    for (; type[n] && n + 1 < sizeof lower; n++) lower[n] = (char)tolower((unsigned char)type[n]);
+    lower[n] = '\0';
+    for (size_t i = 0; i < sizeof aliases / sizeof *aliases; i++)
+        if (strstr(lower, aliases[i].word)) return aliases[i].meant;
+    return NULL;
+}
+
 static void lint_step(lint *l, uint64_t line, int i, const cJSON *step) {
     if (!cJSON_IsObject(step)) {
         finding(l, line, "steps[%d] is not an object; hint: each step is {\"type\": \"search\" | \"fetch\" | \"llm\", ...}", i);
@@ -57,8 +74,12 @@ static void lint_step(lint *l, uint64_t line, int i, const cJSON *step) {
     }
     const char *t = type->valuestring;
     if (strcmp(t, "search") != 0 && strcmp(t, "fetch") != 0 && strcmp(t, "llm") != 0) {
-        finding(l, line, "steps[%d] has type \"%s\", which no shipped evaluator reads; hint: a web search is "
-                         "\"search\", a page read \"fetch\", a model call \"llm\"", i, t);
+        /* other types pass through to plugins (docs/format.md); but one that names a search,
+         * a page read or a model call under another name is missed by every evaluator */
+        const char *meant = step_type_meant(t);
+        if (meant)
+            finding(l, line, "steps[%d] has type \"%s\", which no shipped evaluator reads; hint: \"type\": \"%s\"", i, t,
+                    meant);
         return;
     }
     if (strcmp(t, "search") == 0) {
@@ -167,6 +188,8 @@ static int lint_file(lint *l, FILE *f) {
         cJSON *v = cJSON_ParseWithLength(line, len);
         if (!v && line_no == 1 && (line[0] == '[' || line[0] == '{') && lint_whole(l, f, line, (size_t)n)) break;
         if (!v) finding(l, line_no, "not valid JSON");
+        else if (cJSON_IsArray(v))
+            finding(l, line_no, "a JSON array, not a trace; hint: one trace object per line: jq -c '.[]' %s > traces.jsonl", l->path);
         else lint_trace(l, line_no, v);
         cJSON_Delete(v);
     }

@@ -33,7 +33,7 @@ local function input_text(a)
   local text = import.first_user_text(input_messages(a))
   if text then return text end
   local value = import.decode(a["input.value"])
-  if type(value) == "table" then return import.first_user_text(value.messages) or import.text(value) end
+  if type(value) == "table" then return import.first_user_text(value.messages or value) or import.text(value) end
   return value
 end
 
@@ -42,7 +42,7 @@ local function output_text(a)
   local text = import.last_assistant_text(messages) or import.text(messages)
   if text then return text end
   local value = import.decode(a["output.value"])
-  if type(value) == "table" then return import.last_assistant_text(value.messages) or import.text(value) end
+  if type(value) == "table" then return import.last_assistant_text(value.messages or value) or import.text(value) end
   return value
 end
 
