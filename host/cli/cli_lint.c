@@ -219,6 +219,7 @@ int cli_lint(const char *const *inputs, size_t count) {
         }
         findings += l.findings;
     }
+    fflush(stdout); /* the findings before the count, when both go to one terminal or file */
     fprintf(stderr, "assay: %llu finding%s\n", (unsigned long long)findings, findings == 1 ? "" : "s");
     return findings ? CLI_EXIT_RECORD_ERRORS : CLI_EXIT_OK;
 }
