@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* The command being run, for messages that point at its help. */
@@ -466,9 +467,9 @@ static const cli_option cli_options_table[] = {
     {"param", 'p', "NAME.KEY=V", CMD_PLUGINS | CMD_IMPORT, "override a plugin parameter (import: import.KEY=V)"},
     {"timeout-ms", OPT_TIMEOUT, "N", CMD_SCORE | CMD_IMPORT, "per-evaluation time limit (default 2000; 0 = none)"},
     {"memory-mb", OPT_MEMORY, "N", CMD_SCORE | CMD_IMPORT, "per-Lua-state memory limit (default 64; 0 = none)"},
-    {"from", OPT_FROM, "FORMAT", CMD_IMPORT,
+    {"from", OPT_FROM, "FORMAT", CMD_IMPORT | CMD_RUN,
      "otlp, langfuse, langsmith, inspect, chat, openai-responses, anthropic, gemini, or auto (default)"},
-    {"map", OPT_MAP, "FILE.lua", CMD_IMPORT, "a mapper of your own instead of the shipped one (docs/importers.md)"},
+    {"map", OPT_MAP, "FILE.lua", CMD_IMPORT | CMD_RUN, "a mapper of your own instead of the shipped one (docs/importers.md)"},
     {"group-by", OPT_GROUP_BY, "FIELD", CMD_RUN | CMD_COMPARE | CMD_REPORT, "split the summary by metadata.FIELD"},
     {"no-timing", OPT_NO_TIMING, NULL, CMD_SCORE, "write \"ms\":null so that output is byte-for-byte reproducible"},
     {"resume", OPT_RESUME, NULL, CMD_RUN, "continue an interrupted run with -o FILE where it stopped (FILE.progress)"},
@@ -635,6 +636,11 @@ static int apply_option(parsed *p, int key, const char *arg) {
         assay_options_set_workers(o->host, n), o->workers = n;
         return CLI_EXIT_OK;
     case 'p':
+        if (strncmp(arg, "import.", 7) == 0) { /* the mapper's, for import and run --from */
+            if (o->import_param_count == CLI_MAX_IMPORT_PARAMS) return usage_error("%s", "--param: too many import.KEY=V");
+            o->import_params[o->import_param_count++] = arg;
+            return CLI_EXIT_OK;
+        }
         if (assay_options_set_param(o->host, arg) != ASSAY_OK)
             return usage_error("--param: '%s' is not of the form NAME.KEY=VALUE", arg);
         return CLI_EXIT_OK;
@@ -738,9 +744,64 @@ static int add_shipped(parsed *p, bool default_plugins) {
     return CLI_EXIT_OK;
 }
 
+/* run --from FORMAT FILE...: `assay import` in a child process writes the traces into a
+ * pipe this run reads as its standard input, so that they are scored as they are mapped. */
+static int run_imported(parsed *p, int argc, char **argv) {
+    cli_options *o = &p->o;
+    if (o->is_resume || o->is_follow) {
+        fprintf(stderr, "assay: run --from cannot %s: import to a file first (assay import -o FILE), then run on it\n",
+                o->is_resume ? "resume" : "follow");
+        return CLI_EXIT_USAGE;
+    }
+    const char **args = calloc((size_t)argc + 2 * o->import_param_count + 8, sizeof *args);
+    if (!args) return CLI_EXIT_IO;
+    size_t n = 0;
+    args[n++] = "assay";
+    args[n++] = "import";
+    args[n++] = "--from";
+    args[n++] = o->from;
+    if (o->map) args[n++] = "--map", args[n++] = o->map;
+    for (size_t i = 0; i < o->import_param_count; i++) args[n++] = "-p", args[n++] = o->import_params[i];
+    for (int i = 0; i < argc; i++) args[n++] = argv[i];
+    int fds[2];
+    if (pipe(fds) != 0) {
+        free(args);
+        fprintf(stderr, "assay: cannot make a pipe: %s\n", strerror(errno));
+        return CLI_EXIT_IO;
+    }
+    fflush(NULL);
+    pid_t child = fork();
+    if (child == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]), close(fds[1]);
+        execv("/proc/self/exe", (char *const *)args);
+        fprintf(stderr, "assay: cannot start the import: %s\n", strerror(errno));
+        _exit(CLI_EXIT_IO);
+    }
+    free(args);
+    if (child < 0 || dup2(fds[0], 0) < 0) {
+        fprintf(stderr, "assay: cannot start the import: %s\n", strerror(errno));
+        close(fds[0]), close(fds[1]);
+        return CLI_EXIT_IO;
+    }
+    close(fds[0]), close(fds[1]);
+    o->traces = NULL;
+    o->trace_count = 0; /* standard input: the pipe */
+    int rc = cli_run(o);
+    int status = 0;
+    while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
+    int imported = WIFEXITED(status) ? WEXITSTATUS(status) : CLI_EXIT_IO;
+    if (imported == CLI_EXIT_OK || rc == CLI_EXIT_INTERRUPTED) return rc;
+    /* the import's own failures: usage (2) and I/O (4) win over record errors (3) */
+    if (imported != CLI_EXIT_RECORD_ERRORS) return imported;
+    return rc == CLI_EXIT_OK ? CLI_EXIT_RECORD_ERRORS : rc;
+}
+
 static int cmd_run(parsed *p, int argc, char **argv) {
     int rc = add_shipped(p, true);
     if (rc != CLI_EXIT_OK) return rc;
+    if (p->o.from) return run_imported(p, argc, argv);
+    if (p->o.map || p->o.import_param_count) return usage_error("%s", "--map and -p import.KEY=V go with --from FORMAT");
     p->o.traces = (const char **)argv;
     p->o.trace_count = (size_t)argc;
     return cli_run(&p->o);

@@ -23,6 +23,8 @@ enum {
     CLI_EXIT_INTERRUPTED = 130,
 };
 
+#define CLI_MAX_IMPORT_PARAMS 32
+
 /* Options shared by run, list, check and test. */
 typedef struct cli_options {
     assay_options *host;
@@ -46,6 +48,8 @@ typedef struct cli_options {
     bool has_llm;               /* an LLM endpoint is configured (--llm-url, ASSAY_LLM_URL) */
     const char *from;           /* import: the input format (NULL: auto) */
     const char *map;            /* import: a mapper of one's own */
+    const char *import_params[CLI_MAX_IMPORT_PARAMS]; /* run --from: -p import.KEY=V, for the mapper */
+    size_t import_param_count;
 } cli_options;
 
 int cli_run(cli_options *o);

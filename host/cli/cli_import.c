@@ -109,6 +109,11 @@ static int start_host(import_run *ir, cli_options *o, importer_format format) {
     if (o->map) snprintf(mapper, sizeof mapper, "%s", o->map);
     else shipped_mapper(format, mapper, sizeof mapper);
     assay_options_add_plugin_path(o->host, mapper);
+    for (size_t i = 0; i < o->import_param_count; i++)
+        if (assay_options_set_param(o->host, o->import_params[i]) != ASSAY_OK) {
+            fprintf(stderr, "assay: --param: '%s' is not of the form import.KEY=VALUE\n", o->import_params[i]);
+            return CLI_EXIT_USAGE;
+        }
     /* the shipped helpers (require "import"); and a mapper of one's own may
      * require("importers.otlp") and wrap the shipped one */
     char lib[PATH_MAX + 8];

@@ -133,6 +133,20 @@ check "-p import.search_tools makes a tool of one's own a search" "0 1" "$(cat "
 "$ASSAY" import "$TMP/rt.otlp-genai" 2>/dev/null | "$ASSAY" run --no-db --no-timing -e plugins/search_overlap.lua - >"$TMP/scored" 2>/dev/null
 check "import | run -: every imported trace scored" "60" "$(grep -c '"evaluator":"search_overlap"' "$TMP/scored")"
 
+# run --from: scored as they are mapped, the same records as import then run
+"$ASSAY" run --no-db --no-timing -e plugins/search_overlap.lua --from otlp "$TMP/rt.otlp-genai" -o "$TMP/from.jsonl" 2>"$TMP/from.err"
+check "run --from otlp: exit 0, every trace scored" "0 60" "$? $(wc -l <"$TMP/from.jsonl")"
+"$ASSAY" import "$TMP/rt.otlp-genai" 2>/dev/null | "$ASSAY" run --no-db --no-timing -e plugins/search_overlap.lua - 2>/dev/null \
+    | cmp -s - "$TMP/from.jsonl"
+check "and the records are those of import | run" 0 $?
+"$ASSAY" run --no-db -p import.search_tools=lookup_docs -e plugins/search_overlap.lua --from chat "$TMP/own.jsonl" -o "$TMP/own.rec" 2>/dev/null
+check "-p import.KEY goes to the mapper, before or after --from" '"n_searches":1' "$(grep -o '"n_searches":1' "$TMP/own.rec")"
+"$ASSAY" run --no-db --from otlp --resume -o "$TMP/x.jsonl" "$TMP/rt.otlp-genai" >/dev/null 2>"$TMP/res.err"
+check "run --from --resume: refused (exit 2), saying what to do" "2" "$?"
+check_contains "named" "$TMP/res.err" "run --from cannot resume: import to a file first"
+"$ASSAY" run --no-db -e plugins/search_overlap.lua --from otlp "$TMP/bad.jsonl" >/dev/null 2>&1
+check "run --from on input with problems: exit 3" 3 $?
+
 # ---------------------------------------------------------------- lint
 "$ASSAY" lint "$TMP"/back.* examples/traces/*.jsonl >"$TMP/lint.ok" 2>&1
 check "lint: the round-tripped traces and the examples are clean" "0" "$?"
