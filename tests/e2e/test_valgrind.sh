@@ -16,6 +16,15 @@ $VG "$ASSAY" check plugins/expect.lua >/dev/null 2>"$TMP/vg4"; check "check: cle
 $VG "$ASSAY" test plugins/expect.lua --cases tests/plugins/expect.jsonl >/dev/null 2>"$TMP/vg5"
 check "test: clean under valgrind" 0 $?
 $VG "$ASSAY" run -e /no/such.lua "$TMP/in.jsonl" >/dev/null 2>"$TMP/vg6"; check "configuration error path: clean under valgrind" 2 $?
+# import: OTLP lines, an .eval zip, standard input, bad lines; lint
+head -c 20000 examples/imports/research.otlp.jsonl >"$TMP/cut.otlp"; printf '\nnot json\n' >>"$TMP/cut.otlp"
+$VG "$ASSAY" import -j 2 examples/imports/research.otlp.jsonl "$TMP/cut.otlp" -o /dev/null 2>"$TMP/vg8"
+check "import (OTLP, a cut line, a bad line): clean under valgrind" 3 $?
+$VG "$ASSAY" import tests/importers/fixtures/inspect/log_formats.eval -o /dev/null 2>"$TMP/vg9"
+check "import of an .eval zip: clean under valgrind" 0 $?
+$VG "$ASSAY" import - <examples/imports/research.chat.jsonl >/dev/null 2>"$TMP/vg10"
+check "import from standard input: clean under valgrind" 0 $?
+$VG "$ASSAY" lint "$TMP/in.jsonl" >/dev/null 2>"$TMP/vg11"; check "lint: clean under valgrind" 3 $?
 # the LLM path: a judge against the loopback test server, with a retried fault and the cache
 python3 tests/llm_server.py serve >"$TMP/port" 2>/dev/null &
 server=$!
