@@ -370,7 +370,8 @@ enum {
     OPT_NO_CACHE, OPT_DB, OPT_NO_DB, OPT_LABEL, OPT_SAMPLE, OPT_SEED, OPT_FOLLOW, OPT_JUNIT, OPT_CSV,
     OPT_FAIL_ON_REGRESSION,
     OPT_FROM,
-    OPT_MAP
+    OPT_MAP,
+    OPT_JSON
 };
 
 /* The command line as one string for the run store, arguments with spaces quoted. */
@@ -447,6 +448,7 @@ static int apply_net_flags(assay_options *opts, const net_flags *f) {
 enum {
     CMD_RUN = 1 << 0, CMD_LIST = 1 << 1, CMD_CHECK = 1 << 2, CMD_TEST = 1 << 3,
     CMD_RUNS = 1 << 4, CMD_COMPARE = 1 << 5, CMD_REPORT = 1 << 6, CMD_IMPORT = 1 << 7, CMD_LINT = 1 << 8,
+    CMD_CALIBRATE = 1 << 9,
 };
 #define CMD_PLUGINS (CMD_RUN | CMD_LIST | CMD_TEST) /* load plugins: -e, -p */
 #define CMD_SCORE (CMD_RUN | CMD_TEST)              /* evaluate: limits, the network */
@@ -470,7 +472,7 @@ static const cli_option cli_options_table[] = {
     {"from", OPT_FROM, "FORMAT", CMD_IMPORT | CMD_RUN,
      "otlp, langfuse, langsmith, inspect, chat, openai-responses, anthropic, gemini, or auto (default)"},
     {"map", OPT_MAP, "FILE.lua", CMD_IMPORT | CMD_RUN, "a mapper of your own instead of the shipped one (docs/importers.md)"},
-    {"group-by", OPT_GROUP_BY, "FIELD", CMD_RUN | CMD_COMPARE | CMD_REPORT, "split the summary by metadata.FIELD"},
+    {"group-by", OPT_GROUP_BY, "FIELD", CMD_RUN | CMD_COMPARE | CMD_REPORT | CMD_CALIBRATE, "split the summary by metadata.FIELD"},
     {"no-timing", OPT_NO_TIMING, NULL, CMD_SCORE, "write \"ms\":null so that output is byte-for-byte reproducible"},
     {"resume", OPT_RESUME, NULL, CMD_RUN, "continue an interrupted run with -o FILE where it stopped (FILE.progress)"},
     {"cases", OPT_CASES, "FILE", CMD_TEST, "the test cases: {\"trace\":…, \"expect\":[…]} per line"},
@@ -479,10 +481,12 @@ static const cli_option cli_options_table[] = {
     {"follow", OPT_FOLLOW, NULL, CMD_RUN, "keep reading the one input as it grows, like tail -F, until SIGINT/SIGTERM"},
     {"junit", OPT_JUNIT, "FILE", CMD_RUN, "also write JUnit XML: a test case per trace and evaluator"},
     {"csv", OPT_CSV, "FILE", CMD_RUN, "also write the records as CSV"},
-    {"db", OPT_DB, "FILE", CMD_RUN | CMD_RUNS | CMD_COMPARE | CMD_REPORT,
+    {"db", OPT_DB, "FILE", CMD_RUN | CMD_RUNS | CMD_COMPARE | CMD_REPORT | CMD_CALIBRATE,
      "the SQLite run store (env ASSAY_DB; default .assay/assay.db; docs/store.md)"},
     {"no-db", OPT_NO_DB, NULL, CMD_RUN, "do not record this run"},
-    {"label", OPT_LABEL, "NAME", CMD_RUN, "name the run, for compare and report"},
+    {"label", OPT_LABEL, "NAME", CMD_RUN | CMD_CALIBRATE,
+     "run: name the run, for compare and report; calibrate: the outcome (metadata.NAME, feedback.vote, EVALUATOR.pass)"},
+    {"json", OPT_JSON, NULL, CMD_CALIBRATE, "print JSON instead of a table"},
     {"fail-on-regression", OPT_FAIL_ON_REGRESSION, NULL, CMD_COMPARE, "exit 1 when an evaluator regressed significantly"},
     {"llm-url", OPT_LLM_URL, "URL", CMD_SCORE,
      "OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1 (env ASSAY_LLM_URL); the key comes from ASSAY_API_KEY "
@@ -515,6 +519,7 @@ static int cmd_runs(parsed *p, int argc, char **argv) { return cli_runs(&p->o, a
 static int cmd_compare(parsed *p, int argc, char **argv) { return cli_compare(&p->o, argc, argv); }
 static int cmd_report(parsed *p, int argc, char **argv) { return cli_report(&p->o, argc, argv); }
 static int cmd_import(parsed *p, int argc, char **argv) { return cli_import(&p->o, (const char *const *)argv, (size_t)argc); }
+static int cmd_calibrate(parsed *p, int argc, char **argv) { return cli_calibrate(&p->o, argc, argv); }
 static int cmd_lint(parsed *p, int argc, char **argv) {
     (void)p;
     return cli_lint((const char *const *)argv, (size_t)argc);
@@ -539,6 +544,8 @@ static const cli_command cli_commands[] = {
     {"report", CMD_REPORT, "[RUN] -o FILE.html", "one self-contained HTML report of a run (default latest)", cmd_report},
     {"import", CMD_IMPORT, "[--from FORMAT] FILE... [-o OUT]", "logs of other formats to assay traces (docs/importers.md)",
      cmd_import},
+    {"calibrate", CMD_CALIBRATE, "[RUN] --label FIELD [--group-by FIELD] [--json]",
+     "how well each evaluator of a run predicts an outcome: AUC, rho, F1, best threshold", cmd_calibrate},
     {"lint", CMD_LINT, "FILE...", "check trace files against docs/format.md, with a hint per problem", cmd_lint},
 };
 #define CLI_COMMAND_COUNT (sizeof cli_commands / sizeof *cli_commands)
@@ -684,6 +691,7 @@ static int apply_option(parsed *p, int key, const char *arg) {
     case OPT_FAIL_ON_REGRESSION: o->fail_on_regression = true; return CLI_EXIT_OK;
     case OPT_FROM: o->from = arg; return CLI_EXIT_OK;
     case OPT_MAP: o->map = arg; return CLI_EXIT_OK;
+    case OPT_JSON: o->is_json = true; return CLI_EXIT_OK;
     }
     return usage_error("%s", "internal: an option without a handler");
 }

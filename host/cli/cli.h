@@ -50,6 +50,7 @@ typedef struct cli_options {
     const char *map;            /* import: a mapper of one's own */
     const char *import_params[CLI_MAX_IMPORT_PARAMS]; /* run --from: -p import.KEY=V, for the mapper */
     size_t import_param_count;
+    bool is_json;               /* calibrate --json */
 } cli_options;
 
 int cli_run(cli_options *o);
@@ -59,6 +60,7 @@ int cli_report(cli_options *o, int argc, char **argv);
 int cli_test(cli_options *o);
 int cli_import(cli_options *o, const char *const *inputs, size_t count);
 int cli_lint(const char *const *inputs, size_t count);
+int cli_calibrate(cli_options *o, int argc, char **argv);
 /* Where the shipped plugins are: ASSAY_PLUGIN_DIR, beside the binary, or the data dir. */
 const char *cli_shipped_plugin_dir(void);
 

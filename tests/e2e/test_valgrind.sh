@@ -25,6 +25,13 @@ check "import of an .eval zip: clean under valgrind" 0 $?
 $VG "$ASSAY" import - <examples/imports/research.chat.jsonl >/dev/null 2>"$TMP/vg10"
 check "import from standard input: clean under valgrind" 0 $?
 $VG "$ASSAY" lint "$TMP/in.jsonl" >/dev/null 2>"$TMP/vg11"; check "lint: clean under valgrind" 3 $?
+# calibrate over the store of a run, per segment and as JSON
+printf '%s\n' '{"id":"a","metadata":{"ok":true,"g":"x"}}' '{"id":"b","metadata":{"ok":false,"g":"y"}}' '{"id":"c","metadata":{"ok":true,"g":"y"}}' >"$TMP/cal.jsonl"
+"$ASSAY" run --db "$TMP/cal.db" "$TMP/cal.jsonl" -o /dev/null 2>/dev/null
+$VG "$ASSAY" calibrate --db "$TMP/cal.db" --label metadata.ok --group-by g >/dev/null 2>"$TMP/vg12"
+check "calibrate: clean under valgrind" 0 $?
+$VG "$ASSAY" calibrate --db "$TMP/cal.db" --label metadata.ok --json >/dev/null 2>"$TMP/vg13"
+check "calibrate --json: clean under valgrind" 0 $?
 # the LLM path: a judge against the loopback test server, with a retried fault and the cache
 python3 tests/llm_server.py serve >"$TMP/port" 2>/dev/null &
 server=$!
