@@ -7,6 +7,7 @@
 --     claim = C(sentence without markers)
 --     support = |set(claim) ∩ set(T(source))| / |set(claim)| (1 for an empty claim, 0 without source)
 --   score = supported pairs / pairs;  pass = score >= threshold and no invalid markers
+--   skipped without pairs, and when the trace logged no source text at all
 local text = assay.text
 local trace = require("trace")
 local result = require("result")
@@ -49,6 +50,9 @@ return {
     if pairs_ == 0 then
       return result.skip("no citation markers pointing into citations",
         { invalid_markers = invalid, sentences = counts.sentences })
+    end
+    if not counts.has_sources then
+      return result.skip("no sources logged", { pairs = pairs_, invalid_markers = invalid })
     end
     local score = supported / pairs_
     return {

@@ -2,7 +2,8 @@
 --
 --   Q = the query of every search step (repeats kept), n = |Q|, skipped when n < 2
 --   sim(i, j) = Jaccard(set(T(Qi)), set(T(Qj)))
---   score = 1 - mean of sim over all pairs i < j;  pass = score >= threshold
+--   score = 1 - mean of sim over all pairs i < j;  pass = score >= threshold, and (when
+--   max_near_duplicates >= 0) no more than max_near_duplicates pairs with sim >= near_duplicate
 local text = assay.text
 local trace = require("trace")
 local result = require("result")
@@ -11,7 +12,7 @@ return {
   name = "query_diversity",
   description = "Search queries should explore different ground: 1 - mean pairwise Jaccard of query token sets.",
   scope = "trace",
-  params = { threshold = 0.5, near_duplicate = 0.8 },
+  params = { threshold = 0.5, near_duplicate = 0.8, max_near_duplicates = -1 },
 
   evaluate = function(t, params)
     local queries = trace.queries(t)
@@ -38,12 +39,16 @@ return {
       end
     end
     local mean = sum / pairs
-    return result.scored(1 - mean, params.threshold, {
+    local scored = result.scored(1 - mean, params.threshold, {
       n_queries = n,
       mean_pairwise_jaccard = mean,
       max_pairwise_jaccard = max,
       near_duplicate_pairs = near_duplicates,
       distinct_2 = total_bigrams > 0 and text.size(bigrams) / total_bigrams or result.null,
     })
+    -- near-duplicate pairs predict wrong answers better than the mean does: an optional
+    -- pass rule (-1, the default, leaves it off)
+    if params.max_near_duplicates >= 0 and near_duplicates > params.max_near_duplicates then scored.pass = false end
+    return scored
   end,
 }

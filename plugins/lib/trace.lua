@@ -108,6 +108,15 @@ function M.cited_pairs(trace)
     return fetched[key] or found[key]
   end
   local cited, counts = {}, { sentences = 0, cited_sentences = 0, invalid_markers = 0 }
+  -- whether the trace logged any source text at all (a fetch's content, a result's title or
+  -- snippet): without any, a citation cannot be checked, which is not the same as unsupported
+  local function any_text(sources)
+    for _, s in pairs(sources) do
+      if s:match("%S") then return true end
+    end
+    return false
+  end
+  counts.has_sources = any_text(fetched) or any_text(found)
   for _, sentence in ipairs(text.sentences(M.text(trace.output))) do
     if not text.starts_with_marker(sentence) then
       counts.sentences = counts.sentences + 1

@@ -5,7 +5,8 @@
 --   source text of citations[k] (first fetch of its URL key, else the first search result)
 --   every pair with a source is judged by the model, all pairs of a trace concurrently
 --   (assay.llm.chat_all); a pair without a source is unsupported without asking
---   score = supported pairs / pairs;  pass = score >= threshold;  skipped without pairs
+--   score = supported pairs / pairs;  pass = score >= threshold;  skipped without pairs, and
+--   when the trace logged no source text at all
 -- Needs --llm-url (docs/llm.md).
 local text = assay.text
 local trace = require("trace")
@@ -31,7 +32,7 @@ return {
 
   evaluate = function(t, params)
     if type(t.output) ~= "string" then return result.skip("no output") end
-    local pairs_ = trace.cited_pairs(t)
+    local pairs_, counts = trace.cited_pairs(t)
     local requests, judged = {}, {}
     for _, pair in ipairs(pairs_) do
       if pair.source and #requests < params.max_pairs then
@@ -49,6 +50,7 @@ return {
       end
     end
     if #pairs_ == 0 then return result.skip("no cited claims") end
+    if not counts.has_sources then return result.skip("no sources logged") end
 
     local answers = assay.llm.chat_all(requests)
     for i, answer in ipairs(answers) do
