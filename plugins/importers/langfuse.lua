@@ -56,6 +56,33 @@ local function add_step(steps, o, params)
   end
 end
 
+-- People's scores (source ANNOTATION or API, not EVAL: those are a model's) as votes: 0/1 and
+-- booleans as thumbs down/up, other numbers on the smallest of [0, 1], [1, 5], [0, 10] that
+-- holds them. docs/importers.md.
+local function feedback_of(scores)
+  local out = {}
+  for _, s in ipairs(scores) do
+    local human = s.source == "ANNOTATION" or s.source == "API"
+    local v = s.value
+    if human and type(v) == "boolean" then v = v and 1 or 0 end
+    if human and type(v) == "number" then
+      local vote = { type = "vote", name = s.name, at = s.timestamp, user = s.authorUserId }
+      if s.dataType == "BOOLEAN" or v == 0 or v == 1 then
+        vote.value = v > 0 and 1 or -1
+      else
+        vote.value = v
+        vote.scale = (v >= 0 and v <= 1) and { 0, 1 } or (v >= 1 and v <= 5) and { 1, 5 } or { 0, 10 }
+      end
+      out[#out + 1] = vote
+    end
+    if human and type(s.comment) == "string" and s.comment ~= "" and s.name == "correction" then
+      out[#out + 1] = { type = "correction", text = s.comment }
+    end
+  end
+  if #out == 0 then return nil end
+  return out
+end
+
 local function map(doc, params)
   local t = doc.trace or {}
   local trace = { id = doc.id, steps = {}, metadata = {} }
@@ -79,7 +106,10 @@ local function map(doc, params)
   trace.metadata.release = t.release
   trace.metadata.environment = t.environment
   if type(t.tags) == "table" and #t.tags > 0 then trace.metadata.tags = t.tags end
-  if type(t.scores) == "table" and #t.scores > 0 then trace.metadata.langfuse_scores = t.scores end
+  if type(t.scores) == "table" and #t.scores > 0 then
+    trace.metadata.langfuse_scores = t.scores
+    trace.feedback = feedback_of(t.scores)
+  end
   return import.finish(trace)
 end
 

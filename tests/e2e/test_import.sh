@@ -28,6 +28,18 @@ check "openai-agents: input and output from the generations (the trace has none)
     '["What'"'"'s the weather in Tokyo?", true]' \
     "$(field "$TMP/lf.jsonl" fee618f96dc31e0ca38b2f7b26eb8b29 '[t["input"], t["output"].startswith("The weather in Tokyo is currently sunny")]')"
 
+# people's scores become feedback votes; the fixture's own scores are a model's (EVAL): none
+check "langfuse: EVAL scores are not feedback" "null" "$(field "$TMP/lf.jsonl" fee618f96dc31e0ca38b2f7b26eb8b29 't.get("feedback")')"
+python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+d["trace"]["scores"] += [{"name": "user-feedback", "value": 0, "dataType": "BOOLEAN", "source": "API"},
+                         {"name": "rating", "value": 4, "dataType": "NUMERIC", "source": "ANNOTATION"}]
+json.dump(d, open(sys.argv[2], "w"))' $FX/langfuse/openai-agents-2025-09-30.trace.json "$TMP/scored.json"
+"$ASSAY" import --from langfuse "$TMP/scored.json" 2>/dev/null >"$TMP/scored.jsonl"
+check "langfuse: a person's thumbs down and 4 of 5 become votes" \
+    '[[-1, null], [4, [1, 5]]]' "$(field "$TMP/scored.jsonl" fee618f96dc31e0ca38b2f7b26eb8b29 '[[f["value"], f.get("scale")] for f in t["feedback"]]')"
+
 "$ASSAY" import $FX/langsmith/langsmith_py_wrap_openai_.json >"$TMP/ls.jsonl" 2>"$TMP/ls.err"
 check_contains "langsmith: detected" "$TMP/ls.err" "detected langsmith"
 check "langsmith: post and patch merged into one llm run" \
