@@ -138,4 +138,22 @@ function M.cited_pairs(trace)
   return cited, counts
 end
 
+-- The registrable domain of a URL (docs/metrics.md): the last two labels of its domain, the
+-- last three when the top-level label has two letters and the one before it is a common
+-- second level (bbc.co.uk); an IP address as it is; "" for no URL.
+local SECOND_LEVEL = { co = true, com = true, org = true, net = true, ac = true, gov = true, edu = true }
+
+function M.site(url)
+  local domain = assay.text.domain(M.text(url))
+  if domain == "" or domain:match("^[%d%.]+$") or domain:find(":", 1, true) then return domain end
+  local labels = {}
+  for label in domain:gmatch("[^%.]+") do labels[#labels + 1] = label end
+  local n = #labels
+  if n >= 3 and #labels[n] == 2 and SECOND_LEVEL[labels[n - 1]] then
+    return labels[n - 2] .. "." .. labels[n - 1] .. "." .. labels[n]
+  end
+  if n >= 2 then return labels[n - 1] .. "." .. labels[n] end
+  return domain
+end
+
 return M
