@@ -109,7 +109,7 @@ check_contains "check flags a param of the wrong type" "$TMP/c" "pfun.lua: param
 check_contains "check prints the description" "$TMP/c" "  Says hi."
 check_contains "check prints the params" "$TMP/c" '  params: {"n":2}'
 "$ASSAY" list >"$TMP/l" 2>&1; check "list exits 0" 0 $?
-check_contains "list shows params" "$TMP/l" 'params: {"near_duplicate":0.8,"threshold":0.5}'
+check_contains "list shows params" "$TMP/l" 'params: {"max_near_duplicates":-1,"near_duplicate":0.8,"threshold":0.5}'
 
 # output failures
 "$ASSAY" run "$EX" -o /no/such/dir/out.jsonl >/dev/null 2>"$TMP/e"; check "unwritable output exits 2" 2 $?
