@@ -58,6 +58,24 @@ check "chat: the Serper search (called in text) and the scrape (a tool call) bec
 check "chat: input is the first user message" '"What is the NASDAQ index today?"' \
     "$(python3 -c 'import json,sys; t=json.load(open(sys.argv[1])); print(json.dumps(t["input"].split("\n")[0]))' "$TMP/ch.jsonl")"
 
+# provider responses, written by hand after the providers' documented shapes (no public
+# recording of them is among the fixtures)
+P=tests/importers/providers
+"$ASSAY" import $P/openai_responses.jsonl >"$TMP/oa.jsonl" 2>"$TMP/oa.err"
+check_contains "openai-responses: detected" "$TMP/oa.err" "detected openai-responses"
+check "openai-responses: search with its sources, open_page as a fetch, url_citations as [k] at end_index" \
+    '["latest news in Iceland October 2023", "Women went on strike[1]. Glaciers shrank[2].", ["https://icelandreview.com/a", "https://ruv.is/b"], [["search", "Iceland news October 2023", ["https://icelandreview.com/a"]], ["fetch", "https://icelandreview.com/a"]]]' \
+    "$(field "$TMP/oa.jsonl" resp_1 '[t["input"], t["output"], t["citations"], [[s["type"], s["query"], [r["url"] for r in s["results"]]] if s["type"] == "search" else [s["type"], s["url"]] for s in t["steps"] if s["type"] != "llm"]]')"
+"$ASSAY" import $P/anthropic.json >"$TMP/an.jsonl" 2>"$TMP/an.err"
+check_contains "anthropic: detected (not taken for a chat message)" "$TMP/an.err" "detected anthropic"
+check "anthropic: the server tool's search and its result URLs; a text block's citation as [1]" \
+    '["Who won the 2024 Nobel in physics?", "Hopfield and Hinton won it.[1]", ["https://nobelprize.org/p"], ["2024 Nobel physics", ["https://nobelprize.org/p"]]]' \
+    "$(field "$TMP/an.jsonl" msg_1 '[t["input"], t["output"], t["citations"], [t["steps"][0]["query"], [r["url"] for r in t["steps"][0]["results"]]]]')"
+"$ASSAY" import $P/gemini.json >"$TMP/ge.jsonl" 2>"$TMP/ge.err"
+check "gemini: the grounding query and chunks; a support as [1] at its endIndex" \
+    '["Who won Euro 2024?", "Spain won Euro 2024[1].", ["https://uefa.com/e"], "euro 2024 winner"]' \
+    "$(field "$TMP/ge.jsonl" g1 '[t["input"], t["output"], t["citations"], t["steps"][0]["query"]]')"
+
 F=$FX/otel
 python3 tests/importers/wrap_otlp.py $F/otel_genai_client_span_tool_calls.json $F/openinference_client_span_tool_calls.json \
     $F/otel_genai_tool_execution_span.json $F/openinference_client_span_input_output_only.json >"$TMP/fx.jsonl"
