@@ -371,7 +371,8 @@ enum {
     OPT_FAIL_ON_REGRESSION,
     OPT_FROM,
     OPT_MAP,
-    OPT_JSON
+    OPT_JSON,
+    OPT_OPEN_TRACES
 };
 
 /* The command line as one string for the run store, arguments with spaces quoted. */
@@ -471,6 +472,8 @@ static const cli_option cli_options_table[] = {
     {"memory-mb", OPT_MEMORY, "N", CMD_SCORE | CMD_IMPORT, "per-Lua-state memory limit (default 64; 0 = none)"},
     {"from", OPT_FROM, "FORMAT", CMD_IMPORT | CMD_RUN,
      "otlp, langfuse, langsmith, inspect, chat, openai-responses, anthropic, gemini, or auto (default)"},
+    {"open-traces", OPT_OPEN_TRACES, "N", CMD_IMPORT,
+     "otlp: traces held in memory while their spans come (default 10000); older ones wait in a temporary file"},
     {"map", OPT_MAP, "FILE.lua", CMD_IMPORT | CMD_RUN, "a mapper of your own instead of the shipped one (docs/importers.md)"},
     {"group-by", OPT_GROUP_BY, "FIELD", CMD_RUN | CMD_COMPARE | CMD_REPORT | CMD_CALIBRATE, "split the summary by metadata.FIELD"},
     {"no-timing", OPT_NO_TIMING, NULL, CMD_SCORE, "write \"ms\":null so that output is byte-for-byte reproducible"},
@@ -692,6 +695,10 @@ static int apply_option(parsed *p, int key, const char *arg) {
     case OPT_FROM: o->from = arg; return CLI_EXIT_OK;
     case OPT_MAP: o->map = arg; return CLI_EXIT_OK;
     case OPT_JSON: o->is_json = true; return CLI_EXIT_OK;
+    case OPT_OPEN_TRACES:
+        if (!parse_unsigned(arg, &n) || n == 0) return usage_error("--open-traces: '%s' is not a positive number", arg);
+        o->open_traces = n;
+        return CLI_EXIT_OK;
     }
     return usage_error("%s", "internal: an option without a handler");
 }

@@ -51,6 +51,7 @@ typedef struct cli_options {
     const char *import_params[CLI_MAX_IMPORT_PARAMS]; /* run --from: -p import.KEY=V, for the mapper */
     size_t import_param_count;
     bool is_json;               /* calibrate --json */
+    unsigned open_traces;       /* import: OTLP traces held in memory; 0: the default */
 } cli_options;
 
 int cli_run(cli_options *o);

@@ -127,7 +127,7 @@ static int start_host(import_run *ir, cli_options *o, importer_format format) {
         fprintf(stderr, "assay: %s\n", err.message);
         return CLI_EXIT_USAGE;
     }
-    importer_config cfg = {.on_document = on_document, .on_problem = on_problem, .ctx = ir};
+    importer_config cfg = {.on_document = on_document, .on_problem = on_problem, .ctx = ir, .max_open = o->open_traces};
     if (!(ir->im = importer_new(format, &cfg))) {
         fprintf(stderr, "assay: out of memory\n");
         return CLI_EXIT_IO;
@@ -224,6 +224,7 @@ int cli_import(cli_options *o, const char *const *inputs, size_t count) {
     uv_loop_close(&ir.loop);
     free(ir.stdin_copy);
     uint64_t problems = ir.im ? importer_problems(ir.im) : 0;
+    uint64_t spilled = ir.im ? importer_spilled(ir.im) : 0;
     importer_free(ir.im);
     if ((fflush(ir.out) != 0 || ir.has_write_error || (!to_stdout && fclose(ir.out) != 0)) && rc == CLI_EXIT_OK) {
         fprintf(stderr, "assay: cannot write the traces to %s: %s\n", ir.out_name, strerror(errno));
@@ -231,6 +232,8 @@ int cli_import(cli_options *o, const char *const *inputs, size_t count) {
     }
     if (rc != CLI_EXIT_OK) return rc;
     fprintf(stderr, "assay: imported %llu trace%s", (unsigned long long)ir.written, ir.written == 1 ? "" : "s");
+    if (spilled)
+        fprintf(stderr, " (%llu waited in a temporary file for spans far apart)", (unsigned long long)spilled);
     if (problems || ir.failed)
         fprintf(stderr, "; %llu problem%s in the input, %llu trace%s the mapper could not map",
                 (unsigned long long)problems, problems == 1 ? "" : "s", (unsigned long long)ir.failed,

@@ -14,6 +14,7 @@
 #include "importer.h"
 
 #include <cjson/cJSON.h>
+#include <sqlite3.h>
 #include <zip.h>
 
 #include <ctype.h>
@@ -34,6 +35,7 @@ typedef struct open_trace {
     cJSON *spans;           /* array */
     uint64_t first_line, last_line;
     bool has_ended_root;
+    bool is_spilled;        /* some of its spans wait in the spill file */
     struct open_trace *next; /* in first-seen order */
 } open_trace;
 
@@ -44,6 +46,11 @@ struct importer {
     /* otlp: the traces with spans still to come */
     open_trace *open_head, **open_tail;
     size_t open_count;
+    size_t held_count;      /* open traces whose spans are in memory */
+    /* beyond max_open held traces, the oldest one's spans go to a temporary SQLite file */
+    sqlite3 *spill;
+    sqlite3_stmt *spill_put, *spill_get, *spill_drop;
+    uint64_t spilled;
     /* langsmith: every run of the input, merged by id */
     cJSON *runs;
     uint64_t documents, problems;
@@ -267,7 +274,26 @@ static open_trace *find_open(importer *im, const char *id) {
     return NULL;
 }
 
+/* Puts the spans of t that wait in the spill file back before the ones in memory. */
+static void unspill(importer *im, open_trace *t) {
+    cJSON *all = cJSON_CreateArray();
+    sqlite3_bind_text(im->spill_get, 1, t->id, -1, SQLITE_STATIC);
+    while (sqlite3_step(im->spill_get) == SQLITE_ROW) {
+        cJSON *span = cJSON_Parse((const char *)sqlite3_column_text(im->spill_get, 0));
+        if (span) cJSON_AddItemToArray(all, span);
+    }
+    sqlite3_reset(im->spill_get);
+    sqlite3_bind_text(im->spill_drop, 1, t->id, -1, SQLITE_STATIC);
+    sqlite3_step(im->spill_drop);
+    sqlite3_reset(im->spill_drop);
+    while (t->spans->child) cJSON_AddItemToArray(all, cJSON_DetachItemViaPointer(t->spans, t->spans->child));
+    cJSON_Delete(t->spans);
+    t->spans = all;
+}
+
 static void emit_trace(importer *im, open_trace *t) {
+    if (t->spans->child) im->held_count--;
+    if (t->is_spilled) unspill(im, t);
     cJSON *doc = cJSON_CreateObject();
     cJSON_AddStringToObject(doc, "id", t->id);
     sort_items(t->spans, compare_start_ms);
@@ -278,14 +304,57 @@ static void emit_trace(importer *im, open_trace *t) {
     free(t);
 }
 
+static bool spill_open(importer *im) {
+    if (im->spill) return true;
+    /* "": a private temporary file that SQLite removes when it is closed */
+    if (sqlite3_open("", &im->spill) != SQLITE_OK ||
+        sqlite3_exec(im->spill, "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;"
+                                "CREATE TABLE spans(trace TEXT NOT NULL, span TEXT NOT NULL);"
+                                "CREATE INDEX spans_trace ON spans(trace);", NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(im->spill, "INSERT INTO spans VALUES(?1, ?2)", -1, &im->spill_put, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(im->spill, "SELECT span FROM spans WHERE trace = ?1 ORDER BY rowid", -1, &im->spill_get, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(im->spill, "DELETE FROM spans WHERE trace = ?1", -1, &im->spill_drop, NULL) != SQLITE_OK) {
+        problem(im, 1, "cannot open a temporary file for traces spread far apart: %s",
+                im->spill ? sqlite3_errmsg(im->spill) : "out of memory");
+        return false;
+    }
+    return true;
+}
+
+/* Moves the spans of the oldest trace held in memory to the spill file; false when there
+ * is no spill file (the trace is then imported as it is). */
+static bool spill_oldest(importer *im) {
+    open_trace *t = im->open_head;
+    while (t && !t->spans->child) t = t->next;
+    if (!t || !spill_open(im)) return false;
+    sqlite3_exec(im->spill, "BEGIN", NULL, NULL, NULL);
+    for (cJSON *span = t->spans->child; span; span = span->next) {
+        char *text = cJSON_PrintUnformatted(span);
+        sqlite3_bind_text(im->spill_put, 1, t->id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(im->spill_put, 2, text ? text : "null", -1, SQLITE_TRANSIENT);
+        sqlite3_step(im->spill_put);
+        sqlite3_reset(im->spill_put);
+        free(text);
+    }
+    sqlite3_exec(im->spill, "COMMIT", NULL, NULL, NULL);
+    cJSON_Delete(t->spans);
+    t->spans = cJSON_CreateArray();
+    if (!t->is_spilled) im->spilled++;
+    t->is_spilled = true;
+    im->held_count--;
+    return true;
+}
+
 /* Emits the traces that are done: their root has ended and no span of theirs came in the
- * last quiet_lines lines; or, at the end (all), every one. Beyond max_open traces the
- * oldest goes out as it is. */
+ * last quiet_lines lines; or, at the end (all), every one. Beyond max_open traces held in
+ * memory the oldest one's spans are spilled to a temporary file (or, when that cannot be
+ * made, the oldest trace goes out as it is). */
 static void flush_open(importer *im, uint64_t line, bool all) {
+    while (!all && im->held_count > im->cfg.max_open && spill_oldest(im)) {}
     for (open_trace **p = &im->open_head; *p;) {
         open_trace *t = *p;
         bool done = all || (t->has_ended_root && line - t->last_line >= im->cfg.quiet_lines) ||
-                    (im->open_count > im->cfg.max_open && t == im->open_head);
+                    (im->held_count > im->cfg.max_open && t == im->open_head);
         if (!done) {
             p = &t->next;
             continue;
@@ -376,6 +445,7 @@ static void otlp_add_span(importer *im, cJSON *span, char *trace_id, uint64_t li
     }
     if (!cJSON_GetObjectItemCaseSensitive(span, "parent_span_id")) t->has_ended_root = true;
     t->last_line = line;
+    if (!t->spans->child) im->held_count++;
     cJSON_AddItemToArray(t->spans, span);
 }
 
@@ -763,8 +833,14 @@ void importer_free(importer *im) {
         free(t);
     }
     cJSON_Delete(im->runs);
+    sqlite3_finalize(im->spill_put);
+    sqlite3_finalize(im->spill_get);
+    sqlite3_finalize(im->spill_drop);
+    sqlite3_close(im->spill);
     free(im);
 }
+
+uint64_t importer_spilled(const importer *im) { return im->spilled; }
 
 /* ---------------------------------------------------------------------- detection */
 

@@ -26,7 +26,8 @@ typedef struct importer_config {
     void (*on_problem)(void *ctx, const char *source, uint64_t line, const char *message);
     void *ctx;
     /* otlp: a trace whose root span has come is complete once this many lines passed
-     * without a span of it (0: 1000); at most max_open traces are held (0: 10000) */
+     * without a span of it (0: 1000); at most max_open open traces are held in memory
+     * (0: 10000), the spans of older ones wait in a temporary file */
     uint64_t quiet_lines;
     size_t max_open;
 } importer_config;
@@ -51,6 +52,8 @@ int importer_feed_eval_zip(importer *im, const char *path);
 void importer_finish(importer *im);
 uint64_t importer_documents(const importer *im);
 uint64_t importer_problems(const importer *im);
+/* Traces of which some spans waited in the temporary file. */
+uint64_t importer_spilled(const importer *im);
 void importer_free(importer *im);
 
 #endif

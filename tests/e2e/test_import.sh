@@ -98,6 +98,11 @@ for fmt in otlp-genai otlp-openinference chat; do
     check "round trip through $fmt: input, output, citations, queries, result URLs, fetch URLs" \
         "60 traces the same" "$(python3 tests/importers/same.py "$TMP/orig.jsonl" "$TMP/back.$fmt" $order)"
 done
+# traces beyond the in-memory window wait in a temporary SQLite file: the same traces
+"$ASSAY" import --open-traces 1 "$TMP/rt.otlp-genai" >"$TMP/spill.jsonl" 2>"$TMP/spill.err"
+check "--open-traces 1: every trace but the newest waits on disk, and the import is the same" "0 same" \
+    "$? $(cmp -s "$TMP/spill.jsonl" "$TMP/back.otlp-genai" && echo same)"
+check_contains "and says so" "$TMP/spill.err" "imported 60 traces (59 waited in a temporary file for spans far apart)"
 check "the OTLP files had traces split over two lines and base64 ids" "yes" \
     "$(python3 -c '
 import json, sys
