@@ -105,11 +105,13 @@ demo: deps
 	@$(MAKE) --no-print-directory all
 	@scripts/demo.sh
 
+# The three builds use every core (JOBS); the suite itself runs one test at a time.
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 test: deps
-	@$(MAKE) --no-print-directory all
-	@$(MAKE) --no-print-directory BUILD=build-asan OPT='-O1 -g -fno-omit-frame-pointer' \
+	@$(MAKE) --no-print-directory -j$(JOBS) all
+	@$(MAKE) --no-print-directory -j$(JOBS) BUILD=build-asan OPT='-O1 -g -fno-omit-frame-pointer' \
 	    SANITIZE='-fsanitize=address,undefined -fno-sanitize-recover=all' all
-	@$(MAKE) --no-print-directory $(FUZZ_MAKE) fuzz-targets
+	@$(MAKE) --no-print-directory -j$(JOBS) $(FUZZ_MAKE) fuzz-targets
 	@tests/run.sh
 
 fuzz-build: deps
