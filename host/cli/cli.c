@@ -481,7 +481,7 @@ static const cli_option cli_options_table[] = {
     {"cases", OPT_CASES, "FILE", CMD_TEST, "the test cases: {\"trace\":…, \"expect\":[…]} per line"},
     {"sample", OPT_SAMPLE, "P", CMD_RUN, "score only a fraction P (0 < P <= 1) of the traces, picked by trace id"},
     {"seed", OPT_SEED, "S", CMD_RUN, "which sample --sample picks (default 0)"},
-    {"follow", OPT_FOLLOW, NULL, CMD_RUN, "keep reading the one input as it grows, like tail -F, until SIGINT/SIGTERM"},
+    {"follow", OPT_FOLLOW, NULL, CMD_RUN | CMD_IMPORT, "keep reading the one input as it grows, like tail -F, until SIGINT/SIGTERM"},
     {"junit", OPT_JUNIT, "FILE", CMD_RUN, "also write JUnit XML: a test case per trace and evaluator"},
     {"csv", OPT_CSV, "FILE", CMD_RUN, "also write the records as CSV"},
     {"db", OPT_DB, "FILE", CMD_RUN | CMD_RUNS | CMD_COMPARE | CMD_REPORT | CMD_CALIBRATE,
@@ -759,57 +759,105 @@ static int add_shipped(parsed *p, bool default_plugins) {
     return CLI_EXIT_OK;
 }
 
-/* run --from FORMAT FILE...: `assay import` in a child process writes the traces into a
- * pipe this run reads as its standard input, so that they are scored as they are mapped. */
-static int run_imported(parsed *p, int argc, char **argv) {
-    cli_options *o = &p->o;
-    if (o->is_resume || o->is_follow) {
-        fprintf(stderr, "assay: run --from cannot %s: import to a file first (assay import -o FILE), then run on it\n",
-                o->is_resume ? "resume" : "follow");
-        return CLI_EXIT_USAGE;
-    }
-    const char **args = calloc((size_t)argc + 2 * o->import_param_count + 8, sizeof *args);
-    if (!args) return CLI_EXIT_IO;
+/* Starts `assay import` for run --from with its output on out_fd; returns its pid, or -1. */
+static pid_t start_import(cli_options *o, int argc, char **argv, const char *output, int out_fd) {
+    const char **args = calloc((size_t)argc + 2 * o->import_param_count + 12, sizeof *args);
+    if (!args) return -1;
     size_t n = 0;
     args[n++] = "assay";
     args[n++] = "import";
     args[n++] = "--from";
     args[n++] = o->from;
     if (o->map) args[n++] = "--map", args[n++] = o->map;
+    if (o->is_follow) args[n++] = "--follow";
+    if (output) args[n++] = "-o", args[n++] = output;
     for (size_t i = 0; i < o->import_param_count; i++) args[n++] = "-p", args[n++] = o->import_params[i];
     for (int i = 0; i < argc; i++) args[n++] = argv[i];
-    int fds[2];
-    if (pipe(fds) != 0) {
-        free(args);
-        fprintf(stderr, "assay: cannot make a pipe: %s\n", strerror(errno));
-        return CLI_EXIT_IO;
-    }
     fflush(NULL);
     pid_t child = fork();
     if (child == 0) {
-        dup2(fds[1], 1);
-        close(fds[0]), close(fds[1]);
+        if (out_fd >= 0) dup2(out_fd, 1), close(out_fd);
         execv("/proc/self/exe", (char *const *)args);
         fprintf(stderr, "assay: cannot start the import: %s\n", strerror(errno));
         _exit(CLI_EXIT_IO);
     }
     free(args);
+    if (child < 0) fprintf(stderr, "assay: cannot start the import: %s\n", strerror(errno));
+    return child;
+}
+
+static int wait_import(pid_t child) {
+    int status = 0;
+    while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
+    return WIFEXITED(status) ? WEXITSTATUS(status) : CLI_EXIT_IO;
+}
+
+/* The run's status with the import's: its usage (2) and I/O (4) failures win over record
+ * errors (3). */
+static int with_import_status(int rc, int imported) {
+    if (imported == CLI_EXIT_OK || rc == CLI_EXIT_INTERRUPTED) return rc;
+    if (imported != CLI_EXIT_RECORD_ERRORS) return imported;
+    return rc == CLI_EXIT_OK ? CLI_EXIT_RECORD_ERRORS : rc;
+}
+
+/* run --from FORMAT FILE... -o OUT: the traces are imported to OUT.imported.jsonl first, then
+ * scored from there, so that --resume continues a run like any other (the import is done
+ * again only when it had not finished: OUT.imported.jsonl.done marks it). */
+static int run_imported_file(cli_options *o, int argc, char **argv) {
+    char imported[PATH_MAX], done[PATH_MAX + 8];
+    snprintf(imported, sizeof imported, "%s.imported.jsonl", o->output);
+    snprintf(done, sizeof done, "%s.done", imported);
+    struct stat st;
+    int status = CLI_EXIT_OK;
+    if (!o->is_resume || stat(done, &st) != 0) {
+        unlink(done);
+        pid_t child = start_import(o, argc, argv, imported, -1);
+        if (child < 0) return CLI_EXIT_IO;
+        status = wait_import(child);
+        if (status != CLI_EXIT_OK && status != CLI_EXIT_RECORD_ERRORS) return status;
+        FILE *marker = fopen(done, "w");
+        if (marker) fprintf(marker, "%d\n", status), fclose(marker);
+    } else {
+        FILE *marker = fopen(done, "r");
+        if (marker && fscanf(marker, "%d", &status) != 1) status = CLI_EXIT_OK;
+        if (marker) fclose(marker);
+        fprintf(stderr, "assay: resuming on %s (imported before)\n", imported);
+    }
+    static const char *input[1];
+    input[0] = imported;
+    o->traces = input;
+    o->trace_count = 1;
+    return with_import_status(cli_run(o), status);
+}
+
+/* run --from FORMAT FILE...: `assay import` in a child process writes the traces into a
+ * pipe this run reads as its standard input, so that they are scored as they are mapped
+ * (with -o, through a file: run_imported_file). With --follow the importer follows the file
+ * and a signal to the run is passed to it: it ends the input, and what came is scored. */
+static int run_imported(parsed *p, int argc, char **argv) {
+    cli_options *o = &p->o;
+    bool to_file = o->output && strcmp(o->output, "-") != 0;
+    if (o->is_resume && (!to_file || o->is_follow)) {
+        fprintf(stderr, "assay: run --from --resume needs -o FILE (and no --follow)\n");
+        return CLI_EXIT_USAGE;
+    }
+    if (to_file && !o->is_follow) return run_imported_file(o, argc, argv);
+    int fds[2];
+    if (pipe(fds) != 0) {
+        fprintf(stderr, "assay: cannot make a pipe: %s\n", strerror(errno));
+        return CLI_EXIT_IO;
+    }
+    pid_t child = start_import(o, argc, argv, NULL, fds[1]);
     if (child < 0 || dup2(fds[0], 0) < 0) {
-        fprintf(stderr, "assay: cannot start the import: %s\n", strerror(errno));
         close(fds[0]), close(fds[1]);
         return CLI_EXIT_IO;
     }
     close(fds[0]), close(fds[1]);
+    if (o->is_follow) o->follow_child = child, o->is_follow = false;
     o->traces = NULL;
     o->trace_count = 0; /* standard input: the pipe */
     int rc = cli_run(o);
-    int status = 0;
-    while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
-    int imported = WIFEXITED(status) ? WEXITSTATUS(status) : CLI_EXIT_IO;
-    if (imported == CLI_EXIT_OK || rc == CLI_EXIT_INTERRUPTED) return rc;
-    /* the import's own failures: usage (2) and I/O (4) win over record errors (3) */
-    if (imported != CLI_EXIT_RECORD_ERRORS) return imported;
-    return rc == CLI_EXIT_OK ? CLI_EXIT_RECORD_ERRORS : rc;
+    return with_import_status(rc, wait_import(child));
 }
 
 static int cmd_run(parsed *p, int argc, char **argv) {

@@ -52,6 +52,7 @@ typedef struct cli_options {
     size_t import_param_count;
     bool is_json;               /* calibrate --json */
     unsigned open_traces;       /* import: OTLP traces held in memory; 0: the default */
+    int follow_child;           /* run --from --follow: the importer a signal is passed to */
 } cli_options;
 
 int cli_run(cli_options *o);

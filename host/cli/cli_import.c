@@ -9,6 +9,7 @@
 #include "importer.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +60,19 @@ static void on_document(void *ctx, const char *json, size_t len, const char *sou
     import_run *ir = ctx;
     if (assay_host_submit(ir->host, json, len, source, line, NULL) != ASSAY_OK) return;
     while (assay_host_pending(ir->host) > IMPORT_WINDOW) uv_run(&ir->loop, UV_RUN_ONCE);
+}
+
+/* Following and idle: every trace mapped so far goes out now, not with the next input. */
+static void on_idle(void *ctx) {
+    import_run *ir = ctx;
+    while (assay_host_pending(ir->host) > 0) uv_run(&ir->loop, UV_RUN_ONCE);
+    fflush(ir->out);
+}
+
+static volatile int follow_stop;
+static void on_stop_signal(int signum) {
+    (void)signum;
+    follow_stop = 1;
 }
 
 static void on_problem(void *ctx, const char *source, uint64_t line, const char *message) {
@@ -127,10 +141,20 @@ static int start_host(import_run *ir, cli_options *o, importer_format format) {
         fprintf(stderr, "assay: %s\n", err.message);
         return CLI_EXIT_USAGE;
     }
-    importer_config cfg = {.on_document = on_document, .on_problem = on_problem, .ctx = ir, .max_open = o->open_traces};
+    importer_config cfg = {.on_document = on_document, .on_problem = on_problem, .on_idle = on_idle, .ctx = ir,
+                           .max_open = o->open_traces};
     if (!(ir->im = importer_new(format, &cfg))) {
         fprintf(stderr, "assay: out of memory\n");
         return CLI_EXIT_IO;
+    }
+    if (o->is_follow) {
+        /* like tail -f until SIGINT or SIGTERM; then what came is mapped and written */
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_stop_signal;
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+        importer_follow(ir->im, &follow_stop);
     }
     return CLI_EXIT_OK;
 }
@@ -205,6 +229,10 @@ static int import_inputs(import_run *ir, cli_options *o, const char *const *inpu
 int cli_import(cli_options *o, const char *const *inputs, size_t count) {
     static const char *const standard_input[] = {"-"};
     if (count == 0) inputs = standard_input, count = 1;
+    if (o->is_follow && (count != 1 || strcmp(inputs[0], "-") == 0)) {
+        fprintf(stderr, "assay: --follow reads one growing file: name exactly one (not standard input)\n");
+        return CLI_EXIT_USAGE;
+    }
     import_run ir;
     memset(&ir, 0, sizeof ir);
     uv_loop_init(&ir.loop);

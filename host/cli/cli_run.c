@@ -350,6 +350,12 @@ static void start_next_file(run *r) {
 
 static void on_signal(uv_signal_t *handle, int signum) {
     run *r = handle->data;
+    if (r->o->follow_child > 0) {
+        /* run --from --follow: the importer ends the input; everything it sent is scored */
+        kill(r->o->follow_child, SIGTERM);
+        r->o->follow_child = 0;
+        return;
+    }
     fprintf(stderr, "\nassay: %s: finishing the traces in flight (again to abort)\n",
             signum == SIGINT ? "interrupted" : "terminated");
     r->is_interrupted = true;

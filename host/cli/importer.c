@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* A line longer than this is refused (as by `assay run`). */
 #define IMPORTER_MAX_LINE (64u << 20)
@@ -40,6 +41,7 @@ typedef struct open_trace {
 } open_trace;
 
 struct importer {
+    volatile int *stop;     /* following: set to end it */
     importer_format format;
     importer_config cfg;
     const char *source;     /* the file being read, as shown in messages */
@@ -731,6 +733,8 @@ static void on_value(importer *im, cJSON *v, uint64_t line) {
     }
 }
 
+void importer_follow(importer *im, volatile int *stop) { im->stop = stop; }
+
 importer *importer_new(importer_format format, const importer_config *cfg) {
     importer *im = calloc(1, sizeof *im);
     if (!im) return NULL;
@@ -764,7 +768,20 @@ int importer_feed(importer *im, FILE *f, const char *source) {
     ssize_t n;
     uint64_t line_no = 0;
     bool is_lines = true;
-    while ((n = getline(&line, &cap, f)) != -1) {
+    for (;;) {
+        n = getline(&line, &cap, f);
+        bool is_partial = n > 0 && line[n - 1] != '\n';
+        if (n == -1 || (is_partial && im->stop)) {
+            if (ferror(f) || !im->stop || *im->stop) break;
+            if (is_partial) fseeko(f, -(off_t)n, SEEK_CUR); /* a line still being written */
+            clearerr(f);
+            /* following and idle: the traces whose root came are complete */
+            flush_open(im, line_no + im->cfg.quiet_lines, false);
+            if (im->cfg.on_idle) im->cfg.on_idle(im->cfg.ctx);
+            struct timespec pause = {0, 200 * 1000000L};
+            nanosleep(&pause, NULL);
+            continue;
+        }
         line_no++;
         size_t len = (size_t)n;
         while (len && (line[len - 1] == '\n' || line[len - 1] == '\r' || line[len - 1] == ' ')) len--;

@@ -24,6 +24,8 @@ typedef struct importer_config {
     void (*on_document)(void *ctx, const char *json, size_t len, const char *source, uint64_t line);
     /* something of the input that could not be imported (the rest is) */
     void (*on_problem)(void *ctx, const char *source, uint64_t line, const char *message);
+    /* following (importer_follow), while waiting for the input to grow; may be NULL */
+    void (*on_idle)(void *ctx);
     void *ctx;
     /* otlp: a trace whose root span has come is complete once this many lines passed
      * without a span of it (0: 1000); at most max_open open traces are held in memory
@@ -44,6 +46,9 @@ importer *importer_new(importer_format format, const importer_config *cfg);
 /* Reads one input to its end: JSON lines, or one JSON document. source names it in
  * messages and documents. Returns 0, or -1 on a read error (reported). */
 int importer_feed(importer *im, FILE *f, const char *source);
+/* With *stop not NULL: at the end of f, waits for it to grow (polling) until *stop is set
+ * (by a signal handler), like tail -f. */
+void importer_follow(importer *im, volatile int *stop);
 /* Reads an inspect_ai .eval log (a zip of header.json and the samples); problems,
  * a truncated zip included, are reported and the rest is imported. The "line" of a sample
  * is its position among the samples. Returns 0. */

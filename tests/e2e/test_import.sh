@@ -176,11 +176,46 @@ check "run --from otlp: exit 0, every trace scored" "0 60" "$? $(wc -l <"$TMP/fr
 check "and the records are those of import | run" 0 $?
 "$ASSAY" run --no-db -p import.search_tools=lookup_docs -e plugins/search_overlap.lua --from chat "$TMP/own.jsonl" -o "$TMP/own.rec" 2>/dev/null
 check "-p import.KEY goes to the mapper, before or after --from" '"n_searches":1' "$(grep -o '"n_searches":1' "$TMP/own.rec")"
-"$ASSAY" run --no-db --from otlp --resume -o "$TMP/x.jsonl" "$TMP/rt.otlp-genai" >/dev/null 2>"$TMP/res.err"
-check "run --from --resume: refused (exit 2), saying what to do" "2" "$?"
-check_contains "named" "$TMP/res.err" "run --from cannot resume: import to a file first"
+"$ASSAY" run --no-db --from otlp --resume "$TMP/rt.otlp-genai" >/dev/null 2>"$TMP/res.err"
+check "run --from --resume without -o: refused (exit 2), saying what it needs" "2" "$?"
+check_contains "named" "$TMP/res.err" "run --from --resume needs -o FILE"
 "$ASSAY" run --no-db -e plugins/search_overlap.lua --from otlp "$TMP/bad.jsonl" >/dev/null 2>&1
 check "run --from on input with problems: exit 3" 3 $?
+
+# --follow: import a growing file until SIGTERM; run --from --follow until SIGINT
+python3 scripts/gen_traces.py --count 30 --seed 4 | python3 tests/importers/export.py otlp-genai >"$TMP/all.otlp"
+head -10 "$TMP/all.otlp" >"$TMP/grow.otlp"
+"$ASSAY" import --follow "$TMP/grow.otlp" -o "$TMP/grow.jsonl" 2>"$TMP/grow.err" &
+pid=$!
+sleep 1
+tail -n +11 "$TMP/all.otlp" >>"$TMP/grow.otlp"
+for _ in $(seq 100); do [ "$(wc -l <"$TMP/grow.jsonl")" -ge 30 ] && break; sleep 0.1; done
+kill -TERM $pid
+wait $pid
+check "import --follow: the lines appended later are imported, SIGTERM ends it with exit 0" "0 30" "$? $(wc -l <"$TMP/grow.jsonl")"
+head -10 "$TMP/all.otlp" >"$TMP/grow2.otlp"
+"$ASSAY" run --no-db --no-timing -e plugins/search_overlap.lua --from otlp --follow "$TMP/grow2.otlp" >"$TMP/grow2.rec" 2>/dev/null &
+pid=$!
+sleep 1
+tail -n +11 "$TMP/all.otlp" >>"$TMP/grow2.otlp"
+for _ in $(seq 100); do [ "$(wc -l <"$TMP/grow2.rec")" -ge 30 ] && break; sleep 0.1; done
+kill -INT $pid
+wait $pid
+check "run --from --follow: every trace scored, SIGINT ends it with exit 0" "0 30" "$? $(wc -l <"$TMP/grow2.rec")"
+
+# run --from -o OUT imports next to the output, so that --resume continues a killed run
+python3 scripts/gen_traces.py --count 1500 --seed 9 | python3 tests/importers/export.py otlp-openinference >"$TMP/big.otlp"
+"$ASSAY" run --no-db --no-timing -j 1 --from otlp "$TMP/big.otlp" -o "$TMP/ref.rec" 2>/dev/null
+ref_size=$(wc -c <"$TMP/ref.rec")
+"$ASSAY" run --no-db --no-timing -j 1 --from otlp "$TMP/big.otlp" -o "$TMP/cut.rec" 2>/dev/null &
+pid=$!
+while kill -0 $pid 2>/dev/null && [ "$(stat -c %s "$TMP/cut.rec" 2>/dev/null || echo 0)" -lt $((ref_size / 3)) ]; do sleep 0.01; done
+kill -9 $pid 2>/dev/null
+wait $pid 2>/dev/null
+"$ASSAY" run --no-db --no-timing -j 1 --from otlp --resume "$TMP/big.otlp" -o "$TMP/cut.rec" 2>"$TMP/resume.err"
+check "run --from killed mid-run, then --resume: the records of an uninterrupted run, byte for byte" "0 same" \
+    "$? $(cmp -s "$TMP/cut.rec" "$TMP/ref.rec" && echo same)"
+check_contains "without importing again" "$TMP/resume.err" "resuming on $TMP/cut.rec.imported.jsonl (imported before)"
 
 # ---------------------------------------------------------------- lint
 "$ASSAY" lint "$TMP"/back.* examples/traces/*.jsonl >"$TMP/lint.ok" 2>&1
