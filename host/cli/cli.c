@@ -836,7 +836,9 @@ static int run_imported_file(cli_options *o, int argc, char **argv) {
  * and a signal to the run is passed to it: it ends the input, and what came is scored. */
 static int run_imported(parsed *p, int argc, char **argv) {
     cli_options *o = &p->o;
-    bool to_file = o->output && strcmp(o->output, "-") != 0;
+    /* an output file, not standard output or a device such as /dev/null */
+    struct stat st;
+    bool to_file = o->output && strcmp(o->output, "-") != 0 && (stat(o->output, &st) != 0 || S_ISREG(st.st_mode));
     if (o->is_resume && (!to_file || o->is_follow)) {
         fprintf(stderr, "assay: run --from --resume needs -o FILE (and no --follow)\n");
         return CLI_EXIT_USAGE;
