@@ -487,8 +487,9 @@ static const cli_option cli_options_table[] = {
     {"db", OPT_DB, "FILE", CMD_RUN | CMD_RUNS | CMD_COMPARE | CMD_REPORT | CMD_CALIBRATE,
      "the SQLite run store (env ASSAY_DB; default .assay/assay.db; docs/store.md)"},
     {"no-db", OPT_NO_DB, NULL, CMD_RUN, "do not record this run"},
-    {"label", OPT_LABEL, "NAME", CMD_RUN | CMD_CALIBRATE,
-     "run: name the run, for compare and report; calibrate: the outcome (metadata.NAME, feedback.vote, EVALUATOR.pass)"},
+    {"label", OPT_LABEL, "NAME", CMD_RUN | CMD_CALIBRATE | CMD_REPORT,
+     "run: name the run, for compare and report; calibrate, report: the outcome (metadata.NAME, feedback.vote, "
+     "EVALUATOR.pass) to calibrate against"},
     {"json", OPT_JSON, NULL, CMD_CALIBRATE, "print JSON instead of a table"},
     {"fail-on-regression", OPT_FAIL_ON_REGRESSION, NULL, CMD_COMPARE, "exit 1 when an evaluator regressed significantly"},
     {"llm-url", OPT_LLM_URL, "URL", CMD_SCORE,

@@ -63,6 +63,9 @@ int cli_test(cli_options *o);
 int cli_import(cli_options *o, const char *const *inputs, size_t count);
 int cli_lint(const char *const *inputs, size_t count);
 int cli_calibrate(cli_options *o, int argc, char **argv);
+/* The calibration of run against the outcome field (docs/metrics.md), as calibrate --json
+ * prints it; NULL with a message. For calibrate and the report. */
+struct cJSON *calibration_json(sqlite3 *db, int64_t run, const char *field, const char *group_by, char *err, size_t errlen);
 /* Where the shipped plugins are: ASSAY_PLUGIN_DIR, beside the binary, or the data dir. */
 const char *cli_shipped_plugin_dir(void);
 

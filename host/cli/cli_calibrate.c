@@ -349,27 +349,62 @@ static cJSON *stats_json(const group_items *g, const stats *s) {
 }
 
 /* A number in width columns with digits decimals ("-" for none). */
-static void print_value(double v, int width, int digits) {
-    if (isnan(v)) printf(" %*s", width, "-");
-    else printf(" %*.*f", width, digits, v);
+/* A number of a JSON row in width columns with digits decimals ("-" for null). */
+static void print_value(const cJSON *row, const char *key, int width, int digits) {
+    const cJSON *v = cJSON_GetObjectItem(row, key);
+    if (!cJSON_IsNumber(v)) printf(" %*s", width, "-");
+    else printf(" %*.*f", width, digits, v->valuedouble);
 }
 
-static void print_row(const group_items *g, const stats *s) {
+static void print_row(const cJSON *e) {
+    const cJSON *segment = cJSON_GetObjectItem(e, "segment");
     char name[40];
-    snprintf(name, sizeof name, "%s%s%s", g->segment ? "  " : "", g->segment ? g->segment : g->evaluator, "");
-    printf("  %-22.22s %6zu %6zu", name, s->n_pos, s->n_neg);
-    print_value(s->auc, 6, 3);
-    if (isnan(s->auc_lo)) printf("  %-15s", s->n_pos && s->n_neg ? "" : "(one class)");
-    else printf("  [%.3f, %.3f]", s->auc_lo, s->auc_hi);
-    print_value(s->spearman, 6, 3);
-    print_value(s->f1, 5, 2);
-    print_value(s->best_threshold, 7, 3);
-    printf("%s\n", s->auc_hi < 0.5 ? "  inverted" : "");
+    snprintf(name, sizeof name, "%s%s", segment ? "  " : "", segment ? segment->valuestring : cJSON_GetObjectItem(e, "evaluator")->valuestring);
+    int n_pos = cJSON_GetObjectItem(e, "n_pos")->valueint, n_neg = cJSON_GetObjectItem(e, "n_neg")->valueint;
+    printf("  %-22.22s %6d %6d", name, n_pos, n_neg);
+    print_value(e, "auc", 6, 3);
+    const cJSON *ci = cJSON_GetObjectItem(e, "auc_ci");
+    if (!cJSON_IsNumber(ci->child)) printf("  %-15s", n_pos && n_neg ? "" : "(one class)");
+    else printf("  [%.3f, %.3f]", ci->child->valuedouble, ci->child->next->valuedouble);
+    print_value(e, "spearman", 6, 3);
+    print_value(e, "f1", 5, 2);
+    print_value(e, "best_threshold", 7, 3);
+    printf("%s\n", cJSON_IsTrue(cJSON_GetObjectItem(e, "inverted")) ? "  inverted" : "");
 }
 
 static void free_groups(group_items *groups, size_t count) {
     for (size_t i = 0; i < count; i++) free(groups[i].evaluator), free(groups[i].segment), free(groups[i].items);
     free(groups);
+}
+
+cJSON *calibration_json(sqlite3 *db, int64_t run, const char *field, const char *group_by, char *err, size_t errlen) {
+    group_items *groups = NULL;
+    size_t count = 0;
+    if (read_items(db, run, field, group_by, &groups, &count, err, errlen) != 0) {
+        free_groups(groups, count);
+        return NULL;
+    }
+    cJSON *json = cJSON_CreateObject();
+    cJSON_AddStringToObject(json, "label", field);
+    cJSON_AddNumberToObject(json, "run", (double)run);
+    cJSON *list = cJSON_AddArrayToObject(json, "evaluators");
+    for (size_t i = 0; i < count; i++) {
+        stats s = compute(groups[i].items, groups[i].count);
+        cJSON_AddItemToArray(list, stats_json(&groups[i], &s));
+    }
+    free_groups(groups, count);
+    return json;
+}
+
+/* The table of a calibration (calibration_json's). */
+static void print_table(const cJSON *json) {
+    printf("calibration of run %lld against %s (AUC: how often a positive trace scores above a negative one)\n"
+           "  %-22s %6s %6s %7s  %-15s %7s %6s %8s\n",
+           (long long)cJSON_GetObjectItem(json, "run")->valuedouble, cJSON_GetObjectItem(json, "label")->valuestring,
+           "evaluator", "n+", "n-", "AUC", "95% CI", "rho", "F1", "best t");
+    const cJSON *list = cJSON_GetObjectItem(json, "evaluators"), *e;
+    if (!list->child) printf("  (no trace has both a score and an outcome)\n");
+    cJSON_ArrayForEach(e, list) print_row(e);
 }
 
 int cli_calibrate(cli_options *o, int argc, char **argv) {
@@ -382,35 +417,21 @@ int cli_calibrate(cli_options *o, int argc, char **argv) {
     if (!db) return CLI_EXIT_USAGE;
     char err[600];
     int64_t run;
-    group_items *groups = NULL;
-    size_t count = 0;
+    cJSON *json = NULL;
     if (store_resolve_run(db, argc ? argv[0] : "latest", &run, err, sizeof err) != 0 ||
-        read_items(db, run, o->label, o->group_by, &groups, &count, err, sizeof err) != 0) {
+        !(json = calibration_json(db, run, o->label, o->group_by, err, sizeof err))) {
         fprintf(stderr, "assay: calibrate: %s\n", err);
         sqlite3_close(db);
-        free_groups(groups, count);
         return CLI_EXIT_USAGE;
     }
     sqlite3_close(db);
-    cJSON *json = o->is_json ? cJSON_CreateObject() : NULL;
-    cJSON *list = json ? cJSON_AddArrayToObject(json, "evaluators") : NULL;
-    if (json) cJSON_AddStringToObject(json, "label", o->label), cJSON_AddNumberToObject(json, "run", (double)run);
-    else
-        printf("calibration of run %lld against %s (AUC: how often a positive trace scores above a negative one)\n"
-               "  %-22s %6s %6s %7s  %-15s %7s %6s %8s\n", (long long)run, o->label, "evaluator", "n+", "n-", "AUC",
-               "95% CI", "rho", "F1", "best t");
-    if (count == 0 && !json) printf("  (no trace has both a score and an outcome)\n");
-    for (size_t i = 0; i < count; i++) {
-        stats s = compute(groups[i].items, groups[i].count);
-        if (json) cJSON_AddItemToArray(list, stats_json(&groups[i], &s));
-        else print_row(&groups[i], &s);
-    }
-    if (json) {
+    if (o->is_json) {
         char *text = cJSON_Print(json);
         if (text) puts(text);
         free(text);
-        cJSON_Delete(json);
+    } else {
+        print_table(json);
     }
-    free_groups(groups, count);
+    cJSON_Delete(json);
     return CLI_EXIT_OK;
 }

@@ -306,7 +306,7 @@ static cJSON *gather(report *r, const char *asked_field) {
 
 int cli_report(cli_options *o, int argc, char **argv) {
     if (argc > 1 || !o->output) {
-        fprintf(stderr, "assay: usage: assay report [RUN] -o FILE.html [--group-by FIELD] [--db FILE]\n"
+        fprintf(stderr, "assay: usage: assay report [RUN] -o FILE.html [--group-by FIELD] [--label OUTCOME] [--db FILE]\n"
                         "  RUN: a run id, a label, `latest` (default) or `previous`\n");
         return CLI_EXIT_USAGE;
     }
@@ -319,6 +319,16 @@ int cli_report(cli_options *o, int argc, char **argv) {
         return CLI_EXIT_USAGE;
     }
     cJSON *data = gather(&r, o->group_by);
+    if (o->label) { /* a calibration section against an outcome (docs/metrics.md) */
+        cJSON *calibration = calibration_json(r.db, r.run, o->label, o->group_by, err, sizeof err);
+        if (!calibration) {
+            fprintf(stderr, "assay: report: --label %s: %s\n", o->label, err);
+            cJSON_Delete(data);
+            sqlite3_close(r.db);
+            return CLI_EXIT_USAGE;
+        }
+        cJSON_AddItemToObject(data, "calibration", calibration);
+    }
     char *json = r.error ? NULL : cJSON_PrintUnformatted(data);
     cJSON_Delete(data);
     if (!json) {

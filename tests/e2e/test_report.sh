@@ -138,6 +138,29 @@ check_contains "with the message" "$TMP/dom5.html" "$TMP/flaky.lua:1: attempt to
 browse "file://$TMP/report.html" "$TMP/dom6.html" "$TMP/chrome6.err"
 check "a run without errors hides the panel" yes "$(grep -q '<section id="errors-section" hidden' "$TMP/dom6.html" && echo yes || echo no)"
 
+# the calibration section (--label): the AUC of tests/e2e/test_calibrate.sh's hand-computed
+# case, 8.5 / 9, rendered per evaluator; hidden without --label
+printf 'return { name = "s", evaluate = function(t) return { score = t.metadata.s, pass = t.metadata.p } end }\n' >"$TMP/s.lua"
+printf 'return { name = "inv", evaluate = function(t) return 1 - t.metadata.s end }\n' >"$TMP/inv.lua"
+python3 -c '
+import json
+for i, (s, em, p) in enumerate([(0.9, 1, 1), (0.8, 1, 1), (0.5, 0, 1), (0.5, 1, 0), (0.2, 0, 0), (0.1, 0, 0)]):
+    print(json.dumps({"id": "c%d" % i, "metadata": {"s": s, "em": bool(em), "p": bool(p)}}))' >"$TMP/cal.jsonl"
+"$ASSAY" run --db "$TMP/cal.db" -e "$TMP/s.lua" -e "$TMP/inv.lua" "$TMP/cal.jsonl" >/dev/null 2>&1
+"$ASSAY" report --db "$TMP/cal.db" --label metadata.em -o "$TMP/cal.html" 2>/dev/null
+browse "file://$TMP/cal.html" "$TMP/dom7.html" "$TMP/chrome7.err"
+check "report --label: a calibration row per evaluator with its AUC; the inverted one flagged" \
+    "inv 0.056 yes|s 0.944 no" \
+    "$(grep -o 'class="calibration-row" data-evaluator="[^"]*" data-segment="" data-auc="[^"]*" data-inverted="[a-z]*"' "$TMP/dom7.html" \
+        | sed 's/.*data-evaluator="\([^"]*\)".*data-auc="\([^"]*\)" data-inverted="\([a-z]*\)"/\1 \2 \3/' \
+        | awk '{ printf "%s %.3f %s\n", $1, $2, $3 }' | sort | tr '\n' '|' | sed 's/|$//')"
+check "with no console errors" "" "$(grep -E 'CONSOLE|Uncaught' "$TMP/chrome7.err")"
+check "without --label the section stays hidden" yes \
+    "$(grep -q '<section id="calibration-section" hidden' "$TMP/dom6.html" && echo yes || echo no)"
+"$ASSAY" report --db "$TMP/cal.db" --label colour -o "$TMP/bad.html" 2>"$TMP/bad.err"
+check "an outcome field of no known kind: exit 2, named" "2 yes" \
+    "$? $(grep -q 'use metadata.NAME, feedback.vote or EVALUATOR.pass' "$TMP/bad.err" && echo yes || echo no)"
+
 # the screenshot, for people to look at
 shot=${ASSAY_BUILD:-build}/report.png
 timeout 120 "$CHROME" --no-sandbox --disable-gpu --no-first-run --user-data-dir="$TMP/profile" --hide-scrollbars \
