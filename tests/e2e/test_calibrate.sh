@@ -68,6 +68,29 @@ for i, (s, votes) in enumerate([(0.9, [1]), (0.7, [1, 1, -1]), (0.4, [-1]), (0.2
 "$ASSAY" calibrate --db v.db --label feedback.vote --json >v.json 2>v.err
 check "feedback.vote: a vote mean of 0 is no outcome; 2 liked, 2 disliked, separated" "[2, 2, 1]" \
     "$(get v.json s '' '[e["n_pos"], e["n_neg"], e["auc"]]')"
+# real runs with a known outcome: 100 ReAct agents on HotpotQA (tests/real/, MIT), converted
+# here; their own summary says 34 correct. The AUCs are checked against a reference
+# computation in Python over the records the run wrote (Mann-Whitney, ties 1/2).
+python3 "$ROOT/tests/real/react_to_traces.py" <"$ROOT/tests/real/react_hotpotqa_trial1.txt" >react.jsonl
+"$ASSAY" run --db react.db -e "$ROOT/plugins" -e "$ROOT/plugins/research" react.jsonl -o react.rec 2>/dev/null
+"$ASSAY" calibrate --db react.db --label metadata.em --json >react.json
+check "real runs: 34 of 100 correct, as the log's summary says" "[34, 66]" "$(get react.json loops '' '[e["n_pos"], e["n_neg"]]')"
+check "every evaluator's AUC equals a reference computation from the records" "ok" "$(python3 -c '
+import json, sys
+em = {json.loads(l)["id"]: json.loads(l)["metadata"]["em"] for l in open(sys.argv[1])}
+scores = {}
+for l in open(sys.argv[2]):
+    r = json.loads(l)
+    if r["score"] is not None and not r["error"]:
+        scores.setdefault(r["evaluator"], {}).setdefault(r["trace_id"], []).append(r["score"])
+got = {e["evaluator"]: e["auc"] for e in json.load(open(sys.argv[3]))["evaluators"]}
+bad = []
+for ev, per in scores.items():
+    pos = [sum(v) / len(v) for t, v in per.items() if em[t]]
+    neg = [sum(v) / len(v) for t, v in per.items() if not em[t]]
+    auc = sum((p > n) + 0.5 * (p == n) for p in pos for n in neg) / (len(pos) * len(neg))
+    if abs(auc - got[ev]) > 1e-9: bad.append("%s: %r vs %r" % (ev, got[ev], auc))
+print("; ".join(bad) or "ok")' react.jsonl react.rec react.json)"
 "$ASSAY" calibrate --db c.db --label color >/dev/null 2>bad.err
 check "an unknown kind of label: exit 2" 2 $?
 check_contains "naming the kinds" bad.err "use metadata.NAME, feedback.vote or EVALUATOR.pass"
