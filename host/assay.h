@@ -136,6 +136,16 @@ int assay_options_set_sample(assay_options *opts, double rate, uint64_t seed);
  * decimal), mixed by MurmurHash3's 64-bit finaliser (fmix64); its top 53 bits read as a
  * fraction in [0, 1) are below rate. */
 int assay_sample_pick(const char *trace_id, uint64_t seed, double rate);
+/* Scores only shard index of count (0 <= index < count <= ASSAY_MAX_SHARDS): the traces
+ * whose id assay_shard_of puts there, and the lines that are not traces (input errors)
+ * whose line number modulo count is index. Shards are disjoint, together they are the
+ * whole input, and they compose with the sample (each shard scores its part of it). The
+ * others come back with no records and assay_result_is_other_shard set. Default 0 of 1. */
+#define ASSAY_MAX_SHARDS 65536
+int assay_options_set_shard(assay_options *opts, unsigned index, unsigned count);
+/* The shard of a trace id among count: h = FNV-1a 64 of the text "shard:ID", mixed by
+ * fmix64 as for assay_sample_pick; floor(count x its top 53 bits read as a fraction). */
+unsigned assay_shard_of(const char *trace_id, unsigned count);
 /* Nonzero (default): records carry "ms". Zero writes "ms":null, making output
  * byte-for-byte reproducible. */
 int assay_options_set_record_timing(assay_options *opts, int record_timing);
@@ -280,6 +290,8 @@ const char *assay_result_group(const assay_result *result);
 size_t assay_result_record_count(const assay_result *result);
 /* Nonzero when the sample left this trace out (assay_options_set_sample): no records. */
 int assay_result_is_sampled_out(const assay_result *result);
+/* Nonzero when the trace belongs to another shard (assay_options_set_shard): no records. */
+int assay_result_is_other_shard(const assay_result *result);
 /* Fills record with record i (pass sizeof *record); EINVAL when i is out of range. The
  * strings live as long as the result. */
 int assay_result_record(const assay_result *result, size_t i, assay_record *record, size_t record_size);

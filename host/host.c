@@ -355,7 +355,7 @@ static generation *generation_new(assay_host *h, assay_error *err) {
     }
     for (; g->worker_count < count; g->worker_count++) {
         worker_config wc = {g->worker_count, g->sandbox_configs, g->plugin_count, o->group_by, o->sample_rate,
-                            o->sample_seed, h->http, on_job_done, h, &h->shared};
+                            o->sample_seed, o->shard_index, o->shard_count, h->http, on_job_done, h, &h->shared};
         char message[sizeof err->message];
         if (!(g->workers[g->worker_count] = worker_new(&wc, message, sizeof message))) {
             fail(err, ASSAY_ECONFIG, "%s", message);
@@ -691,7 +691,8 @@ int assay_host_submit_input_error(assay_host *h, const char *source, uint64_t li
     j->line = line;
     j->submit_ctx = submit_ctx;
     j->worker = JOB_NO_WORKER;
-    job_input_error(j, "%s", message);
+    if (job_in_shard(NULL, line, h->opts->shard_index, h->opts->shard_count)) job_input_error(j, "%s", message);
+    else j->is_other_shard = true;
     return host_enqueue(h, j);
 }
 
@@ -749,6 +750,17 @@ uint64_t assay_result_line(const assay_result *r) { return r ? r->line : 0; }
 const char *assay_result_group(const assay_result *r) { return r ? r->group : NULL; }
 size_t assay_result_record_count(const assay_result *r) { return r ? r->out.count : 0; }
 int assay_result_is_sampled_out(const assay_result *r) { return r && r->is_sampled_out; }
+
+int assay_result_is_other_shard(const assay_result *r) { return r && r->is_other_shard; }
+
+unsigned assay_shard_of(const char *trace_id, unsigned count) {
+    return trace_id && count > 1 ? hash_shard(trace_id, count) : 0;
+}
+
+bool job_in_shard(const char *trace_id, uint64_t line, unsigned index, unsigned count) {
+    if (count <= 1) return true;
+    return (trace_id ? hash_shard(trace_id, count) : (unsigned)(line % count)) == index;
+}
 
 int assay_sample_pick(const char *trace_id, uint64_t seed, double rate) {
     return rate >= 1 || hash_sample(trace_id, seed) < rate;

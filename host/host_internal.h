@@ -40,6 +40,7 @@ struct assay_options {
     char *cache_path;
     double sample_rate;         /* 1: every trace */
     uint64_t sample_seed;
+    unsigned shard_index, shard_count; /* 0/1: every trace */
 };
 
 #define JOB_MAX_HELPERS 3
@@ -58,6 +59,7 @@ struct assay_result {
     char *trace_id;             /* owned, NULL on input errors */
     char *group;                /* owned, may be NULL */
     bool is_sampled_out;        /* left out by assay_options_set_sample: no records */
+    bool is_other_shard;        /* another shard's (assay_options_set_shard): no records */
     record_list out;
     /* while plugins run or wait on I/O (worker.c) */
     cJSON *trace;               /* parsed text, owned; read by every worker that helps */
@@ -80,6 +82,9 @@ typedef struct assay_result job;
 assay_options *options_clone(const assay_options *o);
 
 void job_free(job *j);
+/* Whether shard index of count holds a trace: by its id, or for a line that is not a trace
+ * (an input error, trace_id NULL) by its line number, so that each error is reported once. */
+bool job_in_shard(const char *trace_id, uint64_t line, unsigned index, unsigned count);
 /* Writes the input-error record of docs/format.md into j, prefixed "source:line: ". */
 void job_input_error(job *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -97,6 +102,7 @@ typedef struct worker_config {
     const char *group_by;          /* borrowed */
     double sample_rate;            /* 1: every trace */
     uint64_t sample_seed;
+    unsigned shard_index, shard_count; /* 0/1: every trace */
     http_client *http;             /* borrowed; NULL: plugins get no network */
     /* called on the worker thread with each finished job */
     void (*on_done)(void *ctx, job *j);

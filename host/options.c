@@ -17,6 +17,7 @@ assay_options *assay_options_new(void) {
     o->max_attempts = ASSAY_DEFAULT_HTTP_ATTEMPTS;
     o->backoff_base_ms = ASSAY_DEFAULT_RETRY_BASE_MS;
     o->sample_rate = 1;
+    o->shard_count = 1;
     return o;
 }
 
@@ -136,6 +137,13 @@ int assay_options_set_sample(assay_options *o, double rate, uint64_t seed) {
     if (!o || !(rate > 0 && rate <= 1)) return ASSAY_EINVAL;
     o->sample_rate = rate;
     o->sample_seed = seed;
+    return ASSAY_OK;
+}
+
+int assay_options_set_shard(assay_options *o, unsigned index, unsigned count) {
+    if (!o || count < 1 || count > ASSAY_MAX_SHARDS || index >= count) return ASSAY_EINVAL;
+    o->shard_index = index;
+    o->shard_count = count;
     return ASSAY_OK;
 }
 

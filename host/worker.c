@@ -227,6 +227,10 @@ static void job_start(worker *w, job *j) {
         goto done;
     }
     j->trace_id = strdup(id->valuestring);
+    if (!job_in_shard(id->valuestring, j->line, w->cfg.shard_index, w->cfg.shard_count)) {
+        j->is_other_shard = true;
+        goto done;
+    }
     if (!assay_sample_pick(id->valuestring, w->cfg.sample_seed, w->cfg.sample_rate)) {
         j->is_sampled_out = true;
         goto done;
@@ -243,6 +247,11 @@ static void job_start(worker *w, job *j) {
     }
     job_claim(w, j);
 done:
+    if (!j->trace_id && !job_in_shard(NULL, j->line, w->cfg.shard_index, w->cfg.shard_count)) {
+        record_list_free(&j->out); /* another shard reports this line */
+        record_list_init(&j->out);
+        j->is_other_shard = true;
+    }
     job_release(w, j);
 }
 

@@ -5,7 +5,7 @@
  * are frozen (tests/unit/test_hash.c pins known values):
  *   - hash_trace_seed: math.random's seed for an evaluation (a trace id and step), so that a
  *     plugin's random numbers depend on the trace only;
- *   - hash_sample: where a trace id falls in [0, 1) for --sample and --shard;
+ *   - hash_sample, hash_shard: where a trace id falls for --sample and --shard;
  *   - hash_cache_key: the key of an HTTP request in the LLM answer cache (.assay/cache.db).
  * hash_trace_seed and hash_cache_key start from 1469598103934665603, a digit short of
  * FNV-1a's offset basis (14695981039346656037): a slip made early and now part of both
@@ -49,6 +49,8 @@ static inline uint64_t hash_mix(uint64_t h) {
 /* The output contracts (hash.c). */
 uint64_t hash_trace_seed(const char *trace_id, long step);
 double hash_sample(const char *trace_id, uint64_t seed);
+/* The shard in [0, count) a trace id belongs to for --shard I/N. */
+unsigned hash_shard(const char *trace_id, unsigned count);
 /* 32 hex digits and a NUL into out. */
 void hash_cache_key(const void *request, size_t len, char out[33]);
 

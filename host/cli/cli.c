@@ -367,7 +367,7 @@ static int cmd_check(cli_options *o, char **args, int arg_count) {
 enum {
     OPT_TIMEOUT = 256, OPT_MEMORY, OPT_GROUP_BY, OPT_NO_TIMING, OPT_RESUME, OPT_CASES, OPT_VERSION, OPT_LLM_URL, OPT_LLM_MODEL,
     OPT_LLM_TIMEOUT, OPT_MAX_INFLIGHT, OPT_RPS, OPT_TPM, OPT_MAX_TOKENS, OPT_RETRIES, OPT_RETRY_BASE, OPT_CACHE,
-    OPT_NO_CACHE, OPT_DB, OPT_NO_DB, OPT_LABEL, OPT_SAMPLE, OPT_SEED, OPT_FOLLOW, OPT_JUNIT, OPT_CSV,
+    OPT_NO_CACHE, OPT_DB, OPT_NO_DB, OPT_LABEL, OPT_SAMPLE, OPT_SEED, OPT_SHARD, OPT_INPUT, OPT_FOLLOW, OPT_JUNIT, OPT_CSV,
     OPT_FAIL_ON_REGRESSION,
     OPT_FROM,
     OPT_MAP,
@@ -420,6 +420,69 @@ static const char *env_or(const char *value, const char *name) {
     return env && *env ? env : NULL;
 }
 
+/* A whole number in [0, ASSAY_MAX_SHARDS]. */
+static bool parse_shard_number(const char *s, const char *end, unsigned *out) {
+    if (s == end || end - s > 6) return false;
+    unsigned v = 0;
+    for (const char *p = s; p < end; p++) {
+        if (*p < '0' || *p > '9') return false;
+        v = v * 10 + (unsigned)(*p - '0');
+    }
+    *out = v;
+    return v <= ASSAY_MAX_SHARDS;
+}
+
+/* The index a scheduler gave this task: a Slurm array's (counted from its lowest index, so
+ * --array=1-4 works too) or a Kubernetes Indexed Job's. Sets *count from Slurm when known. */
+static int shard_from_scheduler(unsigned *index, unsigned *count) {
+    const char *id = env_or(NULL, "SLURM_ARRAY_TASK_ID"), *k8s = env_or(NULL, "JOB_COMPLETION_INDEX");
+    if (id) {
+        const char *min = env_or(NULL, "SLURM_ARRAY_TASK_MIN"), *n = env_or(NULL, "SLURM_ARRAY_TASK_COUNT");
+        unsigned i, lo = 0;
+        if (!parse_shard_number(id, id + strlen(id), &i) || (min && !parse_shard_number(min, min + strlen(min), &lo)) ||
+            i < lo)
+            return usage_error("--shard auto: SLURM_ARRAY_TASK_ID='%s' is not an array index", id);
+        *index = i - lo;
+        if (n && !parse_shard_number(n, n + strlen(n), count))
+            return usage_error("--shard auto: SLURM_ARRAY_TASK_COUNT='%s' is not a count", n);
+        return CLI_EXIT_OK;
+    }
+    if (k8s && parse_shard_number(k8s, k8s + strlen(k8s), index)) return CLI_EXIT_OK;
+    if (k8s) return usage_error("--shard auto: JOB_COMPLETION_INDEX='%s' is not an index", k8s);
+    return usage_error("%s", "--shard auto: neither SLURM_ARRAY_TASK_ID nor JOB_COMPLETION_INDEX is set");
+}
+
+/* --shard I/N, auto (ASSAY_SHARD, else a Slurm array's index and count) or auto/N (the
+ * index from Slurm or Kubernetes, N given: an Indexed Job does not tell its size). */
+static int resolve_shard(cli_options *o) {
+    const char *spec = o->shard ? o->shard : env_or(NULL, "ASSAY_SHARD");
+    if (!spec) return CLI_EXIT_OK;
+    const char *what = o->shard ? "--shard" : "ASSAY_SHARD";
+    const char *slash = strchr(spec, '/');
+    unsigned index = 0, count = 0;
+    bool is_auto = strncmp(spec, "auto", 4) == 0 && (spec[4] == '\0' || spec[4] == '/');
+    if (is_auto && !slash && o->shard && env_or(NULL, "ASSAY_SHARD")) {
+        o->shard = NULL;
+        return resolve_shard(o); /* auto: ASSAY_SHARD first */
+    }
+    if (is_auto) {
+        int rc = shard_from_scheduler(&index, &count);
+        if (rc) return rc;
+        if (slash && !parse_shard_number(slash + 1, slash + strlen(slash), &count))
+            return usage_error("%s: '%s': N after auto/ is not a shard count", what, spec);
+        if (!count) return usage_error("%s: '%s': no shard count (give auto/N, or run in a Slurm array)", what, spec);
+    } else if (!slash || !parse_shard_number(spec, slash, &index) || !parse_shard_number(slash + 1, slash + strlen(slash), &count)) {
+        return usage_error("%s: '%s' is not I/N (e.g. 0/4), auto or auto/N", what, spec);
+    }
+    if (count < 1 || index >= count)
+        return usage_error("%s: '%s': the index must be below the count (shards are numbered from 0)", what, spec);
+    if (assay_options_set_shard(o->host, index, count) != ASSAY_OK)
+        return usage_error("%s: '%s': at most %d shards", what, spec, ASSAY_MAX_SHARDS);
+    o->shard_index = index;
+    o->shard_count = count;
+    return CLI_EXIT_OK;
+}
+
 /* Flags win over the environment. The default cache lives in .assay/ of the working
  * directory, and only when an LLM is configured: a run without one writes nothing there. */
 static int apply_net_flags(assay_options *opts, const net_flags *f) {
@@ -449,7 +512,7 @@ static int apply_net_flags(assay_options *opts, const net_flags *f) {
 enum {
     CMD_RUN = 1 << 0, CMD_LIST = 1 << 1, CMD_CHECK = 1 << 2, CMD_TEST = 1 << 3,
     CMD_RUNS = 1 << 4, CMD_COMPARE = 1 << 5, CMD_REPORT = 1 << 6, CMD_IMPORT = 1 << 7, CMD_LINT = 1 << 8,
-    CMD_CALIBRATE = 1 << 9,
+    CMD_CALIBRATE = 1 << 9, CMD_MERGE = 1 << 10,
 };
 #define CMD_PLUGINS (CMD_RUN | CMD_LIST | CMD_TEST) /* load plugins: -e, -p */
 #define CMD_SCORE (CMD_RUN | CMD_TEST)              /* evaluate: limits, the network */
@@ -464,8 +527,10 @@ typedef struct cli_option {
 
 static const cli_option cli_options_table[] = {
     {"evaluator", 'e', "PATH", CMD_PLUGINS, "a plugin file or a directory of them (repeatable; default: the shipped plugins)"},
-    {"output", 'o', "FILE", CMD_RUN | CMD_REPORT | CMD_IMPORT,
-     "run: the records as JSONL (default stdout); report: the HTML file; import: the traces"},
+    {"output", 'o', "FILE", CMD_RUN | CMD_REPORT | CMD_IMPORT | CMD_MERGE,
+     "run: the records as JSONL (default stdout); report: the HTML file; import: the traces; merge: the joined "
+     "records"},
+    {"input", OPT_INPUT, "FILE", CMD_MERGE, "merge -o: an input file the shards scored, in order (repeatable)"},
     {"jobs", 'j', "N", CMD_SCORE | CMD_IMPORT, "worker threads (default: number of cores)"},
     {"param", 'p', "NAME.KEY=V", CMD_PLUGINS | CMD_IMPORT, "override a plugin parameter (import: import.KEY=V)"},
     {"timeout-ms", OPT_TIMEOUT, "N", CMD_SCORE | CMD_IMPORT, "per-evaluation time limit (default 2000; 0 = none)"},
@@ -481,14 +546,16 @@ static const cli_option cli_options_table[] = {
     {"cases", OPT_CASES, "FILE", CMD_TEST, "the test cases: {\"trace\":…, \"expect\":[…]} per line"},
     {"sample", OPT_SAMPLE, "P", CMD_RUN, "score only a fraction P (0 < P <= 1) of the traces, picked by trace id"},
     {"seed", OPT_SEED, "S", CMD_RUN, "which sample --sample picks (default 0)"},
+    {"shard", OPT_SHARD, "I/N", CMD_RUN, "score only shard I of N (0-based; auto: from Slurm or ASSAY_SHARD; auto/N: "
+                                         "the index from Slurm or JOB_COMPLETION_INDEX)"},
     {"follow", OPT_FOLLOW, NULL, CMD_RUN | CMD_IMPORT, "keep reading the one input as it grows, like tail -F, until SIGINT/SIGTERM"},
     {"junit", OPT_JUNIT, "FILE", CMD_RUN, "also write JUnit XML: a test case per trace and evaluator"},
     {"csv", OPT_CSV, "FILE", CMD_RUN, "also write the records as CSV"},
-    {"db", OPT_DB, "FILE", CMD_RUN | CMD_RUNS | CMD_COMPARE | CMD_REPORT | CMD_CALIBRATE,
+    {"db", OPT_DB, "FILE", CMD_RUN | CMD_RUNS | CMD_COMPARE | CMD_REPORT | CMD_CALIBRATE | CMD_MERGE,
      "the SQLite run store (env ASSAY_DB; default .assay/assay.db; docs/store.md)"},
     {"no-db", OPT_NO_DB, NULL, CMD_RUN, "do not record this run"},
-    {"label", OPT_LABEL, "NAME", CMD_RUN | CMD_CALIBRATE | CMD_REPORT,
-     "run: name the run, for compare and report; calibrate, report: the outcome (metadata.NAME, feedback.vote, "
+    {"label", OPT_LABEL, "NAME", CMD_RUN | CMD_CALIBRATE | CMD_REPORT | CMD_MERGE,
+     "run, merge: name the run, for compare and report; calibrate, report: the outcome (metadata.NAME, feedback.vote, "
      "EVALUATOR.pass) to calibrate against"},
     {"json", OPT_JSON, NULL, CMD_CALIBRATE, "print JSON instead of a table"},
     {"fail-on-regression", OPT_FAIL_ON_REGRESSION, NULL, CMD_COMPARE, "exit 1 when an evaluator regressed significantly"},
@@ -524,6 +591,7 @@ static int cmd_compare(parsed *p, int argc, char **argv) { return cli_compare(&p
 static int cmd_report(parsed *p, int argc, char **argv) { return cli_report(&p->o, argc, argv); }
 static int cmd_import(parsed *p, int argc, char **argv) { return cli_import(&p->o, (const char *const *)argv, (size_t)argc); }
 static int cmd_calibrate(parsed *p, int argc, char **argv) { return cli_calibrate(&p->o, argc, argv); }
+static int cmd_merge(parsed *p, int argc, char **argv) { return cli_merge(&p->o, argc, argv); }
 static int cmd_lint(parsed *p, int argc, char **argv) {
     (void)p;
     return cli_lint((const char *const *)argv, (size_t)argc);
@@ -550,6 +618,8 @@ static const cli_command cli_commands[] = {
      cmd_import},
     {"calibrate", CMD_CALIBRATE, "[RUN] --label FIELD [--group-by FIELD] [--json]",
      "how well each evaluator of a run predicts an outcome: AUC, rho, F1, best threshold", cmd_calibrate},
+    {"merge", CMD_MERGE, "--db DEST SHARD.db... | -o OUT --input TRACES SHARD.jsonl...",
+     "join the shards of a run (run --shard I/N) into one run, or one output in input order", cmd_merge},
     {"lint", CMD_LINT, "FILE...", "check trace files against docs/format.md, with a hint per problem", cmd_lint},
 };
 #define CLI_COMMAND_COUNT (sizeof cli_commands / sizeof *cli_commands)
@@ -670,7 +740,11 @@ static int apply_option(parsed *p, int key, const char *arg) {
     case OPT_NO_TIMING: assay_options_set_record_timing(o->host, 0); return CLI_EXIT_OK;
     case OPT_RESUME: o->is_resume = true; return CLI_EXIT_OK;
     case OPT_CASES: o->cases = arg; return CLI_EXIT_OK;
-    case OPT_DB: o->db = arg; return CLI_EXIT_OK;
+    case OPT_DB: o->db = arg, o->has_db = true; return CLI_EXIT_OK;
+    case OPT_INPUT:
+        if (o->merge_input_count == CLI_MAX_IMPORT_PARAMS) return usage_error("%s", "--input: too many files");
+        o->merge_inputs[o->merge_input_count++] = arg;
+        return CLI_EXIT_OK;
     case OPT_NO_DB: p->no_db = true; return CLI_EXIT_OK;
     case OPT_LABEL:
         if (!*arg) return usage_error("%s", "--label: the name is empty");
@@ -689,6 +763,7 @@ static int apply_option(parsed *p, int key, const char *arg) {
         p->has_seed = true;
         return CLI_EXIT_OK;
     }
+    case OPT_SHARD: o->shard = arg; return CLI_EXIT_OK;
     case OPT_FOLLOW: o->is_follow = true; return CLI_EXIT_OK;
     case OPT_JUNIT: o->junit = arg; return CLI_EXIT_OK;
     case OPT_CSV: o->csv = arg; return CLI_EXIT_OK;
@@ -933,6 +1008,8 @@ int main(int argc, char **argv) {
     if (rc == CLI_EXIT_OK && p.has_seed && p.o.sample_rate >= 1) rc = usage_error("%s", "--seed needs --sample P");
     if (rc == CLI_EXIT_OK && p.o.sample_rate < 1 && assay_options_set_sample(p.o.host, p.o.sample_rate, p.o.sample_seed) != ASSAY_OK)
         rc = usage_error("%s", "--sample: not a fraction in (0, 1]");
+    p.o.shard_count = 1;
+    if (rc == CLI_EXIT_OK && (c->bit & CMD_RUN)) rc = resolve_shard(&p.o);
     if (p.no_db) p.o.db = NULL;
     char *command_line = join_command_line(argc, argv);
     p.o.command = command_line;

@@ -43,6 +43,8 @@ typedef struct cli_options {
     const char *junit, *csv;
     double sample_rate;         /* 1: every trace */
     uint64_t sample_seed;
+    const char *shard;          /* --shard as given (or ASSAY_SHARD), NULL: none */
+    unsigned shard_index, shard_count; /* 0/1 without --shard */
     bool is_follow;
     bool fail_on_regression;
     bool has_llm;               /* an LLM endpoint is configured (--llm-url, ASSAY_LLM_URL) */
@@ -51,6 +53,9 @@ typedef struct cli_options {
     const char *import_params[CLI_MAX_IMPORT_PARAMS]; /* run --from: -p import.KEY=V, for the mapper */
     size_t import_param_count;
     bool is_json;               /* calibrate --json */
+    bool has_db;                /* --db was given (not the default store) */
+    const char *merge_inputs[CLI_MAX_IMPORT_PARAMS]; /* merge -o: --input FILE... */
+    size_t merge_input_count;
     unsigned open_traces;       /* import: OTLP traces held in memory; 0: the default */
     int follow_child;           /* run --from --follow: the importer a signal is passed to */
 } cli_options;
@@ -63,6 +68,7 @@ int cli_test(cli_options *o);
 int cli_import(cli_options *o, const char *const *inputs, size_t count);
 int cli_lint(const char *const *inputs, size_t count);
 int cli_calibrate(cli_options *o, int argc, char **argv);
+int cli_merge(cli_options *o, int argc, char **argv);
 /* The calibration of run against the outcome field (docs/metrics.md), as calibrate --json
  * prints it; NULL with a message. For calibrate and the report. */
 struct cJSON *calibration_json(sqlite3 *db, int64_t run, const char *field, const char *group_by, char *err, size_t errlen);
@@ -117,14 +123,22 @@ typedef struct journal_position {
 uint64_t journal_hash(const void *data, size_t len, uint64_t h);
 /* Starts OUT.progress afresh for a run with this signature. NULL with a message on failure. */
 journal *journal_create(const char *out_path, uint64_t signature, char *err, size_t errlen);
-/* Finds the last trustworthy checkpoint of an interrupted run, truncates OUT to it and
- * reopens the journal; -1 with a message when there is nothing (matching) to resume. */
-int journal_resume(const char *out_path, uint64_t signature, journal **out, journal_position *pos, char *err,
-                   size_t errlen);
+/* What journal_resume found. */
+enum { JOURNAL_CONTINUE, JOURNAL_FRESH, JOURNAL_FINISHED };
+/* For --resume, which works on every attempt: JOURNAL_CONTINUE after an interrupted run
+ * (the last trustworthy checkpoint in *pos, OUT truncated to it, the journal reopened in
+ * *out); JOURNAL_FRESH when nothing was started (no journal, OUT absent or empty);
+ * JOURNAL_FINISHED when the run completed (*finished_status: the exit status it had).
+ * -1 with a message when OUT belongs to another run or cannot be continued. */
+int journal_resume(const char *out_path, uint64_t signature, journal **out, journal_position *pos,
+                   int *finished_status, char *err, size_t errlen);
 /* Appends a checkpoint; the output bytes it names must be synced first. -1 on error. */
 int journal_append(journal *j, const journal_position *pos);
 /* Closes it; a complete run removes the file. */
 void journal_free(journal *j, bool is_complete);
+/* Closes the journal of a run that completed with exit status `status` at pos, leaving it
+ * marked finished so that the same command with --resume has nothing to do. */
+void journal_finish(journal *j, const journal_position *pos, int status);
 
 /* ------------------------------------------------------------------ the run store */
 
@@ -140,6 +154,8 @@ sqlite3 *store_open(const char *path, bool is_readonly, char *err, size_t errlen
  * after saying why on stderr. */
 sqlite3 *store_open_reading(const char *path);
 /* "latest", "previous", a run id or a label; -1 with a message when there is no such run. */
+/* Writes each evaluator's totals of a finished run into run_evaluators. */
+int store_tally(sqlite3 *db, int64_t run);
 int store_resolve_run(sqlite3 *db, const char *ref, int64_t *id, char *err, size_t errlen);
 
 /* Appends {"metadata":…,"step_types":[…]} for a line the worker accepted as a JSON
@@ -158,6 +174,7 @@ typedef struct store_run_desc {
     const assay_host *host;                /* the evaluators */
     double sample_rate;
     uint64_t sample_seed;
+    unsigned shard_index, shard_count;     /* 0/1: not sharded */
     bool is_follow;
     uint64_t signature;                    /* what --resume matches */
     const journal_position *resumed_from;  /* continue that run from here, or NULL */

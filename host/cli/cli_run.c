@@ -62,9 +62,12 @@ typedef struct run {
     struct body *bodies_head, *bodies_tail; /* lines in flight, for the store */
     exporter *exporter;           /* --junit, --csv */
     uint64_t sampled_out;
+    uint64_t other_shards;        /* traces (and bad lines) other shards score */
     uv_timer_t tick;              /* commits and checkpoints while results trickle in */
 
     int exit_status;           /* set when the run must stop early */
+    int finished_status;       /* --resume of a run that completed: the status it had */
+    bool is_fresh;             /* --resume found nothing started: this is the first attempt */
     bool has_record_errors;
     bool is_interrupted;
     uv_signal_t sigint, sigterm;
@@ -214,9 +217,10 @@ static void on_result(assay_host *host, const assay_result *result, void *ctx) {
     uint64_t file = (uintptr_t)ctx, line = assay_result_line(result);
     r->pending_pos = (journal_position){file, line, 0};
     body *b = r->store ? take_body(r, file, line) : NULL;
-    if (assay_result_is_sampled_out(result)) {
+    if (assay_result_is_sampled_out(result) || assay_result_is_other_shard(result)) {
         free(b);
-        r->sampled_out++;
+        if (assay_result_is_other_shard(result)) r->other_shards++;
+        else r->sampled_out++;
         update_flow(r);
         return;
     }
@@ -295,6 +299,9 @@ static void on_host_closed(assay_host *host, void *user_data) {
         fprintf(stderr, "sample: %llu traces scored, %llu left out (rate %g, seed %llu)\n",
                 (unsigned long long)summary_traces(r->sum), (unsigned long long)r->sampled_out, r->o->sample_rate,
                 (unsigned long long)r->o->sample_seed);
+    if (r->o->shard_count > 1)
+        fprintf(stderr, "shard %u/%u: %llu traces here, %llu lines left to the other shards\n", r->o->shard_index,
+                r->o->shard_count, (unsigned long long)summary_traces(r->sum), (unsigned long long)r->other_shards);
     if (r->store) fprintf(stderr, "run %lld recorded in %s\n", (long long)store_writer_run_id(r->store), r->o->db);
     uv_close((uv_handle_t *)&r->sigint, NULL);
     uv_close((uv_handle_t *)&r->sigterm, NULL);
@@ -374,10 +381,15 @@ static void on_progress(uv_timer_t *t) {
 
 /* ------------------------------------------------------------------------ entry */
 
-/* What a resumed run must share with the one it continues: the inputs, and each
- * evaluator's name, source and effective params. */
+/* What a resumed run must share with the one it continues: the inputs, the shard, and
+ * each evaluator's name, source and effective params. */
 static uint64_t run_signature(const run *r) {
     uint64_t h = journal_hash("assay-run", 9, 0);
+    if (r->o->shard_count > 1) {
+        char shard[32];
+        int n = snprintf(shard, sizeof shard, "shard %u/%u", r->o->shard_index, r->o->shard_count);
+        h = journal_hash(shard, (size_t)n + 1, h);
+    }
     for (size_t i = 0; i < r->o->trace_count; i++) h = journal_hash(r->o->traces[i], strlen(r->o->traces[i]) + 1, h);
     for (size_t i = 0; i < assay_host_plugin_count(r->host); i++) {
         assay_plugin_info info;
@@ -399,10 +411,19 @@ static int open_output(run *r) {
     char err[512];
     uint64_t signature = run_signature(r);
     if (r->o->is_resume) {
-        if (journal_resume(r->out_name, signature, &r->jr, &r->skip, err, sizeof err) != 0) {
+        int finished_status = 0;
+        int found = journal_resume(r->out_name, signature, &r->jr, &r->skip, &finished_status, err, sizeof err);
+        if (found < 0) {
             fprintf(stderr, "assay: --resume: %s\n", err);
             return -1;
         }
+        if (found == JOURNAL_FINISHED) {
+            fprintf(stderr, "assay: %s: this run finished already (exit status %d); nothing to do\n", r->out_name,
+                    finished_status);
+            r->finished_status = finished_status;
+            return 1;
+        }
+        r->is_fresh = found == JOURNAL_FRESH;
         r->out_bytes = r->skip.bytes;
         r->written_pos = r->pending_pos = r->writing_pos = r->skip;
         if (r->skip.line || r->skip.file)
@@ -443,8 +464,9 @@ static int open_store(run *r) {
     store_run_desc desc = {
         .label = o->label, .command = o->command, .output = o->output, .group_by = o->group_by,
         .inputs = names, .input_count = o->trace_count ? o->trace_count : 1, .host = r->host,
-        .sample_rate = o->sample_rate, .sample_seed = o->sample_seed, .is_follow = o->is_follow,
-        .signature = run_signature(r), .resumed_from = o->is_resume ? &r->skip : NULL,
+        .sample_rate = o->sample_rate, .sample_seed = o->sample_seed,
+        .shard_index = o->shard_index, .shard_count = o->shard_count, .is_follow = o->is_follow,
+        .signature = run_signature(r), .resumed_from = o->is_resume && !r->is_fresh ? &r->skip : NULL,
         .on_committed = on_store_committed, .ctx = r,
     };
     char message[600] = "out of memory";
@@ -489,6 +511,11 @@ static int check_inputs(const cli_options *o) {
     for (size_t i = 0; i < o->trace_count; i++) reads_stdin |= strcmp(o->traces[i], "-") == 0;
     if (o->is_follow && (o->trace_count != 1 || reads_stdin)) {
         fprintf(stderr, "assay: --follow reads one growing file: name exactly one (not standard input)\n");
+        return CLI_EXIT_USAGE;
+    }
+    if (o->is_follow && o->shard_count > 1) {
+        fprintf(stderr, "assay: --follow cannot be combined with --shard: a followed log has no end for the shards "
+                        "to be merged at\n");
         return CLI_EXIT_USAGE;
     }
     if (o->is_follow && o->is_resume) {
@@ -577,7 +604,13 @@ static void run_finish(run *r) {
         r->bodies_head = b->next;
         free(b);
     }
-    journal_free(r->jr, is_complete);
+    if (is_complete && o->is_resume) { /* kept, marked finished: rerunning the command does nothing */
+        journal_position end = r->written_pos;
+        end.bytes = r->out_bytes;
+        journal_finish(r->jr, &end, r->has_record_errors ? CLI_EXIT_RECORD_ERRORS : CLI_EXIT_OK);
+    } else {
+        journal_free(r->jr, is_complete);
+    }
     if (r->out_fd > 1 && close(r->out_fd) != 0 && r->exit_status != CLI_EXIT_IO) {
         fprintf(stderr, "assay: %s: %s\n", r->out_name, strerror(errno));
         r->exit_status = CLI_EXIT_IO;
@@ -611,8 +644,9 @@ int cli_run(cli_options *o) {
      * an earlier output file touched (resuming, the store needs the output's position) */
     bool has_output = o->output && strcmp(o->output, "-") != 0;
     if (has_output) r.out_name = o->output;
+    int opened = 0;
     if ((!o->has_llm && refuse_without_llm(r.host)) || (o->db && !o->is_resume && open_store(&r) != 0) ||
-        (has_output && open_output(&r) != 0) || (o->db && o->is_resume && open_store(&r) != 0)) {
+        (has_output && (opened = open_output(&r)) != 0) || (o->db && o->is_resume && open_store(&r) != 0)) {
         store_writer_abandon(r.store);
         journal_free(r.jr, false); /* resuming: still there for the next try */
         if (r.out_fd > 1) close(r.out_fd);
@@ -621,7 +655,7 @@ int cli_run(cli_options *o) {
         uv_loop_close(r.loop);
         buf_free(&r.pending);
         buf_free(&r.writing);
-        return CLI_EXIT_USAGE;
+        return opened == 1 ? r.finished_status : CLI_EXIT_USAGE;
     }
     if (!r.exit_status && (o->junit || o->csv)) {
         char message[600];

@@ -36,7 +36,7 @@
 #define STORE_BATCH_ROWS 4096
 #define STORE_BATCH_BYTES (4u << 20)
 #define STORE_BUSY_MS 10000
-#define STORE_SCHEMA_VERSION "3"
+#define STORE_SCHEMA_VERSION "4"
 
 /* Each evaluator's totals over its run's results, written when the run ends (NULL while it
  * runs or after a kill), so that `assay runs` and the report's trend over many runs read
@@ -73,7 +73,7 @@ static const char store_schema[] =
     "  id INTEGER PRIMARY KEY, label TEXT, started_at REAL NOT NULL, ended_at REAL,"
     "  status TEXT NOT NULL, command TEXT, cwd TEXT, version TEXT, output TEXT, group_by TEXT,"
     "  sample_rate REAL, sample_seed INTEGER, follow INTEGER NOT NULL DEFAULT 0, signature TEXT,"
-    "  traces INTEGER);"
+    "  traces INTEGER, shard_index INTEGER, shard_count INTEGER);"
     "CREATE TABLE IF NOT EXISTS run_inputs("
     "  run_id INTEGER NOT NULL, idx INTEGER NOT NULL, path TEXT, size INTEGER, hash TEXT,"
     "  PRIMARY KEY(run_id, idx));"
@@ -109,6 +109,12 @@ static const char store_upgrade_tallies[] =
     "ALTER TABLE run_evaluators ADD COLUMN errors INTEGER;"
     STORE_TALLY("run_id IN (SELECT id FROM runs WHERE status <> 'running')");
 
+/* On a store of schema 3: which shard a run scored (assay run --shard), or how many shards
+ * a merged run joined (shard_index NULL). */
+static const char store_upgrade_shards[] =
+    "ALTER TABLE runs ADD COLUMN shard_index INTEGER;"
+    "ALTER TABLE runs ADD COLUMN shard_count INTEGER;";
+
 /* Last of every upgrade. The index finds which traces still hold a body when one leaves
  * the kept set. */
 static const char store_indexes[] =
@@ -140,6 +146,7 @@ static bool store_has_column(sqlite3 *db, const char *query) {
 static bool store_has_digests(sqlite3 *db) { return store_has_column(db, "SELECT summary FROM traces LIMIT 0"); }
 static bool store_has_clustered_results(sqlite3 *db) { return store_has_column(db, "SELECT seq FROM results LIMIT 0"); }
 static bool store_has_tallies(sqlite3 *db) { return store_has_column(db, "SELECT records FROM run_evaluators LIMIT 0"); }
+static bool store_has_shards(sqlite3 *db) { return store_has_column(db, "SELECT shard_count FROM runs LIMIT 0"); }
 
 /* Brings a writable store of an earlier schema up to this one, in one transaction. */
 static int store_upgrade(sqlite3 *db, char *err, size_t errlen) {
@@ -148,6 +155,7 @@ static int store_upgrade(sqlite3 *db, char *err, size_t errlen) {
     if (rc == SQLITE_OK && !store_has_digests(db)) rc = sqlite3_exec(db, store_upgrade_from_1, NULL, NULL, &message);
     if (rc == SQLITE_OK && !store_has_clustered_results(db)) rc = sqlite3_exec(db, store_upgrade_from_2, NULL, NULL, &message);
     if (rc == SQLITE_OK && !store_has_tallies(db)) rc = sqlite3_exec(db, store_upgrade_tallies, NULL, NULL, &message);
+    if (rc == SQLITE_OK && !store_has_shards(db)) rc = sqlite3_exec(db, store_upgrade_shards, NULL, NULL, &message);
     if (rc == SQLITE_OK) rc = sqlite3_exec(db, store_indexes, NULL, NULL, &message);
     if (rc == SQLITE_OK) rc = sqlite3_exec(db, "COMMIT", NULL, NULL, &message);
     else sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
@@ -214,7 +222,7 @@ sqlite3 *store_open(const char *path, bool is_readonly, char *err, size_t errlen
         return NULL;
     }
     if (is_readonly) sqlite3_finalize(st);
-    if (is_readonly && !(store_has_digests(db) && store_has_clustered_results(db) && store_has_tallies(db))) {
+    if (is_readonly && !(store_has_digests(db) && store_has_clustered_results(db) && store_has_tallies(db) && store_has_shards(db))) {
         sqlite3_close(db);
         return store_upgrade_for_reading(path, err, errlen) == 0 ? store_open(path, true, err, errlen) : NULL;
     }
@@ -226,6 +234,12 @@ sqlite3 *store_open_reading(const char *path) {
     sqlite3 *db = store_open(path ? path : STORE_DEFAULT_PATH, true, err, sizeof err);
     if (!db) fprintf(stderr, "assay: %s\n", err);
     return db;
+}
+
+int store_tally(sqlite3 *db, int64_t run) {
+    char sql[sizeof STORE_TALLY("run_id = %lld") + 64];
+    snprintf(sql, sizeof sql, STORE_TALLY("run_id = %lld"), (long long)run, (long long)run);
+    return sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
 }
 
 /* "latest", "previous", a run id, or a label (its most recent run). */
@@ -781,8 +795,8 @@ static int insert_run(store_writer *w, const store_run_desc *d) {
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db,
                            "INSERT INTO runs(label, started_at, status, command, cwd, version, output, group_by,"
-                           " sample_rate, sample_seed, follow, signature) VALUES(?1, ?2, 'running', ?3, ?4, ?5, ?6,"
-                           " ?7, ?8, ?9, ?10, ?11)",
+                           " sample_rate, sample_seed, follow, signature, shard_index, shard_count) VALUES(?1, ?2,"
+                           " 'running', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
                            -1, &st, NULL) != SQLITE_OK)
         return -1;
     char cwd[PATH_MAX];
@@ -799,6 +813,10 @@ static int insert_run(store_writer *w, const store_run_desc *d) {
     }
     sqlite3_bind_int(st, 10, d->is_follow);
     bind_text(st, 11, signature);
+    if (d->shard_count > 1) {
+        sqlite3_bind_int64(st, 12, d->shard_index);
+        sqlite3_bind_int64(st, 13, d->shard_count);
+    }
     int rc = step_reset(st);
     sqlite3_finalize(st);
     if (rc != SQLITE_OK) return -1;

@@ -54,7 +54,22 @@ check "the last --resume completes with the same exit status" $ref_rc $?
 cmp "$OUT" "$TMP/ref.jsonl" >"$TMP/cmp" 2>&1
 check "after $killed kills, torn writes and resumes the output equals the uninterrupted run byte for byte" 0 $?
 check "every trace has exactly one set of records" "$(wc -l <"$TMP/ref.jsonl")" "$(wc -l <"$OUT")"
-check "the journal is removed once the run completes" "no" "$([ -e "$OUT.progress" ] && echo yes || echo no)"
+check "a run completed with --resume keeps its journal, marked finished (status 3)" "F 3" \
+    "$(tail -1 "$OUT.progress" | awk '{ print $1, $5 }')"
+# idempotent: a scheduler that reruns the finished task's command changes nothing
+before=$(md5sum <"$OUT")
+# shellcheck disable=SC2086
+"$ASSAY" run -j 2 --no-timing --resume $IN -o "$OUT" 2>"$TMP/again"
+check "the same command again exits with the finished run's status" 3 $?
+check_contains "and says there is nothing to do" "$TMP/again" "this run finished already (exit status 3); nothing to do"
+check "and leaves the output as it was" "$before" "$(md5sum <"$OUT")"
+# idempotent from the first attempt: --resume with nothing there starts the run
+rm -f "$OUT" "$OUT.progress"
+# shellcheck disable=SC2086
+"$ASSAY" run -j 2 --no-timing --resume $IN -o "$OUT" 2>/dev/null
+check "--resume with nothing started runs from the start (exit 3)" 3 $?
+cmp -s "$OUT" "$TMP/ref.jsonl"
+check "and writes what the uninterrupted run wrote" 0 $?
 check_contains "a resume says where it continues" "$TMP/log" "assay: resuming $OUT after line"
 
 # SIGINT: finish what is in flight, flush, exit 130, keep the journal; --resume completes
@@ -90,9 +105,16 @@ check "and writes the same records as into a file" 0 $?
 check "--resume into a FIFO is refused (exit 2)" 2 $?
 
 # what --resume refuses
+"$ASSAY" run --no-timing "$TMP/a.jsonl" -o "$OUT" 2>/dev/null
 "$ASSAY" run --no-timing --resume "$TMP/a.jsonl" -o "$OUT" 2>"$TMP/e"
-check "a finished run has nothing to resume (exit 2)" 2 $?
-check_contains "and says so" "$TMP/e" "the run finished, or never started: nothing to resume"
+check "an output finished without --resume (no journal) is refused (exit 2)" 2 $?
+check_contains "and says why" "$TMP/e" "the run finished without --resume, or was not resumable; run without --resume to start over"
+rm -f "$OUT"
+"$ASSAY" run --no-timing --resume "$TMP/a.jsonl" -o "$OUT" 2>/dev/null
+echo '{"trace_id":"x"}' >>"$OUT"
+"$ASSAY" run --no-timing --resume "$TMP/a.jsonl" -o "$OUT" 2>"$TMP/e"
+check "a finished output changed since is refused (exit 2)" 2 $?
+check_contains "naming the change" "$TMP/e" "it was changed since; run without --resume to score again"
 rm -f "$OUT"
 "$ASSAY" run --no-timing "$TMP/a.jsonl" -o "$OUT" 2>/dev/null &
 pid=$!; wait_for_output $pid $((ref_size / 10)); kill -9 $pid; wait $pid 2>/dev/null

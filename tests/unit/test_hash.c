@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <string.h>
 
 #include "../../host/base/hash.h"
@@ -33,6 +34,21 @@ static void test_sample_position_is_frozen(void **state) {
     assert_true(hash_sample("dr-00001", 7) == 0.3159728233058021);
 }
 
+/* Expected values from a Python rendering of the definition in assay.h (FNV-1a 64 of
+ * "shard:ID", fmix64, floor(N x top 53 bits as a fraction)). */
+static void test_shard_is_frozen(void **state) {
+    (void)state;
+    static const unsigned expected[8] = {0, 2, 1, 0, 0, 1, 1, 3};
+    for (unsigned k = 0; k < 8; k++) {
+        char id[16];
+        snprintf(id, sizeof id, "dr-%05u", k);
+        assert_int_equal(hash_shard(id, 4), expected[k]);
+    }
+    assert_int_equal(hash_shard("dr-00001", 7), 4);
+    assert_int_equal(hash_shard("x", 65536), 22591);
+    assert_int_equal(hash_shard("anything", 1), 0);
+}
+
 static void test_cache_key_is_frozen(void **state) {
     (void)state;
     char key[33];
@@ -48,6 +64,7 @@ int main(void) {
         cmocka_unit_test(test_fnv1a_matches_the_published_vectors),
         cmocka_unit_test(test_trace_seed_is_frozen),
         cmocka_unit_test(test_sample_position_is_frozen),
+        cmocka_unit_test(test_shard_is_frozen),
         cmocka_unit_test(test_cache_key_is_frozen),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
