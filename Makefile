@@ -108,7 +108,8 @@ demo: deps
 
 # The three builds use every core (JOBS); the suite itself runs one test at a time.
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
-test: deps
+test:
+	@scripts/install-deps.sh test
 	@$(MAKE) --no-print-directory -j$(JOBS) all
 	@$(MAKE) --no-print-directory -j$(JOBS) BUILD=build-asan OPT='-O1 -g -fno-omit-frame-pointer' \
 	    SANITIZE='-fsanitize=address,undefined -fno-sanitize-recover=all' all
