@@ -3,10 +3,12 @@
 # prints the exact command and stops. Called by `make demo` and `make test`.
 set -eu
 PACKAGES="gcc make pkg-config liblua5.4-dev libuv1-dev libcurl4-openssl-dev libcjson-dev libsqlite3-dev libzip-dev libcmocka-dev python3 valgrind bc clang libclang-rt-dev chromium-headless-shell fonts-dejavu-core"
-# The Slurm test (tests/e2e/test_slurm.sh) starts a one-node cluster from these. Only root
-# can start one, so they are installed for `make test` as root and never demanded otherwise.
-if [ "${1:-}" = test ] && [ "$(id -u)" -eq 0 ]; then
-    PACKAGES="$PACKAGES slurm-wlm munge"
+# `make test` reads the Kubernetes manifests with python3-yaml, and the Slurm test starts a
+# one-node cluster from slurm-wlm and munge. Only root can start one, so those two are
+# installed for `make test` as root and never demanded otherwise.
+if [ "${1:-}" = test ]; then
+    PACKAGES="$PACKAGES python3-yaml"
+    [ "$(id -u)" -eq 0 ] && PACKAGES="$PACKAGES slurm-wlm munge"
 fi
 
 missing=""
