@@ -25,7 +25,7 @@ CFLAGS += -std=c11 $(WARNINGS) $(OPT) $(SANITIZE) -D_XOPEN_SOURCE=700 -fPIC $(PK
 LDLIBS += $(PKG_LIBS) -lm -lpthread
 LDFLAGS += $(SANITIZE)
 
-LIB_SRC := host/base/buf.c host/base/hash.c host/looper.c host/options.c host/host.c host/worker.c host/http.c \
+LIB_SRC := host/base/buf.c host/base/hash.c host/base/jscan.c host/looper.c host/options.c host/host.c host/worker.c host/http.c \
            sandbox/record.c sandbox/sandbox.c sandbox/env.c sandbox/load.c sandbox/task.c sandbox/bounded.c sandbox/pattern.c sandbox/sort.c sandbox/regex.c sandbox/pool.c sandbox/convert.c sandbox/lazy.c sandbox/text.c sandbox/tset.c sandbox/net.c
 CLI_SRC := $(addprefix host/cli/,cli.c cli_run.c cli_summary.c cli_test.c cli_journal.c cli_store.c cli_digest.c \
                                   cli_export.c cli_compare.c cli_report.c reader.c cli_import.c importer.c cli_lint.c cli_calibrate.c \
@@ -134,6 +134,7 @@ bench: deps
 	@scripts/bench.sh
 	@scripts/bench_llm.sh
 	@scripts/bench_store.sh
+	@scripts/bench_shard.sh
 
 # Fails when one trace costs more than 10% more instructions than tests/bench/instructions
 # records (callgrind counts, stable on noisy machines); part of `make test`.

@@ -10,6 +10,7 @@
 #include "host_internal.h"
 #include "http.h"
 #include "looper.h"
+#include "base/jscan.h"
 #include "base/queue.h"
 
 #include <stdarg.h>
@@ -174,6 +175,27 @@ static size_t escaped_nul(const char *text, size_t len) {
     return len;
 }
 
+/* Another shard's trace, or one the sample leaves out, needs no tree: when the scan finds its
+ * id for sure, j is marked as parsing would have marked it, and the line is dropped. */
+static bool job_left_unparsed(worker *w, job *j) {
+    if (w->cfg.shard_count <= 1 && w->cfg.sample_rate >= 1) return false;
+    const char *id;
+    size_t id_len;
+    if (jscan_object_id(j->text, j->len, &id, &id_len) != JSCAN_ID) return false;
+    char *trace_id = strndup(id, id_len);
+    if (!trace_id) return false;
+    if (!job_in_shard(trace_id, j->line, w->cfg.shard_index, w->cfg.shard_count)) j->is_other_shard = true;
+    else if (!assay_sample_pick(trace_id, w->cfg.sample_seed, w->cfg.sample_rate)) j->is_sampled_out = true;
+    if (!j->is_other_shard && !j->is_sampled_out) {
+        free(trace_id);
+        return false;
+    }
+    j->trace_id = trace_id;
+    free(j->text);
+    j->text = NULL;
+    return true;
+}
+
 /* Parses the trace and starts its plugins, with the help of the workers host.c picked;
  * finishes the job unless a plugin waits or runs elsewhere. */
 static void job_start(worker *w, job *j) {
@@ -203,6 +225,7 @@ static void job_start(worker *w, job *j) {
             goto done;
         }
     }
+    if (job_left_unparsed(w, j)) goto done;
     const char *end = NULL;
     cJSON *trace = convert_parse_json(j->text, j->len, &end);
     size_t error_at = trace ? 0 : (size_t)(end - j->text) + 1;
