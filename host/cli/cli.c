@@ -372,7 +372,11 @@ enum {
     OPT_FROM,
     OPT_MAP,
     OPT_JSON,
-    OPT_OPEN_TRACES
+    OPT_OPEN_TRACES,
+    OPT_GATE,
+    OPT_MIN_DELTA,
+    OPT_STRICT,
+    OPT_CORRECTION,
 };
 
 /* The command line as one string for the run store, arguments with spaces quoted. */
@@ -557,8 +561,14 @@ static const cli_option cli_options_table[] = {
     {"label", OPT_LABEL, "NAME", CMD_RUN | CMD_CALIBRATE | CMD_REPORT | CMD_MERGE,
      "run, merge: name the run, for compare and report; calibrate, report: the outcome (metadata.NAME, feedback.vote, "
      "EVALUATOR.pass) to calibrate against"},
-    {"json", OPT_JSON, NULL, CMD_CALIBRATE, "print JSON instead of a table"},
-    {"fail-on-regression", OPT_FAIL_ON_REGRESSION, NULL, CMD_COMPARE, "exit 1 when an evaluator regressed significantly"},
+    {"json", OPT_JSON, NULL, CMD_CALIBRATE | CMD_COMPARE, "print JSON instead of a table"},
+    {"fail-on-regression", OPT_FAIL_ON_REGRESSION, NULL, CMD_COMPARE,
+     "exit 1 when an evaluator regressed significantly (overall or in a segment)"},
+    {"gate", OPT_GATE, "G", CMD_COMPARE | CMD_RUN,
+     "exit 1 unless G holds, e.g. relevance.pass_rate>=0.8 [segment=pro|*] (run; compare: on B; repeatable)"},
+    {"min-delta", OPT_MIN_DELTA, "D", CMD_COMPARE, "a significant drop smaller than D is not a regression (default 0)"},
+    {"strict", OPT_STRICT, NULL, CMD_COMPARE, "judge evaluators whose params or plugin file changed, too"},
+    {"correction", OPT_CORRECTION, "M", CMD_COMPARE, "for testing many comparisons: holm (default), bh or none"},
     {"llm-url", OPT_LLM_URL, "URL", CMD_SCORE,
      "OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1 (env ASSAY_LLM_URL); the key comes from ASSAY_API_KEY "
      "or OPENAI_API_KEY (docs/llm.md)"},
@@ -699,10 +709,41 @@ static int apply_net_option(net_flags *net, int key, const char *arg) {
     return -1;
 }
 
+/* Applies one of the options of compare and the gates; returns an exit status, or -1 when
+ * key is not one of them. */
+static int apply_gate_option(cli_options *o, int key, const char *arg) {
+    char *end;
+    switch (key) {
+    case OPT_JSON: o->is_json = true; return CLI_EXIT_OK;
+    case OPT_FAIL_ON_REGRESSION: o->fail_on_regression = true; return CLI_EXIT_OK;
+    case OPT_GATE: {
+        gate g;
+        char err[512];
+        if (gate_parse(arg, &g, err, sizeof err) != 0) return usage_error("%s", err);
+        if (o->gate_count == CLI_MAX_GATES) return usage_error("%s", "--gate: too many gates");
+        o->gate_texts[o->gate_count++] = arg;
+        return CLI_EXIT_OK;
+    }
+    case OPT_MIN_DELTA:
+        o->min_delta = strtod(arg, &end);
+        if (end == arg || *end || !(o->min_delta >= 0 && o->min_delta <= 1))
+            return usage_error("--min-delta: '%s' is not a number from 0 to 1 (a score, or a pass rate: 0.05 = 5 pp)", arg);
+        return CLI_EXIT_OK;
+    case OPT_STRICT: o->is_strict = true; return CLI_EXIT_OK;
+    case OPT_CORRECTION:
+        if (strcmp(arg, "holm") && strcmp(arg, "bh") && strcmp(arg, "none"))
+            return usage_error("--correction: '%s' is not holm, bh or none", arg);
+        o->correction = arg;
+        return CLI_EXIT_OK;
+    }
+    return -1;
+}
+
 /* Applies one option to what is parsed; returns an exit status. */
 static int apply_option(parsed *p, int key, const char *arg) {
     cli_options *o = &p->o;
     int status = apply_net_option(&p->net, key, arg);
+    if (status < 0) status = apply_gate_option(o, key, arg);
     if (status >= 0) return status;
     unsigned n;
     char *end;
@@ -767,10 +808,8 @@ static int apply_option(parsed *p, int key, const char *arg) {
     case OPT_FOLLOW: o->is_follow = true; return CLI_EXIT_OK;
     case OPT_JUNIT: o->junit = arg; return CLI_EXIT_OK;
     case OPT_CSV: o->csv = arg; return CLI_EXIT_OK;
-    case OPT_FAIL_ON_REGRESSION: o->fail_on_regression = true; return CLI_EXIT_OK;
     case OPT_FROM: o->from = arg; return CLI_EXIT_OK;
     case OPT_MAP: o->map = arg; return CLI_EXIT_OK;
-    case OPT_JSON: o->is_json = true; return CLI_EXIT_OK;
     case OPT_OPEN_TRACES:
         if (!parse_unsigned(arg, &n) || n == 0) return usage_error("--open-traces: '%s' is not a positive number", arg);
         o->open_traces = n;

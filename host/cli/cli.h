@@ -12,6 +12,7 @@
 #include <uv.h>
 #include "../assay.h"
 #include "../base/buf.h"
+#include "cli_gate.h"
 
 /* Exit statuses (docs/format.md). */
 enum {
@@ -52,7 +53,12 @@ typedef struct cli_options {
     const char *map;            /* import: a mapper of one's own */
     const char *import_params[CLI_MAX_IMPORT_PARAMS]; /* run --from: -p import.KEY=V, for the mapper */
     size_t import_param_count;
-    bool is_json;               /* calibrate --json */
+    bool is_json;               /* calibrate, compare --json */
+    const char *gate_texts[CLI_MAX_GATES]; /* --gate, checked when given */
+    size_t gate_count;
+    double min_delta;           /* compare: the smallest drop that is a regression */
+    bool is_strict;             /* compare: judge evaluators whose definition changed */
+    const char *correction;     /* compare: holm (NULL), bh or none */
     bool has_db;                /* --db was given (not the default store) */
     const char *merge_inputs[CLI_MAX_IMPORT_PARAMS]; /* merge -o: --input FILE... */
     size_t merge_input_count;
@@ -72,6 +78,13 @@ int cli_merge(cli_options *o, int argc, char **argv);
 /* The calibration of run against the outcome field (docs/metrics.md), as calibrate --json
  * prints it; NULL with a message. For calibrate and the report. */
 struct cJSON *calibration_json(sqlite3 *db, int64_t run, const char *field, const char *group_by, char *err, size_t errlen);
+/* The --gate texts parsed into *out (the caller frees it); a segment gate without
+ * --group-by (has_segments false) is an error. -1 with a message. */
+int cli_gates(const cli_options *o, gate **out, size_t *count, bool has_segments, char *err, size_t errlen);
+/* Checks the gates on a stored run, per segment of segment_path (a JSON path into the
+ * digests) when given. -1 with a message on a store error. */
+int compare_check_gates(sqlite3 *db, int64_t run, const gate *gates, size_t count, const char *segment_path,
+                        gate_results *out, char *err, size_t errlen);
 /* Where the shipped plugins are: ASSAY_PLUGIN_DIR, beside the binary, or the data dir. */
 const char *cli_shipped_plugin_dir(void);
 
@@ -223,6 +236,9 @@ void summary_add(summary *s, const assay_result *result);
 bool summary_has_errors(const summary *s);
 uint64_t summary_traces(const summary *s);
 void summary_print(const summary *s, FILE *out, double seconds);
+/* Each evaluator's counts over the run and per group, for gates (*n of them; the caller
+ * frees the array, the strings stay the summary's and the host's). */
+gate_cell *summary_cells(const summary *s, size_t *n);
 void summary_free(summary *s);
 
 #endif

@@ -69,6 +69,7 @@ typedef struct run {
     int finished_status;       /* --resume of a run that completed: the status it had */
     bool is_fresh;             /* --resume found nothing started: this is the first attempt */
     bool has_record_errors;
+    int gates_failed;   /* how many --gate failed */
     bool is_interrupted;
     uv_signal_t sigint, sigterm;
     uv_timer_t progress;
@@ -276,6 +277,48 @@ static void on_line(void *ctx, const char *line, size_t len, uint64_t line_no) {
     update_flow(r);
 }
 
+/* Checks --gate on the finished run: on the store when there is one (with --resume it holds
+ * every attempt's records), else on the summary. Prints each result to stderr. */
+static void check_gates(run *r, sqlite3 *db, int64_t run_id) {
+    char err[600];
+    gate *gates = NULL;
+    size_t count = 0;
+    gate_results results = {0};
+    if (cli_gates(r->o, &gates, &count, r->o->group_by != NULL, err, sizeof err) != 0) {
+        fprintf(stderr, "assay: %s\n", err); /* checked before the run began: out of memory */
+        r->gates_failed = 1;
+        return;
+    }
+    int rc;
+    if (db) {
+        char *path = NULL;
+        if (r->o->group_by) {
+            buf b;
+            buf_init(&b);
+            buf_puts(&b, "$.metadata.");
+            buf_json_cstring(&b, strncmp(r->o->group_by, "metadata.", 9) == 0 ? r->o->group_by + 9 : r->o->group_by);
+            path = buf_steal(&b);
+        }
+        rc = compare_check_gates(db, run_id, gates, count, path, &results, err, sizeof err);
+        free(path);
+    } else {
+        size_t n;
+        gate_cell *cells = summary_cells(r->sum, &n);
+        rc = cells && gate_check(gates, count, cells, n, &results) >= 0 ? 0 : -1;
+        snprintf(err, sizeof err, "out of memory");
+        free(cells);
+    }
+    if (rc != 0) {
+        fprintf(stderr, "assay: checking the gates: %s\n", err);
+        r->gates_failed = 1;
+    } else {
+        gate_results_print(&results, stderr);
+        for (size_t i = 0; i < results.n; i++) r->gates_failed += !results.v[i].ok;
+    }
+    gate_results_free(&results);
+    free(gates);
+}
+
 static void on_host_closed(assay_host *host, void *user_data) {
     run *r = user_data;
     if (r->has_progress) {
@@ -295,6 +338,7 @@ static void on_host_closed(assay_host *host, void *user_data) {
                 (unsigned long long)io.tokens_in, (unsigned long long)io.tokens_out, io.p50_ms, io.p95_ms,
                 io.peak_inflight, io.inflight_cap);
     r->has_record_errors = summary_has_errors(r->sum);
+    if (r->o->gate_count && !r->store && !r->exit_status && !r->is_interrupted) check_gates(r, NULL, 0);
     if (r->sampled_out)
         fprintf(stderr, "sample: %llu traces scored, %llu left out (rate %g, seed %llu)\n",
                 (unsigned long long)summary_traces(r->sum), (unsigned long long)r->sampled_out, r->o->sample_rate,
@@ -597,7 +641,16 @@ static void run_finish(run *r) {
         r->exit_status = CLI_EXIT_IO;
         is_complete = false;
     }
+    bool has_store = r->store != NULL;
+    int64_t run_id = has_store ? store_writer_run_id(r->store) : 0;
     store_writer_free(r->store);
+    r->store = NULL;
+    if (is_complete && r->o->gate_count && has_store) {
+        sqlite3 *db = store_open_reading(o->db);
+        if (db) check_gates(r, db, run_id);
+        else r->gates_failed = 1;
+        sqlite3_close(db);
+    }
     if (r->exporter && export_close(r->exporter) != 0 && !r->exit_status) r->exit_status = CLI_EXIT_IO;
     while (r->bodies_head) {
         body *b = r->bodies_head;
@@ -607,7 +660,7 @@ static void run_finish(run *r) {
     if (is_complete && o->is_resume) { /* kept, marked finished: rerunning the command does nothing */
         journal_position end = r->written_pos;
         end.bytes = r->out_bytes;
-        journal_finish(r->jr, &end, r->has_record_errors ? CLI_EXIT_RECORD_ERRORS : CLI_EXIT_OK);
+        journal_finish(r->jr, &end, r->gates_failed ? CLI_EXIT_FAILED : r->has_record_errors ? CLI_EXIT_RECORD_ERRORS : CLI_EXIT_OK);
     } else {
         journal_free(r->jr, is_complete);
     }
@@ -626,6 +679,14 @@ static void run_finish(run *r) {
 int cli_run(cli_options *o) {
     int status = check_inputs(o);
     if (status) return status;
+    gate *gates = NULL;
+    size_t gate_count = 0;
+    char message[600];
+    if (cli_gates(o, &gates, &gate_count, o->group_by != NULL, message, sizeof message) != 0) {
+        fprintf(stderr, "assay: %s\n", message);
+        return CLI_EXIT_USAGE;
+    }
+    free(gates);
     run r;
     memset(&r, 0, sizeof r);
     r.o = o;
@@ -658,7 +719,7 @@ int cli_run(cli_options *o) {
         return opened == 1 ? r.finished_status : CLI_EXIT_USAGE;
     }
     if (!r.exit_status && (o->junit || o->csv)) {
-        char message[600];
+        
         if (!(r.exporter = export_open(o->junit, o->csv, r.host, message, sizeof message))) {
             fprintf(stderr, "assay: %s\n", message);
             r.exit_status = CLI_EXIT_USAGE;
@@ -668,5 +729,9 @@ int cli_run(cli_options *o) {
     run_finish(&r);
     if (r.exit_status) return r.exit_status;
     if (r.is_interrupted) return CLI_EXIT_INTERRUPTED;
+    if (r.gates_failed) {
+        fprintf(stderr, "assay: %d gate%s failed\n", r.gates_failed, r.gates_failed == 1 ? "" : "s");
+        return CLI_EXIT_FAILED;
+    }
     return r.has_record_errors ? CLI_EXIT_RECORD_ERRORS : CLI_EXIT_OK;
 }

@@ -263,3 +263,29 @@ void summary_print(const summary *s, FILE *out, double seconds) {
     print_messages(s, out);
     if (s->first_input_error) fprintf(out, "first input error: %s\n", s->first_input_error);
 }
+
+static int compare_cells(const void *x, const void *y) {
+    const gate_cell *a = x, *b = y;
+    if (!a->segment != !b->segment) return a->segment ? 1 : -1;
+    int d = a->segment ? strcmp(a->segment, b->segment) : 0;
+    return d ? d : strcmp(a->evaluator, b->evaluator);
+}
+
+gate_cell *summary_cells(const summary *s, size_t *n) {
+    *n = 0;
+    gate_cell *cells = calloc(s->group_count * s->evaluator_count + 1, sizeof *cells);
+    for (size_t g = 0; cells && g < s->group_count; g++) {
+        for (size_t e = 0; e < s->evaluator_count; e++) {
+            const stats *st = &s->groups[g].per_evaluator[e];
+            assay_plugin_info info;
+            if (assay_host_plugin_info(s->host, e, &info, sizeof info) != ASSAY_OK || (g && !st->records)) continue;
+            gate_cell *c = &cells[(*n)++];
+            c->evaluator = info.name;
+            c->segment = g ? s->groups[g].name : NULL;
+            c->records = st->records, c->scored = st->scored, c->score_sum = st->score_sum;
+            c->passed = st->passed, c->pass_n = st->pass_applicable, c->errors = st->errors;
+        }
+    }
+    if (cells) qsort(cells, *n, sizeof *cells, compare_cells); /* segments in the order the store gives them */
+    return cells;
+}

@@ -165,7 +165,7 @@ check "an option without its value: exit 2" 2 $?
 check_contains "named" "$TMP/opt3.err" "assay: run -o needs a value"
 "$ASSAY" help compare >"$TMP/help_compare" 2>&1
 check "assay help compare: exit 0" 0 $?
-check "it shows compare's options only" "--group-by --db --fail-on-regression --help" \
+check "it shows compare's options only" "--group-by --db --json --fail-on-regression --gate --min-delta --strict --correction --help" \
     "$(sed -n '/^options:/,/^$/p' "$TMP/help_compare" | grep -o -- ' --[a-z-]*' | tr -d ' ' | tr '\n' ' ' | sed 's/ $//')"
 "$ASSAY" compare --help >"$TMP/help_compare2" 2>&1
 check "assay compare --help is the same page" "$(cat "$TMP/help_compare")" "$(cat "$TMP/help_compare2")"

@@ -164,46 +164,66 @@ check "runs on a missing store: exit 2" 2 $?
 check_contains "saying so" "$TMP/none.err" "no run store here"
 
 # --------------------------------------------------------------------- assay compare
-for f in b c d e f; do run_fixed "$f" "$f"; done
+# B runs score new inputs with the same evaluator: metadata.a takes field F's values, so that
+# only the scored traces change between the runs, not the evaluator's definition
+run_input() { # label field
+    python3 -c 'import json, sys
+for line in open(sys.argv[1]):
+    t = json.loads(line)
+    t["metadata"]["a"] = t["metadata"][sys.argv[2]]
+    print(json.dumps(t, separators=(",", ":")))' "$P" "$2" >"$TMP/pairs_$2.jsonl"
+    "$ASSAY" run --db "$DB" -e "$FIX" --label "$1" "$TMP/pairs_$2.jsonl" >"$TMP/$1.jsonl" 2>"$TMP/$1.err"
+}
+for f in b c d e f; do run_input "$f" "$f"; done
+row() { # file segment measure: the columns after the measure of that table row
+    awk -v seg="$2" -v m="$3" '$1 == seg && $2 == m { $1 = ""; $2 = ""; sub(/^  /, ""); print; exit }' "$1"; }
 "$ASSAY" compare --db "$DB" A b >"$TMP/cmp_b.txt"
 check "a regression without --fail-on-regression: exit 0" 0 $?
-check_contains "b: means 0.715 -> 0.515, change -0.200 [-0.200, -0.200]" "$TMP/cmp_b.txt" \
-    "mean 0.715 -> 0.515  -0.200 [-0.200, -0.200]"
-check_contains "b: pass 90.0% -> 60.0%, -30.0 pp" "$TMP/cmp_b.txt" "pass 90.0% -> 60.0%  -30.0 ["
-check_contains "b: every pair a loss" "$TMP/cmp_b.txt" "win/tie/loss 0.0%/0.0%/100.0%  REGRESSION"
-check_contains "b: one evaluator regressed" "$TMP/cmp_b.txt" "1 evaluator regressed significantly"
+check "b: means 0.715 -> 0.515, change -0.200 [-0.200, -0.200] on every pair: p 0, a regression" \
+    "20 0.715 0.515 -0.200 [-0.200, -0.200] <.001 REGRESSION" "$(row "$TMP/cmp_b.txt" all mean)"
+check "b: pass 90.0% -> 60.0%, -30.0 pp" "20 90.0% 60.0% -30.0pp" "$(row "$TMP/cmp_b.txt" all pass | cut -d' ' -f1-4)"
+check_contains "b: every pair a loss" "$TMP/cmp_b.txt" "win/tie/loss of B: 0.0% / 0.0% / 100.0% of 20 pairs"
+check_contains "b: the input changed, and says so" "$TMP/cmp_b.txt" "input: different files or contents"
+check_contains "b: one regression counted" "$TMP/cmp_b.txt" "2 significant regressions"
 "$ASSAY" compare --db "$DB" A b --fail-on-regression >/dev/null
 check "--fail-on-regression gates on it: exit 1" 1 $?
+"$ASSAY" compare --db "$DB" A b --fail-on-regression --min-delta 0.35 >"$TMP/cmp_b35.txt"
+check "--min-delta 0.35: a significant drop of 0.2 (and of 30 pp) is no regression: exit 0" 0 $?
+check "… shown as below min-delta" "below min-delta" "$(row "$TMP/cmp_b35.txt" all mean | cut -d' ' -f8-)"
 
 "$ASSAY" compare --db "$DB" A c --fail-on-regression >"$TMP/cmp_c.txt"
 check "c: no significant change, the gate passes" 0 $?
-check_contains "c: mean change 0, the interval holds 0" "$TMP/cmp_c.txt" "mean 0.715 -> 0.715  +0.000 ["
-check_contains "c: ties counted apart: 40%/20%/40%" "$TMP/cmp_c.txt" "win/tie/loss 40.0%/20.0%/40.0%  no significant change"
-check_contains "c: pass 90.0% -> 90.0%" "$TMP/cmp_c.txt" "pass 90.0% -> 90.0%  +0.0 ["
+check "c: mean change 0, the interval holds 0, no verdict" "20 0.715 0.715 +0.000" \
+    "$(row "$TMP/cmp_c.txt" all mean | cut -d' ' -f1-4)"
+check_contains "c: ties counted apart: 40%/20%/40%" "$TMP/cmp_c.txt" "win/tie/loss of B: 40.0% / 20.0% / 40.0% of 20 pairs"
+check "c: pass 90.0% -> 90.0%" "20 90.0% 90.0% +0.0pp" "$(row "$TMP/cmp_c.txt" all pass | cut -d' ' -f1-4)"
 # the bootstrap interval against the normal one: differences +-0.1 (8 each) and 0 (4):
 # sd = sqrt(16 * 0.01 / 20) = 0.0894, so 1.96 * sd / sqrt(20) = 0.0392
 check "c: the bootstrap interval is close to the normal approximation +-0.039" "ok" \
-    "$(sed -n 's/.*mean 0.715 -> 0.715  [-+]0.000 \[\([-+0-9.]*\), \([-+0-9.]*\)\].*/\1 \2/p' "$TMP/cmp_c.txt" |
-        awk '{ print ($1 < -0.030 && $1 > -0.048 && $2 > 0.030 && $2 < 0.048) ? "ok" : "interval " $1 " " $2 }')"
+    "$(row "$TMP/cmp_c.txt" all mean | tr -d '[],' | awk '{ print ($5 < -0.030 && $5 > -0.048 && $6 > 0.030 &&
+        $6 < 0.048) ? "ok" : "interval " $5 " " $6 }')"
 
 "$ASSAY" compare --db "$DB" A d --fail-on-regression >"$TMP/cmp_d.txt"
 check "d: an improvement passes the gate" 0 $?
-check_contains "d: +0.100 [+0.100, +0.100], pass 90.0% -> 100.0%, all wins" "$TMP/cmp_d.txt" \
-    "mean 0.715 -> 0.815  +0.100 [+0.100, +0.100]  pass 90.0% -> 100.0%  +10.0 ["
-check_contains "d: flagged as an improvement" "$TMP/cmp_d.txt" "win/tie/loss 100.0%/0.0%/0.0%  improvement"
+check "d: +0.100 [+0.100, +0.100], improved" "20 0.715 0.815 +0.100 [+0.100, +0.100] <.001 improved" \
+    "$(row "$TMP/cmp_d.txt" all mean)"
+check "d: pass 90.0% -> 100.0%" "20 90.0% 100.0% +10.0pp" "$(row "$TMP/cmp_d.txt" all pass | cut -d' ' -f1-4)"
+check_contains "d: all wins" "$TMP/cmp_d.txt" "win/tie/loss of B: 100.0% / 0.0% / 0.0% of 20 pairs"
 
 "$ASSAY" compare --db "$DB" A e --group-by segment >"$TMP/cmp_e.txt"
-check_contains "e: overall -0.150" "$TMP/cmp_e.txt" "mean 0.715 -> 0.565  -0.150 ["
-check_contains "e: segment x unchanged" "$TMP/cmp_e.txt" "    x                          10  mean 0.715 -> 0.715  +0.000 [+0.000, +0.000]"
-check_contains "e: segment y -0.300, a regression" "$TMP/cmp_e.txt" \
-    "    y                          10  mean 0.715 -> 0.415  -0.300 [-0.300, -0.300]"
-check "e: only y's row says REGRESSION among the groups" 1 "$(grep -c '^    y .*REGRESSION' "$TMP/cmp_e.txt")"
+check "e: overall -0.150" "20 0.715 0.565 -0.150" "$(row "$TMP/cmp_e.txt" all mean | cut -d' ' -f1-4)"
+check "e: segment x unchanged" "10 0.715 0.715 +0.000 [+0.000, +0.000] 1.000" "$(row "$TMP/cmp_e.txt" x mean)"
+check "e: segment y -0.300 on every pair, a regression" "10 0.715 0.415 -0.300 [-0.300, -0.300] <.001 REGRESSION" \
+    "$(row "$TMP/cmp_e.txt" y mean)"
+check "e: no row of segment x says REGRESSION" 0 "$(grep -c '^  x .*REGRESSION' "$TMP/cmp_e.txt")"
 
 "$ASSAY" compare --db "$DB" A f >"$TMP/cmp_f.txt"
-check_contains "f: -0.140" "$TMP/cmp_f.txt" "mean 0.715 -> 0.575  -0.140 ["
+check "f: -0.140" "20 0.715 0.575 -0.140" "$(row "$TMP/cmp_f.txt" all mean | cut -d' ' -f1-4)"
 check "f: the trace that regressed most comes first, with its details" \
-    '      t07  score 0.900 -> 0.000  pass true -> false  details {"field":"f","value":0}' \
+    '    t07  0.900 -> 0.000  pass true -> false  {"field":"a","value":0}' \
     "$(grep -A1 'regressed most' "$TMP/cmp_f.txt" | tail -1)"
+check "every line of compare's output fits 100 columns" 0 \
+    "$(cat "$TMP"/cmp_?.txt | awk 'length($0) > 100' | wc -l)"
 
 "$ASSAY" compare --db "$DB" previous latest >"$TMP/cmp_latest.txt"
 check_contains "previous and latest resolve to the last two runs" "$TMP/cmp_latest.txt" "A: run 6  e"
@@ -223,7 +243,7 @@ for u in u1 u2 u3; do "$ASSAY" run --db "$UDB" -e "$FIX" --label "$u" "$TMP/$u.j
 "$ASSAY" compare --db "$UDB" u1 u2 >"$TMP/cmp_u.txt" 2>&1
 check_contains "10 pairs; 5 traces only in A, 5 only in B, B's error left out" "$TMP/cmp_u.txt" \
     "unpaired: 5 only in A, 5 only in B; records with errors left out: 0 in A, 1 in B"
-check_contains "… over the 10 pairs" "$TMP/cmp_u.txt" "  fixed                        10  mean"
+check "… over the 10 pairs" "10" "$(row "$TMP/cmp_u.txt" all mean | cut -d' ' -f1)"
 check "the totals kept as results pass equal the results' own, errors included" \
     "$(DB=$UDB sql "SELECT run_id, evaluator, COUNT(*), COUNT(score), ROUND(AVG(score), 9), COALESCE(SUM(pass), 0),
         COUNT(pass), COUNT(error_kind) FROM results GROUP BY run_id, evaluator ORDER BY run_id")" \
