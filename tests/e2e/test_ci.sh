@@ -1,0 +1,129 @@
+# The everyday CI loop: compare explains what changed between two runs (a definition change
+# is not a regression unless --strict; evaluators of one run only; an unknown --group-by),
+# --json with p-values checked against a reference t-test and Holm's adjustment computed
+# here, absolute gates on run and compare, and the false-alarm rate of 200 compares of runs
+# of an unchanged system near the nominal 5%.
+. "$(dirname "$0")/lib.sh"
+DB=$TMP/ci.db
+P=tests/store/pairs.jsonl
+FIX=tests/store/fixed.lua
+
+# ------------------------------------------------------------ what changed from A to B
+"$ASSAY" run --db "$DB" -e "$FIX" --label base "$P" >/dev/null 2>&1
+"$ASSAY" run --db "$DB" -e "$FIX" -p fixed.field=b --label params "$P" >/dev/null 2>&1
+"$ASSAY" compare --db "$DB" base params --fail-on-regression >"$TMP/params.txt"
+check "a params-only change (scores 0.2 lower on every trace) is no regression: exit 0" 0 $?
+check_contains "the change is named: the param, its old and new value" "$TMP/params.txt" \
+    'fixed: param field "a" -> "b"'
+check_contains "the evaluator is marked as changed" "$TMP/params.txt" \
+    "fixed: definition changed: the change is not judged (--strict judges it)"
+check_contains "the same input, said so" "$TMP/params.txt" "input: the same (1 file, h64 "
+"$ASSAY" compare --db "$DB" base params --fail-on-regression --strict >"$TMP/strict.txt"
+check "--strict judges it: a regression, exit 1" 1 $?
+check_contains "… as REGRESSION" "$TMP/strict.txt" "fixed: REGRESSION"
+
+sed 's/^-- fixed:/-- fixed (edited):/' "$FIX" >"$TMP/fixed.lua"
+"$ASSAY" run --db "$DB" -e "$TMP/fixed.lua" --label edited "$P" >/dev/null 2>&1
+"$ASSAY" compare --db "$DB" base edited >"$TMP/edited.txt"
+check "an edited plugin file is reported with both hashes" 1 \
+    "$(grep -c '^  fixed: plugin file changed (h64 [0-9a-f]\{16\} -> [0-9a-f]\{16\})$' "$TMP/edited.txt")"
+sed 's/name = "fixed"/name = "fixed2"/' "$FIX" >"$TMP/fixed2.lua"
+"$ASSAY" run --db "$DB" -e "$FIX" -e "$TMP/fixed2.lua" --label two "$P" >/dev/null 2>&1
+"$ASSAY" compare --db "$DB" base two >"$TMP/two.txt"
+check_contains "an evaluator of B only is listed, not dropped silently" "$TMP/two.txt" "fixed2: only in B (not compared)"
+"$ASSAY" compare --db "$DB" two base >"$TMP/two_r.txt"
+check_contains "… and one of A only" "$TMP/two_r.txt" "fixed2: only in A (not compared)"
+"$ASSAY" compare --db "$DB" base base >"$TMP/same.txt"
+check_contains "a run against itself: nothing changed" "$TMP/same.txt" \
+    "nothing else: the same evaluators, params and plugin files"
+"$ASSAY" compare --db "$DB" base params --group-by segmnt >/dev/null 2>"$TMP/field.err"
+check "an unknown --group-by field: exit 2" 2 $?
+check_contains "naming the fields there are" "$TMP/field.err" \
+    "--group-by segmnt: no trace of the two runs has metadata.segmnt; the metadata fields they have: a, b, c, d, e, f, segment"
+
+# ------------------------------------------------------------ --json against references
+python3 -c 'import json, sys
+for line in open(sys.argv[1]):
+    t = json.loads(line)
+    t["metadata"]["a"] = t["metadata"]["f"]
+    print(json.dumps(t))' "$P" >"$TMP/f.jsonl"
+"$ASSAY" run --db "$DB" -e "$FIX" --label f "$TMP/f.jsonl" >/dev/null 2>&1
+"$ASSAY" compare --db "$DB" base f --group-by segment --json >"$TMP/f.json"
+check "compare --json: exit 0" 0 $?
+check "its p-values are the paired t-test's, its adjusted ones Holm's over the comparisons tested" "ok" \
+    "$(python3 tests/ci/check_compare.py "$TMP/f.json" "$P" "$TMP/f.jsonl")"
+
+# ------------------------------------------------------------------------------ gates
+"$ASSAY" compare --db "$DB" base f --gate 'fixed.pass_rate>=0.9' --gate 'fixed.mean>=0.5' >"$TMP/gate.txt" \
+    2>"$TMP/gate.err"
+check "a gate that fails: exit 1" 1 $?
+check_contains "… named with its value (B's pass rate 15/20)" "$TMP/gate.txt" \
+    "gate fixed.pass_rate>=0.9: FAILED (pass_rate 0.75 over 20 records)"
+check_contains "a gate that holds says ok (B's mean 0.575)" "$TMP/gate.txt" "gate fixed.mean>=0.5: ok (mean 0.575 over 20 records)"
+check_contains "the count on stderr" "$TMP/gate.err" "assay: compare: 1 gate failed"
+"$ASSAY" compare --db "$DB" base f --group-by segment --gate 'fixed.mean>0.6 segment=*' >"$TMP/seg.txt" 2>/dev/null
+check "a gate per segment (x: 5.35 / 10, y: 6.15 / 10): exit 1" 1 $?
+check_contains "segment x fails" "$TMP/seg.txt" "gate fixed.mean>0.6 segment=* [x]: FAILED (mean 0.535 over 10 records)"
+check_contains "segment y holds" "$TMP/seg.txt" "gate fixed.mean>0.6 segment=* [y]: ok (mean 0.615 over 10 records)"
+"$ASSAY" compare --db "$DB" base f --gate 'nosuch.mean>=0.5' >"$TMP/nosuch.txt" 2>/dev/null
+check "a gate on an evaluator the run lacks fails, it does not pass unchecked" 1 $?
+check_contains "… saying why" "$TMP/nosuch.txt" "gate nosuch.mean>=0.5: FAILED (no records of this evaluator)"
+"$ASSAY" compare --db "$DB" base f --gate 'fixed.median>=0.5' 2>"$TMP/bad_gate.err"
+check "a gate that does not parse: exit 2" 2 $?
+check_contains "… naming the form" "$TMP/bad_gate.err" "--gate 'fixed.median>=0.5': unknown metric"
+"$ASSAY" run --no-db -e "$FIX" "$P" --gate 'fixed.pass_rate>=0.95' -o /dev/null 2>"$TMP/run_gate.err"
+check "run --gate (18/20 passed): exit 1" 1 $?
+check_contains "… printed after the summary" "$TMP/run_gate.err" "gate fixed.pass_rate>=0.95: FAILED (pass_rate 0.9 over 20 records)"
+"$ASSAY" run --db "$DB" -e "$FIX" "$P" --group-by segment --gate 'fixed.pass_rate>=0.9 segment=x' -o /dev/null \
+    2>"$TMP/run_gate2.err"
+check "run --gate on a segment, from the store (x: 9/10): exit 0" 0 $?
+check_contains "… ok" "$TMP/run_gate2.err" "gate fixed.pass_rate>=0.9 segment=x: ok (pass_rate 0.9 over 10 records)"
+"$ASSAY" run --no-db -e "$FIX" "$P" --gate 'fixed.mean>=0.5 segment=x' -o "$TMP/never.jsonl" 2>"$TMP/run_seg.err"
+check "a segment gate without --group-by: exit 2 before scoring" "2 no" "$? $([ -s "$TMP/never.jsonl" ] && echo yes || echo no)"
+
+# ------------------------------------------------- false alarms of an unchanged system
+# 201 runs of the same 200 prompts whose scores are drawn afresh from one distribution; the
+# 200 compares of consecutive runs test 3 evaluators x (all + 4 segments) x (mean, pass) =
+# 30 comparisons each. With Holm's correction, a compare should show any significant change
+# in about 5% of them at most; without it, in most.
+case "${ASSAY_BUILD:-build}" in
+*asan*) echo "# the false-alarm measure runs with the plain build (201 runs)"; RUNS=0 ;;
+*) RUNS=201 ;;
+esac
+if [ "$RUNS" -gt 0 ]; then
+    NDB=$TMP/noise.db
+    python3 tests/ci/noise.py 200 "$RUNS" "$TMP/noise"
+    i=1
+    while [ $i -le $RUNS ]; do
+        "$ASSAY" run --db "$NDB" -j 1 --no-timing -e tests/ci/q1.lua -e tests/ci/q2.lua -e tests/ci/q3.lua \
+            --label "r$i" "$TMP/noise/$i.jsonl" -o /dev/null 2>/dev/null || echo "run $i failed"
+        i=$((i + 1))
+    done
+    for corr in holm none; do
+        i=1
+        while [ $i -lt $RUNS ]; do
+            "$ASSAY" compare --db "$NDB" "r$i" "r$((i + 1))" --group-by segment --json --correction $corr \
+                >"$TMP/noise/c_${corr}_$i.json"
+            i=$((i + 1))
+        done
+    done
+    rates=$(python3 -c 'import glob, json, sys
+def rate(corr):
+    alarms = regressions = n = 0
+    for f in glob.glob(sys.argv[1] + "/c_%s_*.json" % corr):
+        d = json.load(open(f))
+        rows = [r for e in d["evaluators"] for r in e["rows"]]
+        alarms += any(r["verdict"] in ("regression", "improvement") for r in rows)
+        regressions += d["regressions"] > 0
+        n += 1
+    return alarms / n, regressions / n, n
+print("%.3f %.3f %d %.3f %.3f" % (rate("holm") + rate("none")[:2]))' "$TMP/noise")
+    set -- $rates
+    echo "# 200 compares of an unchanged system: any significant change: Holm $1, uncorrected $4;" \
+        "a regression (what fails CI): Holm $2, uncorrected $5"
+    check "200 compares were made" 200 "$3"
+    check "with Holm's correction, false alarms stay near the nominal 5% (at most 8%)" yes \
+        "$(python3 -c "print('yes' if $1 <= 0.08 else 'no: $1')")"
+    check "without it, most compares raise one (over 30%)" yes "$(python3 -c "print('yes' if $4 > 0.30 else 'no: $4')")"
+fi
+done_testing
