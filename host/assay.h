@@ -234,6 +234,11 @@ int assay_host_plugin_info(const assay_host *host, size_t i, assay_plugin_info *
  * ECLOSED once closing. */
 int assay_host_reload(assay_host *host, assay_error *err);
 
+/* Runs the Lua file at path in the sandbox (opts' memory and time limits and lib dirs, no
+ * I/O) and returns the table it returns as JSON text in *json, which the caller frees with
+ * free(). For settings written in Lua, such as `assay run`'s suite file (docs/ci.md). */
+int assay_eval_settings(const assay_options *opts, const char *path, char **json, assay_error *err);
+
 /* Queues one trace (its JSON text, copied). source and line are only for messages and
  * input-error records (source may be NULL; it is copied). submit_ctx comes back with the
  * result. Returns ASSAY_ECLOSED after assay_host_close. */

@@ -259,6 +259,32 @@ static void fill_sandbox_config(const generation *g, const assay_options *o, con
     c->llm_model = o->llm_model;
 }
 
+int assay_eval_settings(const assay_options *opts, const char *path, char **json, assay_error *err) {
+    *json = NULL;
+    if (!opts || !path) return fail(err, ASSAY_EINVAL, "assay_eval_settings: no options or no path");
+    char *source = NULL;
+    size_t len = 0;
+    int rc = read_file(path, &source, &len, err);
+    if (rc != ASSAY_OK) return rc;
+    sandbox_config c;
+    memset(&c, 0, sizeof c);
+    c.path = path;
+    c.host_version = ASSAY_VERSION_STRING;
+    c.source = source, c.source_len = len;
+    c.lib_dirs = (const char *const *)opts->lib_dirs;
+    c.lib_dir_count = opts->lib_dir_count;
+    c.memory_limit = (size_t)opts->memory_mb << 20;
+    c.timeout_ms = opts->timeout_ms;
+    c.is_table = true;
+    char message[sizeof err->message];
+    sandbox *sb = sandbox_new(&c, message, sizeof message);
+    free(source);
+    if (!sb) return fail(err, ASSAY_ECONFIG, "%s", message);
+    *json = strdup(sandbox_table_json(sb));
+    sandbox_free(sb);
+    return *json ? ASSAY_OK : fail(err, ASSAY_ENOMEM, "out of memory");
+}
+
 /* Loads every plugin once here: names are only known after loading, and -p NAME.KEY must
  * be matched to them before the workers load their own copies. */
 static int load_plugins(generation *g, const assay_options *o, assay_error *err) {

@@ -83,8 +83,9 @@ static void load_chunk(lua_State *L, const sandbox_config *cfg) {
         lua_error(L);
     if (lua_pcall(L, 0, 1, handler) != LUA_OK) lua_error(L);
     if (!lua_istable(L, -1))
-        luaL_error(L, "%s: the plugin must return a table with an evaluate function (got %s)", cfg->path,
-                   luaL_typename(L, -1));
+        luaL_error(L, cfg->is_table ? "%s: the file must return a table of settings (got %s)"
+                                    : "%s: the plugin must return a table with an evaluate function (got %s)",
+                   cfg->path, luaL_typename(L, -1));
     lua_replace(L, handler);
     lua_settop(L, handler);
 }
@@ -187,10 +188,31 @@ static void load_keep_info(lua_State *L, sandbox *sb, int name, int params) {
     sb->info = (sandbox_info){sb->name, sb->description, sb->scope, sb->params_json};
 }
 
+/* A table of settings: kept as JSON, of plain values only (a function in it is refused). */
+static int load_table(lua_State *L, sandbox *sb) {
+    buf b;
+    buf_init(&b);
+    char err[300];
+    if (convert_lua_to_json(L, lua_gettop(L), &b, err, sizeof err) != 0 || buf_failed(&b)) {
+        buf_free(&b);
+        return luaL_error(L, "%s: the returned table cannot be read as settings: %s", sb->cfg.path, err);
+    }
+    sb->table_json = buf_steal(&b);
+    sb->name = strdup("settings");
+    sb->description = strdup("");
+    sb->scope = strdup("trace");
+    sb->params_json = strdup("{}");
+    if (!sb->table_json || !sb->name || !sb->description || !sb->scope || !sb->params_json)
+        return luaL_error(L, "not enough memory");
+    sb->info = (sandbox_info){sb->name, sb->description, sb->scope, sb->params_json};
+    return 0;
+}
+
 int load_plugin(lua_State *L) {
     sstate *st = state_of(L);
     sandbox *sb = st->sb;
     load_chunk(L, &sb->cfg);
+    if (sb->cfg.is_table) return load_table(L, sb);
     int plugin = lua_gettop(L);
     if (sb->cfg.is_mapper) {
         if (lua_getfield(L, plugin, "map") != LUA_TFUNCTION)

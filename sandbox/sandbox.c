@@ -188,10 +188,12 @@ void sandbox_free(sandbox *sb) {
     free(sb->description);
     free(sb->scope);
     free(sb->params_json);
+    free(sb->table_json);
     free(sb);
 }
 
 const sandbox_info *sandbox_get_info(const sandbox *sb) { return &sb->info; }
+const char *sandbox_table_json(const sandbox *sb) { return sb->table_json; }
 
 /* Replaces the state after a kill: a state stopped mid-evaluation may hold half-updated
  * module data, so nothing of it is trusted for new evaluations. Evaluations suspended in

@@ -36,6 +36,8 @@ typedef struct sandbox_config {
     bool record_timing;          /* write "ms"; false gives byte-reproducible output */
     bool is_mapper;              /* the plugin maps (its `map` returns a trace, kept as the
                                   * record's details) instead of evaluating */
+    bool is_table;               /* the chunk returns a table of settings (a suite file),
+                                  * kept as JSON (sandbox_table_json); nothing is evaluated */
     const sandbox_param_override *overrides;
     size_t override_count;
     /* print() from the plugin; called on the sandbox's thread. NULL discards. */
@@ -68,6 +70,8 @@ typedef struct sandbox sandbox;
 sandbox *sandbox_new(const sandbox_config *cfg, char *err, size_t errlen);
 void sandbox_free(sandbox *sb);
 const sandbox_info *sandbox_get_info(const sandbox *sb);
+/* With is_table: the table the chunk returned, as JSON text owned by the sandbox. */
+const char *sandbox_table_json(const sandbox *sb);
 
 /* Evaluates one parsed trace: one record for a trace-scoped plugin, one per matching step
  * for a step-scoped one, appended to out. trace_id is the trace's "id". Never fails: every

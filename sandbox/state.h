@@ -45,6 +45,7 @@ struct sandbox {
     char broken_message[512];
     sandbox_info info;     /* strings below are owned */
     char *name, *description, *scope, *params_json;
+    char *table_json;      /* is_table: what the chunk returned */
 };
 
 static inline uint64_t now_ns(void) {

@@ -553,6 +553,7 @@ static const cli_option cli_options_table[] = {
     {"shard", OPT_SHARD, "I/N", CMD_RUN, "score only shard I of N (0-based; auto: from Slurm or ASSAY_SHARD; auto/N: "
                                          "the index from Slurm or JOB_COMPLETION_INDEX)"},
     {"follow", OPT_FOLLOW, NULL, CMD_RUN | CMD_IMPORT, "keep reading the one input as it grows, like tail -F, until SIGINT/SIGTERM"},
+    {"config", 'c', "FILE", CMD_RUN, "the suite file (default ./assay.lua when no TRACES are given; docs/ci.md)"},
     {"junit", OPT_JUNIT, "FILE", CMD_RUN, "also write JUnit XML: a test case per trace and evaluator"},
     {"csv", OPT_CSV, "FILE", CMD_RUN, "also write the records as CSV"},
     {"db", OPT_DB, "FILE", CMD_RUN | CMD_RUNS | CMD_COMPARE | CMD_REPORT | CMD_CALIBRATE | CMD_MERGE,
@@ -753,6 +754,7 @@ static int apply_option(parsed *p, int key, const char *arg) {
         o->has_evaluator = true;
         return CLI_EXIT_OK;
     case 'o': o->output = arg; return CLI_EXIT_OK;
+    case 'c': o->suite = arg; return CLI_EXIT_OK;
     case 'j':
         if (!parse_unsigned(arg, &n) || n == 0 || n > 1024) return usage_error("--jobs: '%s' is not a number from 1 to 1024", arg);
         assay_options_set_workers(o->host, n), o->workers = n;
@@ -1005,6 +1007,57 @@ static int cmd_test(parsed *p, int argc, char **argv) {
     return cli_test(&p->o);
 }
 
+static int run_command(const cli_command *c, int argc, char **argv, int user_argc, char **user_argv);
+
+/* A run's suite file: -c FILE, or ./assay.lua when no TRACES are given. Its options are
+ * placed before the command line's (*args, *nargs; the caller frees *args when it differs
+ * from argv), its inputs after them when the command line names none. Returns an exit
+ * status, -1 after --help. */
+static int with_suite(const cli_command *c, int argc, char **argv, suite_args *suite, char ***args, int *nargs) {
+    parsed dry; /* a first pass, only to find -c and the TRACES; its errors are the real ones */
+    memset(&dry, 0, sizeof dry);
+    if (!(dry.o.host = assay_options_new())) return CLI_EXIT_IO;
+    int rc = parse_options(&dry, c, argc, argv);
+    int positional = argc - optind;
+    const char *path = dry.o.suite;
+    bool has_from = dry.o.from != NULL;
+    assay_options_free(dry.o.host);
+    if (rc != CLI_EXIT_OK) return rc;
+    if (!path && positional == 0 && !has_from && access("assay.lua", F_OK) == 0) path = "assay.lua";
+    if (!path) return CLI_EXIT_OK;
+    char err[1024];
+    assay_options *limits = assay_options_new();
+    rc = limits ? suite_load(path, limits, suite, err, sizeof err) : -1;
+    assay_options_free(limits);
+    if (rc != 0) return usage_error("%s", limits ? err : "out of memory");
+    size_t n = (size_t)argc + suite->option_count + suite->input_count + 2;
+    char **own = calloc(suite->option_count + 3, sizeof *own); /* its options alone, to name it when one is refused */
+    if (!own) return CLI_EXIT_IO;
+    own[0] = argv[0], own[1] = argv[1];
+    memcpy(own + 2, suite->options, suite->option_count * sizeof *own);
+    memset(&dry, 0, sizeof dry);
+    if (!(dry.o.host = assay_options_new())) rc = CLI_EXIT_IO;
+    else rc = parse_options(&dry, c, (int)suite->option_count + 2, own);
+    assay_options_free(dry.o.host);
+    free(own);
+    if (rc != CLI_EXIT_OK) {
+        fprintf(stderr, "assay: the option above comes from the suite file %s\n", path);
+        return rc;
+    }
+    char **a = calloc(n, sizeof *a);
+    if (!a) return CLI_EXIT_IO;
+    size_t k = 0;
+    a[k++] = argv[0], a[k++] = argv[1];
+    for (size_t i = 0; i < suite->option_count; i++) a[k++] = suite->options[i];
+    for (int i = 2; i < argc; i++) a[k++] = argv[i];
+    if (positional == 0 && suite->input_count) {
+        a[k++] = "--";
+        for (size_t i = 0; i < suite->input_count; i++) a[k++] = suite->inputs[i];
+    }
+    *args = a, *nargs = (int)k;
+    return CLI_EXIT_OK;
+}
+
 int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN); /* a closed output pipe is a write error we report, not a death */
     if (argc < 2) {
@@ -1030,6 +1083,22 @@ int main(int argc, char **argv) {
     if (!c) return usage_error("unknown command '%s'", argv[1]);
     current_command = c->name;
 
+    char **args = argv;
+    int nargs = argc;
+    suite_args suite = {0};
+    if (c->bit & CMD_RUN) {
+        int rc = with_suite(c, argc, argv, &suite, &args, &nargs);
+        if (rc != CLI_EXIT_OK) return rc == -1 ? CLI_EXIT_OK : rc;
+    }
+    int rc = run_command(c, nargs, args, argc, argv);
+    if (args != argv) free(args);
+    suite_args_free(&suite);
+    return rc;
+}
+
+/* Parses the options of command c and runs it; user_argv is the command line as typed, for
+ * the run store (argv may hold a suite file's options before it). */
+static int run_command(const cli_command *c, int argc, char **argv, int user_argc, char **user_argv) {
     parsed p;
     memset(&p, 0, sizeof p);
     if (!(p.o.host = assay_options_new())) return CLI_EXIT_IO;
@@ -1050,7 +1119,7 @@ int main(int argc, char **argv) {
     p.o.shard_count = 1;
     if (rc == CLI_EXIT_OK && (c->bit & CMD_RUN)) rc = resolve_shard(&p.o);
     if (p.no_db) p.o.db = NULL;
-    char *command_line = join_command_line(argc, argv);
+    char *command_line = join_command_line(user_argc, user_argv);
     p.o.command = command_line;
     if (rc == CLI_EXIT_OK) rc = c->handler(&p, argc - optind, argv + optind);
     free(command_line);

@@ -59,6 +59,7 @@ typedef struct cli_options {
     double min_delta;           /* compare: the smallest drop that is a regression */
     bool is_strict;             /* compare: judge evaluators whose definition changed */
     const char *correction;     /* compare: holm (NULL), bh or none */
+    const char *suite;          /* run -c FILE */
     bool has_db;                /* --db was given (not the default store) */
     const char *merge_inputs[CLI_MAX_IMPORT_PARAMS]; /* merge -o: --input FILE... */
     size_t merge_input_count;
@@ -78,6 +79,20 @@ int cli_merge(cli_options *o, int argc, char **argv);
 /* The calibration of run against the outcome field (docs/metrics.md), as calibrate --json
  * prints it; NULL with a message. For calibrate and the report. */
 struct cJSON *calibration_json(sqlite3 *db, int64_t run, const char *field, const char *group_by, char *err, size_t errlen);
+/* ------------------------------------------------------------------- the suite file */
+
+/* A suite file (docs/ci.md) as the options it stands for, and its inputs. */
+typedef struct suite_args {
+    char **options;
+    size_t option_count;
+    char **inputs;
+    size_t input_count;
+} suite_args;
+/* Runs the suite file in the sandbox (limits: opts') and turns its table into options;
+ * -1 with a message naming the file and the line or field. */
+int suite_load(const char *path, const assay_options *limits, suite_args *out, char *err, size_t errlen);
+void suite_args_free(suite_args *a);
+
 /* The --gate texts parsed into *out (the caller frees it); a segment gate without
  * --group-by (has_segments false) is an error. -1 with a message. */
 int cli_gates(const cli_options *o, gate **out, size_t *count, bool has_segments, char *err, size_t errlen);

@@ -81,6 +81,57 @@ check_contains "… ok" "$TMP/run_gate2.err" "gate fixed.pass_rate>=0.9 segment=
 "$ASSAY" run --no-db -e "$FIX" "$P" --gate 'fixed.mean>=0.5 segment=x' -o "$TMP/never.jsonl" 2>"$TMP/run_seg.err"
 check "a segment gate without --group-by: exit 2 before scoring" "2 no" "$? $([ -s "$TMP/never.jsonl" ] && echo yes || echo no)"
 
+# ------------------------------------------------------------------------ the suite file
+ABS_ASSAY=$(cd "$(dirname "$ASSAY")" && pwd)/$(basename "$ASSAY")
+mkdir -p "$TMP/suite/evals"
+cp "$FIX" "$TMP/suite/evals/fixed.lua"
+cp "$P" "$TMP/suite/pairs.jsonl"
+cat >"$TMP/suite/assay.lua" <<'LUA'
+-- the suite: what to score, with what, and what must hold
+return {
+  inputs = { "pairs.jsonl" },
+  evaluators = { "evals/fixed.lua" },
+  params = { fixed = { field = "a" } },
+  group_by = "segment",
+  gates = { "fixed.pass_rate>=0.85", "fixed.mean>=0.7 segment=*" },
+  output = "results.jsonl",
+  label = "suite",
+  db = "suite.db",
+}
+LUA
+(cd "$TMP/suite" && "$ABS_ASSAY" run >/dev/null 2>"$TMP/suite.err")
+check "assay run with no arguments runs ./assay.lua: every gate holds, exit 0 (18/20; x, y: 0.715)" 0 $?
+check "… its inputs scored into its output, paths taken from the file's directory" 20 \
+    "$(wc -l <"$TMP/suite/results.jsonl" | tr -d ' ')"
+check_contains "… its gates checked per segment" "$TMP/suite.err" "gate fixed.mean>=0.7 segment=* [y]: ok (mean 0.715 over 10 records)"
+check "… recorded under its label in its store" "suite" \
+    "$(python3 -c 'import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute("SELECT label FROM runs").fetchone()[0])' \
+        "$TMP/suite/suite.db")"
+(cd "$TMP/suite" && "$ABS_ASSAY" run -p fixed.field=b -o /dev/null 2>"$TMP/suite_b.err")
+check "a flag overrides the file (-p fixed.field=b: 12/20 pass): the gate fails, exit 1" 1 $?
+check_contains "… and says which" "$TMP/suite_b.err" "gate fixed.pass_rate>=0.85: FAILED (pass_rate 0.6 over 20 records)"
+"$ASSAY" run -c "$TMP/suite/assay.lua" -o /dev/null 2>/dev/null
+check "-c FILE from another directory" 0 $?
+printf 'return {\n  evaluators = "x.lua",\n  gates = { "fixed.median>=1" },\n}\n' >"$TMP/bad_gate.lua"
+"$ASSAY" run -c "$TMP/bad_gate.lua" 2>"$TMP/bad_suite.err"
+check "a suite whose gate does not parse: exit 2" 2 $?
+check_contains "… naming the file and line" "$TMP/bad_suite.err" "$TMP/bad_gate.lua:3: gates: --gate 'fixed.median>=1': unknown metric"
+printf 'return {\n  evaluatrs = "x.lua",\n}\n' >"$TMP/bad_key.lua"
+"$ASSAY" run -c "$TMP/bad_key.lua" 2>"$TMP/bad_key.err"
+check_contains "an unknown key is named, with the keys there are" "$TMP/bad_key.err" \
+    "bad_key.lua: evaluatrs: unknown suite key (known: evaluators, params, gates"
+printf 'local f = io.open("/etc/passwd")\nreturn {}\n' >"$TMP/io.lua"
+"$ASSAY" run -c "$TMP/io.lua" 2>"$TMP/io.err"
+check "the suite runs in the sandbox: no file access, exit 2" 2 $?
+check_contains "… the line named" "$TMP/io.err" "io.lua:1: 'io': file access is not available in the assay sandbox"
+printf 'return {\n  sample = 2,\n}\n' >"$TMP/bad_value.lua"
+"$ASSAY" run -c "$TMP/bad_value.lua" 2>"$TMP/bad_value.err"
+check_contains "a value a flag would refuse is refused as the flag's, naming the file" "$TMP/bad_value.err" \
+    "the option above comes from the suite file $TMP/bad_value.lua"
+printf 'while true do end\n' >"$TMP/loop.lua"
+"$ASSAY" run -c "$TMP/loop.lua" 2>"$TMP/loop.err"
+check "a suite that never returns is stopped by the time limit: exit 2" 2 $?
+
 # ------------------------------------------------- false alarms of an unchanged system
 # 201 runs of the same 200 prompts whose scores are drawn afresh from one distribution; the
 # 200 compares of consecutive runs test 3 evaluators x (all + 4 segments) x (mean, pass) =
