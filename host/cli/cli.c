@@ -553,6 +553,7 @@ static const cli_option cli_options_table[] = {
     {"shard", OPT_SHARD, "I/N", CMD_RUN, "score only shard I of N (0-based; auto: from Slurm or ASSAY_SHARD; auto/N: "
                                          "the index from Slurm or JOB_COMPLETION_INDEX)"},
     {"follow", OPT_FOLLOW, NULL, CMD_RUN | CMD_IMPORT, "keep reading the one input as it grows, like tail -F, until SIGINT/SIGTERM"},
+    {"quiet", 'q', NULL, CMD_RUN, "no progress line and no summary table on stderr (errors and gates still show)"},
     {"config", 'c', "FILE", CMD_RUN, "the suite file (default ./assay.lua when no TRACES are given; docs/ci.md)"},
     {"junit", OPT_JUNIT, "FILE", CMD_RUN, "also write JUnit XML: a test case per trace and evaluator"},
     {"csv", OPT_CSV, "FILE", CMD_RUN, "also write the records as CSV"},
@@ -755,6 +756,7 @@ static int apply_option(parsed *p, int key, const char *arg) {
         return CLI_EXIT_OK;
     case 'o': o->output = arg; return CLI_EXIT_OK;
     case 'c': o->suite = arg; return CLI_EXIT_OK;
+    case 'q': o->is_quiet = true; return CLI_EXIT_OK;
     case 'j':
         if (!parse_unsigned(arg, &n) || n == 0 || n > 1024) return usage_error("--jobs: '%s' is not a number from 1 to 1024", arg);
         assay_options_set_workers(o->host, n), o->workers = n;

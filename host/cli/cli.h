@@ -60,6 +60,7 @@ typedef struct cli_options {
     bool is_strict;             /* compare: judge evaluators whose definition changed */
     const char *correction;     /* compare: holm (NULL), bh or none */
     const char *suite;          /* run -c FILE */
+    bool is_quiet;              /* run: no progress line, no summary table */
     bool has_db;                /* --db was given (not the default store) */
     const char *merge_inputs[CLI_MAX_IMPORT_PARAMS]; /* merge -o: --input FILE... */
     size_t merge_input_count;
@@ -250,6 +251,8 @@ summary *summary_new(const assay_host *host, bool is_grouped);
 void summary_add(summary *s, const assay_result *result);
 bool summary_has_errors(const summary *s);
 uint64_t summary_traces(const summary *s);
+/* Records with errors and input errors so far. */
+uint64_t summary_errors(const summary *s);
 void summary_print(const summary *s, FILE *out, double seconds);
 /* Each evaluator's counts over the run and per group, for gates (*n of them; the caller
  * frees the array, the strings stay the summary's and the host's). */

@@ -74,6 +74,7 @@ typedef struct run {
     uv_signal_t sigint, sigterm;
     uv_timer_t progress;
     bool has_progress;
+    uint64_t bytes_read, bytes_total; /* for the progress line; total 0: unknown (stdin) */
     uint64_t start_ms;
 } run;
 
@@ -326,7 +327,7 @@ static void on_host_closed(assay_host *host, void *user_data) {
         fputs("\r\033[K", stderr);
     }
     double seconds = (double)(uv_now(r->loop) - r->start_ms) / 1000.0;
-    summary_print(r->sum, stderr, seconds);
+    if (!r->o->is_quiet) summary_print(r->sum, stderr, seconds);
     assay_io_stats io;
     assay_host_io_stats(host, &io, sizeof io);
     if (io.requests)
@@ -375,7 +376,8 @@ static void on_end(void *ctx, int status) {
 
 static void on_data(void *ctx, const char *data, size_t len) {
     run *r = ctx;
-    store_writer_add_input(r->store, r->file_index - 1, data, len);
+    r->bytes_read += len;
+    if (r->store) store_writer_add_input(r->store, r->file_index - 1, data, len);
 }
 
 static void start_next_file(run *r) {
@@ -385,7 +387,7 @@ static void start_next_file(run *r) {
     r->source = strcmp(path, "-") == 0 ? "<stdin>" : path;
     char err[512];
     r->rd = reader_new(r->loop, path, RUN_MAX_LINE, on_line, on_end, r, err, sizeof err);
-    if (r->rd && r->store) reader_on_data(r->rd, on_data);
+    if (r->rd) reader_on_data(r->rd, on_data);
     if (r->rd && r->o->is_follow) reader_follow(r->rd);
     if (!r->rd) {
         fprintf(stderr, "assay: %s\n", err);
@@ -415,12 +417,30 @@ static void on_signal(uv_signal_t *handle, int signum) {
     stop_reading(r);
 }
 
+/* The size of the inputs, when every one is a regular file (else 0: unknown). */
+static uint64_t inputs_size(const cli_options *o) {
+    uint64_t total = 0;
+    for (size_t i = 0; i < o->trace_count; i++) {
+        struct stat st;
+        if (strcmp(o->traces[i], "-") == 0 || stat(o->traces[i], &st) != 0 || !S_ISREG(st.st_mode)) return 0;
+        total += (uint64_t)st.st_size;
+    }
+    return o->is_follow ? 0 : total;
+}
+
 static void on_progress(uv_timer_t *t) {
     run *r = t->data;
     double seconds = (double)(uv_now(r->loop) - r->start_ms) / 1000.0;
-    uint64_t n = summary_traces(r->sum);
-    fprintf(stderr, "\r\033[K%llu traces  %.0f/s  %zu in flight", (unsigned long long)n,
-            seconds > 0 ? (double)n / seconds : 0.0, r->host ? assay_host_pending(r->host) : (size_t)0);
+    uint64_t n = summary_traces(r->sum), errors = summary_errors(r->sum);
+    fprintf(stderr, "\r\033[K");
+    if (r->bytes_total && !r->o->is_resume) { /* resumed, the bytes skipped were never read */
+        double done = (double)r->bytes_read / (double)r->bytes_total;
+        fprintf(stderr, "%.0f%%  ", 100 * (done > 1 ? 1 : done));
+        if (done > 0.01 && done < 1) fprintf(stderr, "ETA %.0f s  ", seconds * (1 - done) / done);
+    }
+    fprintf(stderr, "%llu traces  %.0f/s  %llu errors  %zu in flight", (unsigned long long)n,
+            seconds > 0 ? (double)n / seconds : 0.0, (unsigned long long)errors,
+            r->host ? assay_host_pending(r->host) : (size_t)0);
 }
 
 /* ------------------------------------------------------------------------ entry */
@@ -610,7 +630,11 @@ static void run_loop(run *r) {
     } else {
         uv_signal_start(&r->sigint, on_signal, SIGINT);
         uv_signal_start(&r->sigterm, on_signal, SIGTERM);
-        if (isatty(2)) {
+        r->bytes_total = inputs_size(r->o);
+        if (!r->o->trace_count && isatty(0) && !r->o->is_quiet)
+            fprintf(stderr, "assay: reading traces from the terminal (one JSON object per line; Ctrl-D ends). "
+                            "Name trace files, or see assay help run.\n");
+        if (isatty(2) && !r->o->is_quiet) {
             uv_timer_init(r->loop, &r->progress);
             r->progress.data = r;
             uv_timer_start(&r->progress, on_progress, 500, 500);

@@ -201,6 +201,12 @@ bool summary_has_errors(const summary *s) {
 
 uint64_t summary_traces(const summary *s) { return s->traces; }
 
+uint64_t summary_errors(const summary *s) {
+    uint64_t n = s->input_errors;
+    for (size_t e = 0; e < s->evaluator_count; e++) n += s->groups[0].per_evaluator[e].errors;
+    return n;
+}
+
 static double percentile_ms(const stats *st, double q) {
     uint64_t total = 0;
     for (int b = 0; b < SUMMARY_BUCKETS; b++) total += st->time_buckets[b];

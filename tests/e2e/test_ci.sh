@@ -132,6 +132,24 @@ printf 'while true do end\n' >"$TMP/loop.lua"
 "$ASSAY" run -c "$TMP/loop.lua" 2>"$TMP/loop.err"
 check "a suite that never returns is stopped by the time limit: exit 2" 2 $?
 
+# ------------------------------------------------------------ progress and --quiet
+# on a terminal (a pseudo-terminal from script(1)), a run longer than the progress period
+# (500 ms: 1,500 traces at about 1 ms each) shows percentage, ETA, rate and errors
+python3 scripts/gen_traces.py --count 1500 --seed 4 >"$TMP/progress.jsonl"
+if command -v script >/dev/null 2>&1; then
+    script -qc "$ASSAY run --no-db -j 1 -e tests/slurm/slow.lua $TMP/progress.jsonl -o /dev/null" /dev/null \
+        </dev/null | tr '\r' '\n' >"$TMP/tty.txt"
+    check "the progress line on a terminal: percent, ETA, traces, rate, errors" 1 \
+        "$(grep -ac '% *ETA [0-9]* s *[0-9]* traces *[0-9]*/s *0 errors' "$TMP/tty.txt" | awk '{ print ($1 > 0) }')"
+    script -qc "$ASSAY run --no-db -q -j 1 -e tests/slurm/slow.lua $TMP/progress.jsonl -o /dev/null" /dev/null \
+        </dev/null | tr '\r' '\n' >"$TMP/quiet.txt"
+    check "--quiet: no progress line and no summary table" 0 "$(grep -ac 'traces\|evaluator' "$TMP/quiet.txt")"
+    script -qc "$ASSAY run --no-db -e $FIX -o /dev/null" /dev/null </dev/null | tr '\r' '\n' >"$TMP/stdin.txt"
+    check_contains "reading a terminal on stdin: a hint" "$TMP/stdin.txt" "assay: reading traces from the terminal"
+else
+    echo "# no script(1) here: the terminal checks need a pseudo-terminal"
+fi
+
 # ------------------------------------------------- false alarms of an unchanged system
 # 201 runs of the same 200 prompts whose scores are drawn afresh from one distribution; the
 # 200 compares of consecutive runs test 3 evaluators x (all + 4 segments) x (mean, pass) =
