@@ -637,8 +637,8 @@ static const cli_command cli_commands[] = {
 #define CLI_COMMAND_COUNT (sizeof cli_commands / sizeof *cli_commands)
 
 static const char exit_text[] =
-    "exit status: 0 done; 1 test cases failed or a regression (compare); 2 usage or configuration error;\n"
-    "3 done, but some records carry errors; 4 input or output failed; 130 interrupted.\n";
+    "exit status: 0 done; 1 test cases failed, a gate failed, or a regression (compare); 2 usage or\n"
+    "configuration error; 3 done, but some records carry errors; 4 input or output failed; 130 interrupted.\n";
 
 static const cli_command *find_command(const char *name) {
     for (size_t i = 0; i < CLI_COMMAND_COUNT; i++)
