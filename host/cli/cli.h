@@ -97,6 +97,9 @@ void suite_args_free(suite_args *a);
 /* The --gate texts parsed into *out (the caller frees it); a segment gate without
  * --group-by (has_segments false) is an error. -1 with a message. */
 int cli_gates(const cli_options *o, gate **out, size_t *count, bool has_segments, char *err, size_t errlen);
+/* "$.metadata.<FIELD>" (quoted: any name works) for a --group-by FIELD, or NULL; the
+ * caller frees it. */
+char *cli_group_path(const char *group_by);
 /* Checks the gates on a stored run, per segment of segment_path (a JSON path into the
  * digests) when given. -1 with a message on a store error. */
 int compare_check_gates(sqlite3 *db, int64_t run, const gate *gates, size_t count, const char *segment_path,

@@ -993,8 +993,7 @@ static void print_json(const comparison *c, const gate_results *gr) {
 
 /* ---------------------------------------------------------------------------- main */
 
-/* "$.metadata.<FIELD>" for --group-by, or NULL. */
-static char *group_path_of(const char *group_by) {
+char *cli_group_path(const char *group_by) {
     if (!group_by) return NULL;
     const char *field = strncmp(group_by, "metadata.", 9) == 0 ? group_by + 9 : group_by;
     buf path;
@@ -1084,7 +1083,7 @@ int cli_compare(cli_options *o, int argc, char **argv) {
     comparison c;
     memset(&c, 0, sizeof c);
     c.db = db, c.o = o, c.changes = cJSON_CreateArray();
-    c.group_path = group_path_of(o->group_by);
+    c.group_path = cli_group_path(o->group_by);
     int status = CLI_EXIT_OK;
     gate *gates = NULL;
     size_t gate_count = 0;

@@ -292,14 +292,7 @@ static void check_gates(run *r, sqlite3 *db, int64_t run_id) {
     }
     int rc;
     if (db) {
-        char *path = NULL;
-        if (r->o->group_by) {
-            buf b;
-            buf_init(&b);
-            buf_puts(&b, "$.metadata.");
-            buf_json_cstring(&b, strncmp(r->o->group_by, "metadata.", 9) == 0 ? r->o->group_by + 9 : r->o->group_by);
-            path = buf_steal(&b);
-        }
+        char *path = cli_group_path(r->o->group_by);
         rc = compare_check_gates(db, run_id, gates, count, path, &results, err, sizeof err);
         free(path);
     } else {
