@@ -367,7 +367,7 @@ static int cmd_check(cli_options *o, char **args, int arg_count) {
 enum {
     OPT_TIMEOUT = 256, OPT_MEMORY, OPT_GROUP_BY, OPT_NO_TIMING, OPT_RESUME, OPT_CASES, OPT_VERSION, OPT_LLM_URL, OPT_LLM_MODEL,
     OPT_LLM_TIMEOUT, OPT_MAX_INFLIGHT, OPT_RPS, OPT_TPM, OPT_MAX_TOKENS, OPT_RETRIES, OPT_RETRY_BASE, OPT_CACHE,
-    OPT_NO_CACHE, OPT_DB, OPT_NO_DB, OPT_LABEL, OPT_SAMPLE, OPT_SEED, OPT_SHARD, OPT_INPUT, OPT_FOLLOW, OPT_JUNIT, OPT_CSV,
+    OPT_NO_CACHE, OPT_DB, OPT_NO_DB, OPT_LABEL, OPT_SAMPLE, OPT_SEED, OPT_SHARD, OPT_INPUT, OPT_FOLLOW, OPT_JUNIT, OPT_JUNIT_PER_TRACE, OPT_CSV,
     OPT_FAIL_ON_REGRESSION,
     OPT_FROM,
     OPT_MAP,
@@ -555,7 +555,9 @@ static const cli_option cli_options_table[] = {
     {"follow", OPT_FOLLOW, NULL, CMD_RUN | CMD_IMPORT, "keep reading the one input as it grows, like tail -F, until SIGINT/SIGTERM"},
     {"quiet", 'q', NULL, CMD_RUN, "no progress line and no summary table on stderr (errors and gates still show)"},
     {"config", 'c', "FILE", CMD_RUN, "the suite file (default ./assay.lua when no TRACES are given; docs/ci.md)"},
-    {"junit", OPT_JUNIT, "FILE", CMD_RUN, "also write JUnit XML: a test case per trace and evaluator"},
+    {"junit", OPT_JUNIT, "FILE", CMD_RUN,
+     "also write JUnit XML: a test case per evaluator (and segment), failing with its gates"},
+    {"junit-per-trace", OPT_JUNIT_PER_TRACE, NULL, CMD_RUN, "--junit with a test case per trace and evaluator instead"},
     {"csv", OPT_CSV, "FILE", CMD_RUN, "also write the records as CSV"},
     {"db", OPT_DB, "FILE", CMD_RUN | CMD_RUNS | CMD_COMPARE | CMD_REPORT | CMD_CALIBRATE | CMD_MERGE,
      "the SQLite run store (env ASSAY_DB; default .assay/assay.db; docs/store.md)"},
@@ -566,11 +568,11 @@ static const cli_option cli_options_table[] = {
     {"json", OPT_JSON, NULL, CMD_CALIBRATE | CMD_COMPARE, "print JSON instead of a table"},
     {"fail-on-regression", OPT_FAIL_ON_REGRESSION, NULL, CMD_COMPARE,
      "exit 1 when an evaluator regressed significantly (overall or in a segment)"},
-    {"gate", OPT_GATE, "G", CMD_COMPARE | CMD_RUN,
+    {"gate", OPT_GATE, "G", CMD_COMPARE | CMD_REPORT | CMD_RUN,
      "exit 1 unless G holds, e.g. relevance.pass_rate>=0.8 [segment=pro|*] (run; compare: on B; repeatable)"},
-    {"min-delta", OPT_MIN_DELTA, "D", CMD_COMPARE, "a significant drop smaller than D is not a regression (default 0)"},
-    {"strict", OPT_STRICT, NULL, CMD_COMPARE, "judge evaluators whose params or plugin file changed, too"},
-    {"correction", OPT_CORRECTION, "M", CMD_COMPARE, "for testing many comparisons: holm (default), bh or none"},
+    {"min-delta", OPT_MIN_DELTA, "D", CMD_COMPARE | CMD_REPORT, "a significant drop smaller than D is not a regression (default 0)"},
+    {"strict", OPT_STRICT, NULL, CMD_COMPARE | CMD_REPORT, "judge evaluators whose params or plugin file changed, too"},
+    {"correction", OPT_CORRECTION, "M", CMD_COMPARE | CMD_REPORT, "for testing many comparisons: holm (default), bh or none"},
     {"llm-url", OPT_LLM_URL, "URL", CMD_SCORE,
      "OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1 (env ASSAY_LLM_URL); the key comes from ASSAY_API_KEY "
      "or OPENAI_API_KEY (docs/llm.md)"},
@@ -625,7 +627,8 @@ static const cli_command cli_commands[] = {
     {"runs", CMD_RUNS, "[N] [--db FILE]", "the runs in the store, with each evaluator's mean and pass rate", cmd_runs},
     {"compare", CMD_COMPARE, "A B [--group-by FIELD] [--fail-on-regression]",
      "B against A (run ids, labels, latest, previous), with 95% CIs", cmd_compare},
-    {"report", CMD_REPORT, "[RUN] -o FILE.html", "one self-contained HTML report of a run (default latest)", cmd_report},
+    {"report", CMD_REPORT, "[RUN | A B] -o FILE.html",
+     "one self-contained HTML report of a run (default latest), or of B against A", cmd_report},
     {"import", CMD_IMPORT, "[--from FORMAT] FILE... [-o OUT]", "logs of other formats to assay traces (docs/importers.md)",
      cmd_import},
     {"calibrate", CMD_CALIBRATE, "[RUN] --label FIELD [--group-by FIELD] [--json]",
@@ -811,6 +814,7 @@ static int apply_option(parsed *p, int key, const char *arg) {
     case OPT_SHARD: o->shard = arg; return CLI_EXIT_OK;
     case OPT_FOLLOW: o->is_follow = true; return CLI_EXIT_OK;
     case OPT_JUNIT: o->junit = arg; return CLI_EXIT_OK;
+    case OPT_JUNIT_PER_TRACE: o->is_junit_per_trace = true; return CLI_EXIT_OK;
     case OPT_CSV: o->csv = arg; return CLI_EXIT_OK;
     case OPT_FROM: o->from = arg; return CLI_EXIT_OK;
     case OPT_MAP: o->map = arg; return CLI_EXIT_OK;

@@ -42,6 +42,7 @@ typedef struct cli_options {
     const char *label;
     const char *command;        /* the command line, for the store */
     const char *junit, *csv;
+    bool is_junit_per_trace;    /* --junit-per-trace: a test case per record */
     double sample_rate;         /* 1: every trace */
     uint64_t sample_seed;
     const char *shard;          /* --shard as given (or ASSAY_SHARD), NULL: none */
@@ -102,6 +103,10 @@ int cli_gates(const cli_options *o, gate **out, size_t *count, bool has_segments
 char *cli_group_path(const char *group_by);
 /* Checks the gates on a stored run, per segment of segment_path (a JSON path into the
  * digests) when given. -1 with a message on a store error. */
+/* What `assay compare A B --json` prints, for o's --group-by, --gate, --strict, --min-delta
+ * and --correction; NULL with *status (CLI_EXIT_USAGE, CLI_EXIT_IO) and a message. */
+struct cJSON *compare_json(sqlite3 *db, const cli_options *o, const char *a, const char *b, int *status, char *err,
+                           size_t errlen);
 int compare_check_gates(sqlite3 *db, int64_t run, const gate *gates, size_t count, const char *segment_path,
                         gate_results *out, char *err, size_t errlen);
 /* Where the shipped plugins are: ASSAY_PLUGIN_DIR, beside the binary, or the data dir. */
@@ -242,10 +247,13 @@ void store_writer_abandon(store_writer *w);
 
 typedef struct exporter exporter;
 /* Either path may be NULL. NULL with a message when a file cannot be created. */
-exporter *export_open(const char *junit_path, const char *csv_path, const assay_host *host, char *err, size_t errlen);
+/* For o->junit (per evaluator, or per trace with o->is_junit_per_trace) and o->csv, either
+ * may be NULL. NULL with a message when a file cannot be created. */
+exporter *export_open(const cli_options *o, const assay_host *host, char *err, size_t errlen);
 void export_add(exporter *x, const assay_result *result);
-/* Writes the JUnit file whole (it needs the counts first) and closes both; -1 on error. */
-int export_close(exporter *x);
+/* Writes the JUnit file whole (it needs the counts first), the gates' results in their
+ * test cases (gates may be NULL), and closes both; -1 on error. */
+int export_close(exporter *x, const gate_results *gates);
 
 /* -------------------------------------------------------------------- the summary */
 

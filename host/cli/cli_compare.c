@@ -936,6 +936,7 @@ static cJSON *worst_json(const pairs *p) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "trace_id", x->trace_id ? x->trace_id : "");
         if (x->step >= 0) cJSON_AddNumberToObject(o, "step", (double)x->step);
+        if (x->group) cJSON_AddStringToObject(o, "segment", x->group);
         if (x->has_scores) cJSON_AddNumberToObject(o, "a", x->a), cJSON_AddNumberToObject(o, "b", x->b);
         if (x->has_passes) cJSON_AddBoolToObject(o, "pass_a", x->pass_a), cJSON_AddBoolToObject(o, "pass_b", x->pass_b);
         cJSON *details = x->details ? cJSON_Parse(x->details) : NULL;
@@ -961,7 +962,7 @@ static cJSON *gates_json(const gate_results *gr) {
     return list;
 }
 
-static void print_json(const comparison *c, const gate_results *gr) {
+static cJSON *comparison_json(const comparison *c, const gate_results *gr) {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddItemToObject(root, "a", run_json(c->db, c->a));
     cJSON_AddItemToObject(root, "b", run_json(c->db, c->b));
@@ -985,6 +986,11 @@ static void print_json(const comparison *c, const gate_results *gr) {
     }
     cJSON_AddNumberToObject(root, "regressions", (double)c->regressions);
     cJSON_AddItemToObject(root, "gates", gates_json(gr));
+    return root;
+}
+
+static void print_json(const comparison *c, const gate_results *gr) {
+    cJSON *root = comparison_json(c, gr);
     char *text = cJSON_Print(root);
     if (text) printf("%s\n", text);
     free(text);
@@ -1070,6 +1076,37 @@ static int compare_runs(comparison *c, char *err, size_t errlen) {
     return 0;
 }
 
+/* Resolves A and B, compares them and checks the gates on B: the exit status of a failure
+ * (usage or store), else 0. The caller frees c, *gates and gr whatever it returns. */
+static int comparison_run(comparison *c, sqlite3 *db, const cli_options *o, const char *a, const char *b, gate **gates,
+                          size_t *gate_count, gate_results *gr, char *err, size_t errlen) {
+    memset(c, 0, sizeof *c);
+    c->db = db, c->o = o, c->changes = cJSON_CreateArray();
+    c->group_path = cli_group_path(o->group_by);
+    if (store_resolve_run(db, a, &c->a, err, errlen) != 0 || store_resolve_run(db, b, &c->b, err, errlen) != 0 ||
+        (c->group_path && check_group_field(db, c->a, c->b, o->group_by, c->group_path, err, errlen) != 0) ||
+        cli_gates(o, gates, gate_count, c->group_path != NULL, err, errlen) != 0)
+        return CLI_EXIT_USAGE;
+    if (compare_runs(c, err, errlen) != 0 ||
+        (*gate_count && compare_check_gates(db, c->b, *gates, *gate_count, c->group_path, gr, err, errlen) != 0))
+        return CLI_EXIT_IO;
+    return CLI_EXIT_OK;
+}
+
+cJSON *compare_json(sqlite3 *db, const cli_options *o, const char *a, const char *b, int *status, char *err,
+                    size_t errlen) {
+    comparison c;
+    gate *gates = NULL;
+    size_t gate_count = 0;
+    gate_results gr = {0};
+    *status = comparison_run(&c, db, o, a, b, &gates, &gate_count, &gr, err, errlen);
+    cJSON *root = *status ? NULL : comparison_json(&c, &gr);
+    gate_results_free(&gr);
+    free(gates);
+    comparison_free(&c);
+    return root;
+}
+
 int cli_compare(cli_options *o, int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "assay: usage: assay compare A B [--group-by FIELD] [--gate G]... [--min-delta D] [--strict]\n"
@@ -1081,22 +1118,12 @@ int cli_compare(cli_options *o, int argc, char **argv) {
     sqlite3 *db = store_open_reading(o->db);
     if (!db) return CLI_EXIT_USAGE;
     comparison c;
-    memset(&c, 0, sizeof c);
-    c.db = db, c.o = o, c.changes = cJSON_CreateArray();
-    c.group_path = cli_group_path(o->group_by);
-    int status = CLI_EXIT_OK;
     gate *gates = NULL;
     size_t gate_count = 0;
     gate_results gr = {0};
-    if (store_resolve_run(db, argv[0], &c.a, err, sizeof err) != 0 || store_resolve_run(db, argv[1], &c.b, err, sizeof err) != 0 ||
-        (c.group_path && check_group_field(db, c.a, c.b, o->group_by, c.group_path, err, sizeof err) != 0) ||
-        cli_gates(o, &gates, &gate_count, c.group_path != NULL, err, sizeof err) != 0) {
+    int status = comparison_run(&c, db, o, argv[0], argv[1], &gates, &gate_count, &gr, err, sizeof err);
+    if (status) {
         fprintf(stderr, "assay: compare: %s\n", err);
-        status = CLI_EXIT_USAGE;
-    } else if (compare_runs(&c, err, sizeof err) != 0 ||
-               (gate_count && compare_check_gates(db, c.b, gates, gate_count, c.group_path, &gr, err, sizeof err) != 0)) {
-        fprintf(stderr, "assay: compare: %s\n", err);
-        status = CLI_EXIT_IO;
     } else {
         if (o->is_json) print_json(&c, &gr);
         else print_text(&c, &gr);

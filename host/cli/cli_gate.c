@@ -143,14 +143,19 @@ int gate_check(const gate *gates, size_t gate_count, const gate_cell *cells, siz
     return (int)failed;
 }
 
+void gate_result_describe(const gate_result *x, char *out, size_t len) {
+    char where[160] = "", value[160];
+    if (x->has_segment && strcmp(x->g->segment, "*") == 0) snprintf(where, sizeof where, " [%s]", x->segment);
+    if (x->has_value) snprintf(value, sizeof value, "%s %.4g over %zu records", gate_metric_name(x->g->metric), x->value, x->n);
+    else snprintf(value, sizeof value, "%s", x->why);
+    snprintf(out, len, "gate %s%s: %s (%s)", x->g->text, where, x->ok ? "ok" : "FAILED", value);
+}
+
 void gate_results_print(const gate_results *r, FILE *out) {
     for (size_t i = 0; i < r->n; i++) {
-        const gate_result *x = &r->v[i];
-        char where[160] = "";
-        if (x->has_segment && strcmp(x->g->segment, "*") == 0) snprintf(where, sizeof where, " [%s]", x->segment);
-        fprintf(out, "gate %s%s: %s", x->g->text, where, x->ok ? "ok" : "FAILED");
-        if (x->has_value) fprintf(out, " (%s %.4g over %zu records)\n", gate_metric_name(x->g->metric), x->value, x->n);
-        else fprintf(out, " (%s)\n", x->why);
+        char line[800];
+        gate_result_describe(&r->v[i], line, sizeof line);
+        fprintf(out, "%s\n", line);
     }
 }
 

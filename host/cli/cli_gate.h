@@ -49,6 +49,8 @@ const char *gate_metric_name(int metric);
 /* Appends one result per gate (per segment for segment=*) to out; returns how many failed,
  * -1 when out of memory. */
 int gate_check(const gate *gates, size_t gate_count, const gate_cell *cells, size_t cell_count, gate_results *out);
+/* "gate TEXT [segment]: ok|FAILED (metric VALUE over N records)", as printed. */
+void gate_result_describe(const gate_result *r, char *out, size_t len);
 void gate_results_print(const gate_results *r, FILE *out);
 void gate_results_free(gate_results *r);
 

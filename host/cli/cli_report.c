@@ -1,5 +1,5 @@
 /* cli_report.c - `assay report [RUN] -o FILE.html`: one self-contained HTML page about a
- * run, read from the run store.
+ * run, read from the run store; `assay report A B` the page comparing two runs.
  *
  * The C side gathers the numbers with SQL into one JSON document (the run, per-evaluator
  * histograms and pass rates, a segment x evaluator table, the trend of each evaluator's
@@ -229,15 +229,37 @@ static void gather_segments(report *r, cJSON *data, const char *asked_field) {
 
 }
 
-/* Each evaluator's mean and pass rate over the recent runs. */
+/* The run's inputs as one text, "hash,hash,…" in their order; NULL when a hash is unknown
+ * (standard input, a run that never finished reading). */
+static char *input_fingerprint(report *r) {
+    sqlite3_stmt *st = prepare(r, "SELECT COUNT(*), COUNT(hash), group_concat(hash, ',') FROM (SELECT hash FROM"
+                                  " run_inputs WHERE run_id = ?1 ORDER BY idx)");
+    char *f = NULL;
+    if (st && sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) > 0 &&
+        sqlite3_column_int(st, 0) == sqlite3_column_int(st, 1))
+        f = strdup((const char *)sqlite3_column_text(st, 2));
+    sqlite3_finalize(st);
+    return f;
+}
+
+/* Each evaluator's mean and pass rate over the recent runs on the same input: a trend over
+ * other inputs would move with the traces, not with the system. When the run's input is
+ * unknown the trend takes every recent run and says it is mixed. */
 static void gather_trend(report *r, cJSON *data) {
     static const char *const trend_keys[] = {"run", "label", "started_at", "evaluator", "mean", "passed", "pass_n",
                                              NULL};
+    char *fingerprint = input_fingerprint(r);
+    cJSON *about = cJSON_AddObjectToObject(data, "trend_inputs");
+    cJSON_AddBoolToObject(about, "is_same", fingerprint != NULL);
+    if (fingerprint) cJSON_AddStringToObject(about, "fingerprint", fingerprint);
     cJSON_AddItemToObject(
         data, "trend",
         /* the totals of runs that ended; the results only of runs without them (running, killed) */
         rows(r,
-             "WITH recent AS (SELECT id FROM runs WHERE id <= ?1 ORDER BY id DESC LIMIT " REPORT_STR(REPORT_TREND_RUNS) "),"
+             "WITH fp AS (SELECT run_id, group_concat(hash, ',') AS f FROM (SELECT run_id, hash FROM run_inputs"
+             "  ORDER BY run_id, idx) GROUP BY run_id),"
+             " recent AS (SELECT id FROM runs WHERE id <= ?1 AND (?2 IS NULL OR id IN (SELECT run_id FROM fp WHERE f = ?2))"
+             "  ORDER BY id DESC LIMIT " REPORT_STR(REPORT_TREND_RUNS) "),"
              " names AS (SELECT name FROM run_evaluators WHERE run_id = ?1),"
              " tallied AS (SELECT DISTINCT run_id FROM run_evaluators WHERE run_id IN recent AND records IS NOT NULL"
              "  EXCEPT SELECT run_id FROM run_evaluators WHERE run_id IN recent AND records IS NULL)"
@@ -248,8 +270,8 @@ static void gather_trend(report *r, cJSON *data) {
              " FROM results x JOIN runs r ON r.id = x.run_id WHERE x.run_id IN recent AND x.run_id NOT IN tallied"
              " AND x.evaluator IN names GROUP BY x.run_id, x.evaluator"
              " ORDER BY 1, 4",
-             trend_keys, NULL));
-
+             trend_keys, fingerprint));
+    free(fingerprint);
 }
 
 /* Each evaluator's most frequent error messages, so that a run full of them says why. */
@@ -304,43 +326,76 @@ static cJSON *gather(report *r, const char *asked_field) {
     return data;
 }
 
-int cli_report(cli_options *o, int argc, char **argv) {
-    if (argc > 1 || !o->output) {
-        fprintf(stderr, "assay: usage: assay report [RUN] -o FILE.html [--group-by FIELD] [--label OUTCOME] [--db FILE]\n"
-                        "  RUN: a run id, a label, `latest` (default) or `previous`\n");
-        return CLI_EXIT_USAGE;
+/* One side of a trace on the A/B page: its input and output when the run kept its body
+ * (the store keeps the bodies of each run's worst traces only), and its records. */
+static cJSON *trace_side(report *r, int64_t run, const char *trace_id) {
+    static const char *const record_keys[] = {"evaluator", "step", "score", "pass", "label", "error_kind",
+                                              "error", "details", NULL};
+    r->run = run;
+    cJSON *side = cJSON_CreateObject();
+    cJSON *records = rows(r, "SELECT evaluator, step, score, pass, label, error_kind, error, details FROM results"
+                             " WHERE run_id = ?1 AND trace_id = ?2 ORDER BY seq", record_keys, trace_id);
+    cJSON *x;
+    cJSON_ArrayForEach(x, records) {
+        cJSON *details = cJSON_GetObjectItem(x, "details");
+        if (cJSON_IsString(details)) cJSON_ReplaceItemInObject(x, "details", parse_or_string(details->valuestring));
     }
-    char err[600];
-    report r = {0};
-    if (!(r.db = store_open_reading(o->db))) return CLI_EXIT_USAGE;
-    if (store_resolve_run(r.db, argc ? argv[0] : "latest", &r.run, err, sizeof err) != 0) {
-        fprintf(stderr, "assay: report: %s\n", err);
-        sqlite3_close(r.db);
-        return CLI_EXIT_USAGE;
+    cJSON *body = NULL;
+    sqlite3_stmt *st = prepare(r, "SELECT b.json FROM results x JOIN traces t ON t.run_id = x.run_id AND t.file = x.file"
+                                  " AND t.line = x.line JOIN bodies b ON b.hash = t.body WHERE x.run_id = ?1 AND"
+                                  " x.trace_id = ?2 LIMIT 1");
+    if (st) {
+        sqlite3_bind_text(st, 2, trace_id, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW) body = cJSON_Parse((const char *)sqlite3_column_text(st, 0));
+        sqlite3_finalize(st);
     }
-    cJSON *data = gather(&r, o->group_by);
-    if (o->label) { /* a calibration section against an outcome (docs/metrics.md) */
-        cJSON *calibration = calibration_json(r.db, r.run, o->label, o->group_by, err, sizeof err);
-        if (!calibration) {
-            fprintf(stderr, "assay: report: --label %s: %s\n", o->label, err);
-            cJSON_Delete(data);
-            sqlite3_close(r.db);
-            return CLI_EXIT_USAGE;
+    cJSON_AddBoolToObject(side, "is_kept", body != NULL);
+    static const char *const shown[] = {"input", "output", "metadata", NULL};
+    for (int i = 0; body && shown[i]; i++) {
+        cJSON *v = cJSON_DetachItemFromObject(body, shown[i]);
+        if (v) cut_strings(v), cJSON_AddItemToObject(side, shown[i], v);
+    }
+    cJSON_Delete(body);
+    cJSON_AddItemToObject(side, "records", records);
+    return side;
+}
+
+/* The A/B page's data: compare's JSON as it prints it, the trend up to B, and both sides of
+ * every trace among the most regressed. */
+static cJSON *gather_ab(report *r, const cli_options *o, const char *a, const char *b, int *status, char *err,
+                        size_t errlen) {
+    cJSON *cmp = compare_json(r->db, o, a, b, status, err, errlen);
+    if (!cmp) return NULL;
+    int64_t run_a = (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItem(cJSON_GetObjectItem(cmp, "a"), "id"));
+    int64_t run_b = (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItem(cJSON_GetObjectItem(cmp, "b"), "id"));
+    cJSON *data = cJSON_CreateObject();
+    cJSON_AddItemToObject(data, "compare", cmp);
+    r->run = run_b;
+    gather_trend(r, data);
+    cJSON *traces = cJSON_AddArrayToObject(data, "traces"), *e, *w;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItem(cmp, "evaluators")) {
+        cJSON_ArrayForEach(w, cJSON_GetObjectItem(e, "regressed_most")) {
+            const char *id = cJSON_GetStringValue(cJSON_GetObjectItem(w, "trace_id"));
+            bool is_there = false;
+            cJSON *t;
+            cJSON_ArrayForEach(t, traces) is_there |= strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(t, "trace_id")), id) == 0;
+            if (is_there) continue;
+            t = cJSON_CreateObject();
+            cJSON_AddStringToObject(t, "trace_id", id);
+            cJSON_AddItemToObject(t, "a", trace_side(r, run_a, id));
+            cJSON_AddItemToObject(t, "b", trace_side(r, run_b, id));
+            cJSON_AddItemToArray(traces, t);
         }
-        cJSON_AddItemToObject(data, "calibration", calibration);
     }
-    char *json = r.error ? NULL : cJSON_PrintUnformatted(data);
-    cJSON_Delete(data);
-    if (!json) {
-        fprintf(stderr, "assay: report: %s\n", r.error ? r.error : "out of memory");
-        sqlite3_close(r.db);
-        return CLI_EXIT_IO;
-    }
-    sqlite3_close(r.db);
-    FILE *out = fopen(o->output, "w");
+    r->run = run_b;
+    return data;
+}
+
+/* The page: the template with the data in its middle. */
+static int write_page(const char *path, const char *json) {
+    FILE *out = fopen(path, "w");
     if (!out) {
-        fprintf(stderr, "assay: report: %s: %s\n", o->output, strerror(errno));
-        free(json);
+        fprintf(stderr, "assay: report: %s: %s\n", path, strerror(errno));
         return CLI_EXIT_IO;
     }
     fputs(report_page_head, out);
@@ -354,11 +409,65 @@ int cli_report(cli_options *o, int argc, char **argv) {
         else fputc(*p, out);
     }
     fputs(report_page_tail, out);
-    free(json);
     if ((ferror(out) | fclose(out)) != 0) {
-        fprintf(stderr, "assay: report: %s: %s\n", o->output, strerror(errno));
+        fprintf(stderr, "assay: report: %s: %s\n", path, strerror(errno));
         return CLI_EXIT_IO;
     }
-    fprintf(stderr, "assay: report of run %lld written to %s\n", (long long)r.run, o->output);
+    return CLI_EXIT_OK;
+}
+
+/* The data of one run's page (with a calibration section for --label); NULL with *status. */
+static cJSON *gather_one(report *r, const cli_options *o, const char *which, int *status, char *err, size_t errlen) {
+    if (store_resolve_run(r->db, which, &r->run, err, errlen) != 0) {
+        *status = CLI_EXIT_USAGE;
+        return NULL;
+    }
+    cJSON *data = gather(r, o->group_by);
+    if (o->label) { /* a calibration section against an outcome (docs/metrics.md) */
+        char why[600];
+        cJSON *calibration = calibration_json(r->db, r->run, o->label, o->group_by, why, sizeof why);
+        if (!calibration) {
+            snprintf(err, errlen, "--label %s: %s", o->label, why);
+            cJSON_Delete(data);
+            *status = CLI_EXIT_USAGE;
+            return NULL;
+        }
+        cJSON_AddItemToObject(data, "calibration", calibration);
+    }
+    return data;
+}
+
+int cli_report(cli_options *o, int argc, char **argv) {
+    bool has_compare_options = o->gate_count || o->is_strict || o->min_delta > 0 || o->correction;
+    if (argc > 2 || !o->output || (argc == 2 && o->label) || (argc < 2 && has_compare_options)) {
+        fprintf(stderr, "assay: usage: assay report [RUN] -o FILE.html [--group-by FIELD] [--label OUTCOME] [--db FILE]\n"
+                        "       assay report A B -o FILE.html [--group-by FIELD] [--gate G]... [--strict] [compare's options]\n"
+                        "  RUN, A, B: a run id, a label, `latest` (default) or `previous`\n");
+        return CLI_EXIT_USAGE;
+    }
+    char err[1200];
+    report r = {0};
+    if (!(r.db = store_open_reading(o->db))) return CLI_EXIT_USAGE;
+    int status = CLI_EXIT_OK;
+    cJSON *data = argc == 2 ? gather_ab(&r, o, argv[0], argv[1], &status, err, sizeof err)
+                            : gather_one(&r, o, argc ? argv[0] : "latest", &status, err, sizeof err);
+    if (!data) {
+        fprintf(stderr, "assay: report: %s\n", err);
+        sqlite3_close(r.db);
+        return status;
+    }
+    char *json = r.error ? NULL : cJSON_PrintUnformatted(data);
+    cJSON_Delete(data);
+    if (!json) {
+        fprintf(stderr, "assay: report: %s\n", r.error ? r.error : "out of memory");
+        sqlite3_close(r.db);
+        return CLI_EXIT_IO;
+    }
+    sqlite3_close(r.db);
+    status = write_page(o->output, json);
+    free(json);
+    if (status) return status;
+    if (argc == 2) fprintf(stderr, "assay: report of %s vs %s written to %s\n", argv[0], argv[1], o->output);
+    else fprintf(stderr, "assay: report of run %lld written to %s\n", (long long)r.run, o->output);
     return CLI_EXIT_OK;
 }

@@ -61,6 +61,8 @@ typedef struct run {
     bool has_wanted;
     struct body *bodies_head, *bodies_tail; /* lines in flight, for the store */
     exporter *exporter;           /* --junit, --csv */
+    gate *gates;                  /* checked at the end, then reported by the JUnit file too */
+    gate_results gate_results;
     uint64_t sampled_out;
     uint64_t other_shards;        /* traces (and bad lines) other shards score */
     uv_timer_t tick;              /* commits and checkpoints while results trickle in */
@@ -309,8 +311,8 @@ static void check_gates(run *r, sqlite3 *db, int64_t run_id) {
         gate_results_print(&results, stderr);
         for (size_t i = 0; i < results.n; i++) r->gates_failed += !results.v[i].ok;
     }
-    gate_results_free(&results);
-    free(gates);
+    r->gates = gates; /* kept for the JUnit test cases */
+    r->gate_results = results;
 }
 
 static void on_host_closed(assay_host *host, void *user_data) {
@@ -668,7 +670,9 @@ static void run_finish(run *r) {
         else r->gates_failed = 1;
         sqlite3_close(db);
     }
-    if (r->exporter && export_close(r->exporter) != 0 && !r->exit_status) r->exit_status = CLI_EXIT_IO;
+    if (r->exporter && export_close(r->exporter, &r->gate_results) != 0 && !r->exit_status) r->exit_status = CLI_EXIT_IO;
+    gate_results_free(&r->gate_results);
+    free(r->gates);
     while (r->bodies_head) {
         body *b = r->bodies_head;
         r->bodies_head = b->next;
@@ -736,8 +740,7 @@ int cli_run(cli_options *o) {
         return opened == 1 ? r.finished_status : CLI_EXIT_USAGE;
     }
     if (!r.exit_status && (o->junit || o->csv)) {
-        
-        if (!(r.exporter = export_open(o->junit, o->csv, r.host, message, sizeof message))) {
+        if (!(r.exporter = export_open(o, r.host, message, sizeof message))) {
             fprintf(stderr, "assay: %s\n", message);
             r.exit_status = CLI_EXIT_USAGE;
         }

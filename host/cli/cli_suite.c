@@ -32,7 +32,8 @@ static const suite_key suite_llm[] = {
     {"max_inflight", "--max-inflight", false}, {"rps", "--rps", false},      {"tpm", "--tpm", false},
     {"max_tokens_total", "--max-tokens-total", false}, {"retries", "--retries", false}, {"cache", "--cache", true},
 };
-static const char suite_known[] = "evaluators, params, gates, inputs, llm, group_by, label, output, junit, csv, db, "
+static const char suite_known[] = "evaluators, params, gates, inputs, llm, group_by, label, output, junit, "
+                                  "junit_per_trace, csv, db, "
                                   "sample, seed, jobs, timeout_ms, memory_mb";
 
 typedef struct suite {
@@ -170,6 +171,10 @@ static int push_settings(suite *s, const cJSON *root, cJSON **inputs) {
         else if (strcmp(x->string, "gates") == 0) rc = check_gates(s, x) || push_list(s, "--gate", x, false, "gates");
         else if (strcmp(x->string, "params") == 0) rc = push_params(s, x);
         else if (strcmp(x->string, "inputs") == 0) rc = (*inputs = (cJSON *)x, 0);
+        else if (strcmp(x->string, "junit_per_trace") == 0)
+            rc = !cJSON_IsBool(x) ? refuse(s, x->string, NULL, "true or false was expected")
+                 : cJSON_IsTrue(x) && push(s, strdup("--junit-per-trace")) ? refuse(s, x->string, NULL, "out of memory")
+                                                                             : 0;
         else if (strcmp(x->string, "llm") == 0) {
             rc = cJSON_IsObject(x) ? 0 : refuse(s, "llm", NULL, "a table was expected");
             for (const cJSON *k = x->child; k && !rc; k = k->next)

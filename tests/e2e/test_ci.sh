@@ -132,6 +132,78 @@ printf 'while true do end\n' >"$TMP/loop.lua"
 "$ASSAY" run -c "$TMP/loop.lua" 2>"$TMP/loop.err"
 check "a suite that never returns is stopped by the time limit: exit 2" 2 $?
 
+# ------------------------------------------------------------------ JUnit per evaluator
+# Six traces, score = metadata.s, pass = score >= 0.5; segment a: 0.9 0.2 0.6, b: 0.1 0.4 0.8;
+# a seventh trace in segment b makes the evaluator raise an error; one line is not JSON.
+# Hand-computed: overall 6 scored, mean 3.0/6 = 0.5, 3 of 6 pass; a: 2 of 3; b: 1 of 3, with
+# 1 error among its 4 records.
+mkdir -p "$TMP/ju"
+printf '%s\n' 'return { name = "s", evaluate = function(t)' \
+    '  if t.metadata.boom then error("boom on " .. t.id) end' \
+    '  return { score = t.metadata.s, pass = t.metadata.s >= 0.5 } end }' >"$TMP/ju/s.lua"
+python3 -c '
+import json
+for i, (seg, s) in enumerate([("a", 0.9), ("a", 0.2), ("a", 0.6), ("b", 0.1), ("b", 0.4), ("b", 0.8)]):
+    print(json.dumps({"id": "t%d" % i, "metadata": {"seg": seg, "s": s}}))
+print(json.dumps({"id": "t6", "metadata": {"seg": "b", "boom": True}}))
+print("not json")' >"$TMP/ju/in.jsonl"
+"$ASSAY" run --no-db -e "$TMP/ju/s.lua" --group-by seg --gate 's.pass_rate>=0.5 segment=*' --gate 's.mean>=0.4' \
+    --junit "$TMP/ju/j.xml" "$TMP/ju/in.jsonl" >/dev/null 2>&1
+check "run --junit with a failing segment gate: exit 1" 1 $?
+junit() { # file what
+    python3 -c '
+import sys, xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot(); what = sys.argv[2]
+cases = {(c.get("classname"), c.get("name")): c for c in root.iter("testcase")}
+def state(c):
+    for k in ("failure", "error"):
+        if c.find(k) is not None: return k + ": " + c.find(k).get("message")
+    return "ok"
+def text(c):
+    for k in ("failure", "error", "system-out"):
+        if c.find(k) is not None: return c.find(k).text or ""
+if what == "totals": print(*(root.get(k) for k in ("tests", "failures", "errors")))
+elif what == "suites": print(" ".join(s.get("name") for s in root.iter("testsuite")))
+elif what == "cases": print(" | ".join("%s/%s" % k for k in cases))
+elif what == "state": print(state(cases[(sys.argv[3], sys.argv[4])]))
+elif what == "text": print(text(cases[(sys.argv[3], sys.argv[4])]), end="")' "$@"
+}
+check "one suite per evaluator, then the gates no case reports and the input lines" "s input" \
+    "$(junit "$TMP/ju/j.xml" suites)"
+check "a case for the run and one per segment, not one per trace" "s/all traces | s/seg=a | s/seg=b | input/input lines" \
+    "$(junit "$TMP/ju/j.xml" cases)"
+check "the totals: 4 cases, 1 failure (segment b's gate), 2 errors (the run's errored record, the input line)" "4 1 2" \
+    "$(junit "$TMP/ju/j.xml" totals)"
+check "the whole run holds its gate (mean 0.5 >= 0.4) but a record errored: an error case" \
+    "error: 1 of 7 records errored" "$(junit "$TMP/ju/j.xml" state s 'all traces')"
+check_contains "… the gate's line in its text" "$TMP/ju/j.xml" "gate s.mean&gt;=0.4: ok (mean 0.5 over 6 records)"
+check "segment b fails with its gate, named with its value (1 of 3)" \
+    "failure: gate s.pass_rate>=0.5 segment=* [b]: FAILED (pass_rate 0.3333 over 3 records)" \
+    "$(junit "$TMP/ju/j.xml" state s seg=b)"
+printf '%s\n' '4 records, mean score 0.4333, pass rate 33.3% (1 of 3), 1 errors' 'worst traces:' \
+    "  t6: runtime error: $TMP/ju/s.lua:2: boom on t6 (in.jsonl:7)" '  t3: score 0.1, pass false (in.jsonl:4)' \
+    '  t4: score 0.4, pass false (in.jsonl:5)' >"$TMP/ju/b.want"
+junit "$TMP/ju/j.xml" text s seg=b | sed "s|($TMP/ju/|(|" >"$TMP/ju/b.got"
+check "its text: the counts, then the worst traces (error first, then failing by score), no passing one" "" \
+    "$(diff "$TMP/ju/b.want" "$TMP/ju/b.got")"
+check "segment a holds its gate (2 of 3): a passing case, with the gate's line in its output" "ok" \
+    "$(junit "$TMP/ju/j.xml" state s seg=a)"
+check_contains "… there" "$TMP/ju/j.xml" "gate s.pass_rate&gt;=0.5 segment=* [a]: ok (pass_rate 0.6667 over 3 records)"
+check "the input line is an error case" "error: 1 input line is not a trace" \
+    "$(junit "$TMP/ju/j.xml" state input 'input lines')"
+"$ASSAY" run --no-db -e "$TMP/ju/s.lua" --gate 'nosuch.mean>0' --junit "$TMP/ju/g.xml" "$TMP/ju/in.jsonl" >/dev/null 2>&1
+check "a gate on an evaluator the run lacks: a failing case of the suite 'gates'" \
+    "failure: gate nosuch.mean>0: FAILED (no records of this evaluator)" \
+    "$(junit "$TMP/ju/g.xml" state gates 'nosuch.mean>0')"
+check "without gates, an evaluator whose records errored is an error case" "error: 1 of 7 records errored" \
+    "$(junit "$TMP/ju/g.xml" state s 'all traces')"
+"$ASSAY" run --no-db -e "$TMP/ju/s.lua" --junit "$TMP/ju/t.xml" --junit-per-trace "$TMP/ju/in.jsonl" >/dev/null 2>&1
+check "--junit-per-trace: a case per record (7) and per bad line (1)" "8 3 2" "$(junit "$TMP/ju/t.xml" totals)"
+printf 'return { evaluators = { "s.lua" }, inputs = { "in.jsonl" }, junit = "suite.xml", junit_per_trace = true }\n' \
+    >"$TMP/ju/assay.lua"
+(cd "$TMP/ju" && "$ASSAY" run --no-db >/dev/null 2>&1)
+check "the suite file's junit_per_trace = true" "8 3 2" "$(junit "$TMP/ju/suite.xml" totals)"
+
 # ------------------------------------------------------------ progress and --quiet
 # on a terminal (a pseudo-terminal from script(1)), a run longer than the progress period
 # (500 ms: 1,500 traces at about 1 ms each) shows percentage, ETA, rate and errors

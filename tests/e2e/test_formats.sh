@@ -59,7 +59,7 @@ check "every record they wrote is a valid record" "" "$(head -5 "$TMP/r.err")"
 for timing in "" --no-timing; do
     rm -f "$TMP/forms.db"
     "$ASSAY" run $timing -j 2 --timeout-ms 200 --memory-mb 16 --db "$TMP/forms.db" -e "$TMP/ev" -e plugins \
-        --csv "$TMP/forms.csv" --junit "$TMP/forms.xml" "$TMP/kinds.jsonl" examples/traces/*.jsonl \
+        --csv "$TMP/forms.csv" --junit "$TMP/forms.xml" --junit-per-trace "$TMP/kinds.jsonl" examples/traces/*.jsonl \
         -o "$TMP/forms.jsonl" 2>/dev/null
     python3 tests/e2e/forms_agree.py "$TMP/forms.jsonl" "$TMP/forms.csv" "$TMP/forms.xml" "$TMP/forms.db" >"$TMP/agree"
     check "JSON lines, CSV, JUnit and the store agree ${timing:-with timing}" \

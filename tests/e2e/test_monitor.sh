@@ -1,7 +1,7 @@
 # Monitoring and outputs for other tools: --sample/--seed picks what the documented hash
 # picks (recomputed here in Python), whatever the order, the thread count or the file's
 # growth; --follow scores appended lines into the store as they come, across rotation and
-# truncation; --junit and --csv hold the same records as the JSONL output.
+# truncation; --junit-per-trace and --csv hold the same records as the JSONL output.
 . "$(dirname "$0")/lib.sh"
 DB=$TMP/store.db
 python3 scripts/gen_traces.py --count 600 --seed 3 >"$TMP/log.jsonl"
@@ -56,7 +56,7 @@ check "the store records the sample and its seed" "0.1|42|$count" "$(sql "SELECT
 
 # ------------------------------------------------------------------- JUnit and CSV
 python3 scripts/gen_traces.py --count 40 --seed 8 --messy >"$TMP/messy.jsonl"
-"$ASSAY" run --no-db -j 2 --junit "$TMP/r.xml" --csv "$TMP/r.csv" "$TMP/messy.jsonl" >"$TMP/r.jsonl" 2>/dev/null
+"$ASSAY" run --no-db -j 2 --junit "$TMP/r.xml" --junit-per-trace --csv "$TMP/r.csv" "$TMP/messy.jsonl" >"$TMP/r.jsonl" 2>/dev/null
 check "a run with --junit and --csv (and bad lines: exit 3)" 3 $?
 check "JUnit: parses, and its counts equal the records' (tests, failures, errors, skipped)" "ok" "$(python3 -c '
 import json, sys, xml.etree.ElementTree as ET
@@ -140,7 +140,7 @@ return { name = "labeller", evaluate = function(t)
 end }
 EOF
 printf '%s\n' '{"id":"=HYPERLINK(\"http://x\")","label":"=1+1"}' '{"id":"@SUM(A1)","label":"+cmd"}' '{"id":"-2","label":"ok"}' >"$TMP/exp.jsonl"
-"$ASSAY" run --no-db --no-timing --junit "$TMP/exp.xml" --csv "$TMP/exp.csv" -e "$TMP/exp/labeller.lua" "$TMP/exp.jsonl" >/dev/null 2>&1
+"$ASSAY" run --no-db --no-timing --junit "$TMP/exp.xml" --junit-per-trace --csv "$TMP/exp.csv" -e "$TMP/exp/labeller.lua" "$TMP/exp.jsonl" >/dev/null 2>&1
 check "JUnit with invalid UTF-8 and U+FFFF in labels parses as XML" ok "$(python3 -c '
 import sys, xml.etree.ElementTree as ET
 ET.parse(sys.argv[1]); print("ok")' "$TMP/exp.xml" 2>&1 | tail -1)"
@@ -152,7 +152,7 @@ print(" ".join(w for r in rows for w in (r["trace_id"], r["label"].split("\ufffd
 
 # every form of the record agrees under --no-timing: "ms" null in JSONL, empty in CSV, NULL in
 # the store, absent from JUnit's time (before: the CSV and the store kept the measured ms)
-"$ASSAY" run --no-timing --db "$TMP/nt.db" --junit "$TMP/nt.xml" --csv "$TMP/nt.csv" -e plugins/expect.lua \
+"$ASSAY" run --no-timing --db "$TMP/nt.db" --junit "$TMP/nt.xml" --junit-per-trace --csv "$TMP/nt.csv" -e plugins/expect.lua \
     examples/traces/deep-research.jsonl >"$TMP/nt.jsonl" 2>"$TMP/nt.err"
 check "--no-timing: every JSONL record has ms null" "$(wc -l <"$TMP/nt.jsonl")" "$(grep -c '"ms":null}$' "$TMP/nt.jsonl")"
 check "every CSV row an empty ms" "" "$(python3 -c '

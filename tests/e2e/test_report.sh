@@ -161,6 +161,103 @@ check "without --label the section stays hidden" yes \
 check "an outcome field of no known kind: exit 2, named" "2 yes" \
     "$? $(grep -q 'use metadata.NAME, feedback.vote or EVALUATOR.pass' "$TMP/bad.err" && echo yes || echo no)"
 
+# ---------------------------------------------------------------------- the A-vs-B page
+# base scores metadata.a, cand metadata.b (0.2 lower on every trace: 0.715 -> 0.515); "other"
+# scores a on a different input (the first 10 traces), so it is no part of either trend.
+AB=$TMP/ab.db
+head -10 tests/store/pairs.jsonl >"$TMP/ten.jsonl"
+"$ASSAY" run --db "$AB" -e tests/store/fixed.lua --label base tests/store/pairs.jsonl >/dev/null 2>&1
+"$ASSAY" run --db "$AB" -e tests/store/fixed.lua --label other "$TMP/ten.jsonl" >/dev/null 2>&1
+"$ASSAY" run --db "$AB" -e tests/store/fixed.lua -p fixed.field=b --label cand tests/store/pairs.jsonl >/dev/null 2>&1
+set -- --db "$AB" base cand --strict --group-by segment --gate 'fixed.mean>=0.6'
+"$ASSAY" report "$@" -o "$TMP/ab.html" 2>"$TMP/ab.err"
+check "assay report A B exits 0" 0 $?
+check_contains "and says what it wrote" "$TMP/ab.err" "report of base vs cand written to $TMP/ab.html"
+"$ASSAY" compare "$@" --json >"$TMP/ab.json" 2>/dev/null
+browse "file://$TMP/ab.html" "$TMP/ab_dom.html" "$TMP/ab_chrome.err"
+check "Chromium renders the A/B page with no console errors" "yes None|" \
+    "$(facts "$TMP/ab_dom.html" root)|$(grep -E 'CONSOLE|Uncaught' "$TMP/ab_chrome.err")"
+abfacts() { # dom-file what
+    python3 -c '
+import json, sys
+from html.parser import HTMLParser
+class P(HTMLParser):
+    def __init__(self):
+        super().__init__(); self.rows = []; self.worst = []; self.gates = []; self.changes = []; self.pre = 0
+        self.sections = {}; self.where = None; self.outputs = 0; self.records = {}; self.note = {}
+    def handle_starttag(self, tag, a):
+        a = dict(a); cls = a.get("class", "")
+        if tag == "tr" and cls.startswith("ab-row"): self.rows.append(a)
+        if tag == "tr" and cls == "ab-worst-row": self.worst.append(a)
+        if tag == "tr" and cls == "gate-row": self.gates.append(a)
+        if tag == "li" and cls == "change": self.changes.append(a["data-what"])
+        if tag == "section" and a.get("id") == "ab-drill": self.sections["drill"] = "hidden" if "hidden" in a else a.get("data-trace")
+        if tag == "div" and a.get("id") in ("ab-side-a", "ab-side-b"): self.where = a["id"][-1]
+        if tag == "pre" and cls == "output": self.outputs += 1
+        if tag == "div" and cls == "record": self.records[self.where] = self.records.get(self.where, 0) + 1
+        if tag == "p" and "data-same-input" in a: self.note[a["id"]] = a["data-same-input"]
+        if tag == "circle" and "data-run" in a: self.note.setdefault("trend", []).append(a["data-run"])
+p = P(); p.feed(open(sys.argv[1]).read()); what = sys.argv[2]
+if what == "match":
+    # every number of the deltas table equals compare --json (same options)
+    cmp = json.load(open(sys.argv[3])); want = []
+    for e in cmp["evaluators"]:
+        for r in e["rows"]:
+            want.append((e["evaluator"], r["segment"] or "", r["measure"], r["n"], r["a"], r["b"], r["delta"], r["ci"][0],
+                         r["ci"][1], r["p"], r["p_adjusted"], "%s %s %s" % (r["wins"], r["ties"], r["losses"]) if "wins" in r else "",
+                         r["verdict"]))
+    got = [(a["data-evaluator"], a["data-segment"], a["data-measure"], int(a["data-n"]), float(a["data-a"]), float(a["data-b"]),
+            float(a["data-delta"]), float(a["data-ci"].split()[0]), float(a["data-ci"].split()[1]), float(a["data-p"]),
+            float(a["data-p-adjusted"]) if a["data-p-adjusted"] else None, a["data-wins"], a["data-verdict"]) for a in p.rows]
+    print("%d rows, %s" % (len(got), "equal" if got == want else "DIFFER: %r vs %r" % (got, want)))
+    gw = [(g["gate"], g["ok"]) for g in cmp["gates"]]; gg = [(g["data-gate"], g["data-ok"] == "yes") for g in p.gates]
+    print("gates", "equal" if gw == gg else "DIFFER")
+    ww = [(e["evaluator"], w["trace_id"], w.get("segment", ""), w.get("a"), w.get("b")) for e in cmp["evaluators"] for w in e["regressed_most"]]
+    wg = [(w["data-evaluator"], w["data-trace"], w["data-segment"], float(w["data-a"]), float(w["data-b"])) for w in p.worst]
+    print("worst", "equal" if ww == wg else "DIFFER %r %r" % (ww, wg))
+elif what == "changes": print(" ".join(p.changes))
+elif what == "visible": print(sum("hidden" not in r for r in p.rows), sum("hidden" not in w for w in p.worst),
+                              " ".join(w["data-trace"] for w in p.worst if "hidden" not in w))
+elif what == "drill": print(p.sections.get("drill"), p.outputs, p.records.get("a", 0), p.records.get("b", 0))
+elif what == "note": print(p.note.get(sys.argv[3]), " ".join(p.note.get("trend", [])))' "$@"
+}
+check "the deltas table holds compare --json's rows, number for number (6: all, x, y x mean, pass)" \
+    "6 rows, equal|gates equal|worst equal" "$(abfacts "$TMP/ab_dom.html" match "$TMP/ab.json" | tr '\n' '|' | sed 's/|$//')"
+check "what changed from A to B: the same input, fixed's param" "input_same params" "$(abfacts "$TMP/ab_dom.html" changes)"
+check "the trend: only the runs on B's input (base, cand; not other, run 2)" "yes 1 3" \
+    "$(abfacts "$TMP/ab_dom.html" note ab-trend-note)"
+check "unfiltered: 6 delta rows, 5 most regressed traces" "6 5 t00 t01 t04 t07 t10" "$(abfacts "$TMP/ab_dom.html" visible)"
+browse "file://$TMP/ab.html#evaluator=fixed&segment=x&state=flip" "$TMP/ab_dom2.html" "$TMP/ab_chrome2.err"
+check "filtered by segment x and 'passing in A, failing in B': 2 rows, the one trace (t04: 0.55 -> 0.35)" "2 1 t04" \
+    "$(abfacts "$TMP/ab_dom2.html" visible)"
+browse "file://$TMP/ab.html#segment=y&state=pass" "$TMP/ab_dom3.html" "$TMP/ab_chrome3.err"
+check "segment y, passing in B: 2 rows, t10" "2 1 t10" "$(abfacts "$TMP/ab_dom3.html" visible)"
+browse "file://$TMP/ab.html#evaluator=nosuch" "$TMP/ab_dom4.html" "$TMP/ab_chrome4.err"
+check "an evaluator not in the runs: nothing shown" "0 0 " "$(abfacts "$TMP/ab_dom4.html" visible)"
+browse "file://$TMP/ab.html#trace=t04" "$TMP/ab_dom5.html" "$TMP/ab_chrome5.err"
+check "a trace opened: both outputs side by side, each run's one record" "t04 2 1 1" "$(abfacts "$TMP/ab_dom5.html" drill)"
+check "still no console errors" "" "$(cat "$TMP"/ab_chrome[2-5].err | grep -E 'CONSOLE|Uncaught')"
+"$ASSAY" report --db "$AB" cand -o "$TMP/cand.html" 2>/dev/null
+browse "file://$TMP/cand.html" "$TMP/cand_dom.html" "$TMP/cand_chrome.err"
+check "one run's trend is on its input too: base and cand, not other" "yes 1 3" \
+    "$(abfacts "$TMP/cand_dom.html" note trend-note)"
+"$ASSAY" run --db "$AB" -e tests/store/fixed.lua --label piped <tests/store/pairs.jsonl >/dev/null 2>&1
+"$ASSAY" report --db "$AB" piped -o "$TMP/piped.html" 2>/dev/null
+browse "file://$TMP/piped.html" "$TMP/piped_dom.html" "$TMP/piped_chrome.err"
+check "the same bytes from standard input are the same input: in the trend" "yes 1 3 4" \
+    "$(abfacts "$TMP/piped_dom.html" note trend-note)"
+# a run whose input hash is unknown (cleared here; a run killed before the end of its input)
+python3 -c 'import sqlite3, sys
+db = sqlite3.connect(sys.argv[1]); db.execute("UPDATE run_inputs SET hash = NULL WHERE run_id = 4"); db.commit()' "$AB"
+"$ASSAY" report --db "$AB" piped -o "$TMP/piped.html" 2>/dev/null
+browse "file://$TMP/piped.html" "$TMP/piped_dom.html" "$TMP/piped_chrome.err"
+check "an input of unknown hash: the trend takes every run and says it is mixed" "no 1 2 3 4" \
+    "$(abfacts "$TMP/piped_dom.html" note trend-note)"
+"$ASSAY" report --db "$AB" base nosuch -o "$TMP/x.html" 2>"$TMP/ab_bad.err"
+check "an unknown run B: exit 2, named" "2 yes" "$? $(grep -q "no run 'nosuch' in the store" "$TMP/ab_bad.err" && echo yes || echo no)"
+"$ASSAY" report --db "$AB" cand --gate 'fixed.mean>=0.6' -o "$TMP/x.html" 2>/dev/null
+check "compare's options with one run: exit 2" 2 $?
+
 # the screenshot, for people to look at
 shot=${ASSAY_BUILD:-build}/report.png
 timeout 120 "$CHROME" --no-sandbox --disable-gpu --no-first-run --user-data-dir="$TMP/profile" --hide-scrollbars \

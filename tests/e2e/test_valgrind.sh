@@ -55,8 +55,9 @@ check "and every trace has its record" 60 "$(wc -l <"$TMP/r.jsonl")"
 # the run store and what reads it
 DB=$TMP/store.db
 $VG "$ASSAY" run --db "$DB" --label one -j 2 --sample 0.5 --seed 3 --junit "$TMP/j.xml" --csv "$TMP/c.csv" \
+    --group-by segment --gate 'relevance.mean>=0 segment=*' --gate 'relevance.mean>=0 segment=nosuch' \
     "$TMP/in.jsonl" -o /dev/null 2>"$TMP/vg9"
-check "run into the store with --sample, --junit, --csv: clean under valgrind" 3 $?
+check "run into the store with --sample, --junit per segment, a failing gate, --csv: clean under valgrind" 1 $?
 "$ASSAY" run --db "$DB" --label two "$TMP/in.jsonl" -o /dev/null 2>/dev/null
 $VG "$ASSAY" runs --db "$DB" >/dev/null 2>"$TMP/vg10"; check "runs: clean under valgrind" 0 $?
 $VG "$ASSAY" compare --db "$DB" one two --group-by segment >/dev/null 2>"$TMP/vg11"
