@@ -227,6 +227,9 @@ check "what changed from A to B: the same input, fixed's param" "input_same para
 check "the trend: only the runs on B's input (base, cand; not other, run 2)" "yes 1 3" \
     "$(abfacts "$TMP/ab_dom.html" note ab-trend-note)"
 check "unfiltered: 6 delta rows, 5 most regressed traces" "6 5 t00 t01 t04 t07 t10" "$(abfacts "$TMP/ab_dom.html" visible)"
+case "${ASSAY_BUILD:-build}" in
+*asan*) echo "# the page's filters are checked with the plain build: the browser's work does not change with it" ;;
+*)
 browse "file://$TMP/ab.html#evaluator=fixed&segment=x&state=flip" "$TMP/ab_dom2.html" "$TMP/ab_chrome2.err"
 check "filtered by segment x and 'passing in A, failing in B': 2 rows, the one trace (t04: 0.55 -> 0.35)" "2 1 t04" \
     "$(abfacts "$TMP/ab_dom2.html" visible)"
@@ -234,9 +237,11 @@ browse "file://$TMP/ab.html#segment=y&state=pass" "$TMP/ab_dom3.html" "$TMP/ab_c
 check "segment y, passing in B: 2 rows, t10" "2 1 t10" "$(abfacts "$TMP/ab_dom3.html" visible)"
 browse "file://$TMP/ab.html#evaluator=nosuch" "$TMP/ab_dom4.html" "$TMP/ab_chrome4.err"
 check "an evaluator not in the runs: nothing shown" "0 0 " "$(abfacts "$TMP/ab_dom4.html" visible)"
+;;
+esac
 browse "file://$TMP/ab.html#trace=t04" "$TMP/ab_dom5.html" "$TMP/ab_chrome5.err"
 check "a trace opened: both outputs side by side, each run's one record" "t04 2 1 1" "$(abfacts "$TMP/ab_dom5.html" drill)"
-check "still no console errors" "" "$(cat "$TMP"/ab_chrome[2-5].err | grep -E 'CONSOLE|Uncaught')"
+check "still no console errors" "" "$(cat "$TMP"/ab_chrome*.err | grep -E 'CONSOLE|Uncaught')"
 "$ASSAY" report --db "$AB" cand -o "$TMP/cand.html" 2>/dev/null
 browse "file://$TMP/cand.html" "$TMP/cand_dom.html" "$TMP/cand_chrome.err"
 check "one run's trend is on its input too: base and cand, not other" "yes 1 3" \
