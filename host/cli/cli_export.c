@@ -457,24 +457,21 @@ static void write_case(exporter *x, buf *b, junit_counts *n, size_t e, const seg
     xml_escape(b, sg->name ? sg->name : "all traces");
     buf_printf(b, "\" time=\"%.6f\">", c->seconds);
     n->tests++, n->seconds += c->seconds;
+    bool has_failed_gate = failed.len > 0;
+    if (!has_failed_gate && c->errors)
+        buf_printf(&failed, "%llu of %llu records errored", (unsigned long long)c->errors, (unsigned long long)c->records);
+    for (size_t i = 0; failed.len && i < c->worst_count; i++) /* the ids in the message, which dashboards show first */
+        buf_printf(&failed, "%s%s", i ? ", " : "; worst: ", c->worst[i].trace_id);
     if (failed.len) {
-        n->failures++;
-        buf_puts(b, "<failure type=\"gate\" message=\"");
+        n->failures += has_failed_gate, n->errors += !has_failed_gate;
+        buf_puts(b, has_failed_gate ? "<failure type=\"gate\" message=\"" : "<error type=\"errors\" message=\"");
         xml_escape(b, buf_cstr(&failed));
-        buf_puts(b, "\">");
-    } else if (c->errors) {
-        n->errors++;
-        char message[64];
-        snprintf(message, sizeof message, "%llu of %llu records errored", (unsigned long long)c->errors,
-                 (unsigned long long)c->records);
-        buf_puts(b, "<error type=\"errors\" message=\"");
-        xml_escape(b, message);
         buf_puts(b, "\">");
     } else {
         buf_puts(b, "<system-out>");
     }
     xml_escape(b, buf_cstr(&text));
-    buf_puts(b, failed.len ? "</failure>" : c->errors ? "</error>" : "</system-out>");
+    buf_puts(b, has_failed_gate ? "</failure>" : c->errors ? "</error>" : "</system-out>");
     buf_puts(b, "</testcase>\n");
     buf_free(&text), buf_free(&failed);
 }

@@ -175,10 +175,10 @@ check "a case for the run and one per segment, not one per trace" "s/all traces 
 check "the totals: 4 cases, 1 failure (segment b's gate), 2 errors (the run's errored record, the input line)" "4 1 2" \
     "$(junit "$TMP/ju/j.xml" totals)"
 check "the whole run holds its gate (mean 0.5 >= 0.4) but a record errored: an error case" \
-    "error: 1 of 7 records errored" "$(junit "$TMP/ju/j.xml" state s 'all traces')"
+    "error: 1 of 7 records errored; worst: t6, t3, t1, t4" "$(junit "$TMP/ju/j.xml" state s 'all traces')"
 check_contains "… the gate's line in its text" "$TMP/ju/j.xml" "gate s.mean&gt;=0.4: ok (mean 0.5 over 6 records)"
 check "segment b fails with its gate, named with its value (1 of 3)" \
-    "failure: gate s.pass_rate>=0.5 segment=* [b]: FAILED (pass_rate 0.3333 over 3 records)" \
+    "failure: gate s.pass_rate>=0.5 segment=* [b]: FAILED (pass_rate 0.3333 over 3 records); worst: t6, t3, t4" \
     "$(junit "$TMP/ju/j.xml" state s seg=b)"
 printf '%s\n' '4 records, mean score 0.4333, pass rate 33.3% (1 of 3), 1 errors' 'worst traces:' \
     "  t6: runtime error: $TMP/ju/s.lua:2: boom on t6 (in.jsonl:7)" '  t3: score 0.1, pass false (in.jsonl:4)' \
@@ -195,7 +195,7 @@ check "the input line is an error case" "error: 1 input line is not a trace" \
 check "a gate on an evaluator the run lacks: a failing case of the suite 'gates'" \
     "failure: gate nosuch.mean>0: FAILED (no records of this evaluator)" \
     "$(junit "$TMP/ju/g.xml" state gates 'nosuch.mean>0')"
-check "without gates, an evaluator whose records errored is an error case" "error: 1 of 7 records errored" \
+check "without gates, an evaluator whose records errored is an error case" "error: 1 of 7 records errored; worst: t6, t3, t1, t4" \
     "$(junit "$TMP/ju/g.xml" state s 'all traces')"
 "$ASSAY" run --no-db -e "$TMP/ju/s.lua" --junit "$TMP/ju/t.xml" --junit-per-trace "$TMP/ju/in.jsonl" >/dev/null 2>&1
 check "--junit-per-trace: a case per record (7) and per bad line (1)" "8 3 2" "$(junit "$TMP/ju/t.xml" totals)"
