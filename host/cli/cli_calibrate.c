@@ -199,15 +199,12 @@ static int label_sql(const char *field, buf *sql, char *label_evaluator, size_t 
     *zero_is_neither = false;
     label_evaluator[0] = '\0';
     if (strncmp(field, "metadata.", 9) == 0 && field[9]) {
-        buf path;
-        buf_init(&path);
-        buf_puts(&path, "$.metadata.");
-        buf_json_cstring(&path, field + 9);
-        buf_puts(sql, "SELECT file, line, json_extract(summary, ");
-        buf_puts(sql, "'");
-        for (const char *p = buf_cstr(&path); *p; p++) buf_printf(sql, *p == '\'' ? "''" : "%c", *p);
+        char *path = cli_group_path(field);
+        if (!path) return -1;
+        buf_puts(sql, "SELECT file, line, json_extract(summary, '");
+        for (const char *p = path; *p; p++) buf_printf(sql, *p == '\'' ? "''" : "%c", *p);
         buf_puts(sql, "') FROM traces WHERE run_id = ?1");
-        buf_free(&path);
+        free(path);
         return 0;
     }
     if (strcmp(field, "feedback.vote") == 0) {
@@ -263,8 +260,8 @@ static bool add_item(group_items *g, item it) {
  * scores), its pass (all steps passed) and the trace's outcome, overall and per segment. */
 static int read_items(sqlite3 *db, int64_t run, const char *field, const char *group_by, group_items **groups,
                       size_t *count, char *err, size_t errlen) {
-    buf sql, seg_path;
-    buf_init(&sql), buf_init(&seg_path);
+    buf sql;
+    buf_init(&sql);
     char label_evaluator[256];
     bool zero_is_neither;
     buf label;
@@ -272,12 +269,10 @@ static int read_items(sqlite3 *db, int64_t run, const char *field, const char *g
     if (label_sql(field, &label, label_evaluator, sizeof label_evaluator, &zero_is_neither) != 0) {
         snprintf(err, errlen, "--label %s: use metadata.NAME, feedback.vote or EVALUATOR.pass", field);
         buf_free(&label);
+        buf_free(&sql);
         return -1;
     }
-    if (group_by) {
-        buf_puts(&seg_path, "$.metadata.");
-        buf_json_cstring(&seg_path, strncmp(group_by, "metadata.", 9) == 0 ? group_by + 9 : group_by);
-    }
+    char *seg_path = cli_group_path(group_by);
     buf_printf(&sql,
                "WITH lab(file, line, label) AS (%s) SELECT x.evaluator, AVG(x.score), MIN(x.pass), COUNT(x.pass), "
                "lab.label, CAST(json_extract(t.summary, ?3) AS TEXT) FROM results x JOIN lab ON lab.file = x.file AND "
@@ -291,14 +286,14 @@ static int read_items(sqlite3 *db, int64_t run, const char *field, const char *g
     buf_free(&sql);
     if (rc != SQLITE_OK) {
         snprintf(err, errlen, "the store: %s", sqlite3_errmsg(db));
-        buf_free(&seg_path);
+        free(seg_path);
         return -1;
     }
     sqlite3_bind_int64(st, 1, run);
     sqlite3_bind_text(st, 2, label_evaluator, -1, SQLITE_TRANSIENT);
-    if (group_by) sqlite3_bind_text(st, 3, buf_cstr(&seg_path), -1, SQLITE_TRANSIENT);
+    if (seg_path) sqlite3_bind_text(st, 3, seg_path, -1, SQLITE_TRANSIENT);
     else sqlite3_bind_null(st, 3);
-    buf_free(&seg_path);
+    free(seg_path);
     bool ok = true;
     while (ok && sqlite3_step(st) == SQLITE_ROW) {
         /* columns: evaluator, mean score, min pass, pass count, label, segment */

@@ -205,10 +205,7 @@ static void gather_evaluators(report *r, cJSON *data) {
 static void gather_segments(report *r, cJSON *data, const char *asked_field) {
     char *field = segment_field(r, asked_field);
     if (field) {
-        buf path;
-        buf_init(&path);
-        buf_puts(&path, "$.metadata.");
-        buf_json_cstring(&path, field);
+        char *path = cli_group_path(field);
         static const char *const segment_keys[] = {"segment", "evaluator", "records", "mean", "passed", "pass_n", NULL};
         cJSON *segments = rows(r,
                                /* each trace's segment read once, not once per record */
@@ -218,19 +215,19 @@ static void gather_segments(report *r, cJSON *data, const char *asked_field) {
                                " SELECT seg.s, x.evaluator, COUNT(*), AVG(x.score), SUM(x.pass), COUNT(x.pass)"
                                " FROM results x JOIN seg ON seg.file = x.file AND seg.line = x.line WHERE x.run_id = ?1"
                                " GROUP BY 1, 2 ORDER BY 1, 2",
-                               segment_keys, buf_cstr(&path));
+                               segment_keys, path);
         cJSON *seg = cJSON_AddObjectToObject(data, "segments");
         cJSON_AddStringToObject(seg, "field", field);
         cJSON_AddBoolToObject(seg, "is_chosen", asked_field != NULL);
         cJSON_AddItemToObject(seg, "cells", segments);
-        buf_free(&path);
+        free(path);
         free(field);
     }
 
 }
 
 /* The run's inputs as one text, "hash,hash,…" in their order; NULL when a hash is unknown
- * (standard input, a run that never finished reading). */
+ * (a run killed before the end of its input, a store from before hashes). */
 static char *input_fingerprint(report *r) {
     sqlite3_stmt *st = prepare(r, "SELECT COUNT(*), COUNT(hash), group_concat(hash, ',') FROM (SELECT hash FROM"
                                   " run_inputs WHERE run_id = ?1 ORDER BY idx)");
