@@ -549,7 +549,18 @@ static void attempt_done(http_client *c, request *r, CURLcode result) {
     double ms = (double)(now_ns() - r->attempt_ns) / 1e6;
     bool retryable = result != CURLE_OK ? result != CURLE_WRITE_ERROR
                                         : status == 408 || status == 429 || (status >= 500 && status <= 599);
+    long in = 0, out = 0;
+    bool is_2xx = result == CURLE_OK && status >= 200 && status <= 299;
+    bool is_json = r->is_llm && is_2xx && parse_usage(&io->response_body, &in, &out);
+    /* a model endpoint's 200 whose body is not JSON (a proxy's error page, a cut stream) is
+     * as passing as a 503: asked again; once the retries are spent it goes to the plugin,
+     * whose error names the problem */
+    bool is_garbage = r->is_llm && is_2xx && !is_json;
     if (status == 429) adapt(c, true);
+    if (is_garbage && retry_allowed(c, r)) {
+        schedule_retry(c, r);
+        return;
+    }
     if (retryable) {
         if (retry_allowed(c, r)) {
             schedule_retry(c, r);
@@ -575,8 +586,6 @@ static void attempt_done(http_client *c, request *r, CURLcode result) {
     add_latency(c, ms);
     io->ms = ms;
     if (status >= 200 && status <= 299) adapt(c, false);
-    long in = 0, out = 0;
-    bool is_json = r->is_llm && status >= 200 && status <= 299 && parse_usage(&io->response_body, &in, &out);
     if (r->is_llm) {
         io->tokens_in = in;
         io->tokens_out = out;

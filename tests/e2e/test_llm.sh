@@ -136,10 +136,17 @@ check "3 attempts per request, no more" 15 "$(stat 's["requests"]')"
 
 reset
 faults '{"always": "malformed"}'
-"$ASSAY" run -e plugins/llm/llm_judge.lua $LLM --no-cache "$TMP/five.jsonl" >"$TMP/m.jsonl" 2>"$TMP/m.err"
-check "malformed JSON from the server: status 3, no crash" 3 $?
+"$ASSAY" run -e plugins/llm/llm_judge.lua $LLM --no-cache --retries 3 "$TMP/five.jsonl" >"$TMP/m.jsonl" 2>"$TMP/m.err"
+check "malformed JSON from the server, always: status 3, no crash" 3 $?
 check_contains "it is an http error record naming the problem" "$TMP/m.jsonl" \
     '"kind":"http","message":"http: POST /chat/completions: malformed response (the response is not a JSON object)'
+check "a 200 whose body is not JSON is retried like a 5xx: 3 attempts per request" 15 "$(stat 's["requests"]')"
+reset
+faults '{"fail_first": 1, "fail_kind": "malformed"}'
+"$ASSAY" run -e plugins/llm/llm_judge.lua $LLM --no-cache "$TMP/five.jsonl" >"$TMP/m2.jsonl" 2>"$TMP/m2.err"
+check "one garbage body per request, then good answers: every trace scored, exit 0" "0 0" \
+    "$? $(count "$TMP/m2.jsonl" '"kind":"http"')"
+check "… each request asked twice" "10 5" "$(stat 's["requests"]') $(stat 's["faults"]["malformed"]')"
 
 reset
 faults '{"script": ["truncated", "truncated"]}'
