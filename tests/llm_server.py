@@ -5,7 +5,8 @@ It speaks the real wire format over HTTP/1.1 with keep-alive: POST /v1/chat/comp
 POST /v1/embeddings take and return the JSON bodies OpenAI's API does. Answers are
 deterministic, so scores can be computed by hand:
 
-- chat: if a message contains <<reply: TEXT>>, the answer is TEXT; otherwise
+- chat: if a message contains <<reply: TEXT>>, the answer is TEXT (and TEXT2 of a
+  <<retry-reply: TEXT2>> when the conversation already holds an answer: a follow-up); otherwise
   'Verdict: {"score": S, "supported": B, "reason": "stub"}' with S in 1..5 and B derived
   from a hash of the messages. Usage counts words.
 - embeddings: a 26-dimensional vector of letter counts (a..z) per input.
@@ -53,8 +54,12 @@ def words(text):
 def chat_answer(body):
     messages = body.get("messages") or []
     joined = "\n".join(str(m.get("content", "")) for m in messages if isinstance(m, dict))
-    start = joined.find("<<reply:")
+    is_followup = any(isinstance(m, dict) and m.get("role") == "assistant" for m in messages)
+    start = joined.find("<<retry-reply:") if is_followup else -1
     if start >= 0:
+        end = joined.find(">>", start)
+        text = joined[start + 14:end if end >= 0 else len(joined)].strip()
+    elif (start := joined.find("<<reply:")) >= 0:
         end = joined.find(">>", start)
         text = joined[start + 8:end if end >= 0 else len(joined)].strip()
     else:

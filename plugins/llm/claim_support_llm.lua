@@ -52,14 +52,14 @@ return {
     if #pairs_ == 0 then return result.skip("no cited claims") end
     if not counts.has_sources then return result.skip("no sources logged") end
 
-    local answers = assay.llm.chat_all(requests)
-    for i, answer in ipairs(answers) do
-      local verdict, why = llm.verdict(answer.text)
-      if not verdict or type(verdict.supported) ~= "boolean" then
-        error(("the model gave no verdict with a boolean 'supported' for claim %d (%s): %s")
-          :format(i, why or "supported missing", llm.clip(answer.text, 200)), 0)
+    local verdicts, problems = llm.chat_verdicts(assay.llm.chat_all, requests, function(v)
+      if type(v.supported) ~= "boolean" then return "no boolean 'supported'" end
+    end)
+    for i = 1, #requests do
+      if not verdicts[i] then
+        error(("the model gave no verdict with a boolean 'supported' for claim %d (%s)"):format(i, problems[i]), 0)
       end
-      judged[i].supported = verdict.supported
+      judged[i].supported = verdicts[i].supported
     end
 
     local supported, unsupported = 0, {}

@@ -3,7 +3,8 @@
 --   asks the model (assay.llm.chat) for a JSON verdict {"score": 1..5, "reason": "..."} on the
 --   trace's output, given its input and the rubric; the verdict may be wrapped in prose
 --   score = (verdict.score - 1) / 4;  pass = score >= threshold
---   an answer without a usable verdict is an error of the record, never a guess
+--   an answer without a usable verdict is asked again once, the problem told to the model;
+--   still without one it is an error of the record, never a guess
 -- Needs --llm-url (docs/llm.md). The prompts are below: change them here.
 local llm = require("llm")
 local result = require("result")
@@ -37,7 +38,7 @@ return {
 
   evaluate = function(t, params)
     if type(t.output) ~= "string" or t.output == "" then return result.skip("no output") end
-    local answer = assay.llm.chat{
+    local verdicts, problems, answers, asked_again = llm.chat_verdicts(assay.llm.chat_all, {{
       model = params.model ~= "" and params.model or nil,
       temperature = params.temperature,
       max_tokens = params.max_tokens,
@@ -49,13 +50,13 @@ return {
             output = llm.clip(t.output, params.max_report_chars),
           }) },
       },
-    }
-    local verdict, why = llm.verdict(answer.text)
-    local raw = verdict and math.tointeger(verdict.score)
-    if not raw or raw < 1 or raw > 5 then
-      error(("the judge gave no verdict with an integer score from 1 to 5 (%s): %s")
-        :format(why or "score missing or out of range", llm.clip(answer.text, 200)), 0)
-    end
+    }}, function(v)
+      local raw = math.tointeger(v.score)
+      if not raw or raw < 1 or raw > 5 then return "no integer score from 1 to 5" end
+    end)
+    local verdict, answer = verdicts[1], answers[1]
+    if not verdict then error("the judge gave no verdict with an integer score from 1 to 5 (" .. problems[1] .. ")", 0) end
+    local raw = math.tointeger(verdict.score)
     local score = (raw - 1) / 4
     return {
       score = score,
@@ -64,6 +65,7 @@ return {
         judge_score = raw,
         reason = type(verdict.reason) == "string" and verdict.reason or result.null,
         model = answer.model or result.null,
+        asked_again = asked_again > 0,
       },
     }
   end,

@@ -161,6 +161,20 @@ faults '{"always": "hang"}'
 check "a server that never answers: the run still ends with status 3" 3 $?
 check "every trace has a timeout error" 5 "$(count "$TMP/h.jsonl" 'Timeout was reached after 2 attempts')"
 
+# -- a judge answer without a usable verdict is asked again once, the problem told to the model
+reset
+python3 -c '
+import json
+print(json.dumps({"id": "fixed", "input": "q", "output": "r <<reply: looks fine to me>> <<retry-reply: {\"score\": 4, \"reason\": \"ok\"}>>"}))
+print(json.dumps({"id": "stubborn", "input": "q", "output": "r <<reply: {\"score\": 9}>>"}))' >"$TMP/parse.jsonl"
+"$ASSAY" run -e plugins/llm/llm_judge.lua $LLM --no-cache -j 1 "$TMP/parse.jsonl" >"$TMP/parse.out" 2>/dev/null
+check "an unreadable verdict, then a good one: scored from the second (4 -> 0.75), marked asked_again" \
+    "0.75 True" "$(python3 -c 'import json, sys
+r = json.loads(open(sys.argv[1]).readline()); print(r["score"], r["details"]["asked_again"])' "$TMP/parse.out")"
+check_contains "a verdict out of range twice: an error record that says so" "$TMP/parse.out" \
+    'the judge gave no verdict with an integer score from 1 to 5 (no integer score from 1 to 5, asked twice: {\"score\": 9})'
+check "two requests per trace, no more" 4 "$(stat 's["chat"]')"
+
 # -- Retry-After is honoured
 reset
 faults '{"script": ["429:1"]}'

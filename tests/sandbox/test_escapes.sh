@@ -13,6 +13,8 @@ for f in tests/sandbox/attacks/*.lua; do
     # memory bombs get time to reach the memory limit even on a loaded machine under ASan
     limit=300
     [ "$kind" = memory ] && limit=5000
+    # and so do attacks refused when a bound inside C is reached (-- timeout-ms: N)
+    limit=$(sed -n 's/^-- timeout-ms: //p' "$f" | grep . || echo $limit)
     memory=$(sed -n 's/^-- memory-mb: //p' "$f")
     # a protection that is gone must fail the test, not hang the suite; a limit that is
     # reached only after seconds inside C is not a limit
