@@ -160,6 +160,10 @@ int assay_options_set_mappers(assay_options *opts, int is_mapper);
  * (NULL: no LLM), the default model (may be NULL) and the API key, sent as a bearer token
  * to base_url only and never shown to plugins, written to results or logged (may be NULL). */
 int assay_options_set_llm(assay_options *opts, const char *base_url, const char *model, const char *api_key);
+/* What the endpoint charges, per million tokens read (prompt) and written (completion),
+ * in any currency: with a price, details.usage of each record that made LLM calls gains a
+ * "cost". Both 0 (default): no cost is written. */
+int assay_options_set_llm_price(assay_options *opts, double per_million_in, double per_million_out);
 /* Concurrent requests (0: the default, 64; 429s lower it adaptively, successes raise it back),
  * requests per second (0 = no cap), LLM tokens per minute (0 = no cap) and LLM tokens for
  * the whole host (0 = no cap; calls past it fail with an http error). */
@@ -284,6 +288,11 @@ typedef struct assay_record {
     assay_error_kind error;
     const char *error_message;/* NULL when error is ASSAY_KIND_NONE */
     double ms;                /* time spent in evaluate; NaN when timing is off (--no-timing) */
+    /* What the evaluation's I/O cost (its details.usage): calls made, LLM tokens billed
+     * (cache hits cost none) and their cost at assay_options_set_llm_price's prices (NaN
+     * without a price). All 0 for an evaluation without calls. */
+    long io_calls, tokens_in, tokens_out;
+    double cost;
 } assay_record;
 
 /* The trace's "id"; NULL for an input error. */

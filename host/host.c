@@ -257,6 +257,8 @@ static void fill_sandbox_config(const generation *g, const assay_options *o, con
     c->has_io = true;
     c->has_llm = o->llm_url != NULL;
     c->llm_model = o->llm_model;
+    c->price_in = o->price_in;
+    c->price_out = o->price_out;
 }
 
 int assay_eval_settings(const assay_options *opts, const char *path, char **json, assay_error *err) {
@@ -831,6 +833,10 @@ int assay_result_record(const assay_result *r, size_t i, assay_record *rec, size
         .error = (assay_error_kind)s->error,
         .error_message = s->error_message,
         .ms = s->ms,
+        .io_calls = s->io_calls,
+        .tokens_in = s->tokens_in,
+        .tokens_out = s->tokens_out,
+        .cost = s->cost,
     };
     return copy_sized(rec, rec_size, &full, sizeof full);
 }

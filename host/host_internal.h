@@ -34,6 +34,7 @@ struct assay_options {
     assay_log_cb log;
     void *log_ctx;
     char *llm_url, *llm_model, *api_key;
+    double price_in, price_out; /* per million LLM tokens; 0: no cost */
     unsigned max_inflight, http_timeout_ms, max_attempts, backoff_base_ms;
     double rps;
     long tpm, max_tokens_total;

@@ -190,6 +190,14 @@ int assay_options_set_llm(assay_options *o, const char *base_url, const char *mo
     return status;
 }
 
+int assay_options_set_llm_price(assay_options *o, double per_million_in, double per_million_out) {
+    if (!o || !(per_million_in >= 0 && per_million_in < 1e9) || !(per_million_out >= 0 && per_million_out < 1e9))
+        return ASSAY_EINVAL;
+    o->price_in = per_million_in;
+    o->price_out = per_million_out;
+    return ASSAY_OK;
+}
+
 int assay_options_set_http_limits(assay_options *o, unsigned max_inflight, double rps, long tokens_per_minute,
                                   long max_tokens_total) {
     if (!o || max_inflight > 65536 || !(rps >= 0) || tokens_per_minute < 0 || max_tokens_total < 0)

@@ -127,6 +127,7 @@ void record_add(record_list *list, const record_outcome *o) {
     r->step = o->step < 0 ? -1 : o->step;
     r->error = o->error;
     r->ms = isnan(o->ms) ? NAN : round(o->ms * 1000.0) / 1000.0; /* the line's value, not a finer one */
+    r->io_calls = o->io_calls, r->tokens_in = o->tokens_in, r->tokens_out = o->tokens_out, r->cost = o->cost;
     if (ok) {
         r->has_score = o->has_score;
         r->score = o->score;
@@ -174,6 +175,7 @@ void record_add_input_error(record_list *list, const char *source, uint64_t line
     r->evaluator = SIZE_MAX;
     r->error = SANDBOX_ERR_INPUT;
     r->ms = NAN;
+    r->cost = NAN;
     r->error_message = dup_text(message, strlen(message));
     buf *b = &list->jsonl;
     size_t line_at = b->len;

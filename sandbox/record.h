@@ -48,6 +48,8 @@ typedef struct record_outcome {
     bool has_score;
     signed char pass;         /* -1 null, 0 false, 1 true */
     double ms;                /* time in evaluate; NaN: timing is off, "ms" is null */
+    long io_calls, tokens_in, tokens_out; /* details.usage, kept as numbers too */
+    double cost;              /* NaN without a price */
 } record_outcome;
 
 /* One record, as the accessors read it. Strings are owned by the record. */
@@ -63,6 +65,8 @@ typedef struct record {
     char *error_message;      /* may be NULL */
     size_t line_at, line_len; /* its JSON line in the list's jsonl, without the '\n' */
     size_t details_at, details_len; /* its details' JSON there; details_len 0 for null */
+    long io_calls, tokens_in, tokens_out; /* as record_outcome */
+    double cost;
 } record;
 
 /* The records of one trace, in the order they were added. */

@@ -47,6 +47,7 @@ typedef struct sandbox_config {
     bool has_io;
     const char *llm_model;       /* default model for assay.llm; NULL = none configured */
     bool has_llm;                /* an LLM endpoint is configured */
+    double price_in, price_out;  /* per million LLM tokens, for details.usage.cost; 0: none */
 } sandbox_config;
 
 /* What `assay list` / `assay check` show; strings owned by the sandbox. */

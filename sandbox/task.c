@@ -79,9 +79,21 @@ static void short_traceback(const char *full, buf *out) {
     }
 }
 
-/* Sets details.usage to what the evaluation's I/O cost. [-0, +0, m] */
-static void add_usage(lua_State *L, int details, const evaluation *ev) {
-    lua_createtable(L, 0, 4);
+/* What the evaluation's LLM tokens cost at the host's prices; NaN without a price or a call. */
+static double usage_cost(const evaluation *ev, const sandbox_config *cfg) {
+    if (!ev->calls || !(cfg->price_in > 0 || cfg->price_out > 0)) return NAN;
+    return ((double)ev->tokens_in * cfg->price_in + (double)ev->tokens_out * cfg->price_out) / 1e6;
+}
+
+/* Sets details.usage to what the evaluation's I/O cost, with its price when the host was
+ * given one. [-0, +0, m] */
+static void add_usage(lua_State *L, int details, const evaluation *ev, const sandbox_config *cfg) {
+    lua_createtable(L, 0, 5);
+    double cost = usage_cost(ev, cfg);
+    if (!isnan(cost)) {
+        lua_pushnumber(L, cost);
+        lua_setfield(L, -2, "cost");
+    }
     lua_pushinteger(L, ev->calls);
     lua_setfield(L, -2, "calls");
     lua_pushinteger(L, ev->cache_hits);
@@ -143,7 +155,7 @@ static void read_result(lua_State *L, evaluation *ev) {
         }
         if (t == LUA_TTABLE) {
             lazy_fill(L, -1);
-            if (ev->calls) add_usage(L, lua_gettop(L), ev);
+            if (ev->calls) add_usage(L, lua_gettop(L), ev, &sandbox_of(L)->cfg);
             char err[160];
             if (convert_lua_to_json(L, -1, &ev->details, err, sizeof err) != 0) luaL_error(L, "details: %s", err);
             if (strcmp(buf_cstr(&ev->details), "[]") == 0) buf_reset(&ev->details), buf_puts(&ev->details, "{}");
@@ -178,6 +190,10 @@ static void write_record(sandbox *sb, const evaluation *ev, double ms, record_li
         .has_score = ev->has_score,
         .pass = ev->pass,
         .ms = sb->cfg.record_timing ? ms : NAN,
+        .io_calls = ev->calls,
+        .tokens_in = ev->tokens_in,
+        .tokens_out = ev->tokens_out,
+        .cost = usage_cost(ev, &sb->cfg),
     };
     record_add(out, &o);
 }

@@ -744,6 +744,20 @@ static int apply_gate_option(cli_options *o, int key, const char *arg) {
     return -1;
 }
 
+/* -p llm.price_in=N / llm.price_out=N: the host's, not a plugin's. */
+static int llm_param(cli_options *o, const char *arg) {
+    const char *eq = strchr(arg, '=');
+    char *end;
+    double v = eq ? strtod(eq + 1, &end) : -1;
+    if (!eq || end == eq + 1 || *end || !(v >= 0 && v < 1e9))
+        return usage_error("--param: '%s': llm.price_in=N and llm.price_out=N take a price per million tokens", arg);
+    if (strncmp(arg, "llm.price_in=", 13) == 0) o->price_in = v;
+    else if (strncmp(arg, "llm.price_out=", 14) == 0) o->price_out = v;
+    else return usage_error("--param: '%s': the llm params are price_in and price_out (per million tokens)", arg);
+    assay_options_set_llm_price(o->host, o->price_in, o->price_out);
+    return CLI_EXIT_OK;
+}
+
 /* Applies one option to what is parsed; returns an exit status. */
 static int apply_option(parsed *p, int key, const char *arg) {
     cli_options *o = &p->o;
@@ -770,6 +784,7 @@ static int apply_option(parsed *p, int key, const char *arg) {
             o->import_params[o->import_param_count++] = arg;
             return CLI_EXIT_OK;
         }
+        if (strncmp(arg, "llm.", 4) == 0) return llm_param(o, arg);
         if (assay_options_set_param(o->host, arg) != ASSAY_OK)
             return usage_error("--param: '%s' is not of the form NAME.KEY=VALUE", arg);
         return CLI_EXIT_OK;

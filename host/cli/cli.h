@@ -50,6 +50,7 @@ typedef struct cli_options {
     bool is_follow;
     bool fail_on_regression;
     bool has_llm;               /* an LLM endpoint is configured (--llm-url, ASSAY_LLM_URL) */
+    double price_in, price_out; /* -p llm.price_in/price_out: per million tokens, 0: none */
     const char *from;           /* import: the input format (NULL: auto) */
     const char *map;            /* import: a mapper of one's own */
     const char *import_params[CLI_MAX_IMPORT_PARAMS]; /* run --from: -p import.KEY=V, for the mapper */

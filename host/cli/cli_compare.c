@@ -69,6 +69,21 @@ static void print_run_evaluators(sqlite3 *db, int64_t run, const char *indent) {
     sqlite3_finalize(st);
 }
 
+/* "  LLM tokens: … in, … out, cost …" for a run whose evaluators used any (when it ended). */
+static void print_run_usage(sqlite3 *db, int64_t run) {
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, "SELECT SUM(tokens_in), SUM(tokens_out), SUM(cost) FROM run_evaluators WHERE run_id = ?1",
+                           -1, &st, NULL) != SQLITE_OK)
+        return;
+    sqlite3_bind_int64(st, 1, run);
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int64(st, 0) + sqlite3_column_int64(st, 1) > 0) {
+        printf("  LLM tokens: %lld in, %lld out", sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1));
+        if (sqlite3_column_type(st, 2) != SQLITE_NULL) printf(", cost %.4f", sqlite3_column_double(st, 2));
+        printf("\n");
+    }
+    sqlite3_finalize(st);
+}
+
 int cli_runs(cli_options *o, int argc, char **argv) {
     long limit = 20;
     char *end = NULL;
@@ -102,6 +117,7 @@ int cli_runs(cli_options *o, int argc, char **argv) {
         if (sqlite3_column_type(st, 6) != SQLITE_NULL)
             printf("  sample %g seed %lld", sqlite3_column_double(st, 6), sqlite3_column_int64(st, 7));
         printf("\n  %s\n", text_or(st, 8, ""));
+        print_run_usage(db, sqlite3_column_int64(st, 0));
         printf("    %-24s %8s %7s %7s %7s\n", "evaluator", "records", "mean", "pass", "errors");
         print_run_evaluators(db, sqlite3_column_int64(st, 0), "    ");
         shown++;

@@ -174,10 +174,12 @@ static void gather_run(report *r, cJSON *data) {
 /* The evaluators with their totals, score histograms and figures per step type. */
 static void gather_evaluators(report *r, cJSON *data) {
     static const char *const evaluator_keys[] = {"name", "scope", "hash", "params", "records", "scored", "mean",
-                                                 "passed", "pass_n", "errors", "traces", NULL};
+                                                 "passed", "pass_n", "errors", "traces", "tokens_in", "tokens_out",
+                                                 "cost", NULL};
     cJSON *evaluators = rows(r,
                              "SELECT e.name, e.scope, e.hash, e.params, COUNT(x.run_id), COUNT(x.score), AVG(x.score),"
-                             " SUM(x.pass), COUNT(x.pass), COUNT(x.error_kind), COUNT(DISTINCT x.trace_id)"
+                             " SUM(x.pass), COUNT(x.pass), COUNT(x.error_kind), COUNT(DISTINCT x.trace_id),"
+                             " e.tokens_in, e.tokens_out, e.cost"
                              " FROM run_evaluators e LEFT JOIN results x ON x.run_id = e.run_id AND x.evaluator = e.name"
                              " WHERE e.run_id = ?1 GROUP BY e.idx ORDER BY e.idx",
                              evaluator_keys, NULL);

@@ -325,13 +325,17 @@ static void on_host_closed(assay_host *host, void *user_data) {
     if (!r->o->is_quiet) summary_print(r->sum, stderr, seconds);
     assay_io_stats io;
     assay_host_io_stats(host, &io, sizeof io);
+    char cost[64] = "";
+    if (r->o->price_in > 0 || r->o->price_out > 0)
+        snprintf(cost, sizeof cost, ", cost %.4f",
+                 ((double)io.tokens_in * r->o->price_in + (double)io.tokens_out * r->o->price_out) / 1e6);
     if (io.requests)
         fprintf(stderr,
                 "network: %llu requests (%llu from the cache, %llu coalesced), %llu sent, %llu retries, %llu failed; "
-                "tokens %llu in / %llu out; latency p50 %.0f ms, p95 %.0f ms; in flight peak %u, cap now %u\n",
+                "tokens %llu in / %llu out%s; latency p50 %.0f ms, p95 %.0f ms; in flight peak %u, cap now %u\n",
                 (unsigned long long)io.requests, (unsigned long long)io.cache_hits, (unsigned long long)io.coalesced,
                 (unsigned long long)io.sent, (unsigned long long)io.retries, (unsigned long long)io.failures,
-                (unsigned long long)io.tokens_in, (unsigned long long)io.tokens_out, io.p50_ms, io.p95_ms,
+                (unsigned long long)io.tokens_in, (unsigned long long)io.tokens_out, cost, io.p50_ms, io.p95_ms,
                 io.peak_inflight, io.inflight_cap);
     r->has_record_errors = summary_has_errors(r->sum);
     if (r->o->gate_count && !r->store && !r->exit_status && !r->is_interrupted) check_gates(r, NULL, 0);

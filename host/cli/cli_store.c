@@ -36,20 +36,28 @@
 #define STORE_BATCH_ROWS 4096
 #define STORE_BATCH_BYTES (4u << 20)
 #define STORE_BUSY_MS 10000
-#define STORE_SCHEMA_VERSION "4"
+#define STORE_SCHEMA_VERSION "5"
 
 /* Each evaluator's totals over its run's results, written when the run ends (NULL while it
  * runs or after a kill), so that `assay runs` and the report's trend over many runs read
  * one row per run and evaluator instead of every result. */
 #define STORE_TALLY_COLUMNS \
-    " records INTEGER, scored INTEGER, mean REAL, passed INTEGER, pass_n INTEGER, errors INTEGER"
+    " records INTEGER, scored INTEGER, mean REAL, passed INTEGER, pass_n INTEGER, errors INTEGER," \
+    " tokens_in INTEGER, tokens_out INTEGER, cost REAL"
+/* From the results, tokens and cost come from details.usage, which an evaluation that ended
+ * in an error does not keep: only a resumed run's earlier part, a merge and an upgrade are
+ * counted this way (the writer counts every evaluation's tokens). */
 #define STORE_TALLY(where)                                                                              \
-    "UPDATE run_evaluators SET records = 0, scored = 0, mean = NULL, passed = 0, pass_n = 0, errors = 0" \
-    " WHERE " where ";"                                                                                  \
+    "UPDATE run_evaluators SET records = 0, scored = 0, mean = NULL, passed = 0, pass_n = 0, errors = 0," \
+    " tokens_in = 0, tokens_out = 0, cost = NULL WHERE " where ";"                                      \
     "UPDATE run_evaluators AS e SET records = s.records, scored = s.scored, mean = s.mean,"             \
-    " passed = s.passed, pass_n = s.pass_n, errors = s.errors FROM (SELECT run_id, evaluator,"          \
+    " passed = s.passed, pass_n = s.pass_n, errors = s.errors, tokens_in = s.tokens_in,"                \
+    " tokens_out = s.tokens_out, cost = s.cost FROM (SELECT run_id, evaluator,"                         \
     " COUNT(*) AS records, COUNT(score) AS scored, AVG(score) AS mean, COALESCE(SUM(pass), 0) AS passed," \
-    " COUNT(pass) AS pass_n, COUNT(error_kind) AS errors FROM results WHERE " where                      \
+    " COUNT(pass) AS pass_n, COUNT(error_kind) AS errors,"                                               \
+    " COALESCE(SUM(json_extract(details, '$.usage.tokens_in')), 0) AS tokens_in,"                        \
+    " COALESCE(SUM(json_extract(details, '$.usage.tokens_out')), 0) AS tokens_out,"                      \
+    " SUM(json_extract(details, '$.usage.cost')) AS cost FROM results WHERE " where                      \
     " GROUP BY run_id, evaluator) AS s WHERE e.run_id = s.run_id AND e.name = s.evaluator;"
 
 /* Results are kept in input order, clustered by (run, input file, line, the record's place
@@ -99,21 +107,29 @@ static const char store_upgrade_from_2[] =
     "DROP TABLE results;"
     "ALTER TABLE results_3 RENAME TO results;";
 
-/* On a store whose evaluators have no totals yet: its finished runs' totals. */
+/* On a store whose evaluators have no totals yet: their columns (store_upgrade_retally fills them). */
 static const char store_upgrade_tallies[] =
     "ALTER TABLE run_evaluators ADD COLUMN records INTEGER;"
     "ALTER TABLE run_evaluators ADD COLUMN scored INTEGER;"
     "ALTER TABLE run_evaluators ADD COLUMN mean REAL;"
     "ALTER TABLE run_evaluators ADD COLUMN passed INTEGER;"
     "ALTER TABLE run_evaluators ADD COLUMN pass_n INTEGER;"
-    "ALTER TABLE run_evaluators ADD COLUMN errors INTEGER;"
-    STORE_TALLY("run_id IN (SELECT id FROM runs WHERE status <> 'running')");
+    "ALTER TABLE run_evaluators ADD COLUMN errors INTEGER;";
 
 /* On a store of schema 3: which shard a run scored (assay run --shard), or how many shards
  * a merged run joined (shard_index NULL). */
 static const char store_upgrade_shards[] =
     "ALTER TABLE runs ADD COLUMN shard_index INTEGER;"
     "ALTER TABLE runs ADD COLUMN shard_count INTEGER;";
+
+/* On a store of schema 4: what each evaluator's calls cost (tokens, and a price's cost). */
+static const char store_upgrade_usage[] =
+    "ALTER TABLE run_evaluators ADD COLUMN tokens_in INTEGER;"
+    "ALTER TABLE run_evaluators ADD COLUMN tokens_out INTEGER;"
+    "ALTER TABLE run_evaluators ADD COLUMN cost REAL;";
+
+/* After either of the two above: the totals of the store's finished runs. */
+static const char store_upgrade_retally[] = STORE_TALLY("run_id IN (SELECT id FROM runs WHERE status <> 'running')");
 
 /* Last of every upgrade. The index finds which traces still hold a body when one leaves
  * the kept set. */
@@ -147,6 +163,11 @@ static bool store_has_digests(sqlite3 *db) { return store_has_column(db, "SELECT
 static bool store_has_clustered_results(sqlite3 *db) { return store_has_column(db, "SELECT seq FROM results LIMIT 0"); }
 static bool store_has_tallies(sqlite3 *db) { return store_has_column(db, "SELECT records FROM run_evaluators LIMIT 0"); }
 static bool store_has_shards(sqlite3 *db) { return store_has_column(db, "SELECT shard_count FROM runs LIMIT 0"); }
+static bool store_has_usage(sqlite3 *db) { return store_has_column(db, "SELECT cost FROM run_evaluators LIMIT 0"); }
+static bool store_is_current(sqlite3 *db) {
+    return store_has_digests(db) && store_has_clustered_results(db) && store_has_tallies(db) && store_has_shards(db) &&
+           store_has_usage(db);
+}
 
 /* Brings a writable store of an earlier schema up to this one, in one transaction. */
 static int store_upgrade(sqlite3 *db, char *err, size_t errlen) {
@@ -154,8 +175,11 @@ static int store_upgrade(sqlite3 *db, char *err, size_t errlen) {
     int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &message);
     if (rc == SQLITE_OK && !store_has_digests(db)) rc = sqlite3_exec(db, store_upgrade_from_1, NULL, NULL, &message);
     if (rc == SQLITE_OK && !store_has_clustered_results(db)) rc = sqlite3_exec(db, store_upgrade_from_2, NULL, NULL, &message);
+    bool is_untallied = !store_has_tallies(db) || !store_has_usage(db);
     if (rc == SQLITE_OK && !store_has_tallies(db)) rc = sqlite3_exec(db, store_upgrade_tallies, NULL, NULL, &message);
     if (rc == SQLITE_OK && !store_has_shards(db)) rc = sqlite3_exec(db, store_upgrade_shards, NULL, NULL, &message);
+    if (rc == SQLITE_OK && !store_has_usage(db)) rc = sqlite3_exec(db, store_upgrade_usage, NULL, NULL, &message);
+    if (rc == SQLITE_OK && is_untallied) rc = sqlite3_exec(db, store_upgrade_retally, NULL, NULL, &message);
     if (rc == SQLITE_OK) rc = sqlite3_exec(db, store_indexes, NULL, NULL, &message);
     if (rc == SQLITE_OK) rc = sqlite3_exec(db, "COMMIT", NULL, NULL, &message);
     else sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
@@ -222,7 +246,7 @@ sqlite3 *store_open(const char *path, bool is_readonly, char *err, size_t errlen
         return NULL;
     }
     if (is_readonly) sqlite3_finalize(st);
-    if (is_readonly && !(store_has_digests(db) && store_has_clustered_results(db) && store_has_tallies(db) && store_has_shards(db))) {
+    if (is_readonly && !store_is_current(db)) {
         sqlite3_close(db);
         return store_upgrade_for_reading(path, err, errlen) == 0 ? store_open(path, true, err, errlen) : NULL;
     }
@@ -420,12 +444,15 @@ static void kept_sift_up(kept_trace *h, size_t i) {
 /* An evaluator's totals as the results pass by, the same as STORE_TALLY's SQL computes
  * them: a scan of a million results at the end of a run took a second. */
 typedef struct tally {
-    int64_t records, scored, passed, pass_n, errors;
-    double sum;
+    int64_t records, scored, passed, pass_n, errors, tokens_in, tokens_out;
+    double sum, cost;
+    bool has_cost;
 } tally;
 
 static void tally_add(tally *t, const assay_record *rec) {
     t->records++;
+    t->tokens_in += rec->tokens_in, t->tokens_out += rec->tokens_out;
+    if (!isnan(rec->cost)) t->cost += rec->cost, t->has_cost = true;
     if (rec->error != ASSAY_KIND_NONE) {
         t->errors++;
         return;
@@ -901,14 +928,11 @@ store_writer *store_writer_new(uv_loop_t *loop, const char *path, const store_ru
 /* Each evaluator's totals into run_evaluators. A resumed run's earlier part was counted by
  * another process, so its totals come from its results. */
 static int write_tallies(store_writer *w) {
-    if (w->is_resumed) {
-        char sql[1024];
-        snprintf(sql, sizeof sql, STORE_TALLY("run_id = %lld"), (long long)w->run_id, (long long)w->run_id);
-        return exec_sql(w->db, sql);
-    }
+    if (w->is_resumed) return store_tally(w->db, w->run_id) == 0 ? SQLITE_OK : SQLITE_ERROR;
     sqlite3_stmt *st;
     int rc = sqlite3_prepare_v2(w->db, "UPDATE run_evaluators SET records = ?3, scored = ?4, mean = ?5, passed = ?6,"
-                                       " pass_n = ?7, errors = ?8 WHERE run_id = ?1 AND idx = ?2", -1, &st, NULL);
+                                       " pass_n = ?7, errors = ?8, tokens_in = ?9, tokens_out = ?10, cost = ?11"
+                                       " WHERE run_id = ?1 AND idx = ?2", -1, &st, NULL);
     for (size_t i = 0; rc == SQLITE_OK && i < w->tally_count; i++) {
         const tally *t = &w->tallies[i];
         sqlite3_bind_int64(st, 1, w->run_id);
@@ -920,6 +944,10 @@ static int write_tallies(store_writer *w) {
         sqlite3_bind_int64(st, 6, t->passed);
         sqlite3_bind_int64(st, 7, t->pass_n);
         sqlite3_bind_int64(st, 8, t->errors);
+        sqlite3_bind_int64(st, 9, t->tokens_in);
+        sqlite3_bind_int64(st, 10, t->tokens_out);
+        if (t->has_cost) sqlite3_bind_double(st, 11, t->cost);
+        else sqlite3_bind_null(st, 11);
         rc = step_reset(st);
     }
     sqlite3_finalize(st);

@@ -185,6 +185,40 @@ rc=$?
 waited=$(python3 -c "import sys,time; print(time.time() - float(sys.argv[1]) >= 1.0)" "$start")
 check "429 with Retry-After: 1, then success" "0 True" "$rc $waited"
 
+# -- what the calls cost: -p llm.price_in / llm.price_out, per million tokens
+reset
+"$ASSAY" run --db "$TMP/cost.db" --label priced -e plugins/llm/llm_judge.lua $LLM --no-cache \
+    -p llm.price_in=2 -p llm.price_out=10 "$TMP/five.jsonl" >"$TMP/cost.jsonl" 2>"$TMP/cost.err"
+check "a priced run: exit 0" 0 $?
+usage_sums=$(python3 -c 'import json, sys
+ok, tin, tout, cost = 0, 0, 0, 0.0
+for line in open(sys.argv[1]):
+    u = json.loads(line)["details"]["usage"]
+    ok += abs(u["cost"] - (u["tokens_in"] * 2 + u["tokens_out"] * 10) / 1e6) < 1e-15 and u["tokens_in"] > 0
+    tin += u["tokens_in"]; tout += u["tokens_out"]; cost += u["cost"]
+print(ok, tin, tout, "%.4f" % cost)' "$TMP/cost.jsonl")
+check "each record's details.usage.cost is its tokens at the prices (in x 2 + out x 10) / 1e6" 5 "${usage_sums%% *}"
+set -- $usage_sums
+check_contains "the network line: the run's tokens and cost" "$TMP/cost.err" "tokens $2 in / $3 out, cost $4;"
+"$ASSAY" runs --db "$TMP/cost.db" 1 >"$TMP/cost_runs.txt"
+check_contains "assay runs: the run's tokens and cost, the sums of its records'" "$TMP/cost_runs.txt" \
+    "  LLM tokens: $2 in, $3 out, cost $4"
+"$ASSAY" report --db "$TMP/cost.db" -o "$TMP/cost.html" 2>/dev/null
+check "the report's data: the evaluator's tokens and cost" "$2 $3 $4" "$(python3 -c 'import json, re, sys
+page = open(sys.argv[1]).read()
+data = json.loads(re.search(r"<script type=\"application/json\" id=\"data\">(.*?)</script>", page, re.S).group(1))
+e = data["evaluators"][0]; print(e["tokens_in"], e["tokens_out"], "%.4f" % e["cost"])' "$TMP/cost.html")"
+cp "$TMP/cost.db" "$TMP/cost4.db"
+python3 tests/store/downgrade.py "$TMP/cost4.db" 4
+"$ASSAY" runs --db "$TMP/cost4.db" 1 >"$TMP/cost4_runs.txt" 2>&1
+check "a schema-4 store gets the tokens and cost of its finished runs from their records" "" \
+    "$(diff "$TMP/cost_runs.txt" "$TMP/cost4_runs.txt")"
+"$ASSAY" run --no-db -e plugins/llm/llm_judge.lua $LLM --no-cache -p llm.price=2 "$TMP/five.jsonl" >/dev/null 2>"$TMP/cost_bad.err"
+check "an unknown llm param: exit 2, naming the ones there are" "2 yes" \
+    "$? $(grep -q "the llm params are price_in and price_out" "$TMP/cost_bad.err" && echo yes || echo no)"
+"$ASSAY" run --db "$TMP/cost.db" -e plugins/llm/llm_judge.lua $LLM --no-cache "$TMP/five.jsonl" >"$TMP/free.jsonl" 2>/dev/null
+check "without a price no cost is written" "0" "$(count "$TMP/free.jsonl" '"cost"')"
+
 # -- adaptive concurrency: 429s halve the in-flight cap
 reset
 faults '{"latency_ms": 20, "script": ["429:0", "429:0", "429:0", "429:0", "429:0", "429:0", "429:0", "429:0"]}'

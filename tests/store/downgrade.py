@@ -1,16 +1,23 @@
 """Rewrites a store of this assay as an earlier assay left it, to test the upgrade.
 
-usage: downgrade.py DB 2            schema 2: digests and kept bodies, whole record lines
+usage: downgrade.py DB 4            schema 4: no tokens or cost in the evaluators' totals
+       downgrade.py DB 2            schema 2: digests and kept bodies, whole record lines
        downgrade.py DB 1 INPUT      schema 1: also every body (INPUT's lines) and no digests
 
-Both kept results in a rowid table with whole record lines, indexed by (run_id, evaluator,
-trace_id, step), and had no evaluators' totals.
+Schemas 1 and 2 kept results in a rowid table with whole record lines, indexed by (run_id,
+evaluator, trace_id, step), and had no evaluators' totals.
 """
 import sqlite3
 import sys
 
 path, version = sys.argv[1], int(sys.argv[2])
 db = sqlite3.connect(path)
+for column in ("tokens_in", "tokens_out", "cost"):
+    db.execute("ALTER TABLE run_evaluators DROP COLUMN " + column)
+if version == 4:
+    db.execute("UPDATE meta SET value = '4' WHERE key = 'schema'")
+    db.commit()
+    sys.exit(0)
 if version == 1:
     lines = open(sys.argv[3]).read().splitlines()
     for n, text in enumerate(lines, 1):
