@@ -697,6 +697,7 @@ static void accept_request(http_client *c, request *r) {
         buf_init(&key);
         buf_printf(&key, "%s %s\n", io->method, r->url);
         buf_append(&key, io->body.data, io->body.len);
+        if (io->repeat) buf_printf(&key, "\nrepeat %u", io->repeat); /* the first: the key it always had */
         r->key_len = key.len;
         r->key_text = buf_failed(&key) ? NULL : buf_steal(&key);
         buf_free(&key);

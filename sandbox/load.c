@@ -145,11 +145,27 @@ static void load_params(lua_State *L, int plugin, const sandbox_config *cfg, con
         const sandbox_param_override *o = &cfg->overrides[i];
         int default_type = lua_getfield(L, params, o->key);
         lua_pop(L, 1);
+        if (default_type == LUA_TNIL && strcmp(o->key, "repeats") == 0) default_type = LUA_TNUMBER; /* the host's */
         if (default_type == LUA_TNIL)
             luaL_error(L, "param %s.%s: the plugin has no param '%s' (see: assay list)", name, o->key, o->key);
         push_override(L, name, o, default_type);
         lua_setfield(L, params, o->key);
     }
+}
+
+/* The `repeats` param, which the host reads for every evaluator (plugin NULL: a mapper,
+ * evaluated once): how many times each trace (or step) is evaluated, the record combining
+ * them (task.c). [-0, +0, e] */
+static unsigned load_repeats(lua_State *L, int params, const char *plugin) {
+    if (!plugin || lua_getfield(L, params, "repeats") == LUA_TNIL) {
+        if (plugin) lua_pop(L, 1);
+        return 1;
+    }
+    lua_Integer n = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : 0;
+    if (n < 1 || n > SANDBOX_MAX_REPEATS)
+        luaL_error(L, "param %s.repeats: an integer from 1 to %d was expected", plugin, SANDBOX_MAX_REPEATS);
+    lua_pop(L, 1);
+    return (unsigned)n;
 }
 
 /* Pushes the read-only view of the params at idx that evaluate gets: a plugin that wrote
@@ -227,6 +243,7 @@ int load_plugin(lua_State *L) {
     int name = plugin + 1;
     load_params(L, plugin, &sb->cfg, lua_tostring(L, name));
     int params = lua_gettop(L);
+    sb->repeats = load_repeats(L, params, sb->cfg.is_mapper ? NULL : lua_tostring(L, name));
     push_params_view(L, params);
     st->params_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     if (!sb->name) load_keep_info(L, sb, name, params);

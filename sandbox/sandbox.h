@@ -23,6 +23,9 @@ typedef struct sandbox_param_override {
     const char *value; /* text from the command line, typed against the default */
 } sandbox_param_override;
 
+/* The most evaluations the `repeats` param asks of one trace (or step). */
+#define SANDBOX_MAX_REPEATS 20
+
 typedef struct sandbox_config {
     const char *path;            /* plugin file, as shown in messages ("plugins/x.lua") */
     const char *host_version;    /* what assay.version says after "assay " */
@@ -113,6 +116,8 @@ typedef struct sandbox_io {
     buf body;
     unsigned timeout_ms;         /* 0 = the host's default */
     bool is_cacheable;
+    unsigned repeat;             /* which of the plugin's repeated evaluations asks (0: the first),
+                                  * part of the cache key so that each repeat gets its own answer */
     long max_tokens;             /* CHAT: the caller's cap on output tokens, 0 unknown */
     /* the response, filled by the host, which charges the body's bytes to budget and fails
      * the request when it is spent */

@@ -41,6 +41,7 @@ struct sandbox {
     sstate *st;            /* current state; NULL when broken */
     sandbox_config cfg;
     bool is_trace_scope;
+    unsigned repeats;      /* evaluations per trace (or step): the `repeats` param, 1 by default */
     bool is_broken;        /* a reload after a kill failed: every record is an error */
     char broken_message[512];
     sandbox_info info;     /* strings below are owned */

@@ -35,6 +35,17 @@ typedef struct evaluation {
     long calls, cache_hits, tokens_in, tokens_out;
 } evaluation;
 
+/* The outcomes of one trace's (or step's) repeated evaluations so far (the `repeats`
+ * param), combined into one record when the last is done. */
+typedef struct repeat_acc {
+    unsigned n, failed;                      /* evaluations done, of which errors */
+    double scores[SANDBOX_MAX_REPEATS];      /* NaN: no score */
+    signed char passes[SANDBOX_MAX_REPEATS]; /* -1: no pass */
+    evaluation kept;                         /* the first that did not fail, else the first */
+    bool has_kept;
+    long calls, cache_hits, tokens_in, tokens_out; /* of all of them */
+} repeat_acc;
+
 /* One plugin's evaluation of one trace: every matching step in turn for a step-scoped
  * plugin. It lives only while the evaluation is suspended on I/O or running. */
 struct sandbox_task {
@@ -58,6 +69,8 @@ struct sandbox_task {
     sandbox_io_budget budget; /* of the current wait's responses */
     unsigned kills;          /* evaluations of this trace stopped by a limit */
     sandbox_error_kind last_kill;
+    unsigned repeat;         /* 0-based: which of sb->repeats evaluations of this trace or step */
+    repeat_acc acc;
 };
 
 /* Keeps the Lua frames of a traceback, at most SANDBOX_TRACEBACK_LINES. */
@@ -267,6 +280,7 @@ sandbox_io *sandbox_io_begin(lua_State *L, sandbox_io_kind kind, const char *wha
     if (!io) luaL_error(L, "not enough memory");
     io->task = t;
     io->kind = kind;
+    io->repeat = t->repeat;
     t->budget.limit = st->sb->cfg.memory_limit ? st->sb->cfg.memory_limit : SIZE_MAX;
     io->budget = &t->budget;
     t->io[t->io_count++] = io;
@@ -351,7 +365,9 @@ static void push_io_answer(lua_State *L, sandbox_task *t) {
 static int push_start(lua_State *L, sandbox_task *t) {
     sstate *st = t->st;
     lua_rawgeti(L, LUA_REGISTRYINDEX, st->randomseed_ref);
-    lua_pushinteger(L, (lua_Integer)hash_trace_seed(t->ev.trace_id, t->ev.step));
+    /* each repeat draws other numbers; the first the same as without repeats */
+    uint64_t seed = hash_trace_seed(t->ev.trace_id, t->ev.step) + t->repeat * 0x9E3779B97F4A7C15ull;
+    lua_pushinteger(L, (lua_Integer)seed);
     lua_call(L, 1, 0);
     lua_rawgeti(L, LUA_REGISTRYINDEX, st->evaluate_ref);
     lua_rawgeti(L, LUA_REGISTRYINDEX, t->trace_ref);
@@ -531,7 +547,142 @@ static void task_free(sandbox_task *t) {
     task_drop_io(t);
     free(t->io);
     evaluation_free(&t->ev);
+    evaluation_free(&t->acc.kept);
     free(t);
+}
+
+/* After a kill replaced the state, the next evaluation starts in the new one. */
+static void task_follow_state(sandbox_task *t) {
+    if (t->st == t->sb->st) return;
+    if (t->st) {
+        task_release_trace(t);
+        if (t->st->is_retired && t->st->suspended == 0) state_close(t->st);
+    }
+    t->st = t->sb->st;
+}
+
+/* Moves what the evaluation that just ended gave into the accumulator, leaving ev reset
+ * for the next repeat. */
+static void repeat_keep(sandbox_task *t) {
+    repeat_acc *a = &t->acc;
+    evaluation *ev = &t->ev;
+    bool ok = ev->error == SANDBOX_OK;
+    a->scores[a->n] = ok && ev->has_score ? ev->score : NAN;
+    a->passes[a->n] = ok ? ev->pass : -1;
+    a->failed += !ok;
+    a->n++;
+    a->calls += ev->calls, a->cache_hits += ev->cache_hits;
+    a->tokens_in += ev->tokens_in, a->tokens_out += ev->tokens_out;
+    if (!a->has_kept || (ok && a->kept.error != SANDBOX_OK)) { /* swap: ev takes the old kept's buffers */
+        evaluation old = a->kept;
+        a->kept = *ev;
+        *ev = old;
+        a->has_kept = true;
+    }
+    evaluation_reset(ev, a->kept.trace_id, a->kept.step);
+}
+
+/* JSON as record.c writes it: numbers as buf_json_number does (the form convert.c gave the
+ * rest of the details). */
+static void write_json(buf *b, const cJSON *x) {
+    if (cJSON_IsObject(x) || cJSON_IsArray(x)) {
+        bool is_object = cJSON_IsObject(x);
+        buf_putc(b, is_object ? '{' : '[');
+        for (const cJSON *c = x->child; c; c = c->next) {
+            if (c != x->child) buf_putc(b, ',');
+            if (is_object) buf_json_cstring(b, c->string), buf_putc(b, ':');
+            write_json(b, c);
+        }
+        buf_putc(b, is_object ? '}' : ']');
+    } else if (cJSON_IsNumber(x)) {
+        buf_json_number(b, x->valuedouble);
+    } else if (cJSON_IsString(x)) {
+        buf_json_cstring(b, x->valuestring);
+    } else {
+        buf_puts(b, cJSON_IsTrue(x) ? "true" : cJSON_IsFalse(x) ? "false" : "null");
+    }
+}
+
+static int compare_members(const void *x, const void *y) {
+    return strcmp((*(cJSON *const *)x)->string, (*(cJSON *const *)y)->string);
+}
+
+/* Replaces member key of object by value, keeping the members sorted as details are. */
+static void put_sorted(cJSON *object, const char *key, cJSON *value) {
+    cJSON_DeleteItemFromObjectCaseSensitive(object, key);
+    cJSON_AddItemToObject(object, key, value);
+    size_t n = (size_t)cJSON_GetArraySize(object);
+    cJSON **members = malloc(n * sizeof *members);
+    if (!members) return;
+    n = 0;
+    for (cJSON *c = object->child; c; c = c->next) members[n++] = c;
+    qsort(members, n, sizeof *members, compare_members);
+    for (size_t i = 0; i < n; i++) {
+        members[i]->prev = i ? members[i - 1] : members[n - 1]; /* cJSON: the head's prev is the tail */
+        members[i]->next = i + 1 < n ? members[i + 1] : NULL;
+    }
+    object->child = members[0];
+    free(members);
+}
+
+/* details.repeats of the combined record (how many, each one's score and pass, the
+ * errors) and details.usage over all of them. */
+static void repeat_details(const repeat_acc *a, evaluation *ev, const sandbox_config *cfg) {
+    cJSON *details = ev->details.len ? cJSON_ParseWithLength(ev->details.data, ev->details.len) : cJSON_CreateObject();
+    if (!cJSON_IsObject(details)) {
+        cJSON_Delete(details);
+        details = cJSON_CreateObject();
+    }
+    cJSON *r = cJSON_CreateObject(), *scores = cJSON_CreateArray(), *passes = cJSON_CreateArray();
+    for (unsigned i = 0; i < a->n; i++) {
+        cJSON_AddItemToArray(scores, isnan(a->scores[i]) ? cJSON_CreateNull() : cJSON_CreateNumber(a->scores[i]));
+        cJSON_AddItemToArray(passes, a->passes[i] < 0 ? cJSON_CreateNull() : cJSON_CreateBool(a->passes[i]));
+    }
+    cJSON_AddNumberToObject(r, "errors", a->failed);
+    cJSON_AddNumberToObject(r, "n", a->n);
+    cJSON_AddItemToObject(r, "passes", passes);
+    cJSON_AddItemToObject(r, "scores", scores);
+    put_sorted(details, "repeats", r);
+    if (ev->calls) {
+        cJSON *u = cJSON_CreateObject();
+        cJSON_AddNumberToObject(u, "cache_hits", (double)ev->cache_hits);
+        cJSON_AddNumberToObject(u, "calls", (double)ev->calls);
+        double cost = usage_cost(ev, cfg);
+        if (!isnan(cost)) cJSON_AddNumberToObject(u, "cost", cost);
+        cJSON_AddNumberToObject(u, "tokens_in", (double)ev->tokens_in);
+        cJSON_AddNumberToObject(u, "tokens_out", (double)ev->tokens_out);
+        put_sorted(details, "usage", u);
+    }
+    buf_reset(&ev->details);
+    write_json(&ev->details, details);
+    cJSON_Delete(details);
+}
+
+/* The record of repeated evaluations: the first that did not fail, with the mean of the
+ * scores, the majority of the passes (a tie fails) and details.repeats; an error only when
+ * every one failed. Usage counts all of them. */
+static void repeat_combine(sandbox_task *t) {
+    repeat_acc *a = &t->acc;
+    evaluation *ev = &t->ev;
+    evaluation spare = *ev;
+    *ev = a->kept;
+    a->kept = spare;
+    a->has_kept = false;
+    if (ev->error == SANDBOX_OK) {
+        double sum = 0;
+        unsigned scored = 0, passed = 0, judged = 0;
+        for (unsigned i = 0; i < a->n; i++) {
+            if (!isnan(a->scores[i])) sum += a->scores[i], scored++;
+            if (a->passes[i] >= 0) passed += (unsigned)a->passes[i], judged++;
+        }
+        ev->has_score = scored > 0;
+        ev->score = scored ? sum / scored : 0;
+        ev->pass = judged ? 2 * passed > judged : -1;
+    }
+    ev->calls = a->calls, ev->cache_hits = a->cache_hits, ev->tokens_in = a->tokens_in, ev->tokens_out = a->tokens_out;
+    if (ev->error == SANDBOX_OK) repeat_details(a, ev, &t->sb->cfg);
+    a->n = a->failed = 0;
+    a->calls = a->cache_hits = a->tokens_in = a->tokens_out = 0;
 }
 
 /* Runs evaluations until one waits on I/O (returns false) or all are done (true). */
@@ -552,19 +703,24 @@ static bool task_advance(sandbox_task *t) {
             buf_reset(&ev->message);
             buf_puts(&ev->message, t->sb->broken_message);
         }
+        if (t->sb->repeats > 1) {
+            repeat_keep(t);
+            if (t->st) task_release_coroutine(t);
+            if (++t->repeat < t->sb->repeats) { /* the same trace (or step) again */
+                t->used_ns = 0;
+                task_follow_state(t);
+                continue;
+            }
+            t->repeat = 0;
+            repeat_combine(t);
+        }
         write_record(t->sb, ev, (double)(now_ns() - t->started_ns) / 1e6, t->out);
         if (t->st) task_release_coroutine(t);
         if (t->ev.step < 0 || !(t->step = next_step(t, t->step, &t->index))) return true;
         evaluation_reset(ev, ev->trace_id, t->index);
         t->started_ns = now_ns();
         t->used_ns = 0;
-        if (t->st != t->sb->st) { /* the state was replaced: the next step starts in the new one */
-            if (t->st) {
-                task_release_trace(t);
-                if (t->st->is_retired && t->st->suspended == 0) state_close(t->st);
-            }
-            t->st = t->sb->st;
-        }
+        task_follow_state(t);
     }
 }
 

@@ -6,7 +6,8 @@ POST /v1/embeddings take and return the JSON bodies OpenAI's API does. Answers a
 deterministic, so scores can be computed by hand:
 
 - chat: if a message contains <<reply: TEXT>>, the answer is TEXT (and TEXT2 of a
-  <<retry-reply: TEXT2>> when the conversation already holds an answer: a follow-up); otherwise
+  <<retry-reply: TEXT2>> when the conversation already holds an answer: a follow-up; with
+  <<replies: A | B | C>> the k-th request of the same prompt gets the k-th, cycling); otherwise
   'Verdict: {"score": S, "supported": B, "reason": "stub"}' with S in 1..5 and B derived
   from a hash of the messages. Usage counts words.
 - embeddings: a 26-dimensional vector of letter counts (a..z) per input.
@@ -16,6 +17,7 @@ Faults are set at run time through POST /admin/faults with a JSON object:
   always: KIND            every request gets KIND
   script: [KIND, ...]     the next requests, in arrival order, get these
   fail_first: N, fail_kind: KIND   each distinct request body gets KIND for its first N tries
+  rate: P, rate_kind: KIND         each request gets KIND with probability P (seeded)
 KIND is a status ("429", "500", "503"; "429:S" sends Retry-After: S), "malformed" (200 with
 broken JSON), "truncated" (a body shorter than its Content-Length, then close), "reset"
 (connection dropped), "hang" (never answered). GET /admin/stats returns counters;
@@ -38,6 +40,8 @@ class State:
 
     def reset(self):
         self.faults = {}
+        self.random = random.Random(1)  # the rate faults, the same sequence after each reset
+        self.asked = {}
         self.script = []
         self.tries = {}
         self.stats = {"requests": 0, "chat": 0, "embeddings": 0, "faults": {}, "auth": [], "max_concurrent": 0}
@@ -59,6 +63,15 @@ def chat_answer(body):
     if start >= 0:
         end = joined.find(">>", start)
         text = joined[start + 14:end if end >= 0 else len(joined)].strip()
+    elif (start := joined.find("<<replies:")) >= 0:
+        # a model that answers the same prompt differently: the k-th ask of this prompt
+        # gets the k-th alternative (cycling)
+        end = joined.find(">>", start)
+        options = [o.strip() for o in joined[start + 10:end if end >= 0 else len(joined)].split("|")]
+        key = hashlib.sha256(joined.encode()).hexdigest()
+        k = STATE.asked.get(key, 0)
+        STATE.asked[key] = k + 1
+        text = options[k % len(options)]
     elif (start := joined.find("<<reply:")) >= 0:
         end = joined.find(">>", start)
         text = joined[start + 8:end if end >= 0 else len(joined)].strip()
@@ -103,6 +116,9 @@ def pick_fault(raw_body):
         STATE.tries[key] = tries + 1
         if tries < n:
             return STATE.faults.get("fail_kind", "503")
+    rate = STATE.faults.get("rate", 0)
+    if rate and STATE.random.random() < rate:
+        return STATE.faults.get("rate_kind", "503")
     return None
 
 

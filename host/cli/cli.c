@@ -758,6 +758,19 @@ static int llm_param(cli_options *o, const char *arg) {
     return CLI_EXIT_OK;
 }
 
+/* -p: a plugin's NAME.KEY=VALUE, the mapper's import.KEY=V or the host's llm.KEY=V. */
+static int apply_param(cli_options *o, const char *arg) {
+    if (strncmp(arg, "import.", 7) == 0) { /* the mapper's, for import and run --from */
+        if (o->import_param_count == CLI_MAX_IMPORT_PARAMS) return usage_error("%s", "--param: too many import.KEY=V");
+        o->import_params[o->import_param_count++] = arg;
+        return CLI_EXIT_OK;
+    }
+    if (strncmp(arg, "llm.", 4) == 0) return llm_param(o, arg);
+    if (assay_options_set_param(o->host, arg) != ASSAY_OK)
+        return usage_error("--param: '%s' is not of the form NAME.KEY=VALUE", arg);
+    return CLI_EXIT_OK;
+}
+
 /* Applies one option to what is parsed; returns an exit status. */
 static int apply_option(parsed *p, int key, const char *arg) {
     cli_options *o = &p->o;
@@ -778,16 +791,7 @@ static int apply_option(parsed *p, int key, const char *arg) {
         if (!parse_unsigned(arg, &n) || n == 0 || n > 1024) return usage_error("--jobs: '%s' is not a number from 1 to 1024", arg);
         assay_options_set_workers(o->host, n), o->workers = n;
         return CLI_EXIT_OK;
-    case 'p':
-        if (strncmp(arg, "import.", 7) == 0) { /* the mapper's, for import and run --from */
-            if (o->import_param_count == CLI_MAX_IMPORT_PARAMS) return usage_error("%s", "--param: too many import.KEY=V");
-            o->import_params[o->import_param_count++] = arg;
-            return CLI_EXIT_OK;
-        }
-        if (strncmp(arg, "llm.", 4) == 0) return llm_param(o, arg);
-        if (assay_options_set_param(o->host, arg) != ASSAY_OK)
-            return usage_error("--param: '%s' is not of the form NAME.KEY=VALUE", arg);
-        return CLI_EXIT_OK;
+    case 'p': return apply_param(o, arg);
     case OPT_TIMEOUT:
         if (!parse_unsigned(arg, &n)) return usage_error("--timeout-ms: '%s' is not a number", arg);
         assay_options_set_timeout_ms(o->host, n);

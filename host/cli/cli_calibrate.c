@@ -5,8 +5,9 @@
  * feedback.vote (the sign of the shipped feedback evaluator's vote mean) or EVALUATOR.pass
  * (another evaluator's verdict, a judge's say). Per evaluator (and per segment with
  * --group-by): AUC (Mann-Whitney, ties counted 1/2) with a stratified bootstrap 95% interval,
- * Spearman's rho between score and outcome, precision/recall/F1 of the evaluator's own pass,
- * and the threshold that maximises Youden's J. The definitions are in docs/metrics.md.
+ * Spearman's rho between score and outcome, precision/recall/F1 and Cohen's kappa of the
+ * evaluator's own pass, and the threshold that maximises Youden's J. The definitions are in
+ * docs/metrics.md.
  */
 #include "cli.h"
 
@@ -39,6 +40,7 @@ typedef struct stats {
     size_t n_pos, n_neg;
     double auc, auc_lo, auc_hi, spearman;
     double precision, recall, f1; /* of pass; NaN without verdicts */
+    double kappa;                  /* Cohen's kappa of pass against the label; NaN without verdicts */
     double best_threshold, best_precision, best_recall;
 } stats;
 
@@ -141,24 +143,28 @@ static void thresholds(const item *items, size_t n, stats *s) {
         }
         j = i;
     }
-    double ptp = 0, pfp = 0, pfn = 0;
+    double ptp = 0, pfp = 0, pfn = 0, ptn = 0;
     size_t verdicts = 0;
     for (size_t i = 0; i < n; i++) {
         if (items[i].pass < 0) continue;
         verdicts++;
         ptp += items[i].pass && items[i].label, pfp += items[i].pass && !items[i].label;
-        pfn += !items[i].pass && items[i].label;
+        pfn += !items[i].pass && items[i].label, ptn += !items[i].pass && !items[i].label;
     }
     s->precision = verdicts && ptp + pfp > 0 ? ptp / (ptp + pfp) : NAN;
     s->recall = verdicts && ptp + pfn > 0 ? ptp / (ptp + pfn) : NAN;
     s->f1 = s->precision + s->recall > 0 ? 2 * s->precision * s->recall / (s->precision + s->recall) : NAN;
+    /* agreement beyond chance: observed against what the two marginals give by chance */
+    double total = (double)verdicts, observed = (ptp + ptn) / total;
+    double chance = ((ptp + pfp) * (ptp + pfn) + (pfn + ptn) * (pfp + ptn)) / (total * total);
+    s->kappa = verdicts && chance < 1 ? (observed - chance) / (1 - chance) : NAN;
 }
 
 static stats compute(item *items, size_t n) {
     stats s;
     memset(&s, 0, sizeof s);
     for (size_t i = 0; i < n; i++) s.n_pos += items[i].label, s.n_neg += !items[i].label;
-    s.auc = s.auc_lo = s.auc_hi = s.spearman = s.precision = s.recall = s.f1 = NAN;
+    s.auc = s.auc_lo = s.auc_hi = s.spearman = s.precision = s.recall = s.f1 = s.kappa = NAN;
     s.best_threshold = s.best_precision = s.best_recall = NAN;
     if (!s.n_pos || !s.n_neg) return s;
     qsort(items, n, sizeof *items, compare_items);
@@ -336,6 +342,7 @@ static cJSON *stats_json(const group_items *g, const stats *s) {
     cJSON_AddItemToObject(o, "precision", number_or_null(s->precision));
     cJSON_AddItemToObject(o, "recall", number_or_null(s->recall));
     cJSON_AddItemToObject(o, "f1", number_or_null(s->f1));
+    cJSON_AddItemToObject(o, "kappa", number_or_null(s->kappa));
     cJSON_AddItemToObject(o, "best_threshold", number_or_null(s->best_threshold));
     cJSON_AddItemToObject(o, "best_precision", number_or_null(s->best_precision));
     cJSON_AddItemToObject(o, "best_recall", number_or_null(s->best_recall));
@@ -363,6 +370,7 @@ static void print_row(const cJSON *e) {
     else printf("  [%.3f, %.3f]", ci->child->valuedouble, ci->child->next->valuedouble);
     print_value(e, "spearman", 6, 3);
     print_value(e, "f1", 5, 2);
+    print_value(e, "kappa", 6, 2);
     print_value(e, "best_threshold", 7, 3);
     printf("%s\n", cJSON_IsTrue(cJSON_GetObjectItem(e, "inverted")) ? "  inverted" : "");
 }
@@ -394,9 +402,9 @@ cJSON *calibration_json(sqlite3 *db, int64_t run, const char *field, const char 
 /* The table of a calibration (calibration_json's). */
 static void print_table(const cJSON *json) {
     printf("calibration of run %lld against %s (AUC: how often a positive trace scores above a negative one)\n"
-           "  %-22s %6s %6s %7s  %-15s %7s %6s %8s\n",
+           "  %-22s %6s %6s %7s  %-15s %7s %6s %6s %8s\n",
            (long long)cJSON_GetObjectItem(json, "run")->valuedouble, cJSON_GetObjectItem(json, "label")->valuestring,
-           "evaluator", "n+", "n-", "AUC", "95% CI", "rho", "F1", "best t");
+           "evaluator", "n+", "n-", "AUC", "95% CI", "rho", "F1", "kappa", "best t");
     const cJSON *list = cJSON_GetObjectItem(json, "evaluators"), *e;
     if (!list->child) printf("  (no trace has both a score and an outcome)\n");
     cJSON_ArrayForEach(e, list) print_row(e);

@@ -37,6 +37,9 @@ check "AUC = 8.5 / 9 (a tie counts 1/2)" "0.9444" "$(get cal.json s '' 'e["auc"]
 check "Spearman's rho = 12 / sqrt(17 x 13.5)" "0.7921" "$(get cal.json s '' 'e["spearman"]')"
 check "precision, recall, F1 of pass = 2/3 each" "[0.6667, 0.6667, 0.6667]" \
     "$(get cal.json s '' '[round(e["precision"], 4), round(e["recall"], 4), round(e["f1"], 4)]')"
+# pass against the outcome: TP t0 t1, FP t2, FN t3, TN t4 t5: observed 4/6, by chance
+# (3 x 3 + 3 x 3) / 36 = 1/2: kappa = (2/3 - 1/2) / (1 - 1/2) = 1/3
+check "Cohen's kappa of pass against the outcome = 1/3" "0.3333" "$(get cal.json s '' 'e["kappa"]')"
 check "best threshold 0.8 (J 2/3, the higher of two equal), precision 1, recall 2/3" "[0.8, 1, 0.6667]" \
     "$(get cal.json s '' '[e["best_threshold"], e["best_precision"], round(e["best_recall"], 4)]')"
 check "the bootstrap interval holds the AUC and stays in [0, 1]" "true" \
@@ -47,6 +50,8 @@ check "an evaluator that predicts the opposite: AUC 1 - 0.944, flagged inverted"
 "$ASSAY" calibrate --db c.db --label metadata.em --group-by seg --json >seg.json
 check "per segment: a (2 positive, 2 negative) separates perfectly" "[2, 2, 1]" "$(get seg.json s a '[e["n_pos"], e["n_neg"], e["auc"]]')"
 check "segment b: one positive and one negative with the same score: AUC 1/2" "0.5" "$(get seg.json s b 'e["auc"]')"
+check "kappa per segment: a agrees fully (1), b never (observed 0, chance 1/2: -1)" "[1, -1]" \
+    "[$(get seg.json s a 'e["kappa"]'), $(get seg.json s b 'e["kappa"]')]"
 "$ASSAY" calibrate --db c.db --label metadata.p --json >one.json
 check "an outcome from a boolean field" "[4, 3]" "$(get one.json s '' '[e["n_pos"], e["n_neg"]]')"
 "$ASSAY" calibrate --db c.db --label metadata.seg --json >none.json
