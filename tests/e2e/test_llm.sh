@@ -175,6 +175,50 @@ check_contains "a verdict out of range twice: an error record that says so" "$TM
     'the judge gave no verdict with an integer score from 1 to 5 (no integer score from 1 to 5, asked twice: {\"score\": 9})'
 check "two requests per trace, no more" 4 "$(stat 's["chat"]')"
 
+# -- repeats: -p EVALUATOR.repeats=K evaluates each trace K times; the record is the mean score,
+# the majority pass, details.repeats has each one. The server answers the k-th ask of the
+# same prompt with the k-th of <<replies: …>>: judge scores 5 1 4 -> 1 0 0.75 (threshold 0.6).
+reset
+printf '%s\n' '{"id":"rep","input":"q","output":"r <<replies: {\"score\": 5} | {\"score\": 1} | {\"score\": 4}>>"}' \
+    >"$TMP/rep.jsonl"
+"$ASSAY" run --no-db -e plugins/llm/llm_judge.lua $LLM --cache "$TMP/rep-cache.db" -p llm_judge.repeats=3 \
+    "$TMP/rep.jsonl" >"$TMP/rep.out" 2>"$TMP/rep.err"
+check "repeats=3: exit 0" 0 $?
+rep() { python3 -c 'import json, sys
+r = json.loads(open(sys.argv[1]).readline()); d = r["details"]
+print(round(r["score"], 4), r["pass"], json.dumps(d["repeats"], sort_keys=True), d["usage"]["calls"])' "$1"; }
+check "the mean of 1, 0, 0.75 and the majority pass (2 of 3), each repeat in details, 3 calls" \
+    '0.5833 True {"errors": 0, "n": 3, "passes": [true, false, true], "scores": [1, 0, 0.75]} 3' "$(rep "$TMP/rep.out")"
+check "three requests reached the server" 3 "$(stat 's["chat"]')"
+"$ASSAY" run --no-db -e plugins/llm/llm_judge.lua $LLM --cache "$TMP/rep-cache.db" -p llm_judge.repeats=3 \
+    "$TMP/rep.jsonl" >"$TMP/rep2.out" 2>/dev/null
+check "again with the cache: each repeat's own answer comes back from it, none from the server" \
+    '0.5833 True {"errors": 0, "n": 3, "passes": [true, false, true], "scores": [1, 0, 0.75]} 3 3' \
+    "$(rep "$TMP/rep2.out") $(stat 's["chat"]')"
+"$ASSAY" run --no-db -e plugins/llm/llm_judge.lua $LLM --cache "$TMP/rep-cache.db" "$TMP/rep.jsonl" >"$TMP/rep1.out" 2>/dev/null
+check "without repeats, the first repeat's cached answer is the one (its key is the one it always had)" "1 3" \
+    "$(python3 -c 'import json, sys; print(json.loads(open(sys.argv[1]).readline())["score"])' "$TMP/rep1.out") $(stat 's["chat"]')"
+printf 'return { name = "dice", evaluate = function(t) return math.random() end }\n' >"$TMP/dice.lua"
+"$ASSAY" run --no-db --no-timing -e "$TMP/dice.lua" "$TMP/rep.jsonl" >"$TMP/dice1.out" 2>/dev/null
+"$ASSAY" run --no-db --no-timing -e "$TMP/dice.lua" -p dice.repeats=4 "$TMP/rep.jsonl" >"$TMP/dice4.out" 2>/dev/null
+check "any plugin takes repeats; math.random draws anew each time, the first as without repeats" "True 4" \
+    "$(python3 -c 'import json, sys
+one = json.loads(open(sys.argv[1]).readline()); four = json.loads(open(sys.argv[2]).readline())
+s = four["details"]["repeats"]["scores"]
+print(s[0] == one["score"] and abs(four["score"] - sum(s) / 4) < 1e-12, len(set(s)))' "$TMP/dice1.out" "$TMP/dice4.out")"
+"$ASSAY" run --no-db -e "$TMP/dice.lua" -p dice.repeats=0 "$TMP/rep.jsonl" >/dev/null 2>"$TMP/dice0.err"
+check "repeats=0: exit 2, named" "2 yes" "$? $(grep -q 'param dice.repeats: an integer from 1 to 20' "$TMP/dice0.err" && echo yes || echo no)"
+printf 'return { name = "flaky", evaluate = function(t) if math.random() < 0.5 then error("no") end return 1 end }\n' \
+    >"$TMP/flaky.lua"
+printf 'return { name = "broken", evaluate = function(t) error("never") end }\n' >"$TMP/broken.lua"
+"$ASSAY" run --no-db --no-timing -e "$TMP/flaky.lua" -e "$TMP/broken.lua" -p flaky.repeats=8 -p broken.repeats=3 \
+    "$TMP/rep.jsonl" >"$TMP/fl.out" 2>/dev/null
+check "some repeats failing: the record is of those that did not, the failures counted; all failing: an error" \
+    "True 1 runtime" "$(python3 -c 'import json, sys
+a, b = [json.loads(l) for l in open(sys.argv[1])]
+r = a["details"]["repeats"]
+print(0 < r["errors"] < 8 and r["scores"].count(None) == r["errors"], a["score"], b["error"]["kind"])' "$TMP/fl.out")"
+
 # -- Retry-After is honoured
 reset
 faults '{"script": ["429:1"]}'
