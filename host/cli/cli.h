@@ -256,6 +256,24 @@ void export_add(exporter *x, const assay_result *result);
  * test cases (gates may be NULL), and closes both; -1 on error. */
 int export_close(exporter *x, const gate_results *gates);
 
+/* ------------------------------------------- agreement of repeated evaluations */
+
+/* How well an evaluator agrees with itself over its repeats (the `repeats` param), from
+ * each record's details.repeats: Krippendorff's alpha (interval metric) over the repeats'
+ * scores and how often pass flipped. Kept as sums, so a run of any size costs the same
+ * (docs/metrics.md has the formulas). */
+typedef struct agreement {
+    uint64_t units;      /* records with 2 or more scored repeats */
+    uint64_t pass_units; /* records with 2 or more repeats with a pass */
+    uint64_t flips;      /* of those, the ones whose passes were not all equal */
+    double n, sum, sum_sq, within; /* the pairable scores, their sum and sum of squares, and
+                                    * sum over units of (pairs' squared differences) / (m - 1) */
+} agreement;
+/* Adds one record's details.repeats (a cJSON object; anything else is ignored). */
+void agreement_add(agreement *a, const struct cJSON *repeats);
+/* NaN when fewer than 2 units or the scores do not vary at all. */
+double agreement_alpha(const agreement *a);
+
 /* -------------------------------------------------------------------- the summary */
 
 typedef struct summary summary;

@@ -380,6 +380,67 @@ static void free_groups(group_items *groups, size_t count) {
     free(groups);
 }
 
+void agreement_add(agreement *a, const cJSON *repeats) {
+    const cJSON *scores = cJSON_GetObjectItemCaseSensitive(repeats, "scores");
+    const cJSON *passes = cJSON_GetObjectItemCaseSensitive(repeats, "passes");
+    double m = 0, sum = 0, sum_sq = 0;
+    for (const cJSON *v = cJSON_IsArray(scores) ? scores->child : NULL; v; v = v->next)
+        if (cJSON_IsNumber(v)) m++, sum += v->valuedouble, sum_sq += v->valuedouble * v->valuedouble;
+    if (m >= 2) { /* sum over ordered pairs i != j of (v_i - v_j)^2 = 2 m sum_sq - 2 sum^2 */
+        a->units++;
+        a->n += m, a->sum += sum, a->sum_sq += sum_sq;
+        a->within += (2 * m * sum_sq - 2 * sum * sum) / (m - 1);
+    }
+    int judged = 0, passed = 0;
+    for (const cJSON *v = cJSON_IsArray(passes) ? passes->child : NULL; v; v = v->next)
+        if (cJSON_IsBool(v)) judged++, passed += cJSON_IsTrue(v);
+    if (judged >= 2) a->pass_units++, a->flips += passed != 0 && passed != judged;
+}
+
+double agreement_alpha(const agreement *a) {
+    if (a->units < 2) return NAN;
+    double observed = a->within / a->n;
+    double expected = (2 * a->n * a->sum_sq - 2 * a->sum * a->sum) / (a->n * (a->n - 1));
+    return expected > 1e-12 ? 1 - observed / expected : NAN;
+}
+
+/* Each repeated evaluator's self-agreement, from its records' details.repeats. */
+static cJSON *agreement_json(sqlite3 *db, int64_t run) {
+    cJSON *list = cJSON_CreateArray();
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, "SELECT evaluator, json_extract(details, '$.repeats') FROM results WHERE run_id = ?1"
+                               " AND evaluator IS NOT NULL AND json_extract(details, '$.repeats') IS NOT NULL"
+                               " ORDER BY evaluator", -1, &st, NULL) != SQLITE_OK)
+        return list;
+    sqlite3_bind_int64(st, 1, run);
+    agreement a = {0};
+    char *name = NULL;
+    for (int rc = sqlite3_step(st);; rc = sqlite3_step(st)) {
+        const char *e = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
+        if (name && (!e || strcmp(e, name) != 0)) { /* the previous evaluator is complete */
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "evaluator", name);
+            cJSON_AddNumberToObject(o, "units", (double)a.units);
+            cJSON_AddItemToObject(o, "alpha", number_or_null(agreement_alpha(&a)));
+            cJSON_AddItemToObject(o, "flip_rate",
+                                  number_or_null(a.pass_units ? (double)a.flips / (double)a.pass_units : NAN));
+            cJSON_AddItemToArray(list, o);
+            free(name);
+            name = NULL;
+            memset(&a, 0, sizeof a);
+        }
+        if (!e) break;
+        if (!name) name = strdup(e);
+        const char *text = (const char *)sqlite3_column_text(st, 1);
+        cJSON *repeats = text ? cJSON_Parse(text) : NULL;
+        agreement_add(&a, repeats);
+        cJSON_Delete(repeats);
+    }
+    free(name);
+    sqlite3_finalize(st);
+    return list;
+}
+
 cJSON *calibration_json(sqlite3 *db, int64_t run, const char *field, const char *group_by, char *err, size_t errlen) {
     group_items *groups = NULL;
     size_t count = 0;
@@ -396,7 +457,19 @@ cJSON *calibration_json(sqlite3 *db, int64_t run, const char *field, const char 
         cJSON_AddItemToArray(list, stats_json(&groups[i], &s));
     }
     free_groups(groups, count);
+    cJSON_AddItemToObject(json, "self_agreement", agreement_json(db, run));
     return json;
+}
+
+/* "EVALUATOR agrees with itself over its repeats: alpha …, pass flipped on … of … traces". */
+static void agreement_print(const cJSON *e) {
+    const cJSON *alpha = cJSON_GetObjectItem(e, "alpha"), *flips = cJSON_GetObjectItem(e, "flip_rate");
+    printf("%s over its repeats (%d traces): Krippendorff's alpha ", cJSON_GetObjectItem(e, "evaluator")->valuestring,
+           cJSON_GetObjectItem(e, "units")->valueint);
+    if (cJSON_IsNumber(alpha)) printf("%.3f", alpha->valuedouble);
+    else printf("-");
+    if (cJSON_IsNumber(flips)) printf(", pass flipped on %.1f%% of traces", 100 * flips->valuedouble);
+    printf("\n");
 }
 
 /* The table of a calibration (calibration_json's). */
@@ -408,6 +481,7 @@ static void print_table(const cJSON *json) {
     const cJSON *list = cJSON_GetObjectItem(json, "evaluators"), *e;
     if (!list->child) printf("  (no trace has both a score and an outcome)\n");
     cJSON_ArrayForEach(e, list) print_row(e);
+    cJSON_ArrayForEach(e, cJSON_GetObjectItem(json, "self_agreement")) agreement_print(e);
 }
 
 int cli_calibrate(cli_options *o, int argc, char **argv) {

@@ -6,6 +6,7 @@
  * same. */
 #include "cli.h"
 
+#include <cJSON.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +46,7 @@ typedef struct error_messages {
 struct summary {
     const assay_host *host;
     error_messages *messages; /* per evaluator */
+    agreement *agreements;    /* per evaluator: its repeats' self-agreement */
     size_t evaluator_count;
     bool is_grouped;
     group *groups;
@@ -61,7 +63,8 @@ summary *summary_new(const assay_host *host, bool is_grouped) {
     s->is_grouped = is_grouped;
     s->groups = calloc(1, sizeof *s->groups);
     s->messages = calloc(s->evaluator_count + 1, sizeof *s->messages);
-    if (!s->messages || !s->groups || !(s->groups[0].per_evaluator = calloc(s->evaluator_count + 1, sizeof(stats)))) {
+    s->agreements = calloc(s->evaluator_count + 1, sizeof *s->agreements);
+    if (!s->messages || !s->agreements || !s->groups || !(s->groups[0].per_evaluator = calloc(s->evaluator_count + 1, sizeof(stats)))) {
         summary_free(s);
         return NULL;
     }
@@ -76,6 +79,7 @@ void summary_free(summary *s) {
         free(s->groups[i].per_evaluator);
     }
     free(s->groups);
+    free(s->agreements);
     for (size_t e = 0; s->messages && e < s->evaluator_count; e++)
         for (int i = 0; i < SUMMARY_MESSAGES; i++) free(s->messages[e].top[i].message);
     free(s->messages);
@@ -172,6 +176,25 @@ static void print_messages(const summary *s, FILE *out) {
     }
 }
 
+/* A record's details.repeats into its evaluator's agreement; the details are parsed only
+ * when they hold the key (a repeated evaluator's). */
+static void add_repeats(agreement *a, const assay_result *result, size_t i) {
+    size_t len;
+    const char *details = assay_result_record_details(result, i, &len);
+    static const char key[] = "\"repeats\":{";
+    if (!details) return;
+    const char *p = details, *end = details + len;
+    bool has_key = false;
+    while (!has_key && (size_t)(end - p) >= sizeof key - 1 && (p = memchr(p, '"', (size_t)(end - p))) != NULL) {
+        has_key = (size_t)(end - p) >= sizeof key - 1 && memcmp(p, key, sizeof key - 1) == 0;
+        p++;
+    }
+    if (!has_key) return;
+    cJSON *d = cJSON_ParseWithLength(details, len);
+    agreement_add(a, cJSON_GetObjectItemCaseSensitive(d, "repeats"));
+    cJSON_Delete(d);
+}
+
 void summary_add(summary *s, const assay_result *result) {
     s->traces++;
     stats *grouped = s->is_grouped ? group_stats(s, assay_result_group(result)) : NULL;
@@ -187,6 +210,7 @@ void summary_add(summary *s, const assay_result *result) {
         }
         if (r.evaluator_index >= s->evaluator_count) continue;
         if (r.error != ASSAY_KIND_NONE) count_message(&s->messages[r.evaluator_index], r.error_message);
+        else add_repeats(&s->agreements[r.evaluator_index], result, i);
         stats_add(&s->groups[0].per_evaluator[r.evaluator_index], &r);
         if (grouped) stats_add(&grouped[r.evaluator_index], &r);
     }
@@ -241,6 +265,23 @@ static void print_table(const summary *s, const stats *per_evaluator, FILE *out)
     }
 }
 
+/* For each evaluator with repeats: how well it agrees with itself (docs/metrics.md). */
+static void print_agreements(const summary *s, FILE *out) {
+    for (size_t e = 0; e < s->evaluator_count; e++) {
+        const agreement *a = &s->agreements[e];
+        if (!a->units && !a->pass_units) continue;
+        assay_plugin_info info;
+        assay_host_plugin_info(s->host, e, &info, sizeof info);
+        double alpha = agreement_alpha(a);
+        fprintf(out, "%s over its repeats: Krippendorff's alpha ", info.name);
+        if (isnan(alpha)) fprintf(out, "- (%llu traces)", (unsigned long long)a->units);
+        else fprintf(out, "%.3f over %llu traces", alpha, (unsigned long long)a->units);
+        if (a->pass_units)
+            fprintf(out, "; pass flipped on %llu of %llu", (unsigned long long)a->flips, (unsigned long long)a->pass_units);
+        fputc('\n', out);
+    }
+}
+
 static int compare_groups(const void *a, const void *b) {
     return strcmp(((const group *)a)->name, ((const group *)b)->name);
 }
@@ -266,6 +307,7 @@ void summary_print(const summary *s, FILE *out, double seconds) {
             free(sorted);
         }
     }
+    print_agreements(s, out);
     print_messages(s, out);
     if (s->first_input_error) fprintf(out, "first input error: %s\n", s->first_input_error);
 }

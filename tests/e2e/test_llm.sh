@@ -219,6 +219,33 @@ a, b = [json.loads(l) for l in open(sys.argv[1])]
 r = a["details"]["repeats"]
 print(0 < r["errors"] < 8 and r["scores"].count(None) == r["errors"], a["score"], b["error"]["kind"])' "$TMP/fl.out")"
 
+# -- self-agreement over repeats: A 5 4 5 -> 1 .75 1; B 1 2 1 -> 0 .25 0; C 4 2 4 -> .75 .25 .75
+# Krippendorff's alpha (interval): within-trace differences, per trace (2 m sum v^2 - 2 (sum v)^2)
+# / (m - 1): A 0.125, B 0.125, C 0.5, D_o = 0.75 / 9; all nine: 2 x 9 x 3.8125 - 2 x 4.75^2 =
+# 23.5, D_e = 23.5 / 72; alpha = 1 - (0.75 / 9) / (23.5 / 72) = 0.7447. Pass (>= 0.6) flips on C.
+reset
+python3 -c '
+import json
+for name, s in (("A", (5, 4, 5)), ("B", (1, 2, 1)), ("C", (4, 2, 4))):
+    print(json.dumps({"id": name, "input": "q", "output": "r%s <<replies: %s>>" % (name, " | ".join("{\"score\": %d}" % x for x in s)),
+                      "metadata": {"ok": name != "B"}}))' >"$TMP/agree.jsonl"
+"$ASSAY" run --db "$TMP/agree.db" -e plugins/llm/llm_judge.lua $LLM --no-cache -p llm_judge.repeats=3 \
+    "$TMP/agree.jsonl" >/dev/null 2>"$TMP/agree.err"
+check_contains "the run summary: alpha over the repeats and the flips" "$TMP/agree.err" \
+    "llm_judge over its repeats: Krippendorff's alpha 0.745 over 3 traces; pass flipped on 1 of 3"
+"$ASSAY" calibrate --db "$TMP/agree.db" --label metadata.ok --json >"$TMP/agree.json"
+check "calibrate --json: self_agreement, alpha by hand (0.7447), and by pairs in Python; flip rate 1/3" \
+    "0.7447 0.7447 0.3333" "$(python3 -c 'import json, sys, itertools
+d = json.load(open(sys.argv[1]))["self_agreement"][0]
+units = [(1, .75, 1), (0, .25, 0), (.75, .25, .75)]
+n = sum(len(u) for u in units); values = [v for u in units for v in u]
+do = sum(sum((a - b) ** 2 for a, b in itertools.permutations(u, 2)) / (len(u) - 1) for u in units) / n
+de = sum((a - b) ** 2 for a, b in itertools.permutations(values, 2)) / (n * (n - 1))
+print(round(d["alpha"], 4), round(1 - do / de, 4), round(d["flip_rate"], 4))' "$TMP/agree.json")"
+"$ASSAY" calibrate --db "$TMP/agree.db" --label metadata.ok >"$TMP/agree.txt"
+check_contains "… and in its table" "$TMP/agree.txt" \
+    "llm_judge over its repeats (3 traces): Krippendorff's alpha 0.745, pass flipped on 33.3% of traces"
+
 # -- Retry-After is honoured
 reset
 faults '{"script": ["429:1"]}'
