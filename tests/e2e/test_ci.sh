@@ -223,14 +223,14 @@ else
 fi
 
 # ------------------------------------------------- false alarms of an unchanged system
-# 101 runs of the same 200 prompts whose scores are drawn afresh from one distribution; the
-# 100 compares of consecutive runs test 3 evaluators x (all + 4 segments) x (mean, pass) =
+# 201 runs of the same 200 prompts whose scores are drawn afresh from one distribution; the
+# 200 compares of consecutive runs test 3 evaluators x (all + 4 segments) x (mean, pass) =
 # 30 comparisons each. With Holm's correction, a compare should show any significant change
-# in about 5% of them at most; without it, in most. ASSAY_FALSE_ALARM_RUNS=201 makes the 200
-# compares of docs/ci.md's figures.
+# in about 5% of them at most; without it, in most. ASSAY_FALSE_ALARM_RUNS=N changes the
+# number of runs.
 case "${ASSAY_BUILD:-build}" in
-*asan*) echo "# the false-alarm measure runs with the plain build (101 runs)"; RUNS=0 ;;
-*) RUNS=${ASSAY_FALSE_ALARM_RUNS:-101} ;;
+*asan*) echo "# the false-alarm measure runs with the plain build (201 runs)"; RUNS=0 ;;
+*) RUNS=${ASSAY_FALSE_ALARM_RUNS:-201} ;;
 esac
 if [ "$RUNS" -gt 0 ]; then
     NDB=$TMP/noise.db
