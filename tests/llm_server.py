@@ -63,6 +63,11 @@ def chat_answer(body):
     if start >= 0:
         end = joined.find(">>", start)
         text = joined[start + 14:end if end >= 0 else len(joined)].strip()
+    elif (start := joined.find("<<by-model:")) >= 0:
+        # a panel: each model its own answer, "<<by-model: m1 => A ;; m2 => B>>"
+        end = joined.find(">>", start)
+        pairs = [p.split("=>", 1) for p in joined[start + 11:end if end >= 0 else len(joined)].split(";;")]
+        text = next((a.strip() for m, a in pairs if m.strip() == body.get("model")), "no answer for this model")
     elif (start := joined.find("<<replies:")) >= 0:
         # a model that answers the same prompt differently: the k-th ask of this prompt
         # gets the k-th alternative (cycling)

@@ -404,15 +404,17 @@ double agreement_alpha(const agreement *a) {
     return expected > 1e-12 ? 1 - observed / expected : NAN;
 }
 
-/* Each repeated evaluator's self-agreement, from its records' details.repeats. */
-static cJSON *agreement_json(sqlite3 *db, int64_t run) {
+/* Each evaluator's agreement over its records' details.repeats (path "$.repeats": with
+ * itself) or details.panel ("$.panel": among its judges). */
+static cJSON *agreement_json(sqlite3 *db, int64_t run, const char *path) {
     cJSON *list = cJSON_CreateArray();
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db, "SELECT evaluator, json_extract(details, '$.repeats') FROM results WHERE run_id = ?1"
-                               " AND evaluator IS NOT NULL AND json_extract(details, '$.repeats') IS NOT NULL"
+    if (sqlite3_prepare_v2(db, "SELECT evaluator, json_extract(details, ?2) FROM results WHERE run_id = ?1"
+                               " AND evaluator IS NOT NULL AND json_extract(details, ?2) IS NOT NULL"
                                " ORDER BY evaluator", -1, &st, NULL) != SQLITE_OK)
         return list;
     sqlite3_bind_int64(st, 1, run);
+    sqlite3_bind_text(st, 2, path, -1, SQLITE_STATIC);
     agreement a = {0};
     char *name = NULL;
     for (int rc = sqlite3_step(st);; rc = sqlite3_step(st)) {
@@ -457,18 +459,20 @@ cJSON *calibration_json(sqlite3 *db, int64_t run, const char *field, const char 
         cJSON_AddItemToArray(list, stats_json(&groups[i], &s));
     }
     free_groups(groups, count);
-    cJSON_AddItemToObject(json, "self_agreement", agreement_json(db, run));
+    cJSON_AddItemToObject(json, "self_agreement", agreement_json(db, run, "$.repeats"));
+    cJSON_AddItemToObject(json, "panel_agreement", agreement_json(db, run, "$.panel"));
     return json;
 }
 
-/* "EVALUATOR agrees with itself over its repeats: alpha …, pass flipped on … of … traces". */
-static void agreement_print(const cJSON *e) {
+/* "EVALUATOR over its repeats (N traces): Krippendorff's alpha …, pass flipped on …% of
+ * traces" (or "across its panel", "split"). */
+static void agreement_print(const cJSON *e, bool is_panel) {
     const cJSON *alpha = cJSON_GetObjectItem(e, "alpha"), *flips = cJSON_GetObjectItem(e, "flip_rate");
-    printf("%s over its repeats (%d traces): Krippendorff's alpha ", cJSON_GetObjectItem(e, "evaluator")->valuestring,
-           cJSON_GetObjectItem(e, "units")->valueint);
+    printf("%s %s (%d traces): Krippendorff's alpha ", cJSON_GetObjectItem(e, "evaluator")->valuestring,
+           is_panel ? "across its panel" : "over its repeats", cJSON_GetObjectItem(e, "units")->valueint);
     if (cJSON_IsNumber(alpha)) printf("%.3f", alpha->valuedouble);
     else printf("-");
-    if (cJSON_IsNumber(flips)) printf(", pass flipped on %.1f%% of traces", 100 * flips->valuedouble);
+    if (cJSON_IsNumber(flips)) printf(", pass %s on %.1f%% of traces", is_panel ? "split" : "flipped", 100 * flips->valuedouble);
     printf("\n");
 }
 
@@ -481,7 +485,8 @@ static void print_table(const cJSON *json) {
     const cJSON *list = cJSON_GetObjectItem(json, "evaluators"), *e;
     if (!list->child) printf("  (no trace has both a score and an outcome)\n");
     cJSON_ArrayForEach(e, list) print_row(e);
-    cJSON_ArrayForEach(e, cJSON_GetObjectItem(json, "self_agreement")) agreement_print(e);
+    cJSON_ArrayForEach(e, cJSON_GetObjectItem(json, "self_agreement")) agreement_print(e, false);
+    cJSON_ArrayForEach(e, cJSON_GetObjectItem(json, "panel_agreement")) agreement_print(e, true);
 }
 
 int cli_calibrate(cli_options *o, int argc, char **argv) {

@@ -47,6 +47,7 @@ struct summary {
     const assay_host *host;
     error_messages *messages; /* per evaluator */
     agreement *agreements;    /* per evaluator: its repeats' self-agreement */
+    agreement *panels;        /* per evaluator: its panel's inter-judge agreement */
     size_t evaluator_count;
     bool is_grouped;
     group *groups;
@@ -64,7 +65,8 @@ summary *summary_new(const assay_host *host, bool is_grouped) {
     s->groups = calloc(1, sizeof *s->groups);
     s->messages = calloc(s->evaluator_count + 1, sizeof *s->messages);
     s->agreements = calloc(s->evaluator_count + 1, sizeof *s->agreements);
-    if (!s->messages || !s->agreements || !s->groups || !(s->groups[0].per_evaluator = calloc(s->evaluator_count + 1, sizeof(stats)))) {
+    s->panels = calloc(s->evaluator_count + 1, sizeof *s->panels);
+    if (!s->messages || !s->agreements || !s->panels || !s->groups || !(s->groups[0].per_evaluator = calloc(s->evaluator_count + 1, sizeof(stats)))) {
         summary_free(s);
         return NULL;
     }
@@ -80,6 +82,7 @@ void summary_free(summary *s) {
     }
     free(s->groups);
     free(s->agreements);
+    free(s->panels);
     for (size_t e = 0; s->messages && e < s->evaluator_count; e++)
         for (int i = 0; i < SUMMARY_MESSAGES; i++) free(s->messages[e].top[i].message);
     free(s->messages);
@@ -176,22 +179,26 @@ static void print_messages(const summary *s, FILE *out) {
     }
 }
 
-/* A record's details.repeats into its evaluator's agreement; the details are parsed only
- * when they hold the key (a repeated evaluator's). */
-static void add_repeats(agreement *a, const assay_result *result, size_t i) {
-    size_t len;
-    const char *details = assay_result_record_details(result, i, &len);
-    static const char key[] = "\"repeats\":{";
-    if (!details) return;
-    const char *p = details, *end = details + len;
-    bool has_key = false;
-    while (!has_key && (size_t)(end - p) >= sizeof key - 1 && (p = memchr(p, '"', (size_t)(end - p))) != NULL) {
-        has_key = (size_t)(end - p) >= sizeof key - 1 && memcmp(p, key, sizeof key - 1) == 0;
+/* Whether the JSON text holds "key":{ (a cheap look before parsing). */
+static bool has_object_key(const char *text, size_t len, const char *key) {
+    size_t n = strlen(key);
+    const char *p = text, *end = text + len;
+    while ((size_t)(end - p) >= n + 4 && (p = memchr(p, '"', (size_t)(end - p))) != NULL) {
+        if ((size_t)(end - p) >= n + 4 && memcmp(p + 1, key, n) == 0 && memcmp(p + 1 + n, "\":{", 3) == 0) return true;
         p++;
     }
-    if (!has_key) return;
+    return false;
+}
+
+/* A record's details.repeats and details.panel into its evaluator's agreements; the
+ * details are parsed only when they hold one (a repeated evaluator's, a panel's). */
+static void add_agreements(agreement *repeats, agreement *panel, const assay_result *result, size_t i) {
+    size_t len;
+    const char *details = assay_result_record_details(result, i, &len);
+    if (!details || !(has_object_key(details, len, "repeats") || has_object_key(details, len, "panel"))) return;
     cJSON *d = cJSON_ParseWithLength(details, len);
-    agreement_add(a, cJSON_GetObjectItemCaseSensitive(d, "repeats"));
+    agreement_add(repeats, cJSON_GetObjectItemCaseSensitive(d, "repeats"));
+    agreement_add(panel, cJSON_GetObjectItemCaseSensitive(d, "panel"));
     cJSON_Delete(d);
 }
 
@@ -210,7 +217,7 @@ void summary_add(summary *s, const assay_result *result) {
         }
         if (r.evaluator_index >= s->evaluator_count) continue;
         if (r.error != ASSAY_KIND_NONE) count_message(&s->messages[r.evaluator_index], r.error_message);
-        else add_repeats(&s->agreements[r.evaluator_index], result, i);
+        else add_agreements(&s->agreements[r.evaluator_index], &s->panels[r.evaluator_index], result, i);
         stats_add(&s->groups[0].per_evaluator[r.evaluator_index], &r);
         if (grouped) stats_add(&grouped[r.evaluator_index], &r);
     }
@@ -265,20 +272,25 @@ static void print_table(const summary *s, const stats *per_evaluator, FILE *out)
     }
 }
 
-/* For each evaluator with repeats: how well it agrees with itself (docs/metrics.md). */
+/* "NAME over its repeats: …" or "NAME across its panel: …" (docs/metrics.md). */
+static void print_agreement(FILE *out, const char *name, const char *over, const agreement *a) {
+    if (!a->units && !a->pass_units) return;
+    double alpha = agreement_alpha(a);
+    fprintf(out, "%s %s: Krippendorff's alpha ", name, over);
+    if (isnan(alpha)) fprintf(out, "- (%llu traces)", (unsigned long long)a->units);
+    else fprintf(out, "%.3f over %llu traces", alpha, (unsigned long long)a->units);
+    if (a->pass_units)
+        fprintf(out, "; pass %s on %llu of %llu", strcmp(over, "over its repeats") == 0 ? "flipped" : "split",
+                (unsigned long long)a->flips, (unsigned long long)a->pass_units);
+    fputc('\n', out);
+}
+
 static void print_agreements(const summary *s, FILE *out) {
     for (size_t e = 0; e < s->evaluator_count; e++) {
-        const agreement *a = &s->agreements[e];
-        if (!a->units && !a->pass_units) continue;
         assay_plugin_info info;
         assay_host_plugin_info(s->host, e, &info, sizeof info);
-        double alpha = agreement_alpha(a);
-        fprintf(out, "%s over its repeats: Krippendorff's alpha ", info.name);
-        if (isnan(alpha)) fprintf(out, "- (%llu traces)", (unsigned long long)a->units);
-        else fprintf(out, "%.3f over %llu traces", alpha, (unsigned long long)a->units);
-        if (a->pass_units)
-            fprintf(out, "; pass flipped on %llu of %llu", (unsigned long long)a->flips, (unsigned long long)a->pass_units);
-        fputc('\n', out);
+        print_agreement(out, info.name, "over its repeats", &s->agreements[e]);
+        print_agreement(out, info.name, "across its panel", &s->panels[e]);
     }
 }
 

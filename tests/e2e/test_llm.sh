@@ -246,6 +246,35 @@ print(round(d["alpha"], 4), round(1 - do / de, 4), round(d["flip_rate"], 4))' "$
 check_contains "… and in its table" "$TMP/agree.txt" \
     "llm_judge over its repeats (3 traces): Krippendorff's alpha 0.745, pass flipped on 33.3% of traces"
 
+# -- a panel: -p llm_judge.models=m1,m2,m3 asks each model; the same scores as above, now from
+# three judges: the mean, the majority pass, and the inter-judge alpha 0.7447 with C split
+reset
+python3 -c '
+import json
+for name, s in (("A", (5, 4, 5)), ("B", (1, 2, 1)), ("C", (4, 2, 4))):
+    answers = " ;; ".join("m%d => {\"score\": %d}" % (i + 1, x) for i, x in enumerate(s))
+    print(json.dumps({"id": name, "input": "q", "output": "r%s <<by-model: %s>>" % (name, answers), "metadata": {"ok": name != "B"}}))
+print(json.dumps({"id": "D", "input": "q", "output": "rD <<by-model: m1 => {\"score\": 5} ;; m2 => no idea ;; m3 => {\"score\": 3}>>"}))' \
+    >"$TMP/panel.jsonl"
+"$ASSAY" run --db "$TMP/panel.db" -e plugins/llm/llm_judge.lua $LLM --no-cache -p llm_judge.models=m1,m2,m3 \
+    "$TMP/panel.jsonl" >"$TMP/panel.out" 2>"$TMP/panel.err"
+check "a panel of three judges: C's mean (0.75 + 0.25 + 0.75) / 3 and majority pass, each judge in details" \
+    '0.5833 True {"errors": 0, "models": ["m1", "m2", "m3"], "passes": [true, false, true], "scores": [0.75, 0.25, 0.75]} 3' \
+    "$(python3 -c 'import json, sys
+r = [json.loads(l) for l in open(sys.argv[1])][2]; d = r["details"]
+print(round(r["score"], 4), r["pass"], json.dumps(d["panel"], sort_keys=True), d["usage"]["calls"])' "$TMP/panel.out")"
+check "a judge without a verdict (asked twice) is left out: D is the mean of 1 and 0.5, one error" "0.75 1" \
+    "$(python3 -c 'import json, sys
+r = [json.loads(l) for l in open(sys.argv[1])][3]; print(r["score"], r["details"]["panel"]["errors"])' "$TMP/panel.out")"
+# with D's two judges (1, 0.5): within 0.125 + 0.125 + 0.5 + 0.5 over n = 11, all eleven:
+# 2 x 11 x 5.0625 - 2 x 6.25^2 = 33.25 over 110: alpha = 1 - (1.25 / 11) / (33.25 / 110) = 0.624
+check_contains "the run summary: the judges' agreement (D's two judges count too), C and D split" "$TMP/panel.err" \
+    "llm_judge across its panel: Krippendorff's alpha 0.624 over 4 traces; pass split on 2 of 4"
+"$ASSAY" calibrate --db "$TMP/panel.db" --label metadata.ok --json >"$TMP/panel.json"
+check "calibrate: panel_agreement over every judged trace (D too), split on C and D" "4 0.5" \
+    "$(python3 -c 'import json, sys
+d = json.load(open(sys.argv[1]))["panel_agreement"][0]; print(d["units"], round(d["flip_rate"], 4))' "$TMP/panel.json")"
+
 # -- Retry-After is honoured
 reset
 faults '{"script": ["429:1"]}'
