@@ -1137,6 +1137,7 @@ static int run_command(const cli_command *c, int argc, char **argv, int user_arg
     }
     if (rc == CLI_EXIT_OK && (c->bit & CMD_SCORE)) rc = apply_net_flags(p.o.host, &p.net);
     p.o.has_llm = env_or(p.net.llm_url, "ASSAY_LLM_URL") != NULL;
+    p.o.llm_model = env_or(p.net.llm_model, "ASSAY_LLM_MODEL");
     p.o.max_inflight = p.net.max_inflight ? p.net.max_inflight : ASSAY_DEFAULT_MAX_INFLIGHT;
     if (rc == CLI_EXIT_OK && p.has_seed && p.o.sample_rate >= 1) rc = usage_error("%s", "--seed needs --sample P");
     if (rc == CLI_EXIT_OK && p.o.sample_rate < 1 && assay_options_set_sample(p.o.host, p.o.sample_rate, p.o.sample_seed) != ASSAY_OK)

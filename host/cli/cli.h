@@ -50,6 +50,7 @@ typedef struct cli_options {
     bool is_follow;
     bool fail_on_regression;
     bool has_llm;               /* an LLM endpoint is configured (--llm-url, ASSAY_LLM_URL) */
+    const char *llm_model;      /* the default model (--llm-model, ASSAY_LLM_MODEL), or NULL */
     double price_in, price_out; /* -p llm.price_in/price_out: per million tokens, 0: none */
     const char *from;           /* import: the input format (NULL: auto) */
     const char *map;            /* import: a mapper of one's own */
@@ -214,6 +215,8 @@ typedef struct store_run_desc {
     uint64_t sample_seed;
     unsigned shard_index, shard_count;     /* 0/1: not sharded */
     bool is_follow;
+    const char *llm_model;                 /* the run's default model: part of the definition
+                                            * of every evaluator that calls assay.llm */
     uint64_t signature;                    /* what --resume matches */
     const journal_position *resumed_from;  /* continue that run from here, or NULL */
     store_committed_cb on_committed;

@@ -529,7 +529,7 @@ static int open_store(run *r) {
         .inputs = names, .input_count = o->trace_count ? o->trace_count : 1, .host = r->host,
         .sample_rate = o->sample_rate, .sample_seed = o->sample_seed,
         .shard_index = o->shard_index, .shard_count = o->shard_count, .is_follow = o->is_follow,
-        .signature = run_signature(r), .resumed_from = o->is_resume && !r->is_fresh ? &r->skip : NULL,
+        .llm_model = o->llm_model, .signature = run_signature(r), .resumed_from = o->is_resume && !r->is_fresh ? &r->skip : NULL,
         .on_committed = on_store_committed, .ctx = r,
     };
     char message[600] = "out of memory";

@@ -26,6 +26,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <cJSON.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -778,6 +779,22 @@ static int64_t find_resumed(sqlite3 *db, const char *signature, const journal_po
     return id;
 }
 
+/* An evaluator's params as the store records them: for one that calls assay.llm, with the
+ * run's default model as "llm.model", so that a run judged by another model shows as a
+ * change of definition in compare, not as a change of the system. NULL: as they are. */
+static char *recorded_params(const assay_plugin_info *info, const char *llm_model) {
+    if (!llm_model || !cli_plugin_calls_llm(info->path)) return NULL;
+    cJSON *params = cJSON_Parse(info->params_json);
+    if (!cJSON_IsObject(params)) {
+        cJSON_Delete(params);
+        return NULL;
+    }
+    cJSON_AddStringToObject(params, "llm.model", llm_model);
+    char *text = cJSON_PrintUnformatted(params);
+    cJSON_Delete(params);
+    return text;
+}
+
 /* A resumed run ranks the traces still to come against the bodies it kept before. */
 static int kept_reload(store_writer *w) {
     sqlite3_stmt *st;
@@ -872,8 +889,10 @@ static int insert_run(store_writer *w, const store_run_desc *d) {
         bind_text(st, 4, info.scope);
         bind_text(st, 5, info.path);
         bind_text(st, 6, has_hash ? hash : NULL);
-        bind_text(st, 7, info.params_json);
+        char *params = recorded_params(&info, d->llm_model);
+        bind_text(st, 7, params ? params : info.params_json);
         rc = step_reset(st);
+        free(params);
     }
     sqlite3_finalize(st);
     return rc == SQLITE_OK ? 0 : -1;

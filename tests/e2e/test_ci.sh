@@ -41,6 +41,20 @@ check "an unknown --group-by field: exit 2" 2 $?
 check_contains "naming the fields there are" "$TMP/field.err" \
     "--group-by segmnt: no trace of the two runs has metadata.segmnt; the metadata fields they have: a, b, c, d, e, f, segment"
 
+# the run's default LLM model is part of the definition of an evaluator that calls the model:
+# another judge model is a changed definition, not a change of the system (no server needed:
+# the calls fail, the runs and their definitions are recorded)
+printf 'return { name = "asks", evaluate = function(t) return assay.llm.chat{ messages = { { role = "user", content = "x" } } }.text == "y" end }\n' \
+    >"$TMP/asks.lua"
+for m in model-a model-b; do
+    "$ASSAY" run --db "$DB" -e "$TMP/asks.lua" --llm-url http://127.0.0.1:9/v1 --llm-model $m --no-cache --retries 1 \
+        --label "$m" "$P" >/dev/null 2>&1
+done
+"$ASSAY" compare --db "$DB" model-a model-b >"$TMP/model.txt" 2>&1
+check_contains "another --llm-model is named as a change of the evaluators that call it" "$TMP/model.txt" \
+    'asks: param llm.model "model-a" -> "model-b"'
+check_contains "… and not judged" "$TMP/model.txt" "asks: definition changed: the change is not judged (--strict judges it)"
+
 # ------------------------------------------------------------ --json against references
 python3 -c 'import json, sys
 for line in open(sys.argv[1]):
