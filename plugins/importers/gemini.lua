@@ -39,10 +39,7 @@ local function map(doc, params)
     end
   end
   local usage = r.usageMetadata or {}
-  if usage.promptTokenCount then
-    trace.steps[#trace.steps + 1] = { type = "llm", model = r.modelVersion, output = text,
-      usage = { input_tokens = usage.promptTokenCount, output_tokens = usage.candidatesTokenCount } }
-  end
+  import.llm_step(trace.steps, r.modelVersion, text, usage.promptTokenCount, usage.candidatesTokenCount)
   return import.finish(trace)
 end
 

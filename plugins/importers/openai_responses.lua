@@ -52,10 +52,7 @@ local function map(doc, params)
   local request = doc.request or {}
   trace.input = type(request.input) == "string" and request.input or import.first_user_text(request.input)
   local usage = r.usage or {}
-  if usage.input_tokens then
-    trace.steps[#trace.steps + 1] = { type = "llm", model = r.model, output = text,
-      usage = { input_tokens = usage.input_tokens, output_tokens = usage.output_tokens } }
-  end
+  import.llm_step(trace.steps, r.model, text, usage.input_tokens, usage.output_tokens)
   return import.finish(trace)
 end
 

@@ -292,6 +292,14 @@ function M.search_steps(steps, args, output, extra)
   end
 end
 
+-- The model call a provider's response records, as an llm step with its usage: only when
+-- the response says what it used (input_tokens).
+function M.llm_step(steps, model, output, input_tokens, output_tokens)
+  if not input_tokens then return end
+  steps[#steps + 1] = { type = "llm", model = model, output = output,
+    usage = { input_tokens = input_tokens, output_tokens = output_tokens } }
+end
+
 function M.fetch_step(steps, args, output, extra)
   local content = M.text(output) or (type(output) == "string" and output) or nil
   if type(output) == "table" and not content then content = json.encode(output) end
