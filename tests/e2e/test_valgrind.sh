@@ -63,6 +63,12 @@ $VG "$ASSAY" runs --db "$DB" >/dev/null 2>"$TMP/vg10"; check "runs: clean under 
 $VG "$ASSAY" compare --db "$DB" one two --group-by segment >/dev/null 2>"$TMP/vg11"
 check "compare --group-by: clean under valgrind" 0 $?
 $VG "$ASSAY" report --db "$DB" -o "$TMP/r.html" 2>"$TMP/vg12"; check "report: clean under valgrind" 0 $?
+$VG "$ASSAY" report --db "$DB" one two --group-by segment -o "$TMP/ab.html" 2>"$TMP/vg12b"
+check "report A B: clean under valgrind" 0 $?
+printf 'return { name = "dice", evaluate = function(t) if t.id == "x" then error("no") end return { score = math.random(), pass = math.random() < 0.5, details = { z = 1 } } end }\n' \
+    >"$TMP/dice.lua"
+$VG "$ASSAY" run --no-db -e "$TMP/dice.lua" -p dice.repeats=3 "$TMP/in.jsonl" -o /dev/null 2>"$TMP/vg12c"
+check "repeats, combined records and their agreement: clean under valgrind" 3 $?
 # more traces than the store keeps bodies of: worse ones evict kept ones; and a plugin that
 # touches a table of an earlier trace (the lazy view's error path)
 python3 -c 'import json
