@@ -516,10 +516,10 @@ static int apply_net_flags(assay_options *opts, const net_flags *f) {
 enum {
     CMD_RUN = 1 << 0, CMD_LIST = 1 << 1, CMD_CHECK = 1 << 2, CMD_TEST = 1 << 3,
     CMD_RUNS = 1 << 4, CMD_COMPARE = 1 << 5, CMD_REPORT = 1 << 6, CMD_IMPORT = 1 << 7, CMD_LINT = 1 << 8,
-    CMD_CALIBRATE = 1 << 9, CMD_MERGE = 1 << 10,
+    CMD_CALIBRATE = 1 << 9, CMD_MERGE = 1 << 10, CMD_PAIRWISE = 1 << 11,
 };
-#define CMD_PLUGINS (CMD_RUN | CMD_LIST | CMD_TEST) /* load plugins: -e, -p */
-#define CMD_SCORE (CMD_RUN | CMD_TEST)              /* evaluate: limits, the network */
+#define CMD_PLUGINS (CMD_RUN | CMD_LIST | CMD_TEST | CMD_PAIRWISE) /* load plugins: -e, -p */
+#define CMD_SCORE (CMD_RUN | CMD_TEST | CMD_PAIRWISE)              /* evaluate: limits, the network */
 
 typedef struct cli_option {
     const char *name; /* --name */
@@ -544,7 +544,8 @@ static const cli_option cli_options_table[] = {
     {"open-traces", OPT_OPEN_TRACES, "N", CMD_IMPORT,
      "otlp: traces held in memory while their spans come (default 10000); older ones wait in a temporary file"},
     {"map", OPT_MAP, "FILE.lua", CMD_IMPORT | CMD_RUN, "a mapper of your own instead of the shipped one (docs/importers.md)"},
-    {"group-by", OPT_GROUP_BY, "FIELD", CMD_RUN | CMD_COMPARE | CMD_REPORT | CMD_CALIBRATE, "split the summary by metadata.FIELD"},
+    {"group-by", OPT_GROUP_BY, "FIELD", CMD_RUN | CMD_COMPARE | CMD_REPORT | CMD_CALIBRATE | CMD_PAIRWISE,
+     "split the summary by metadata.FIELD"},
     {"no-timing", OPT_NO_TIMING, NULL, CMD_SCORE, "write \"ms\":null so that output is byte-for-byte reproducible"},
     {"resume", OPT_RESUME, NULL, CMD_RUN, "continue an interrupted run with -o FILE where it stopped (FILE.progress)"},
     {"cases", OPT_CASES, "FILE", CMD_TEST, "the test cases: {\"trace\":…, \"expect\":[…]} per line"},
@@ -565,9 +566,10 @@ static const cli_option cli_options_table[] = {
     {"label", OPT_LABEL, "NAME", CMD_RUN | CMD_CALIBRATE | CMD_REPORT | CMD_MERGE,
      "run, merge: name the run, for compare and report; calibrate, report: the outcome (metadata.NAME, feedback.vote, "
      "EVALUATOR.pass) to calibrate against"},
-    {"json", OPT_JSON, NULL, CMD_CALIBRATE | CMD_COMPARE, "print JSON instead of a table"},
-    {"fail-on-regression", OPT_FAIL_ON_REGRESSION, NULL, CMD_COMPARE,
-     "exit 1 when an evaluator regressed significantly (overall or in a segment)"},
+    {"json", OPT_JSON, NULL, CMD_CALIBRATE | CMD_COMPARE | CMD_PAIRWISE, "print JSON instead of a table"},
+    {"fail-on-regression", OPT_FAIL_ON_REGRESSION, NULL, CMD_COMPARE | CMD_PAIRWISE,
+     "exit 1 when an evaluator regressed significantly (overall or in a segment); pairwise: when a later system "
+     "loses to an earlier one"},
     {"gate", OPT_GATE, "G", CMD_COMPARE | CMD_REPORT | CMD_RUN,
      "exit 1 unless G holds, e.g. relevance.pass_rate>=0.8 [segment=pro|*] (run; compare: on B; repeatable)"},
     {"min-delta", OPT_MIN_DELTA, "D", CMD_COMPARE | CMD_REPORT, "a significant drop smaller than D is not a regression (default 0)"},
@@ -606,6 +608,11 @@ static int cmd_report(parsed *p, int argc, char **argv) { return cli_report(&p->
 static int cmd_import(parsed *p, int argc, char **argv) { return cli_import(&p->o, (const char *const *)argv, (size_t)argc); }
 static int cmd_calibrate(parsed *p, int argc, char **argv) { return cli_calibrate(&p->o, argc, argv); }
 static int cmd_merge(parsed *p, int argc, char **argv) { return cli_merge(&p->o, argc, argv); }
+static int add_shipped(parsed *p, bool default_plugins);
+static int cmd_pairwise(parsed *p, int argc, char **argv) {
+    int rc = add_shipped(p, false); /* the helpers only: the judge is named with -e */
+    return rc ? rc : cli_pairwise(&p->o, argc, argv);
+}
 static int cmd_lint(parsed *p, int argc, char **argv) {
     (void)p;
     return cli_lint((const char *const *)argv, (size_t)argc);
@@ -635,6 +642,8 @@ static const cli_command cli_commands[] = {
      "how well each evaluator of a run predicts an outcome: AUC, rho, F1, best threshold", cmd_calibrate},
     {"merge", CMD_MERGE, "--db DEST SHARD.db... | -o OUT --input TRACES SHARD.jsonl...",
      "join the shards of a run (run --shard I/N) into one run, or one output in input order", cmd_merge},
+    {"pairwise", CMD_PAIRWISE, "A.jsonl B.jsonl [C.jsonl...] -e JUDGE",
+     "which system answers better, judged pair by pair in both orders: win rates, Bradley-Terry", cmd_pairwise},
     {"lint", CMD_LINT, "FILE...", "check trace files against docs/format.md, with a hint per problem", cmd_lint},
 };
 #define CLI_COMMAND_COUNT (sizeof cli_commands / sizeof *cli_commands)

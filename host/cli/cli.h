@@ -79,6 +79,7 @@ int cli_test(cli_options *o);
 int cli_import(cli_options *o, const char *const *inputs, size_t count);
 int cli_lint(const char *const *inputs, size_t count);
 int cli_calibrate(cli_options *o, int argc, char **argv);
+int cli_pairwise(cli_options *o, int argc, char **argv);
 int cli_merge(cli_options *o, int argc, char **argv);
 /* The calibration of run against the outcome field (docs/metrics.md), as calibrate --json
  * prints it; NULL with a message. For calibrate and the report. */
