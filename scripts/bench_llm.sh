@@ -5,7 +5,9 @@
 #      peak RSS;
 #   2. a mixed run on the same traces: the five CPU-bound evaluators alone, the judge alone,
 #      and both in one run. If neither starves the other, both-in-one takes about as long as
-#      the slower of the two, not their sum.
+#      the slower of the two, not their sum;
+#   3. `assay pairwise` of two systems of CALLS traces each: 2 x CALLS judge calls (both
+#      orders), against the ideal 2 x CALLS * LATENCY / INFLIGHT.
 # Each figure is the median of RUNS runs (default 3), taken side by side.
 set -eu
 cd "$(dirname "$0")/.."
@@ -54,3 +56,27 @@ mixed=$LAST
 slower=$(echo "if ($judge > $cpu) $judge else $cpu" | bc -l)
 printf 'mixed / slower of the two = %.2f   (1.0: neither starves; %.2f would be their sum)\n' \
     "$(echo "$mixed / $slower" | bc -l)" "$(echo "($judge + $cpu) / $slower" | bc -l)"
+
+# pairwise: two systems' answers to the same CALLS questions, each pair asked in both orders
+for name in a b; do
+    [ -f "build/bench-pairwise-$name-$CALLS.jsonl" ] || python3 -c '
+import json, sys
+name, n = sys.argv[1], int(sys.argv[2])
+for i in range(n):
+    print(json.dumps({"id": "p%d" % i, "input": "question %d" % i,
+                      "output": "%s answer %d <<reply: {\"winner\": %d}>>" % (name, i, 1 if name == "a" else 2)}))' \
+        "$name" "$CALLS" >"build/bench-pairwise-$name-$CALLS.jsonl"
+done
+: > build/bench.times
+i=0
+while [ "$i" -lt "$RUNS" ]; do
+    /usr/bin/time -f "%e %M" -o build/bench.one build/assay pairwise "build/bench-pairwise-a-$CALLS.jsonl" \
+        "build/bench-pairwise-b-$CALLS.jsonl" -e plugins/llm/pairwise_judge.lua $LLM >/dev/null 2>&1 || true
+    cat build/bench.one >> build/bench.times
+    i=$((i + 1))
+done
+wall=$(cut -d' ' -f1 build/bench.times | median)
+rss=$(cut -d' ' -f2 build/bench.times | median)
+pair_ideal=$(echo "2 * $ideal" | bc -l)
+printf '%-34s %8.2f s %8.1f MB RSS   (ideal %.2f s: wall / ideal = %.2f)\n' "pairwise, $CALLS pairs x 2 orders" "$wall" \
+    "$(echo "$rss / 1024" | bc -l)" "$pair_ideal" "$(echo "$wall / $pair_ideal" | bc -l)"
