@@ -71,7 +71,7 @@ done
 i=0
 while [ "$i" -lt "$RUNS" ]; do
     /usr/bin/time -f "%e %M" -o build/bench.one build/assay pairwise "build/bench-pairwise-a-$CALLS.jsonl" \
-        "build/bench-pairwise-b-$CALLS.jsonl" -e plugins/llm/pairwise_judge.lua $LLM >/dev/null 2>&1 || true
+        "build/bench-pairwise-b-$CALLS.jsonl" -e plugins/pairwise/pairwise_judge.lua $LLM >/dev/null 2>&1 || true
     cat build/bench.one >> build/bench.times
     i=$((i + 1))
 done

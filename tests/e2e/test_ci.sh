@@ -53,7 +53,8 @@ done
 "$ASSAY" compare --db "$DB" model-a model-b >"$TMP/model.txt" 2>&1
 check_contains "another --llm-model is named as a change of the evaluators that call it" "$TMP/model.txt" \
     'asks: param llm.model "model-a" -> "model-b"'
-check_contains "… and not judged" "$TMP/model.txt" "asks: definition changed: the change is not judged (--strict judges it)"
+check_contains "… and not judged" "$TMP/model.txt" "asks: definition changed"
+check_contains "… (no regression counted)" "$TMP/model.txt" "0 significant regressions; 1 evaluator changed definition"
 
 # ------------------------------------------------------------ --json against references
 python3 -c 'import json, sys

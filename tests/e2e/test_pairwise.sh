@@ -92,12 +92,12 @@ def write(name, marker):
 write("first1", '{"winner": 1}'); write("first2", '{"winner": 1}')   # a judge that always picks the first shown
 write("strong", '{"winner": 1}'); write("weak", '{"winner": 2}')    # the first marker shown decides: strong wins both orders
 EOF
-"$ASSAY" pairwise "$TMP/first1.jsonl" "$TMP/first2.jsonl" -e plugins/llm/pairwise_judge.lua $LLM --json >"$TMP/bias.json" 2>/dev/null
+"$ASSAY" pairwise "$TMP/first1.jsonl" "$TMP/first2.jsonl" -e plugins/pairwise/pairwise_judge.lua $LLM --json >"$TMP/bias.json" 2>/dev/null
 check "a judge that always prefers the first answer: every pair a tie, position bias 100%" "0 10 0 1" \
     "$(python3 -c 'import json, sys; c = json.load(open(sys.argv[1]))["comparisons"][0]
 print(c["wins"], c["ties"], c["losses"], c["position_bias"])' "$TMP/bias.json")"
 $SERVER ctl "$PORT" /admin/reset x >/dev/null
-"$ASSAY" pairwise "$TMP/strong.jsonl" "$TMP/weak.jsonl" -e plugins/llm/pairwise_judge.lua $LLM --fail-on-regression \
+"$ASSAY" pairwise "$TMP/strong.jsonl" "$TMP/weak.jsonl" -e plugins/pairwise/pairwise_judge.lua $LLM --fail-on-regression \
     >"$TMP/llm.txt" 2>/dev/null
 check "a consistent judge: the weak system loses all 10 in both orders, no position bias, exit 1" "1 yes" \
     "$? $(grep -q 'weak.jsonl against .*strong.jsonl: 10 pairs: won 0, tied 0, lost 10; win rate 0.000 \[0.000, 0.000\]; position bias 0.0%' "$TMP/llm.txt" && echo yes || echo no)"
