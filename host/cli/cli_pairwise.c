@@ -28,6 +28,7 @@
 #define PAIRWISE_MAX_SYSTEMS 16
 #define PAIRWISE_RESAMPLES 200
 #define PAIRWISE_MAX_SEGMENTS 50
+#define PAIRWISE_WINDOW 4096 /* pair traces queued at once: enough to keep 256 calls in flight */
 
 typedef struct entry {
     const char *key; /* the id, or the input when pairing by input */
@@ -61,6 +62,11 @@ typedef struct pairwise {
     char *first_error;
     bool by_input;
     char judge[128]; /* the judge's name */
+    assay_host *host;
+    struct ask *asks; /* one per (judgment, order) */
+    size_t next;      /* the next ask to submit */
+    int submit_status;
+    bool is_closing;
 } pairwise;
 
 /* ------------------------------------------------------------------------- reading */
@@ -163,7 +169,7 @@ static char *pair_trace(const pairwise *p, const judgment *j, int order) {
     const cJSON *first = order ? j->tb : j->ta, *second = order ? j->ta : j->tb;
     cJSON *t = cJSON_CreateObject();
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(j->ta, "id");
-    cJSON_AddItemToObject(t, "id", cJSON_Duplicate(cJSON_IsString(id) ? id : cJSON_CreateString("?"), 1));
+    cJSON_AddItemToObject(t, "id", cJSON_IsString(id) ? cJSON_Duplicate(id, 1) : cJSON_CreateString("?"));
     const cJSON *input = cJSON_GetObjectItemCaseSensitive(j->ta, "input");
     if (input) cJSON_AddItemToObject(t, "input", cJSON_Duplicate(input, 1));
     cJSON *outputs = cJSON_AddArrayToObject(t, "outputs"), *traces = cJSON_AddArrayToObject(t, "traces");
@@ -183,12 +189,30 @@ static char *pair_trace(const pairwise *p, const judgment *j, int order) {
     return text;
 }
 
-/* The submit context of a verdict: the judgment and the order, in one pointer's worth. */
+/* The submit context of a verdict: the judgment and the order. */
 typedef struct ask {
     pairwise *p;
     size_t judgment;
     int order;
 } ask;
+
+/* Submits pair traces while fewer than PAIRWISE_WINDOW wait (the memory of a run does not
+ * grow with its size), and closes the host after the last. */
+static void submit_more(pairwise *p) {
+    size_t total = 2 * p->judgment_count;
+    while (p->next < total && assay_host_pending(p->host) < PAIRWISE_WINDOW) {
+        ask *q = &p->asks[p->next++];
+        char *text = pair_trace(p, &p->judgments[q->judgment], q->order);
+        if (!text || assay_host_submit(p->host, text, strlen(text), p->systems[p->judgments[q->judgment].a].path,
+                                       q->judgment + 1, q) != ASSAY_OK)
+            p->submit_status = CLI_EXIT_IO;
+        free(text);
+    }
+    if (p->next == total && !p->is_closing) {
+        p->is_closing = true;
+        assay_host_close(p->host, NULL);
+    }
+}
 
 static void on_verdict(assay_host *host, const assay_result *result, void *ctx) {
     (void)host;
@@ -204,46 +228,41 @@ static void on_verdict(assay_host *host, const assay_result *result, void *ctx) 
             q->p->first_error = strdup(rec.error_message ? rec.error_message : "the judge gave no score");
     }
     j->answered++;
+    submit_more(q->p);
 }
 
 static int judge_all(pairwise *p) {
     uv_loop_t loop;
     uv_loop_init(&loop);
-    assay_host *host = NULL;
     assay_error err;
     assay_options_set_record_timing(p->o->host, 0);
-    if (assay_host_new(&host, &loop, p->o->host, on_verdict, p, &err) != ASSAY_OK) {
+    if (assay_host_new(&p->host, &loop, p->o->host, on_verdict, p, &err) != ASSAY_OK) {
         fprintf(stderr, "assay: pairwise: %s\n", err.message);
         uv_loop_close(&loop);
         return CLI_EXIT_USAGE;
     }
-    if (assay_host_plugin_count(host) != 1) {
+    int rc = CLI_EXIT_OK;
+    if (assay_host_plugin_count(p->host) != 1) {
         fprintf(stderr, "assay: pairwise: give exactly one judge (-e FILE); %zu were loaded\n",
-                assay_host_plugin_count(host));
-        assay_host_close(host, NULL);
+                assay_host_plugin_count(p->host));
+        rc = CLI_EXIT_USAGE;
+    } else if (!(p->asks = calloc(2 * p->judgment_count, sizeof *p->asks))) {
+        rc = CLI_EXIT_IO;
+    }
+    if (rc != CLI_EXIT_OK) {
+        assay_host_close(p->host, NULL);
         uv_run(&loop, UV_RUN_DEFAULT);
         uv_loop_close(&loop);
-        return CLI_EXIT_USAGE;
+        return rc;
     }
     assay_plugin_info info;
-    assay_host_plugin_info(host, 0, &info, sizeof info);
+    assay_host_plugin_info(p->host, 0, &info, sizeof info);
     snprintf(p->judge, sizeof p->judge, "%s", info.name);
-    ask *asks = calloc(2 * p->judgment_count + 1, sizeof *asks);
-    int rc = asks ? CLI_EXIT_OK : CLI_EXIT_IO;
-    for (size_t i = 0; asks && i < p->judgment_count; i++)
-        for (int order = 0; order < 2; order++) {
-            ask *q = &asks[2 * i + (size_t)order];
-            *q = (ask){p, i, order};
-            char *text = pair_trace(p, &p->judgments[i], order);
-            if (!text || assay_host_submit(host, text, strlen(text), p->systems[p->judgments[i].a].path, i + 1, q) != ASSAY_OK)
-                rc = CLI_EXIT_IO;
-            free(text);
-        }
-    assay_host_close(host, NULL);
+    for (size_t i = 0; i < 2 * p->judgment_count; i++) p->asks[i] = (ask){p, i / 2, (int)(i % 2)};
+    submit_more(p);
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
-    free(asks);
-    return rc;
+    return p->submit_status;
 }
 
 /* ---------------------------------------------------------------------- statistics */
@@ -484,6 +503,7 @@ static void pairwise_free(pairwise *p) {
     for (size_t i = 0; i < p->judgment_count; i++) free(p->judgments[i].segment);
     free(p->judgments);
     free(p->first_error);
+    free(p->asks);
 }
 
 /* Reads the systems and pairs their traces, by id or else by input. */
