@@ -560,10 +560,10 @@ static const cli_option cli_options_table[] = {
      "also write JUnit XML: a test case per evaluator (and segment), failing with its gates"},
     {"junit-per-trace", OPT_JUNIT_PER_TRACE, NULL, CMD_RUN, "--junit with a test case per trace and evaluator instead"},
     {"csv", OPT_CSV, "FILE", CMD_RUN, "also write the records as CSV"},
-    {"db", OPT_DB, "FILE", CMD_RUN | CMD_RUNS | CMD_COMPARE | CMD_REPORT | CMD_CALIBRATE | CMD_MERGE,
+    {"db", OPT_DB, "FILE", CMD_RUN | CMD_RUNS | CMD_COMPARE | CMD_REPORT | CMD_CALIBRATE | CMD_MERGE | CMD_PAIRWISE,
      "the SQLite run store (env ASSAY_DB; default .assay/assay.db; docs/store.md)"},
-    {"no-db", OPT_NO_DB, NULL, CMD_RUN, "do not record this run"},
-    {"label", OPT_LABEL, "NAME", CMD_RUN | CMD_CALIBRATE | CMD_REPORT | CMD_MERGE,
+    {"no-db", OPT_NO_DB, NULL, CMD_RUN | CMD_PAIRWISE, "do not record this run"},
+    {"label", OPT_LABEL, "NAME", CMD_RUN | CMD_CALIBRATE | CMD_REPORT | CMD_MERGE | CMD_PAIRWISE,
      "run, merge: name the run, for compare and report; calibrate, report: the outcome (metadata.NAME, feedback.vote, "
      "EVALUATOR.pass) to calibrate against"},
     {"json", OPT_JSON, NULL, CMD_CALIBRATE | CMD_COMPARE | CMD_PAIRWISE, "print JSON instead of a table"},

@@ -202,6 +202,30 @@ int store_resolve_run(sqlite3 *db, const char *ref, int64_t *id, char *err, size
  * object (cli_digest.c); false when the line is not one after all. */
 bool digest_trace(const char *line, size_t len, buf *out);
 
+/* A run whose records were computed elsewhere (assay pairwise), written whole. */
+typedef struct store_computed_record {
+    size_t evaluator;          /* index into the run's evaluators */
+    const char *trace_id, *group, *details, *summary; /* details, summary: JSON text or NULL */
+    uint64_t file, line;       /* the record's place, unique per run */
+    double score;              /* NaN: none */
+    int pass;                  /* -1: none */
+} store_computed_record;
+typedef struct store_computed_evaluator {
+    const char *name, *scope, *path, *params_json;
+} store_computed_evaluator;
+typedef struct store_computed_run {
+    const char *label, *command;
+    const char *const *inputs;
+    size_t input_count, trace_count;
+    const store_computed_evaluator *evaluators;
+    size_t evaluator_count;
+    const store_computed_record *records;
+    size_t record_count;
+} store_computed_run;
+/* Records the run, finished, in one transaction, with its evaluators' totals; -1 with a
+ * message. */
+int store_write_computed_run(const char *path, const store_computed_run *d, int64_t *run, char *err, size_t errlen);
+
 typedef struct store_writer store_writer;
 /* Called on the loop thread after each commit, which also empties the batch the writer
  * was holding: every result up to pos is in the store (pos is NULL when the commit failed

@@ -62,6 +62,7 @@ typedef struct pairwise {
     char *first_error;
     bool by_input;
     char judge[128]; /* the judge's name */
+    char *judge_path, *judge_params; /* owned: for the run store */
     assay_host *host;
     struct ask *asks; /* one per (judgment, order) */
     size_t next;      /* the next ask to submit */
@@ -258,6 +259,8 @@ static int judge_all(pairwise *p) {
     assay_plugin_info info;
     assay_host_plugin_info(p->host, 0, &info, sizeof info);
     snprintf(p->judge, sizeof p->judge, "%s", info.name);
+    p->judge_path = strdup(info.path);
+    p->judge_params = strdup(info.params_json);
     for (size_t i = 0; i < 2 * p->judgment_count; i++) p->asks[i] = (ask){p, i / 2, (int)(i % 2)};
     submit_more(p);
     uv_run(&loop, UV_RUN_DEFAULT);
@@ -504,6 +507,69 @@ static void pairwise_free(pairwise *p) {
     free(p->judgments);
     free(p->first_error);
     free(p->asks);
+    free(p->judge_path);
+    free(p->judge_params);
+}
+
+static const char *base_name(const char *path) {
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+/* One record per decided pair, an evaluator per two systems ("JUDGE: B vs A"), the later
+ * system's outcome as the score (1 won, 0 lost, 0.5 tie) and pass (a tie has none): `runs`,
+ * `compare` and `report` read it as any run. */
+static int record_run(const pairwise *p, int64_t *run, char *err, size_t errlen) {
+    size_t pairs = p->system_count * (p->system_count - 1) / 2, e = 0;
+    store_computed_evaluator *evs = calloc(pairs, sizeof *evs);
+    char **names = calloc(pairs, sizeof *names);
+    store_computed_record *recs = calloc(p->judgment_count + 1, sizeof *recs);
+    char **texts = calloc(3 * p->judgment_count + 1, sizeof *texts);
+    size_t n = 0, index[PAIRWISE_MAX_SYSTEMS][PAIRWISE_MAX_SYSTEMS];
+    int rc = evs && names && recs && texts ? 0 : -1;
+    for (size_t a = 0; rc == 0 && a < p->system_count; a++)
+        for (size_t b = a + 1; b < p->system_count; b++, e++) {
+            buf name;
+            buf_init(&name);
+            buf_printf(&name, "%s: %s vs %s", p->judge, base_name(p->systems[b].path), base_name(p->systems[a].path));
+            names[e] = buf_steal(&name);
+            evs[e] = (store_computed_evaluator){names[e], "pair", p->judge_path, p->judge_params};
+            index[a][b] = e;
+        }
+    for (size_t i = 0; rc == 0 && i < p->judgment_count; i++) {
+        const judgment *j = &p->judgments[i];
+        bool follows;
+        double x = outcome(j, &follows);
+        if (isnan(x)) continue;
+        cJSON *details = cJSON_CreateObject(), *digest = cJSON_CreateObject();
+        cJSON *v = cJSON_AddArrayToObject(details, "verdicts");
+        cJSON_AddItemToArray(v, cJSON_CreateNumber(j->verdict[0]));
+        cJSON_AddItemToArray(v, cJSON_CreateNumber(j->verdict[1]));
+        cJSON_AddBoolToObject(details, "follows_order", follows);
+        const cJSON *metadata = cJSON_GetObjectItemCaseSensitive(j->ta, "metadata");
+        cJSON_AddItemToObject(digest, "metadata", metadata ? cJSON_Duplicate(metadata, 1) : cJSON_CreateObject());
+        cJSON_AddArrayToObject(digest, "step_types");
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(j->ta, "id");
+        texts[3 * n] = cJSON_PrintUnformatted(details);
+        texts[3 * n + 1] = cJSON_PrintUnformatted(digest);
+        texts[3 * n + 2] = strdup(cJSON_IsString(id) ? id->valuestring : "?");
+        cJSON_Delete(details), cJSON_Delete(digest);
+        recs[n] = (store_computed_record){.evaluator = index[j->a][j->b], .trace_id = texts[3 * n + 2],
+                                          .group = j->segment, .details = texts[3 * n], .summary = texts[3 * n + 1],
+                                          .file = 0, .line = i + 1, .score = x, .pass = x == 1 ? 1 : x == 0 ? 0 : -1};
+        n++;
+    }
+    const char *inputs[PAIRWISE_MAX_SYSTEMS];
+    for (size_t i = 0; i < p->system_count; i++) inputs[i] = p->systems[i].path;
+    store_computed_run d = {.label = p->o->label, .command = p->o->command, .inputs = inputs,
+                            .input_count = p->system_count, .trace_count = n, .evaluators = evs,
+                            .evaluator_count = pairs, .records = recs, .record_count = n};
+    if (rc == 0) rc = store_write_computed_run(p->o->db, &d, run, err, errlen);
+    else snprintf(err, errlen, "out of memory");
+    for (size_t i = 0; texts && i < 3 * n; i++) free(texts[i]);
+    for (size_t i = 0; names && i < pairs; i++) free(names[i]);
+    free(texts), free(names), free(recs), free(evs);
+    return rc;
 }
 
 /* Reads the systems and pairs their traces, by id or else by input. */
@@ -543,13 +609,21 @@ int cli_pairwise(cli_options *o, int argc, char **argv) {
             print_text(doc);
         }
         cJSON_Delete(doc);
+        int64_t run;
+        char err[600];
+        if (o->db && record_run(&p, &run, err, sizeof err) != 0) {
+            fprintf(stderr, "assay: pairwise: run store: %s\n", err);
+            rc = CLI_EXIT_IO;
+        } else if (o->db) {
+            fprintf(stderr, "pairwise run %lld recorded in %s\n", (long long)run, o->db);
+        }
         if (p.errors)
             fprintf(stderr, "assay: pairwise: %zu verdicts failed and their pairs were left out; the first: %s\n",
                     p.errors, p.first_error ? p.first_error : "?");
-        if (o->fail_on_regression && any_loses) {
+        if (rc == CLI_EXIT_OK && o->fail_on_regression && any_loses) {
             fprintf(stderr, "assay: pairwise: a later system loses to an earlier one significantly\n");
             rc = CLI_EXIT_FAILED;
-        } else if (p.errors) {
+        } else if (rc == CLI_EXIT_OK && p.errors) {
             rc = CLI_EXIT_RECORD_ERRORS;
         }
     }

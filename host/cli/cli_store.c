@@ -1058,3 +1058,104 @@ void store_writer_free(store_writer *w) {
     free(w->path);
     free(w);
 }
+
+/* ------------------------------------------------- runs computed elsewhere (pairwise) */
+
+static int insert_computed_run(sqlite3 *db, const store_computed_run *d, int64_t *run) {
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, "INSERT INTO runs(label, started_at, ended_at, status, command, cwd, version, traces)"
+                               " VALUES(?1, ?2, ?2, 'done', ?3, ?4, ?5, ?6)", -1, &st, NULL) != SQLITE_OK)
+        return SQLITE_ERROR;
+    char cwd[PATH_MAX];
+    bind_text(st, 1, d->label);
+    sqlite3_bind_double(st, 2, now_seconds());
+    bind_text(st, 3, d->command);
+    bind_text(st, 4, getcwd(cwd, sizeof cwd));
+    bind_text(st, 5, assay_version());
+    sqlite3_bind_int64(st, 6, (int64_t)d->trace_count);
+    int rc = step_reset(st);
+    sqlite3_finalize(st);
+    *run = sqlite3_last_insert_rowid(db);
+    if (rc != SQLITE_OK || sqlite3_prepare_v2(db, "INSERT INTO run_inputs(run_id, idx, path, size, hash)"
+                                                  " VALUES(?1, ?2, ?3, ?4, ?5)", -1, &st, NULL) != SQLITE_OK)
+        return SQLITE_ERROR;
+    for (size_t i = 0; i < d->input_count && rc == SQLITE_OK; i++) {
+        char hash[17];
+        struct stat info;
+        sqlite3_bind_int64(st, 1, *run);
+        sqlite3_bind_int64(st, 2, (int64_t)i);
+        bind_text(st, 3, d->inputs[i]);
+        sqlite3_bind_int64(st, 4, stat(d->inputs[i], &info) == 0 ? (int64_t)info.st_size : 0);
+        bind_text(st, 5, file_hash(d->inputs[i], hash) == 0 ? hash : NULL);
+        rc = step_reset(st);
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_OK || sqlite3_prepare_v2(db, "INSERT INTO run_evaluators(run_id, idx, name, scope, path, hash, params)"
+                                                  " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)", -1, &st, NULL) != SQLITE_OK)
+        return SQLITE_ERROR;
+    for (size_t i = 0; i < d->evaluator_count && rc == SQLITE_OK; i++) {
+        char hash[17];
+        sqlite3_bind_int64(st, 1, *run);
+        sqlite3_bind_int64(st, 2, (int64_t)i);
+        bind_text(st, 3, d->evaluators[i].name);
+        bind_text(st, 4, d->evaluators[i].scope);
+        bind_text(st, 5, d->evaluators[i].path);
+        bind_text(st, 6, file_hash(d->evaluators[i].path, hash) == 0 ? hash : NULL);
+        bind_text(st, 7, d->evaluators[i].params_json);
+        rc = step_reset(st);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int insert_computed_records(sqlite3 *db, int64_t run, const store_computed_run *d) {
+    sqlite3_stmt *tr, *res;
+    if (sqlite3_prepare_v2(db, "INSERT OR IGNORE INTO traces(run_id, file, line, summary) VALUES(?1, ?2, ?3, ?4)", -1,
+                           &tr, NULL) != SQLITE_OK)
+        return SQLITE_ERROR;
+    if (sqlite3_prepare_v2(db, "INSERT INTO results(run_id, file, line, seq, trace_id, evaluator, score, pass, grp,"
+                               " details) VALUES(?1, ?2, ?3, 0, ?4, ?5, ?6, ?7, ?8, ?9)", -1, &res, NULL) != SQLITE_OK) {
+        sqlite3_finalize(tr);
+        return SQLITE_ERROR;
+    }
+    int rc = SQLITE_OK;
+    for (size_t i = 0; i < d->record_count && rc == SQLITE_OK; i++) {
+        const store_computed_record *r = &d->records[i];
+        sqlite3_bind_int64(tr, 1, run);
+        sqlite3_bind_int64(tr, 2, (int64_t)r->file);
+        sqlite3_bind_int64(tr, 3, (int64_t)r->line);
+        bind_text(tr, 4, r->summary);
+        rc = step_reset(tr);
+        sqlite3_bind_int64(res, 1, run);
+        sqlite3_bind_int64(res, 2, (int64_t)r->file);
+        sqlite3_bind_int64(res, 3, (int64_t)r->line);
+        bind_text(res, 4, r->trace_id);
+        bind_text(res, 5, d->evaluators[r->evaluator].name);
+        if (isnan(r->score)) sqlite3_bind_null(res, 6);
+        else sqlite3_bind_double(res, 6, r->score);
+        if (r->pass < 0) sqlite3_bind_null(res, 7);
+        else sqlite3_bind_int(res, 7, r->pass);
+        bind_text(res, 8, r->group);
+        bind_text(res, 9, r->details);
+        if (rc == SQLITE_OK) rc = step_reset(res);
+    }
+    sqlite3_finalize(tr);
+    sqlite3_finalize(res);
+    return rc;
+}
+
+int store_write_computed_run(const char *path, const store_computed_run *d, int64_t *run, char *err, size_t errlen) {
+    sqlite3 *db = store_open(path ? path : STORE_DEFAULT_PATH, false, err, errlen);
+    if (!db) return -1;
+    int rc = exec_sql(db, "BEGIN IMMEDIATE");
+    if (rc == SQLITE_OK) rc = insert_computed_run(db, d, run);
+    if (rc == SQLITE_OK) rc = insert_computed_records(db, *run, d);
+    if (rc == SQLITE_OK) rc = store_tally(db, *run) == 0 ? SQLITE_OK : SQLITE_ERROR;
+    if (rc == SQLITE_OK) rc = exec_sql(db, "COMMIT");
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "%s: %s", path ? path : STORE_DEFAULT_PATH, sqlite3_errmsg(db));
+        exec_sql(db, "ROLLBACK");
+    }
+    sqlite3_close(db);
+    return rc == SQLITE_OK ? 0 : -1;
+}

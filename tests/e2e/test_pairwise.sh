@@ -17,12 +17,32 @@ for name, vals in ratings.items():
                                 "metadata": {"rating": v, "seg": "x" if i < 3 else "y"}}) + "\n")
 EOF
 cd "$TMP" || exit 1
-"$ASSAY" pairwise a.jsonl b.jsonl -e "$OLDPWD/$BY" --group-by seg >two.txt 2>two.err
+"$ASSAY" pairwise a.jsonl b.jsonl -e "$OLDPWD/$BY" --no-db --group-by seg >two.txt 2>two.err
 check "pairwise of two systems: exit 0" 0 $?
 check_contains "won 4, tied 1, lost 1: win rate 0.75 [0.415, 1], no position bias" two.txt \
     "b.jsonl against a.jsonl: 6 pairs: won 4, tied 1, lost 1; win rate 0.750 [0.415, 1.000]; position bias 0.0%"
 check_contains "per segment: x won 2, tied 1 (2.5 / 3)" two.txt "segment x: 3 pairs: won 2, tied 1, lost 0; win rate 0.833"
-"$ASSAY" pairwise a.jsonl b.jsonl c.jsonl -e "$OLDPWD/$BY" --json >three.json 2>/dev/null
+# recorded as a run: an evaluator per two systems, each pair's outcome its score (the later
+# system's: 1 won, 0.5 tie, 0 lost) and pass (a tie has none): 4 won of 5 decided = 80%
+"$ASSAY" pairwise a.jsonl b.jsonl -e "$OLDPWD/$BY" --db pw.db --label first --group-by seg >/dev/null 2>rec.err
+check_contains "pairwise is recorded in the run store" rec.err "pairwise run 1 recorded in pw.db"
+"$ASSAY" runs --db pw.db >runs.txt
+check_contains "assay runs shows it: mean = the win rate, pass = wins of the decided pairs" runs.txt \
+    "by_field: b.jsonl vs a.jsonl        6   0.750   80.0%       0"
+"$ASSAY" pairwise a.jsonl b.jsonl -e "$OLDPWD/$BY" -p by_field.field=nosuch --db pw.db --label second >/dev/null 2>&1
+"$ASSAY" pairwise a.jsonl b.jsonl -e "$OLDPWD/$BY" --db pw.db --label third >/dev/null 2>&1
+"$ASSAY" compare --db pw.db first third --group-by seg >cmp.txt 2>&1
+check "compare reads two pairwise runs: the same outcomes, nothing changed, exit 0" "0 yes" \
+    "$? $(grep -q 'by_field: b.jsonl vs a.jsonl: no significant change' cmp.txt && echo yes || echo no)"
+"$ASSAY" report --db pw.db first -o pw.html 2>/dev/null
+check "the report of a pairwise run: its evaluator, the win rate as its mean" "by_field: b.jsonl vs a.jsonl 0.75 6" \
+    "$(python3 -c 'import json, re, sys
+page = open(sys.argv[1]).read()
+data = json.loads(re.search(r"<script type=\"application/json\" id=\"data\">(.*?)</script>", page, re.S).group(1))
+e = data["evaluators"][0]; print(e["name"], e["mean"], e["records"])' pw.html)"
+"$ASSAY" pairwise a.jsonl b.jsonl -e "$OLDPWD/$BY" --no-db --db nodb.db >/dev/null 2>&1
+check "--no-db records nothing" no "$([ -e nodb.db ] && echo yes || echo no)"
+"$ASSAY" pairwise a.jsonl b.jsonl c.jsonl -e "$OLDPWD/$BY" --no-db --json >three.json 2>/dev/null
 check "three systems: a Bradley-Terry strength each, equal to a reference fitted another way (Newton)" "ok" \
     "$(python3 -c '
 import json, math, sys
@@ -92,12 +112,12 @@ def write(name, marker):
 write("first1", '{"winner": 1}'); write("first2", '{"winner": 1}')   # a judge that always picks the first shown
 write("strong", '{"winner": 1}'); write("weak", '{"winner": 2}')    # the first marker shown decides: strong wins both orders
 EOF
-"$ASSAY" pairwise "$TMP/first1.jsonl" "$TMP/first2.jsonl" -e plugins/pairwise/pairwise_judge.lua $LLM --json >"$TMP/bias.json" 2>/dev/null
+"$ASSAY" pairwise "$TMP/first1.jsonl" "$TMP/first2.jsonl" -e plugins/pairwise/pairwise_judge.lua $LLM --no-db --json >"$TMP/bias.json" 2>/dev/null
 check "a judge that always prefers the first answer: every pair a tie, position bias 100%" "0 10 0 1" \
     "$(python3 -c 'import json, sys; c = json.load(open(sys.argv[1]))["comparisons"][0]
 print(c["wins"], c["ties"], c["losses"], c["position_bias"])' "$TMP/bias.json")"
 $SERVER ctl "$PORT" /admin/reset x >/dev/null
-"$ASSAY" pairwise "$TMP/strong.jsonl" "$TMP/weak.jsonl" -e plugins/pairwise/pairwise_judge.lua $LLM --fail-on-regression \
+"$ASSAY" pairwise "$TMP/strong.jsonl" "$TMP/weak.jsonl" -e plugins/pairwise/pairwise_judge.lua $LLM --no-db --fail-on-regression \
     >"$TMP/llm.txt" 2>/dev/null
 check "a consistent judge: the weak system loses all 10 in both orders, no position bias, exit 1" "1 yes" \
     "$? $(grep -q 'weak.jsonl against .*strong.jsonl: 10 pairs: won 0, tied 0, lost 10; win rate 0.000 \[0.000, 0.000\]; position bias 0.0%' "$TMP/llm.txt" && echo yes || echo no)"
