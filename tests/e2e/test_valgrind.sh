@@ -69,6 +69,15 @@ printf 'return { name = "dice", evaluate = function(t) if t.id == "x" then error
     >"$TMP/dice.lua"
 $VG "$ASSAY" run --no-db -e "$TMP/dice.lua" -p dice.repeats=3 "$TMP/in.jsonl" -o /dev/null 2>"$TMP/vg12c"
 check "repeats, combined records and their agreement: clean under valgrind" 3 $?
+for s in a b c; do
+    python3 -c 'import json, sys
+for i in range(8): print(json.dumps({"id": "t%d" % i, "output": sys.argv[1], "metadata": {"rating": (i * ord(sys.argv[1][0])) % 5, "seg": "s%d" % (i % 2)}}))' \
+        "$s$s" >"$TMP/pw_$s.jsonl"
+done
+printf 'not json\n' >>"$TMP/pw_a.jsonl"
+$VG "$ASSAY" pairwise "$TMP/pw_a.jsonl" "$TMP/pw_b.jsonl" "$TMP/pw_c.jsonl" -e plugins/pairwise/by_field.lua --group-by seg \
+    --db "$TMP/pw.db" >/dev/null 2>"$TMP/vg12d"
+check "pairwise of three systems into the store: clean under valgrind" 0 $?
 # more traces than the store keeps bodies of: worse ones evict kept ones; and a plugin that
 # touches a table of an earlier trace (the lazy view's error path)
 python3 -c 'import json
