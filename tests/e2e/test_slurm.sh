@@ -89,13 +89,7 @@ done_lines=$(wc -l <"$OUT/shard-1.jsonl")
 check "and left part of its shard, not all of it" yes \
     "$([ "$done_lines" -gt 0 ] && ! grep -q '^F ' "$OUT/shard-1.jsonl.progress" && echo yes || echo "no ($done_lines lines)")"
 scontrol requeue "${array}_1"
-# a requeued job otherwise waits its requeue delay (about two minutes); the update does not
-# take while the job is still being requeued, so it is repeated until the task runs again
-for _ in $(seq 100); do
-    scontrol update JobId="${array}_1" StartTime=now 2>/dev/null
-    case $(state "${array}_1") in RUNNING | COMPLETING | COMPLETED) break ;; esac
-    sleep 0.1
-done
+scontrol update JobId="${array}_1" StartTime=now # a requeued job otherwise waits its requeue delay
 # Slurm counts the cancelled task against the array's afterok; per task it is pending again
 scontrol update JobId="$merge" Dependency="afterok:${array}_0:${array}_1:${array}_2:${array}_3"
 
