@@ -92,6 +92,13 @@ scontrol requeue "${array}_1"
 scontrol update JobId="${array}_1" StartTime=now # a requeued job otherwise waits its requeue delay
 # Slurm counts the cancelled task against the array's afterok; per task it is pending again
 scontrol update JobId="$merge" Dependency="afterok:${array}_0:${array}_1:${array}_2:${array}_3"
+# the start time update does not take while the job is still being requeued: while the task
+# waits, ask again, or it waits the two-minute requeue delay
+for _ in $(seq 50); do
+    [ "$(state "${array}_1")" = PENDING ] || break
+    scontrol update JobId="${array}_1" StartTime=now 2>/dev/null
+    sleep 0.2
+done
 
 for _ in $(seq 1200); do case $(state "$merge") in COMPLETED | FAILED | CANCELLED | TIMEOUT) break ;; esac; sleep 0.1; done
 check "the merge job completes once every task succeeded" COMPLETED "$(state "$merge")"
