@@ -37,6 +37,16 @@ static inline uint64_t hash_fnv1a_cstr(uint64_t h, const char *s) {
     return h;
 }
 
+/* splitmix64: the next number of a stream seeded by *state. The bootstrap and resampling
+ * intervals of compare, calibrate and pairwise draw from it with fixed seeds, so that an
+ * interval is the same every time it is computed. */
+static inline uint64_t hash_splitmix64(uint64_t *state) {
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
 /* MurmurHash3's 64-bit finaliser: every output bit depends on every input bit. */
 static inline uint64_t hash_mix(uint64_t h) {
     h ^= h >> 33;

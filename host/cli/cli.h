@@ -80,6 +80,11 @@ int cli_import(cli_options *o, const char *const *inputs, size_t count);
 int cli_lint(const char *const *inputs, size_t count);
 int cli_calibrate(cli_options *o, int argc, char **argv);
 int cli_pairwise(cli_options *o, int argc, char **argv);
+/* qsort's comparator for doubles, ascending (the percentile intervals). */
+static inline int cli_compare_doubles(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
 int cli_merge(cli_options *o, int argc, char **argv);
 /* The calibration of run against the outcome field (docs/metrics.md), as calibrate --json
  * prints it; NULL with a message. For calibrate and the report. */

@@ -10,6 +10,7 @@
  * docs/metrics.md.
  */
 #include "cli.h"
+#include "../base/hash.h"
 
 #include <cjson/cJSON.h>
 
@@ -68,18 +69,6 @@ static double weighted_auc(const item *items, size_t n, const unsigned *weight) 
     return pos_total > 0 && neg_total > 0 ? sum / (pos_total * neg_total) : NAN;
 }
 
-static uint64_t next_random(uint64_t *state) { /* splitmix64: fixed seed, same interval each time */
-    uint64_t z = (*state += 0x9E3779B97F4A7C15u);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
-    return z ^ (z >> 31);
-}
-
-static int compare_doubles(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* The 2.5th and 97.5th percentiles of the AUC over bootstrap samples drawn within each
  * class (so that both keep their size). */
 static void bootstrap_interval(const item *items, size_t n, stats *s) {
@@ -98,11 +87,11 @@ static void bootstrap_interval(const item *items, size_t n, stats *s) {
         uint64_t state = 1;
         for (size_t r = 0; r < reps; r++) {
             memset(weight, 0, n * sizeof *weight);
-            for (size_t k = 0; k < s->n_pos; k++) weight[pos[next_random(&state) % s->n_pos]]++;
-            for (size_t k = 0; k < s->n_neg; k++) weight[neg[next_random(&state) % s->n_neg]]++;
+            for (size_t k = 0; k < s->n_pos; k++) weight[pos[hash_splitmix64(&state) % s->n_pos]]++;
+            for (size_t k = 0; k < s->n_neg; k++) weight[neg[hash_splitmix64(&state) % s->n_neg]]++;
             aucs[r] = weighted_auc(items, n, weight);
         }
-        qsort(aucs, reps, sizeof *aucs, compare_doubles);
+        qsort(aucs, reps, sizeof *aucs, cli_compare_doubles);
         s->auc_lo = aucs[(size_t)floor(0.025 * (double)(reps - 1))];
         s->auc_hi = aucs[(size_t)ceil(0.975 * (double)(reps - 1))];
     }

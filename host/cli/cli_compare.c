@@ -10,6 +10,7 @@
  * scored higher, equal, lower (pass when there is no score).
  */
 #include "cli.h"
+#include "../base/hash.h"
 #include "../base/buf.h"
 #include "cli_gate.h"
 
@@ -136,18 +137,6 @@ typedef struct interval {
     double se; /* the standard deviation of the resampled means: the bootstrap standard error */
 } interval;
 
-static uint64_t splitmix64(uint64_t *state) {
-    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static int compare_doubles(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* The mean of d and its paired-bootstrap 95% percentile interval. */
 static interval bootstrap(const double *d, size_t n) {
     interval iv = {n, 0, 0, 0, 0};
@@ -168,17 +157,17 @@ static interval bootstrap(const double *d, size_t n) {
         double s2 = 0;
         size_t i = 0;
         for (; i + 1 < n; i += 2) {
-            uint64_t x = splitmix64(&state);
+            uint64_t x = hash_splitmix64(&state);
             s += d[(size_t)(((x >> 32) * (uint64_t)n) >> 32)];
             s2 += d[(size_t)(((x & 0xFFFFFFFFu) * (uint64_t)n) >> 32)];
         }
-        if (i < n) s += d[(size_t)(((splitmix64(&state) >> 32) * (uint64_t)n) >> 32)];
+        if (i < n) s += d[(size_t)(((hash_splitmix64(&state) >> 32) * (uint64_t)n) >> 32)];
         means[b] = (s + s2) / (double)n;
     }
     double sum_sq = 0;
     for (size_t b = 0; b < COMPARE_RESAMPLES; b++) sum_sq += (means[b] - iv.mean) * (means[b] - iv.mean);
     iv.se = sqrt(sum_sq / (COMPARE_RESAMPLES - 1));
-    qsort(means, COMPARE_RESAMPLES, sizeof *means, compare_doubles);
+    qsort(means, COMPARE_RESAMPLES, sizeof *means, cli_compare_doubles);
     iv.lo = means[(size_t)(0.025 * COMPARE_RESAMPLES)];
     iv.hi = means[(size_t)(0.975 * COMPARE_RESAMPLES) - 1];
     free(means);

@@ -17,6 +17,7 @@
  */
 #include "cli.h"
 #include "../base/buf.h"
+#include "../base/hash.h"
 
 #include <cJSON.h>
 #include <math.h>
@@ -373,18 +374,6 @@ static void bradley_terry(size_t n, const double w[][PAIRWISE_MAX_SYSTEMS], doub
     }
 }
 
-static uint64_t pw_random(uint64_t *state) {
-    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static int compare_doubles(const void *x, const void *y) {
-    double a = *(const double *)x, b = *(const double *)y;
-    return a < b ? -1 : a > b;
-}
-
 /* Wins of every system over every other from the judgments (resampled within each pair of
  * systems when state is not NULL). */
 static void win_matrix(const pairwise *p, double w[][PAIRWISE_MAX_SYSTEMS], uint64_t *state) {
@@ -398,7 +387,7 @@ static void win_matrix(const pairwise *p, double w[][PAIRWISE_MAX_SYSTEMS], uint
                 m++;
             }
             for (size_t k = 0; k < m; k++) {
-                size_t i = state ? first + pw_random(state) % m : first + k;
+                size_t i = state ? first + hash_splitmix64(state) % m : first + k;
                 bool follows;
                 double x = outcome(&p->judgments[i], &follows);
                 if (isnan(x)) continue;
@@ -427,7 +416,7 @@ static cJSON *leaderboard_json(const pairwise *p) {
         cJSON *ci = cJSON_AddArrayToObject(o, "ci");
         if (samples) {
             double *mine = samples + i * PAIRWISE_RESAMPLES;
-            qsort(mine, PAIRWISE_RESAMPLES, sizeof *mine, compare_doubles);
+            qsort(mine, PAIRWISE_RESAMPLES, sizeof *mine, cli_compare_doubles);
             cJSON_AddItemToArray(ci, cJSON_CreateNumber(mine[(int)(0.025 * PAIRWISE_RESAMPLES)]));
             cJSON_AddItemToArray(ci, cJSON_CreateNumber(mine[(int)(0.975 * PAIRWISE_RESAMPLES) - 1]));
         }

@@ -779,6 +779,23 @@ static int64_t find_resumed(sqlite3 *db, const char *signature, const journal_po
     return id;
 }
 
+#define STORE_INSERT_EVALUATOR \
+    "INSERT INTO run_evaluators(run_id, idx, name, scope, path, hash, params) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+
+/* A row of run_evaluators, with the plugin file's hash (st: STORE_INSERT_EVALUATOR). */
+static int insert_evaluator(sqlite3_stmt *st, int64_t run, size_t idx, const char *name, const char *scope,
+                            const char *path, const char *params_json) {
+    char hash[17];
+    sqlite3_bind_int64(st, 1, run);
+    sqlite3_bind_int64(st, 2, (int64_t)idx);
+    bind_text(st, 3, name);
+    bind_text(st, 4, scope);
+    bind_text(st, 5, path);
+    bind_text(st, 6, file_hash(path, hash) == 0 ? hash : NULL);
+    bind_text(st, 7, params_json);
+    return step_reset(st);
+}
+
 /* An evaluator's params as the store records them: for one that calls assay.llm, with the
  * run's default model as "llm.model", so that a run judged by another model shows as a
  * change of definition in compare, not as a change of the system. NULL: as they are. */
@@ -876,22 +893,13 @@ static int insert_run(store_writer *w, const store_run_desc *d) {
     }
     sqlite3_finalize(st);
     if (rc != SQLITE_OK ||
-        sqlite3_prepare_v2(db, "INSERT INTO run_evaluators(run_id, idx, name, scope, path, hash, params) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)", -1, &st, NULL) != SQLITE_OK)
+        sqlite3_prepare_v2(db, STORE_INSERT_EVALUATOR, -1, &st, NULL) != SQLITE_OK)
         return -1;
     for (size_t i = 0; i < assay_host_plugin_count(d->host) && rc == SQLITE_OK; i++) {
         assay_plugin_info info;
         assay_host_plugin_info(d->host, i, &info, sizeof info);
-        char hash[17];
-        bool has_hash = file_hash(info.path, hash) == 0;
-        sqlite3_bind_int64(st, 1, w->run_id);
-        sqlite3_bind_int64(st, 2, (int64_t)i);
-        bind_text(st, 3, info.name);
-        bind_text(st, 4, info.scope);
-        bind_text(st, 5, info.path);
-        bind_text(st, 6, has_hash ? hash : NULL);
         char *params = recorded_params(&info, d->llm_model);
-        bind_text(st, 7, params ? params : info.params_json);
-        rc = step_reset(st);
+        rc = insert_evaluator(st, w->run_id, i, info.name, info.scope, info.path, params ? params : info.params_json);
         free(params);
     }
     sqlite3_finalize(st);
@@ -1090,19 +1098,11 @@ static int insert_computed_run(sqlite3 *db, const store_computed_run *d, int64_t
         rc = step_reset(st);
     }
     sqlite3_finalize(st);
-    if (rc != SQLITE_OK || sqlite3_prepare_v2(db, "INSERT INTO run_evaluators(run_id, idx, name, scope, path, hash, params)"
-                                                  " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)", -1, &st, NULL) != SQLITE_OK)
+    if (rc != SQLITE_OK || sqlite3_prepare_v2(db, STORE_INSERT_EVALUATOR, -1, &st, NULL) != SQLITE_OK)
         return SQLITE_ERROR;
     for (size_t i = 0; i < d->evaluator_count && rc == SQLITE_OK; i++) {
-        char hash[17];
-        sqlite3_bind_int64(st, 1, *run);
-        sqlite3_bind_int64(st, 2, (int64_t)i);
-        bind_text(st, 3, d->evaluators[i].name);
-        bind_text(st, 4, d->evaluators[i].scope);
-        bind_text(st, 5, d->evaluators[i].path);
-        bind_text(st, 6, file_hash(d->evaluators[i].path, hash) == 0 ? hash : NULL);
-        bind_text(st, 7, d->evaluators[i].params_json);
-        rc = step_reset(st);
+        const store_computed_evaluator *e = &d->evaluators[i];
+        rc = insert_evaluator(st, *run, i, e->name, e->scope, e->path, e->params_json);
     }
     sqlite3_finalize(st);
     return rc;
