@@ -101,6 +101,7 @@ typedef struct assay_options assay_options;
 #define ASSAY_DEFAULT_MAX_INFLIGHT 64         /* concurrent HTTP requests */
 #define ASSAY_DEFAULT_HTTP_TIMEOUT_MS 60000   /* per attempt */
 #define ASSAY_DEFAULT_HTTP_ATTEMPTS 5         /* per request, the first included */
+#define ASSAY_MAX_LLM_ENDPOINTS 8             /* named ones, beside the default */
 #define ASSAY_DEFAULT_RETRY_BASE_MS 250       /* the first retry delay, doubling */
 
 /* Defaults: one worker per core, 2000 ms and 64 MiB per evaluation, ordered delivery,
@@ -160,6 +161,11 @@ int assay_options_set_mappers(assay_options *opts, int is_mapper);
  * (NULL: no LLM), the default model (may be NULL) and the API key, sent as a bearer token
  * to base_url only and never shown to plugins, written to results or logged (may be NULL). */
 int assay_options_set_llm(assay_options *opts, const char *base_url, const char *model, const char *api_key);
+/* Another endpoint, by name (1 to 32 of A-Z a-z 0-9 _ -), for a panel of judges across
+ * providers: a request whose model is "MODEL@NAME" (or that says endpoint = "NAME") is sent
+ * to base_url with api_key (may be NULL), as MODEL. Needs the default endpoint as well
+ * (assay_options_set_llm); up to ASSAY_MAX_LLM_ENDPOINTS, names distinct. */
+int assay_options_add_llm_endpoint(assay_options *opts, const char *name, const char *base_url, const char *api_key);
 /* What the endpoint charges, per million tokens read (prompt) and written (completion),
  * in any currency: with a price, details.usage of each record that made LLM calls gains a
  * "cost". Both 0 (default): no cost is written. */

@@ -257,6 +257,8 @@ static void fill_sandbox_config(const generation *g, const assay_options *o, con
     c->has_io = true;
     c->has_llm = o->llm_url != NULL;
     c->llm_model = o->llm_model;
+    c->llm_endpoints = (const char *const *)o->endpoint_names;
+    c->llm_endpoint_count = o->endpoint_count;
     c->price_in = o->price_in;
     c->price_out = o->price_out;
 }
@@ -534,8 +536,13 @@ int assay_host_new(assay_host **out, uv_loop_t *loop, const assay_options *o, as
     h->is_mutex_ready = true;
     {
         const assay_options *c = h->opts;
-        http_config hc = {c->llm_url, c->api_key, c->max_inflight, c->http_timeout_ms, c->max_attempts, c->rps,
-                          c->tpm, c->max_tokens_total, c->cache_path, c->backoff_base_ms};
+        http_config hc = {.llm_url = c->llm_url, .api_key = c->api_key,
+                          .endpoint_urls = (const char *const *)c->endpoint_urls,
+                          .endpoint_keys = (const char *const *)c->endpoint_keys, .endpoint_count = c->endpoint_count,
+                          .max_inflight = c->max_inflight, .timeout_ms = c->http_timeout_ms,
+                          .max_attempts = c->max_attempts, .rps = c->rps, .tpm = c->tpm,
+                          .max_tokens_total = c->max_tokens_total, .cache_path = c->cache_path,
+                          .backoff_base_ms = c->backoff_base_ms};
         char message[sizeof err->message];
         if (!(h->http = http_client_new(&hc, message, sizeof message))) {
             status = fail(err, ASSAY_ECONFIG, "%s", message);

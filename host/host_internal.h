@@ -34,6 +34,10 @@ struct assay_options {
     assay_log_cb log;
     void *log_ctx;
     char *llm_url, *llm_model, *api_key;
+    /* assay_options_add_llm_endpoint: the i-th named endpoint, asked as endpoint i + 1 */
+    char *endpoint_names[ASSAY_MAX_LLM_ENDPOINTS], *endpoint_urls[ASSAY_MAX_LLM_ENDPOINTS];
+    char *endpoint_keys[ASSAY_MAX_LLM_ENDPOINTS];
+    size_t endpoint_count;
     double price_in, price_out; /* per million LLM tokens; 0: no cost */
     unsigned max_inflight, http_timeout_ms, max_attempts, backoff_base_ms;
     double rps;

@@ -49,6 +49,7 @@ struct request {
     void *ctx;
     char *url;                 /* the full URL */
     bool is_llm;
+    unsigned endpoint;         /* LLM: 0 the default endpoint, i the i-th named one */
     char *key_text;            /* method, URL and body: what cache and coalescing match on */
     size_t key_len;
     uint64_t key_hash;
@@ -83,7 +84,10 @@ typedef struct sockctx {
 
 struct http_client {
     http_config cfg;           /* strings owned */
-    char *llm_url, *auth_header, *cache_path;
+    /* the LLM endpoints: 0 the default, i >= 1 the named ones; NULL auth: no key */
+    char *llm_urls[1 + ASSAY_MAX_LLM_ENDPOINTS], *auth_headers[1 + ASSAY_MAX_LLM_ENDPOINTS];
+    size_t endpoint_count;     /* including the default */
+    char *cache_path;
 
     looper lp;                 /* the client's thread and loop; its lock guards inbox */
     queue inbox;               /* submitted by the workers */
@@ -411,7 +415,8 @@ static bool attempt_start(http_client *c, request *r) {
         struct curl_slist *list = curl_slist_append(NULL, "Expect:"); /* no 100-continue round trip */
         for (size_t i = 0; list && i < io->header_count; i++) list = curl_slist_append(list, io->headers[i]);
         if (list && r->is_llm) list = curl_slist_append(list, "Content-Type: application/json");
-        if (list && r->is_llm && c->auth_header) list = curl_slist_append(list, c->auth_header);
+        if (list && r->is_llm && c->auth_headers[r->endpoint])
+            list = curl_slist_append(list, c->auth_headers[r->endpoint]);
         if (!list) return false;
         r->header_list = list;
     }
@@ -682,15 +687,17 @@ static int on_timer_request(CURLM *multi, long timeout_ms, void *userp) {
 static void accept_request(http_client *c, request *r) {
     sandbox_io *io = r->io;
     r->is_llm = io->kind != SANDBOX_IO_HTTP;
-    size_t n = strlen(io->url) + (r->is_llm ? strlen(c->llm_url ? c->llm_url : "") : 0) + 1;
-    r->url = malloc(n);
+    r->endpoint = r->is_llm ? io->endpoint : 0;
+    const char *base = r->is_llm && r->endpoint < c->endpoint_count ? c->llm_urls[r->endpoint] : "";
+    size_t n = strlen(io->url) + strlen(base ? base : "") + 1;
+    r->url = r->is_llm && !base ? NULL : malloc(n);
     if (!r->url) {
-        io->error = strdup("http: out of memory");
+        io->error = strdup(r->is_llm && !base ? "llm: no such LLM endpoint configured" : "http: out of memory");
         deliver(c, r);
         request_free(r);
         return;
     }
-    snprintf(r->url, n, "%s%s", r->is_llm ? c->llm_url : "", io->url);
+    snprintf(r->url, n, "%s%s", base, io->url);
     r->estimated_tokens = (long)(io->body.len / 4) + (io->max_tokens > 0 ? io->max_tokens : HTTP_DEFAULT_OUTPUT_TOKENS);
     if (io->is_cacheable) {
         buf key;
@@ -773,9 +780,11 @@ static void client_destroy(http_client *c) {
     if (c->cache_get) sqlite3_finalize(c->cache_get);
     if (c->cache_put) sqlite3_finalize(c->cache_put);
     if (c->db) sqlite3_close(c->db);
-    free(c->llm_url);
-    if (c->auth_header) memset(c->auth_header, 0, strlen(c->auth_header));
-    free(c->auth_header);
+    for (size_t i = 0; i < c->endpoint_count; i++) {
+        free(c->llm_urls[i]);
+        if (c->auth_headers[i]) memset(c->auth_headers[i], 0, strlen(c->auth_headers[i]));
+        free(c->auth_headers[i]);
+    }
     free(c->cache_path);
     free(c->latencies);
     free(c);
@@ -799,15 +808,22 @@ http_client *http_client_new(const http_config *cfg, char *err, size_t errlen) {
     c->tpm_tokens = (double)c->cfg.tpm;
     c->buckets_ns = now_ns();
     c->rng = now_ns() | 1;
-    c->llm_url = dup_or_null(cfg->llm_url);
     c->cache_path = dup_or_null(cfg->cache_path);
-    if ((cfg->llm_url && !c->llm_url) || (cfg->cache_path && !c->cache_path)) goto oom;
-    if (cfg->api_key && *cfg->api_key) {
-        size_t n = strlen(cfg->api_key) + sizeof "Authorization: Bearer ";
-        if (!(c->auth_header = malloc(n))) goto oom;
-        snprintf(c->auth_header, n, "Authorization: Bearer %s", cfg->api_key);
+    if (cfg->cache_path && !c->cache_path) goto oom;
+    for (size_t i = 0; i <= cfg->endpoint_count && i <= ASSAY_MAX_LLM_ENDPOINTS; i++) {
+        const char *url = i ? cfg->endpoint_urls[i - 1] : cfg->llm_url;
+        const char *key = i ? cfg->endpoint_keys[i - 1] : cfg->api_key;
+        c->endpoint_count++;
+        if (url && !(c->llm_urls[i] = strdup(url))) goto oom;
+        if (key && *key) {
+            size_t n = strlen(key) + sizeof "Authorization: Bearer ";
+            if (!(c->auth_headers[i] = malloc(n))) goto oom;
+            snprintf(c->auth_headers[i], n, "Authorization: Bearer %s", key);
+        }
     }
-    c->cfg.llm_url = c->cfg.api_key = c->cfg.cache_path = NULL; /* only the copies above are kept */
+    /* only the copies above are kept */
+    c->cfg.llm_url = c->cfg.api_key = c->cfg.cache_path = NULL;
+    c->cfg.endpoint_urls = c->cfg.endpoint_keys = NULL;
     if (c->cache_path && !cache_open(c, err, errlen)) {
         client_destroy(c);
         return NULL;

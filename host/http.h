@@ -23,6 +23,10 @@ typedef struct http_client http_client;
 typedef struct http_config {
     const char *llm_url;         /* base URL of an OpenAI-compatible API; NULL: no LLM */
     const char *api_key;         /* sent as a bearer token to llm_url only; may be NULL */
+    /* named endpoints: a request for endpoint i (1-based) goes to endpoint_urls[i - 1] with
+     * endpoint_keys[i - 1] (NULL: none) */
+    const char *const *endpoint_urls, *const *endpoint_keys;
+    size_t endpoint_count;
     unsigned max_inflight;       /* cap on concurrent requests (default 64) */
     unsigned timeout_ms;         /* per attempt, when the request names none (0: ASSAY_DEFAULT_HTTP_TIMEOUT_MS) */
     unsigned max_attempts;       /* per request, first try included (default 5) */

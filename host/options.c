@@ -2,6 +2,7 @@
  * can be without loading plugins (that happens in assay_host_new). */
 #include "host_internal.h"
 
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,6 +42,12 @@ void assay_options_free(assay_options *o) {
     free(o->llm_model);
     if (o->api_key) memset(o->api_key, 0, strlen(o->api_key));
     free(o->api_key);
+    for (size_t i = 0; i < o->endpoint_count; i++) {
+        free(o->endpoint_names[i]);
+        free(o->endpoint_urls[i]);
+        if (o->endpoint_keys[i]) memset(o->endpoint_keys[i], 0, strlen(o->endpoint_keys[i]));
+        free(o->endpoint_keys[i]);
+    }
     free(o->cache_path);
     free(o);
 }
@@ -190,6 +197,32 @@ int assay_options_set_llm(assay_options *o, const char *base_url, const char *mo
     return status;
 }
 
+static bool is_endpoint_name(const char *name) {
+    size_t n = strlen(name);
+    if (n == 0 || n > 32) return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)name[i]) && name[i] != '_' && name[i] != '-') return false;
+    return true;
+}
+
+int assay_options_add_llm_endpoint(assay_options *o, const char *name, const char *base_url, const char *api_key) {
+    if (!o || !name || !base_url || !is_endpoint_name(name) || o->endpoint_count == ASSAY_MAX_LLM_ENDPOINTS ||
+        (strncmp(base_url, "http://", 7) != 0 && strncmp(base_url, "https://", 8) != 0))
+        return ASSAY_EINVAL;
+    for (size_t i = 0; i < o->endpoint_count; i++)
+        if (strcmp(o->endpoint_names[i], name) == 0) return ASSAY_EINVAL;
+    size_t i = o->endpoint_count;
+    o->endpoint_names[i] = strdup(name);
+    o->endpoint_urls[i] = strdup(base_url);
+    o->endpoint_keys[i] = api_key && *api_key ? strdup(api_key) : NULL;
+    o->endpoint_count++; /* counted now: assay_options_free frees whatever was copied */
+    if (!o->endpoint_names[i] || !o->endpoint_urls[i] || (api_key && *api_key && !o->endpoint_keys[i]))
+        return ASSAY_ENOMEM;
+    size_t n = strlen(o->endpoint_urls[i]);
+    while (n > 0 && o->endpoint_urls[i][n - 1] == '/') o->endpoint_urls[i][--n] = '\0';
+    return ASSAY_OK;
+}
+
 int assay_options_set_llm_price(assay_options *o, double per_million_in, double per_million_out) {
     if (!o || !(per_million_in >= 0 && per_million_in < 1e9) || !(per_million_out >= 0 && per_million_out < 1e9))
         return ASSAY_EINVAL;
@@ -237,6 +270,7 @@ assay_options *options_clone(const assay_options *o) {
     c->lib_dirs = NULL, c->lib_dir_count = 0;
     c->params = NULL, c->param_count = 0;
     c->group_by = c->llm_url = c->llm_model = c->api_key = c->cache_path = NULL;
+    c->endpoint_count = 0;
     int status = ASSAY_OK;
     for (size_t i = 0; i < o->plugin_path_count && !status; i++)
         status = push_string(&c->plugin_paths, &c->plugin_path_count, o->plugin_paths[i]);
@@ -254,6 +288,8 @@ assay_options *options_clone(const assay_options *o) {
     if (!status) status = clone_string(&c->llm_model, o->llm_model);
     if (!status) status = clone_string(&c->api_key, o->api_key);
     if (!status) status = clone_string(&c->cache_path, o->cache_path);
+    for (size_t i = 0; i < o->endpoint_count && !status; i++)
+        status = assay_options_add_llm_endpoint(c, o->endpoint_names[i], o->endpoint_urls[i], o->endpoint_keys[i]);
     if (status) {
         assay_options_free(c);
         return NULL;

@@ -159,7 +159,9 @@ static void begin_checked(lua_State *L, int req, sandbox_io_kind kind, const cha
     io->is_cacheable = lua_toboolean(L, -1);
     lua_getfield(L, req, "max_tokens");
     io->max_tokens = (long)lua_tointeger(L, -1);
-    lua_pop(L, 7);
+    lua_getfield(L, req, "endpoint");
+    io->endpoint = (unsigned)lua_tointeger(L, -1);
+    lua_pop(L, 8);
 }
 
 /* assay.http.request{method=, url=, headers=, body=, timeout_ms=, cache=}
@@ -210,17 +212,37 @@ int net_open_http(lua_State *L) {
 
 /* -------------------------------------------------------------------------- assay.llm */
 
-/* Appends ,"model":… from field model of the table at t, else the configured default;
- * false when there is neither (the caller frees body before raising). [-0, +0, e] */
-static bool append_model(lua_State *L, int t, const char *what, buf *body) {
-    const char *model = field(L, t, what, "model", LUA_TSTRING) == LUA_TSTRING ? lua_tostring(L, -1)
-                                                                                : sandbox_io_default_model(L);
+/* Appends ,"model":… from field model of the table at t, else the configured default, and
+ * sets *endpoint: the one named by field endpoint, or by a model "MODEL@NAME" whose NAME is
+ * a configured endpoint (MODEL is then what is sent; any other '@' is part of the model's
+ * name), else 0, the default. NULL, or what is wrong (the caller frees body before raising
+ * it). The fields are read before body is touched, so a raised type error leaks nothing. */
+static const char *append_model(lua_State *L, int t, buf *body, unsigned *endpoint) {
+    int top = lua_gettop(L);
+    bool has_model = lua_getfield(L, t, "model") == LUA_TSTRING, has_endpoint = lua_getfield(L, t, "endpoint") == LUA_TSTRING;
+    if ((!has_model && !lua_isnil(L, top + 1)) || (!has_endpoint && !lua_isnil(L, top + 2))) {
+        lua_settop(L, top);
+        return !lua_isnil(L, top + 1) && !has_model ? "field 'model' must be a string" : "field 'endpoint' must be a string";
+    }
+    size_t len = 0;
+    const char *model = has_model ? lua_tolstring(L, top + 1, &len) : sandbox_io_default_model(L);
+    if (model && !has_model) len = strlen(model);
+    *endpoint = 0;
+    if (has_endpoint && !(*endpoint = sandbox_io_endpoint(L, lua_tostring(L, top + 2), lua_rawlen(L, top + 2)))) {
+        lua_settop(L, top);
+        return "field 'endpoint' names no endpoint configured for this run (--llm-endpoint NAME=URL)";
+    }
+    const char *at = NULL;
+    for (size_t i = 0; model && i < len; i++)
+        if (model[i] == '@') at = model + i;
+    if (!has_endpoint && at && (*endpoint = sandbox_io_endpoint(L, at + 1, len - (size_t)(at + 1 - model))))
+        len = (size_t)(at - model);
     if (model) {
         buf_puts(body, ",\"model\":");
-        buf_json_cstring(body, model);
+        buf_json_string(body, model, len);
     }
-    lua_pop(L, 1);
-    return model != NULL;
+    lua_settop(L, top);
+    return model ? NULL : "no model (pass model=, or configure a default model for the run)";
 }
 
 /* Checks a chat request and stores a checked request table (as check_http makes) whose
@@ -262,7 +284,9 @@ static void check_chat(lua_State *L, int t, const char *what) {
     if (convert_lua_to_json(L, -1, &body, err, sizeof err) != 0) goto bad_json;
     lua_pop(L, 1);
 
-    if (!append_model(L, t, what, &body)) goto no_model;
+    unsigned endpoint;
+    const char *problem = append_model(L, t, &body, &endpoint);
+    if (problem) goto bad_model;
     if (field(L, t, what, "temperature", LUA_TNUMBER) == LUA_TNUMBER) {
         buf_puts(&body, ",\"temperature\":");
         buf_json_number(&body, lua_tonumber(L, -1));
@@ -298,6 +322,8 @@ static void check_chat(lua_State *L, int t, const char *what) {
     push_cached_post(L, "/chat/completions", &body);
     lua_pushinteger(L, max_tokens);
     lua_setfield(L, -2, "max_tokens");
+    lua_pushinteger(L, endpoint);
+    lua_setfield(L, -2, "endpoint");
     return;
 need_messages:
     buf_free(&body);
@@ -307,9 +333,9 @@ bad_json:
     buf_free(&body);
     luaL_error(L, "%s: %s", what, err);
     return;
-no_model:
+bad_model:
     buf_free(&body);
-    luaL_error(L, "%s: no model (pass model=, or configure a default model for the run)", what);
+    luaL_error(L, "%s: %s", what, problem);
 }
 
 /* assay.llm.chat{messages=, model=, temperature=, response_format=, max_tokens=}
@@ -357,13 +383,17 @@ static int llm_embed(lua_State *L) {
         buf_free(&body);
         luaL_error(L, "%s: %s", what, err);
     }
-    if (!append_model(L, 1, what, &body)) {
+    unsigned endpoint;
+    const char *problem = append_model(L, 1, &body, &endpoint);
+    if (problem) {
         buf_free(&body);
-        luaL_error(L, "%s: no model (pass model=, or configure a default model for the run)", what);
+        luaL_error(L, "%s: %s", what, problem);
     }
     buf_putc(&body, '}');
     lua_settop(L, 1);
     push_cached_post(L, "/embeddings", &body);
+    lua_pushinteger(L, endpoint);
+    lua_setfield(L, -2, "endpoint");
     begin_checked(L, -1, SANDBOX_IO_EMBED, what);
     return sandbox_io_wait(L, false);
 }

@@ -49,6 +49,8 @@ typedef struct sandbox_config {
     /* I/O: without it assay.http and assay.llm raise a config error when called */
     bool has_io;
     const char *llm_model;       /* default model for assay.llm; NULL = none configured */
+    const char *const *llm_endpoints; /* the names of the other endpoints: i-th is endpoint i + 1 */
+    size_t llm_endpoint_count;
     bool has_llm;                /* an LLM endpoint is configured */
     double price_in, price_out;  /* per million LLM tokens, for details.usage.cost; 0: none */
 } sandbox_config;
@@ -119,6 +121,7 @@ typedef struct sandbox_io {
     unsigned repeat;             /* which of the plugin's repeated evaluations asks (0: the first),
                                   * part of the cache key so that each repeat gets its own answer */
     long max_tokens;             /* CHAT: the caller's cap on output tokens, 0 unknown */
+    unsigned endpoint;           /* CHAT/EMBED: 0 the default LLM endpoint, i the i-th named one */
     /* the response, filled by the host, which charges the body's bytes to budget and fails
      * the request when it is spent */
     sandbox_io_budget *budget;

@@ -107,6 +107,8 @@ int sandbox_io_wait(lua_State *L, bool is_batch);
 void sandbox_io_check_llm(lua_State *L, const char *what);
 /* The configured default model for assay.llm, or NULL. */
 const char *sandbox_io_default_model(lua_State *L);
+/* The named LLM endpoint called name (len bytes): its number (1-based), 0 when none is. */
+unsigned sandbox_io_endpoint(lua_State *L, const char *name, size_t len);
 
 /* net.c: the assay.http and assay.llm modules. net_push_response turns a finished request
  * into the value the plugin sees, or returns false with the http error message. */

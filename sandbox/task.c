@@ -321,6 +321,13 @@ const char *sandbox_io_default_model(lua_State *L) {
     return model && *model ? model : NULL;
 }
 
+unsigned sandbox_io_endpoint(lua_State *L, const char *name, size_t len) {
+    const sandbox_config *cfg = &sandbox_of(L)->cfg;
+    for (size_t i = 0; i < cfg->llm_endpoint_count; i++)
+        if (strlen(cfg->llm_endpoints[i]) == len && memcmp(cfg->llm_endpoints[i], name, len) == 0) return (unsigned)i + 1;
+    return 0;
+}
+
 void *sandbox_task_owner(const sandbox_task *t) { return t->owner; }
 
 sandbox_io *sandbox_task_take_io(sandbox_task *t) {

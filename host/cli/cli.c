@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "../base/buf.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
@@ -365,7 +366,7 @@ static int cmd_check(cli_options *o, char **args, int arg_count) {
 /* ------------------------------------------------------------- commands and options */
 
 enum {
-    OPT_TIMEOUT = 256, OPT_MEMORY, OPT_GROUP_BY, OPT_NO_TIMING, OPT_RESUME, OPT_CASES, OPT_VERSION, OPT_LLM_URL, OPT_LLM_MODEL,
+    OPT_TIMEOUT = 256, OPT_MEMORY, OPT_GROUP_BY, OPT_NO_TIMING, OPT_RESUME, OPT_CASES, OPT_VERSION, OPT_LLM_URL, OPT_LLM_MODEL, OPT_LLM_ENDPOINT,
     OPT_LLM_TIMEOUT, OPT_MAX_INFLIGHT, OPT_RPS, OPT_TPM, OPT_MAX_TOKENS, OPT_RETRIES, OPT_RETRY_BASE, OPT_CACHE,
     OPT_NO_CACHE, OPT_DB, OPT_NO_DB, OPT_LABEL, OPT_SAMPLE, OPT_SEED, OPT_SHARD, OPT_INPUT, OPT_FOLLOW, OPT_JUNIT, OPT_JUNIT_PER_TRACE, OPT_CSV,
     OPT_FAIL_ON_REGRESSION,
@@ -403,6 +404,8 @@ static char *join_command_line(int argc, char **argv) {
 /* What the network options say before they go into assay_options. */
 typedef struct net_flags {
     const char *llm_url, *llm_model, *cache;
+    const char *endpoints[ASSAY_MAX_LLM_ENDPOINTS]; /* --llm-endpoint NAME=URL */
+    size_t endpoint_count;
     bool no_cache;
     unsigned max_inflight, timeout_ms, retries, retry_base_ms;
     double rps;
@@ -487,6 +490,25 @@ static int resolve_shard(cli_options *o) {
     return CLI_EXIT_OK;
 }
 
+/* --llm-endpoint NAME=URL: its key from ASSAY_LLM_KEY_<NAME> (upper case, '-' as '_'). */
+static int add_endpoint(assay_options *opts, const char *spec, bool has_default) {
+    const char *eq = strchr(spec, '=');
+    char name[40], variable[64];
+    size_t n = eq ? (size_t)(eq - spec) : 0;
+    if (!eq || n == 0 || n >= sizeof name)
+        return usage_error("--llm-endpoint: '%s' is not NAME=URL", spec);
+    if (!has_default)
+        return usage_error("--llm-endpoint %s needs --llm-url as well (the endpoint of requests that name none)", spec);
+    memcpy(name, spec, n);
+    name[n] = '\0';
+    snprintf(variable, sizeof variable, "ASSAY_LLM_KEY_%s", name);
+    for (char *p = variable; *p; p++) *p = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
+    if (assay_options_add_llm_endpoint(opts, name, eq + 1, getenv(variable)) != ASSAY_OK)
+        return usage_error("--llm-endpoint %s: the name must be 1 to 32 of A-Z a-z 0-9 _ - and new, the URL start with "
+                           "http:// or https://", spec);
+    return CLI_EXIT_OK;
+}
+
 /* Flags win over the environment. The default cache lives in .assay/ of the working
  * directory, and only when an LLM is configured: a run without one writes nothing there. */
 static int apply_net_flags(assay_options *opts, const net_flags *f) {
@@ -495,6 +517,10 @@ static int apply_net_flags(assay_options *opts, const net_flags *f) {
     const char *key = env_or(env_or(NULL, "ASSAY_API_KEY"), "OPENAI_API_KEY");
     if (assay_options_set_llm(opts, url, model, key) != ASSAY_OK)
         return usage_error("--llm-url: '%s' must start with http:// or https://", url);
+    for (size_t i = 0; i < f->endpoint_count; i++) {
+        int status = add_endpoint(opts, f->endpoints[i], url != NULL);
+        if (status != CLI_EXIT_OK) return status;
+    }
     if (assay_options_set_http_limits(opts, f->max_inflight, f->rps, f->tpm, f->max_tokens_total) != ASSAY_OK)
         return usage_error("%s", "--max-inflight must be from 1 to 65536");
     if (assay_options_set_http_retry(opts, f->timeout_ms, f->retries, f->retry_base_ms) != ASSAY_OK)
@@ -579,6 +605,9 @@ static const cli_option cli_options_table[] = {
      "OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1 (env ASSAY_LLM_URL); the key comes from ASSAY_API_KEY "
      "or OPENAI_API_KEY (docs/llm.md)"},
     {"llm-model", OPT_LLM_MODEL, "NAME", CMD_SCORE, "default model for assay.llm (env ASSAY_LLM_MODEL)"},
+    {"llm-endpoint", OPT_LLM_ENDPOINT, "NAME=URL", CMD_SCORE,
+     "another endpoint, for models named MODEL@NAME (a panel across providers); key from ASSAY_LLM_KEY_NAME; "
+     "repeatable"},
     {"llm-timeout-ms", OPT_LLM_TIMEOUT, "N", CMD_SCORE, "per attempt (default 60000)"},
     {"max-inflight", OPT_MAX_INFLIGHT, "N", CMD_SCORE, "concurrent requests, lowered on 429s and raised back (default 64)"},
     {"rps", OPT_RPS, "R", CMD_SCORE, "requests started per second (default: no cap)"},
@@ -691,6 +720,11 @@ static int apply_net_option(net_flags *net, int key, const char *arg) {
     switch (key) {
     case OPT_LLM_URL: net->llm_url = arg; return CLI_EXIT_OK;
     case OPT_LLM_MODEL: net->llm_model = arg; return CLI_EXIT_OK;
+    case OPT_LLM_ENDPOINT:
+        if (net->endpoint_count == ASSAY_MAX_LLM_ENDPOINTS)
+            return usage_error("--llm-endpoint: at most %d endpoints", ASSAY_MAX_LLM_ENDPOINTS);
+        net->endpoints[net->endpoint_count++] = arg;
+        return CLI_EXIT_OK;
     case OPT_LLM_TIMEOUT:
         if (!parse_unsigned(arg, &net->timeout_ms) || net->timeout_ms == 0)
             return usage_error("--llm-timeout-ms: '%s' is not a positive number", arg);

@@ -220,6 +220,7 @@ typedef struct store_computed_evaluator {
 } store_computed_evaluator;
 typedef struct store_computed_run {
     const char *label, *command;
+    const char *kind, *document; /* "pairwise", and the JSON its command printed */
     const char *const *inputs;
     size_t input_count, trace_count;
     const store_computed_evaluator *evaluators;

@@ -97,7 +97,7 @@ int cli_runs(cli_options *o, int argc, char **argv) {
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db,
                            "SELECT id, label, started_at, ended_at, status, traces, sample_rate, sample_seed, command,"
-                           " (SELECT COUNT(*) FROM traces t WHERE t.run_id = runs.id)"
+                           " (SELECT COUNT(*) FROM traces t WHERE t.run_id = runs.id), kind"
                            " FROM runs ORDER BY id DESC LIMIT ?1",
                            -1, &st, NULL) != SQLITE_OK) {
         fprintf(stderr, "assay: reading the run store: %s\n", sqlite3_errmsg(db));
@@ -117,6 +117,7 @@ int cli_runs(cli_options *o, int argc, char **argv) {
                text_or(st, 1, "(no label)"), started, status, traces);
         if (sqlite3_column_type(st, 6) != SQLITE_NULL)
             printf("  sample %g seed %lld", sqlite3_column_double(st, 6), sqlite3_column_int64(st, 7));
+        if (sqlite3_column_type(st, 10) != SQLITE_NULL) printf("  (%s)", text_or(st, 10, ""));
         printf("\n  %s\n", text_or(st, 8, ""));
         print_run_usage(db, sqlite3_column_int64(st, 0));
         printf("    %-24s %8s %7s %7s %7s\n", "evaluator", "records", "mean", "pass", "errors");

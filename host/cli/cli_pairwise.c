@@ -508,7 +508,7 @@ static const char *base_name(const char *path) {
 /* One record per decided pair, an evaluator per two systems ("JUDGE: B vs A"), the later
  * system's outcome as the score (1 won, 0 lost, 0.5 tie) and pass (a tie has none): `runs`,
  * `compare` and `report` read it as any run. */
-static int record_run(const pairwise *p, int64_t *run, char *err, size_t errlen) {
+static int record_run(const pairwise *p, const char *document, int64_t *run, char *err, size_t errlen) {
     size_t pairs = p->system_count * (p->system_count - 1) / 2, e = 0;
     store_computed_evaluator *evs = calloc(pairs, sizeof *evs);
     char **names = calloc(pairs, sizeof *names);
@@ -550,7 +550,8 @@ static int record_run(const pairwise *p, int64_t *run, char *err, size_t errlen)
     }
     const char *inputs[PAIRWISE_MAX_SYSTEMS];
     for (size_t i = 0; i < p->system_count; i++) inputs[i] = p->systems[i].path;
-    store_computed_run d = {.label = p->o->label, .command = p->o->command, .inputs = inputs,
+    store_computed_run d = {.label = p->o->label, .command = p->o->command, .kind = "pairwise", .document = document,
+                            .inputs = inputs,
                             .input_count = p->system_count, .trace_count = n, .evaluators = evs,
                             .evaluator_count = pairs, .records = recs, .record_count = n};
     if (rc == 0) rc = store_write_computed_run(p->o->db, &d, run, err, errlen);
@@ -597,10 +598,13 @@ int cli_pairwise(cli_options *o, int argc, char **argv) {
         } else {
             print_text(doc);
         }
+        char *document = o->db ? cJSON_PrintUnformatted(doc) : NULL;
         cJSON_Delete(doc);
         int64_t run;
         char err[600];
-        if (o->db && record_run(&p, &run, err, sizeof err) != 0) {
+        int recorded = o->db ? record_run(&p, document, &run, err, sizeof err) : 0;
+        free(document);
+        if (recorded != 0) {
             fprintf(stderr, "assay: pairwise: run store: %s\n", err);
             rc = CLI_EXIT_IO;
         } else if (o->db) {

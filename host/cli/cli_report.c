@@ -171,6 +171,17 @@ static void gather_run(report *r, cJSON *data) {
                                NULL));
 }
 
+/* A run of another kind (assay pairwise) keeps the document its command printed: the page
+ * draws it as that command's own section, under the key of its kind. */
+static void gather_document(report *r, cJSON *data) {
+    sqlite3_stmt *st = prepare(r, "SELECT kind, document FROM runs WHERE id = ?1 AND kind IS NOT NULL");
+    if (st && sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 1)) {
+        cJSON *doc = cJSON_Parse((const char *)sqlite3_column_text(st, 1));
+        if (doc) cJSON_AddItemToObject(data, (const char *)sqlite3_column_text(st, 0), doc);
+    }
+    sqlite3_finalize(st);
+}
+
 /* The evaluators with their totals, score histograms and figures per step type. */
 static void gather_evaluators(report *r, cJSON *data) {
     static const char *const evaluator_keys[] = {"name", "scope", "hash", "params", "records", "scored", "mean",
@@ -317,6 +328,7 @@ static void gather_worst(report *r, cJSON *data) {
 static cJSON *gather(report *r, const char *asked_field) {
     cJSON *data = cJSON_CreateObject();
     gather_run(r, data);
+    gather_document(r, data);
     gather_evaluators(r, data);
     gather_segments(r, data, asked_field);
     gather_trend(r, data);

@@ -37,7 +37,7 @@
 #define STORE_BATCH_ROWS 4096
 #define STORE_BATCH_BYTES (4u << 20)
 #define STORE_BUSY_MS 10000
-#define STORE_SCHEMA_VERSION "5"
+#define STORE_SCHEMA_VERSION "6"
 
 /* Each evaluator's totals over its run's results, written when the run ends (NULL while it
  * runs or after a kill), so that `assay runs` and the report's trend over many runs read
@@ -82,7 +82,7 @@ static const char store_schema[] =
     "  id INTEGER PRIMARY KEY, label TEXT, started_at REAL NOT NULL, ended_at REAL,"
     "  status TEXT NOT NULL, command TEXT, cwd TEXT, version TEXT, output TEXT, group_by TEXT,"
     "  sample_rate REAL, sample_seed INTEGER, follow INTEGER NOT NULL DEFAULT 0, signature TEXT,"
-    "  traces INTEGER, shard_index INTEGER, shard_count INTEGER);"
+    "  traces INTEGER, shard_index INTEGER, shard_count INTEGER, kind TEXT, document TEXT);"
     "CREATE TABLE IF NOT EXISTS run_inputs("
     "  run_id INTEGER NOT NULL, idx INTEGER NOT NULL, path TEXT, size INTEGER, hash TEXT,"
     "  PRIMARY KEY(run_id, idx));"
@@ -129,6 +129,12 @@ static const char store_upgrade_usage[] =
     "ALTER TABLE run_evaluators ADD COLUMN tokens_out INTEGER;"
     "ALTER TABLE run_evaluators ADD COLUMN cost REAL;";
 
+/* On a store of schema 5: runs of another kind than a scoring run (assay pairwise) and the
+ * document their command printed, which the report draws. */
+static const char store_upgrade_documents[] =
+    "ALTER TABLE runs ADD COLUMN kind TEXT;"
+    "ALTER TABLE runs ADD COLUMN document TEXT;";
+
 /* After either of the two above: the totals of the store's finished runs. */
 static const char store_upgrade_retally[] = STORE_TALLY("run_id IN (SELECT id FROM runs WHERE status <> 'running')");
 
@@ -165,9 +171,10 @@ static bool store_has_clustered_results(sqlite3 *db) { return store_has_column(d
 static bool store_has_tallies(sqlite3 *db) { return store_has_column(db, "SELECT records FROM run_evaluators LIMIT 0"); }
 static bool store_has_shards(sqlite3 *db) { return store_has_column(db, "SELECT shard_count FROM runs LIMIT 0"); }
 static bool store_has_usage(sqlite3 *db) { return store_has_column(db, "SELECT cost FROM run_evaluators LIMIT 0"); }
+static bool store_has_documents(sqlite3 *db) { return store_has_column(db, "SELECT document FROM runs LIMIT 0"); }
 static bool store_is_current(sqlite3 *db) {
     return store_has_digests(db) && store_has_clustered_results(db) && store_has_tallies(db) && store_has_shards(db) &&
-           store_has_usage(db);
+           store_has_usage(db) && store_has_documents(db);
 }
 
 /* Brings a writable store of an earlier schema up to this one, in one transaction. */
@@ -180,6 +187,7 @@ static int store_upgrade(sqlite3 *db, char *err, size_t errlen) {
     if (rc == SQLITE_OK && !store_has_tallies(db)) rc = sqlite3_exec(db, store_upgrade_tallies, NULL, NULL, &message);
     if (rc == SQLITE_OK && !store_has_shards(db)) rc = sqlite3_exec(db, store_upgrade_shards, NULL, NULL, &message);
     if (rc == SQLITE_OK && !store_has_usage(db)) rc = sqlite3_exec(db, store_upgrade_usage, NULL, NULL, &message);
+    if (rc == SQLITE_OK && !store_has_documents(db)) rc = sqlite3_exec(db, store_upgrade_documents, NULL, NULL, &message);
     if (rc == SQLITE_OK && is_untallied) rc = sqlite3_exec(db, store_upgrade_retally, NULL, NULL, &message);
     if (rc == SQLITE_OK) rc = sqlite3_exec(db, store_indexes, NULL, NULL, &message);
     if (rc == SQLITE_OK) rc = sqlite3_exec(db, "COMMIT", NULL, NULL, &message);
@@ -1071,8 +1079,8 @@ void store_writer_free(store_writer *w) {
 
 static int insert_computed_run(sqlite3 *db, const store_computed_run *d, int64_t *run) {
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db, "INSERT INTO runs(label, started_at, ended_at, status, command, cwd, version, traces)"
-                               " VALUES(?1, ?2, ?2, 'done', ?3, ?4, ?5, ?6)", -1, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(db, "INSERT INTO runs(label, started_at, ended_at, status, command, cwd, version, traces,"
+                               " kind, document) VALUES(?1, ?2, ?2, 'done', ?3, ?4, ?5, ?6, ?7, ?8)", -1, &st, NULL) != SQLITE_OK)
         return SQLITE_ERROR;
     char cwd[PATH_MAX];
     bind_text(st, 1, d->label);
@@ -1081,6 +1089,8 @@ static int insert_computed_run(sqlite3 *db, const store_computed_run *d, int64_t
     bind_text(st, 4, getcwd(cwd, sizeof cwd));
     bind_text(st, 5, assay_version());
     sqlite3_bind_int64(st, 6, (int64_t)d->trace_count);
+    bind_text(st, 7, d->kind);
+    bind_text(st, 8, d->document);
     int rc = step_reset(st);
     sqlite3_finalize(st);
     *run = sqlite3_last_insert_rowid(db);

@@ -148,9 +148,22 @@ static int push_keyed(suite *s, const cJSON *x, const suite_key *keys, size_t co
         if (strcmp(x->string, keys[i].key) == 0) return push_option(s, keys[i].flag, x, keys[i].is_path, x->string);
     char why[300];
     snprintf(why, sizeof why, "unknown %s key (known: %s)", scope,
-             keys == suite_llm ? "url, model, timeout_ms, max_inflight, rps, tpm, max_tokens_total, retries, cache"
+             keys == suite_llm ? "url, model, endpoints, timeout_ms, max_inflight, rps, tpm, max_tokens_total, retries, cache"
                                : suite_known);
     return refuse(s, x->string, x->string, why);
+}
+
+/* llm = { endpoints = { local = "http://…/v1" } }: --llm-endpoint local=http://…/v1 */
+static int push_endpoints(suite *s, const cJSON *v) {
+    if (!cJSON_IsObject(v)) return refuse(s, "endpoints", NULL, "a table of name = \"URL\" was expected");
+    for (const cJSON *e = v->child; e; e = e->next) {
+        if (!cJSON_IsString(e)) return refuse(s, "endpoints", e->string, "each endpoint's URL must be a string");
+        size_t n = strlen(e->string) + strlen(e->valuestring) + 2;
+        char *spec = malloc(n);
+        if (spec) snprintf(spec, n, "%s=%s", e->string, e->valuestring);
+        if (push(s, strdup("--llm-endpoint")) || push(s, spec)) return refuse(s, "endpoints", NULL, "out of memory");
+    }
+    return 0;
 }
 
 /* Gates are checked here, where the line they are on is known. */
@@ -178,7 +191,8 @@ static int push_settings(suite *s, const cJSON *root, cJSON **inputs) {
         else if (strcmp(x->string, "llm") == 0) {
             rc = cJSON_IsObject(x) ? 0 : refuse(s, "llm", NULL, "a table was expected");
             for (const cJSON *k = x->child; k && !rc; k = k->next)
-                rc = push_keyed(s, k, suite_llm, sizeof suite_llm / sizeof *suite_llm, "llm");
+                rc = strcmp(k->string, "endpoints") == 0 ? push_endpoints(s, k)
+                                                         : push_keyed(s, k, suite_llm, sizeof suite_llm / sizeof *suite_llm, "llm");
         } else rc = push_keyed(s, x, suite_scalars, sizeof suite_scalars / sizeof *suite_scalars, "suite");
         if (rc) return -1;
     }

@@ -275,6 +275,49 @@ check "calibrate: panel_agreement over every judged trace (D too), split on C an
     "$(python3 -c 'import json, sys
 d = json.load(open(sys.argv[1]))["panel_agreement"][0]; print(d["units"], round(d["flip_rate"], 4))' "$TMP/panel.json")"
 
+# -- a panel across two endpoints: m2 is asked at a second server (--llm-endpoint second=URL,
+# its own key from ASSAY_LLM_KEY_SECOND), as "m2"; the records are the one-endpoint panel's
+python3 tests/llm_server.py serve >"$TMP/port2" 2>"$TMP/server2.err" &
+server2_pid=$!
+for _ in $(seq 50); do [ -s "$TMP/port2" ] && break; sleep 0.1; done
+PORT2=$(awk '{print $2}' "$TMP/port2")
+reset
+ASSAY_API_KEY=sk-main ASSAY_LLM_KEY_SECOND=sk-second "$ASSAY" run --no-db -e plugins/llm/llm_judge.lua $LLM --no-cache \
+    --llm-endpoint "second=http://127.0.0.1:$PORT2/v1/" -p llm_judge.models=m1,m2@second,m3 "$TMP/panel.jsonl" \
+    >"$TMP/panel2.out" 2>"$TMP/panel2.err"
+check "a panel across two endpoints: the same scores and passes as on one" \
+    "$(python3 -c 'import json, sys
+for l in open(sys.argv[1]): r = json.loads(l); print(r["score"], r["pass"], r["details"]["panel"]["scores"])' "$TMP/panel.out")" \
+    "$(python3 -c 'import json, sys
+for l in open(sys.argv[1]): r = json.loads(l); print(r["score"], r["pass"], r["details"]["panel"]["scores"])' "$TMP/panel2.out")"
+check "each judge named as asked in details.panel.models" '["m1", "m2@second", "m3"]' \
+    "$(head -1 "$TMP/panel2.out" | python3 -c 'import json, sys; print(json.dumps(json.load(sys.stdin)["details"]["panel"]["models"]))')"
+check "the first server answered m1 and m3 (8 calls) with its key only" "(8, ['Bearer sk-main'])" \
+    "$(stat 's["chat"], s["auth"]')"
+check "the second answered m2 (4 calls, D asked again: 5) with its own key only" "5 ['Bearer sk-second']" \
+    "$($SERVER ctl "$PORT2" /admin/stats | python3 -c 'import json, sys; s = json.load(sys.stdin); print(s["chat"], s["auth"])')"
+printf 'return { evaluators = { "%s/plugins/llm/llm_judge.lua" }, params = { llm_judge = { models = "m1,m2@second,m3" } },\n  llm = { url = "%s", model = "test-model", cache = "", endpoints = { second = "http://127.0.0.1:%s/v1" } } }\n' \
+    "$PWD" "$URL" "$PORT2" >"$TMP/suite.lua"
+$SERVER ctl "$PORT2" /admin/reset x >/dev/null
+"$ASSAY" run --no-db --no-cache -c "$TMP/suite.lua" "$TMP/panel.jsonl" >"$TMP/panel3.out" 2>"$TMP/panel3.err"
+check "a suite file names the endpoints too (llm.endpoints): the second server asked again, the same scores" \
+    "5 $(cut -c1-60 "$TMP/panel2.out" | md5sum)" \
+    "$($SERVER ctl "$PORT2" /admin/stats | python3 -c 'import json, sys; print(json.load(sys.stdin)["chat"])') $(cut -c1-60 "$TMP/panel3.out" | md5sum)"
+kill $server2_pid 2>/dev/null
+cat >"$TMP/endpoint.lua" <<'EOF'
+return { evaluate = function(trace)
+  local r = assay.llm.chat{ messages = { { role = "user", content = "hi" } }, endpoint = trace.input }
+  return { score = 1 }
+end }
+EOF
+echo '{"id":"e1","input":"nosuch"}' | "$ASSAY" run --no-db -e "$TMP/endpoint.lua" $LLM --no-cache >"$TMP/endpoint.out" 2>/dev/null
+check_contains "endpoint = an unknown name: an error record that says so" "$TMP/endpoint.out" \
+    "field 'endpoint' names no endpoint configured for this run (--llm-endpoint NAME=URL)"
+"$ASSAY" run --no-db -e plugins/llm/llm_judge.lua $LLM --llm-endpoint nourl "$TMP/panel.jsonl" >/dev/null 2>"$TMP/ep.err"
+check "--llm-endpoint without NAME=URL: exit 2, said" "2 yes" "$? $(grep -q "'nourl' is not NAME=URL" "$TMP/ep.err" && echo yes || echo no)"
+"$ASSAY" run --no-db -e plugins/llm/llm_judge.lua --llm-endpoint "x=http://127.0.0.1:1/v1" "$TMP/panel.jsonl" >/dev/null 2>"$TMP/ep.err"
+check "--llm-endpoint without --llm-url: exit 2, said" "2 yes" "$? $(grep -q 'needs --llm-url as well' "$TMP/ep.err" && echo yes || echo no)"
+
 # -- Retry-After is honoured
 reset
 faults '{"script": ["429:1"]}'

@@ -72,6 +72,63 @@ check "each strength inside its interval; c strongest" "True c.jsonl" "$(python3
 import json, sys
 b = json.load(open(sys.argv[1]))["bradley_terry"]
 print(all(x["ci"][0] <= x["strength"] <= x["ci"][1] for x in b), max(b, key=lambda x: x["strength"])["system"])' three.json)"
+
+# the report of a pairwise run, in a real headless Chromium: every row of the page (each two
+# systems, each segment, the leaderboard) holds the numbers `pairwise --json` printed
+CHROME=$(command -v chromium-headless-shell || command -v chromium || true)
+browse() { # html-file dom-file
+    timeout 120 "$CHROME" --no-sandbox --disable-gpu --no-first-run --user-data-dir="$TMP/profile" \
+        --enable-logging=stderr --v=0 --virtual-time-budget=5000 --dump-dom "file://$PWD/$1" >"$2" 2>"$2.err"
+}
+page_rows() { # dom-file: the pairwise rows and leaderboard rows as JSON, and whether the page ran
+    python3 -c 'import json, sys
+from html.parser import HTMLParser
+class P(HTMLParser):
+    def __init__(self):
+        super().__init__(); self.out = {"pairs": [], "leaders": [], "ready": None, "error": None, "hidden": None}
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "html": self.out["ready"], self.out["error"] = a.get("data-ready"), a.get("data-error")
+        if tag == "section" and a.get("id") == "pairwise-section": self.out["hidden"] = "hidden" in a
+        if tag == "tr" and "pair-row" in a.get("class", ""): self.out["pairs"].append(a)
+        if tag == "tr" and a.get("class") == "leader-row": self.out["leaders"].append(a)
+p = P(); p.feed(open(sys.argv[1]).read()); print(json.dumps(p.out))' "$1"
+}
+if [ -z "$CHROME" ]; then
+    not_ok "a headless Chromium is installed (scripts/install-deps.sh installs chromium-headless-shell)"
+else
+    "$ASSAY" pairwise a.jsonl b.jsonl c.jsonl -e "$OLDPWD/$BY" --db pw3.db --group-by seg --json >three-seg.json 2>/dev/null
+    "$ASSAY" runs --db pw3.db >runs3.txt
+    check_contains "assay runs names the run's kind (a trace per pair judged)" runs3.txt "18 traces  (pairwise)"
+    cp pw3.db pw5.db && python3 "$OLDPWD/tests/store/downgrade.py" pw5.db 5
+    "$ASSAY" runs --db pw5.db >runs5.txt 2>&1
+    check "a store of schema 5 (no kinds of runs) is read and upgraded to 6 on the way" "0 6" \
+        "$? $(python3 -c 'import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute("SELECT value FROM meta WHERE key = '"'schema'"'").fetchone()[0])' pw5.db)"
+    "$ASSAY" report --db pw3.db -o pw3.html 2>/dev/null
+    browse pw3.html pw3.dom
+    check "Chromium renders the pairwise page with no console errors" "yes None False 0" \
+        "$(page_rows pw3.dom | python3 -c 'import json, sys; d = json.load(sys.stdin); print(d["ready"], d["error"], d["hidden"])') $(grep -cE 'CONSOLE|Uncaught' pw3.dom.err)"
+    check "every row of the page equals pairwise --json: 3 comparisons x (all + 2 segments), 3 strengths" "ok 9 3" \
+        "$(page_rows pw3.dom | python3 -c 'import json, sys
+page = json.load(sys.stdin); doc = json.load(open(sys.argv[1]))
+want = []
+for c in doc["comparisons"]:
+    for t in [c] + c["segments"]:
+        want.append((c["a"], c["b"], t.get("segment", ""), t["n"], t["wins"], t["ties"], t["losses"], t["win_rate"],
+                     t["ci"], t["position_bias"]))
+num = lambda s: float(s)
+got = [(r["data-a"], r["data-b"], r["data-segment"], int(r["data-n"]), int(r["data-wins"]), int(r["data-ties"]),
+        int(r["data-losses"]), num(r["data-win-rate"]), [num(x) for x in r["data-ci"].split(",")], num(r["data-bias"]))
+       for r in page["pairs"]]
+board = sorted(doc["bradley_terry"], key=lambda b: -b["strength"])
+leaders = [(r["data-system"], num(r["data-strength"]), [num(x) for x in r["data-ci"].split(",")]) for r in page["leaders"]]
+ok = got == want and leaders == [(b["system"], b["strength"], b["ci"]) for b in board]
+print("ok" if ok else "differ: %r %r" % (got, want), len(got), len(leaders))' three-seg.json)"
+    check "the verdict of each row follows its interval (b against a: no significant difference)" \
+        "no significant difference" \
+        "$(page_rows pw3.dom | python3 -c 'import json, sys
+print([r for r in json.load(sys.stdin)["pairs"] if r["data-b"] == "b.jsonl" and r["data-segment"] == ""][0]["data-verdict"])')"
+fi
 "$ASSAY" pairwise b.jsonl a.jsonl -e "$OLDPWD/$BY" --fail-on-regression >/dev/null 2>fail.err
 check "--fail-on-regression: a loses to b (0.25 [0, 0.585]) but not significantly: exit 0" 0 $?
 python3 -c '
@@ -123,5 +180,15 @@ check "a consistent judge: the weak system loses all 10 in both orders, no posit
     "$? $(grep -q 'weak.jsonl against .*strong.jsonl: 10 pairs: won 0, tied 0, lost 10; win rate 0.000 \[0.000, 0.000\]; position bias 0.0%' "$TMP/llm.txt" && echo yes || echo no)"
 check "20 calls: each pair asked in both orders" 20 \
     "$($SERVER ctl "$PORT" /admin/stats | python3 -c 'import json, sys; print(json.load(sys.stdin)["chat"])')"
+if [ -n "$CHROME" ]; then
+    cd "$TMP" || exit 1
+    "$ASSAY" pairwise first1.jsonl first2.jsonl -e "$OLDPWD/plugins/pairwise/pairwise_judge.lua" $LLM --db bias.db \
+        >/dev/null 2>&1
+    "$ASSAY" report --db bias.db -o bias.html 2>/dev/null
+    browse bias.html bias.dom
+    check "the page of the biased judge: 10 ties, position bias 1, the note warns that it follows the order" "10 1 yes" \
+        "$(page_rows bias.dom | python3 -c 'import json, sys; r = json.load(sys.stdin)["pairs"][0]; print(r["data-ties"], r["data-bias"])') $(grep -q 'the judge often follows the order, not the answers' bias.dom && echo yes || echo no)"
+    cd "$OLDPWD" || exit 1
+fi
 kill $server_pid 2>/dev/null
 done_testing

@@ -112,10 +112,10 @@ check "a schema-1 store is read (assay runs exits 0)" 0 $?
 results_layout() { DB=$1 sql "SELECT value, (SELECT COUNT(*) FROM sqlite_master WHERE tbl_name = 'results'
     AND type = 'index' AND sql IS NOT NULL), (SELECT COUNT(*) FROM results), (SELECT COUNT(*) FROM results
     WHERE details IS NOT NULL) FROM meta WHERE key = 'schema'"; }
-check "and upgraded to schema 5 on the way: results clustered, no index, every row with its details" \
-    "5|0|100|100" "$(results_layout "$TMP/old.db")"
+check "and upgraded to schema 6 on the way: results clustered, no index, every row with its details" \
+    "6|0|100|100" "$(results_layout "$TMP/old.db")"
 "$ASSAY" runs --db "$TMP/v2.db" >/dev/null 2>&1
-check "a schema-2 store too" "5|0|100|100" "$(results_layout "$TMP/v2.db")"
+check "a schema-2 store too" "6|0|100|100" "$(results_layout "$TMP/v2.db")"
 check "and its finished run gets its evaluator's totals" "100|100|50" \
     "$(DB=$TMP/v2.db sql "SELECT records, scored, passed FROM run_evaluators")"
 "$ASSAY" report --db "$TMP/old.db" -o "$TMP/old.html" --group-by a >/dev/null 2>&1

@@ -1,6 +1,7 @@
 """Rewrites a store of this assay as an earlier assay left it, to test the upgrade.
 
-usage: downgrade.py DB 4            schema 4: no tokens or cost in the evaluators' totals
+usage: downgrade.py DB 5            schema 5: runs have no kind or document (assay pairwise)
+       downgrade.py DB 4            schema 4: no tokens or cost in the evaluators' totals
        downgrade.py DB 2            schema 2: digests and kept bodies, whole record lines
        downgrade.py DB 1 INPUT      schema 1: also every body (INPUT's lines) and no digests
 
@@ -12,6 +13,12 @@ import sys
 
 path, version = sys.argv[1], int(sys.argv[2])
 db = sqlite3.connect(path)
+for column in ("kind", "document"):
+    db.execute("ALTER TABLE runs DROP COLUMN " + column)
+if version == 5:
+    db.execute("UPDATE meta SET value = '5' WHERE key = 'schema'")
+    db.commit()
+    sys.exit(0)
 for column in ("tokens_in", "tokens_out", "cost"):
     db.execute("ALTER TABLE run_evaluators DROP COLUMN " + column)
 if version == 4:

@@ -179,6 +179,20 @@ static void test_options_reject_malformed_values(void **state) {
     assert_int_equal(assay_options_set_group_by(o, "metadata."), ASSAY_EINVAL);
     assert_int_equal(assay_options_add_plugin_path(o, NULL), ASSAY_EINVAL);
     assert_int_equal(assay_options_set_workers(NULL, 1), ASSAY_EINVAL);
+    /* named LLM endpoints: a name of 1..32 of [A-Za-z0-9_-], an http(s) URL, distinct, at most 8 */
+    assert_int_equal(assay_options_add_llm_endpoint(o, "", "http://x/v1", NULL), ASSAY_EINVAL);
+    assert_int_equal(assay_options_add_llm_endpoint(o, "a b", "http://x/v1", NULL), ASSAY_EINVAL);
+    assert_int_equal(assay_options_add_llm_endpoint(o, "a@b", "http://x/v1", NULL), ASSAY_EINVAL);
+    assert_int_equal(assay_options_add_llm_endpoint(o, "ok", "ftp://x/v1", NULL), ASSAY_EINVAL);
+    assert_int_equal(assay_options_add_llm_endpoint(o, "ok", NULL, NULL), ASSAY_EINVAL);
+    assert_int_equal(assay_options_add_llm_endpoint(o, "e-0", "http://x/v1", NULL), ASSAY_OK);
+    assert_int_equal(assay_options_add_llm_endpoint(o, "e-0", "http://y/v1", NULL), ASSAY_EINVAL);
+    char name[16];
+    for (int i = 1; i < ASSAY_MAX_LLM_ENDPOINTS; i++) {
+        snprintf(name, sizeof name, "e-%d", i);
+        assert_int_equal(assay_options_add_llm_endpoint(o, name, "https://x/v1/", i % 2 ? "key" : NULL), ASSAY_OK);
+    }
+    assert_int_equal(assay_options_add_llm_endpoint(o, "ninth", "http://y/v1", NULL), ASSAY_EINVAL);
     assay_options_free(o);
     assay_options_free(NULL);
     assert_string_equal(assay_strerror(ASSAY_ECONFIG), "configuration error");
