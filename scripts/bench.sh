@@ -19,6 +19,8 @@ BYTES=$(wc -c < "$CORPUS")
 LIBS="lua5.4 libuv libcjson libcurl sqlite3"
 # shellcheck disable=SC2046
 cc -O2 -o build/bench_floor scripts/bench_floor.c $(pkg-config --cflags --libs libcjson)
+# shellcheck disable=SC2046
+cc -O2 -std=c11 -o build/bench_c scripts/bench_c.c $(pkg-config --cflags --libs libcjson) -lm
 # shellcheck disable=SC2046,SC2086
 cc -O2 -std=c11 -D_XOPEN_SOURCE=700 -Ihost -o build/bench_latency scripts/bench_latency.c build/libassay.a \
     $(pkg-config --cflags --libs $LIBS) -lm -lpthread
@@ -26,10 +28,11 @@ mkdir -p build/bench-noop
 echo 'return { name = "noop", evaluate = function() return 1 end }' > build/bench-noop/noop.lua
 
 # The rows: a key, a label, and the command (run with $1 = the corpus).
-ROWS="floor python noop j1 jn store"
+ROWS="floor c python noop j1 jn store"
 label() {
     case $1 in
     floor) echo "floor: read + cJSON" ;;
+    c) echo "C reference, 5 metrics" ;;
     python) echo "python3, 5 metrics" ;;
     noop) echo "assay, noop plugin -j 1" ;;
     j1) echo "assay, 5 evaluators -j 1" ;;
@@ -41,6 +44,7 @@ run_row() { # key corpus -> appends "wall rss" to build/bench.KEY
     rm -f build/bench-store.db build/bench-store.db-wal build/bench-store.db-shm
     case $1 in
     floor) set -- "$1" build/bench_floor "$2" ;;
+    c) set -- "$1" build/bench_c "$2" ;;
     python) set -- "$1" python3 scripts/bench_python.py "$2" ;;
     noop) set -- "$1" build/assay run -j 1 --no-db -e build/bench-noop -o /dev/null "$2" ;;
     j1) set -- "$1" build/assay run -j 1 --no-db -o /dev/null "$2" ;;
@@ -59,8 +63,15 @@ run_row() { # key corpus -> appends "wall rss" to build/bench.KEY
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 echo "corpus: $CORPUS ($TRACES traces, $((BYTES / 1000000)) MB), median of $RUNS runs, $CORES cores"
-echo "checking that python and assay compute the same numbers..."
-build/assay run -j "$CORES" --no-db -o build/bench-assay.jsonl "$CORPUS" 2>/dev/null || true
+echo "checking that python, the C reference and assay compute the same numbers..."
+build/assay run -j "$CORES" --no-db --no-timing -o build/bench-assay.jsonl "$CORPUS" 2>/dev/null || true
+build/bench_c "$CORPUS" > build/bench-c.jsonl
+if ! cmp -s build/bench-c.jsonl build/bench-assay.jsonl; then
+    echo "bench: the C reference's records differ from assay's (build/bench-c.jsonl, build/bench-assay.jsonl):" >&2
+    diff build/bench-c.jsonl build/bench-assay.jsonl | head -6 >&2
+    exit 1
+fi
+echo "C reference vs assay: $(wc -l < build/bench-c.jsonl) records, byte for byte identical"
 python3 scripts/bench_python.py --check build/bench-assay.jsonl "$CORPUS" 2>build/bench-check.txt || {
     cat build/bench-check.txt >&2
     exit 1
@@ -109,6 +120,9 @@ echo "libassay, one trace of 5-20 KB through the five evaluators: 1 worker: medi
 echo "  $LATN_TEXT"
 J1=$(wall j1)
 JN=$(wall jn)
+CREF=$(wall c)
+echo "-j 1 against the C reference: $(awk -v a="$J1" -v c="$CREF" 'BEGIN {printf "%.0f%%", 100 * c / a}') of its speed (target 50%);" \
+    "against python: $(awk -v a="$J1" -v p="$PY" 'BEGIN {printf "%.1f", p / a}')x per core (target 10x)"
 echo "-j $CORES / -j 1: $(awk -v a="$J1" -v b="$JN" 'BEGIN {printf "%.2f", a / b}')x"
 json="$json],\"big_corpus\":{\"path\":\"$BIG\",\"wall_s\":$BIG_WALL,\"rss_mb\":$BIG_RSS},"
 json="$json\"latency_us\":{\"workers\":1,\"traces\":$1,\"median\":$2,\"p95\":$3},\"latency_all_cores_us\":$LATN_JSON,"
