@@ -25,7 +25,7 @@ CFLAGS += -std=c11 $(WARNINGS) $(OPT) $(SANITIZE) -D_XOPEN_SOURCE=700 -fPIC $(PK
 LDLIBS += $(PKG_LIBS) -lm -lpthread
 LDFLAGS += $(SANITIZE)
 
-LIB_SRC := host/base/buf.c host/base/hash.c host/base/jscan.c host/looper.c host/options.c host/host.c host/worker.c host/http.c \
+LIB_SRC := host/base/buf.c host/base/hash.c host/base/jscan.c host/base/jparse.c host/looper.c host/options.c host/host.c host/worker.c host/http.c \
            sandbox/record.c sandbox/sandbox.c sandbox/env.c sandbox/load.c sandbox/task.c sandbox/bounded.c sandbox/pattern.c sandbox/sort.c sandbox/regex.c sandbox/pool.c sandbox/convert.c sandbox/lazy.c sandbox/text.c sandbox/tset.c sandbox/net.c
 CLI_SRC := $(addprefix host/cli/,cli.c cli_run.c cli_summary.c cli_test.c cli_journal.c cli_store.c cli_digest.c \
                                   cli_export.c cli_compare.c cli_report.c reader.c cli_import.c importer.c cli_lint.c cli_calibrate.c cli_gate.c cli_suite.c cli_pairwise.c \
@@ -84,7 +84,7 @@ FORCE:
 
 # Unit tests link the static library and see its internals through the private headers.
 unit-tests: $(TEST_UNITS:%=$(BUILD)/tests/%)
-$(BUILD)/tests/%: tests/unit/%.c tests/fuzz/pattern_diff.h tests/fuzz/regex_diff.h $(BUILD)/libassay.a
+$(BUILD)/tests/%: tests/unit/%.c tests/fuzz/pattern_diff.h tests/fuzz/regex_diff.h tests/fuzz/jparse_diff.h $(BUILD)/libassay.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libassay.a $(LDLIBS) $(shell $(PKG_CONFIG) --libs cmocka)
 
@@ -94,7 +94,7 @@ FUZZ_MAKE := BUILD=build-fuzz CC=clang OPT='-O1 -g -fno-omit-frame-pointer' \
              SANITIZE='-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all'
 FUZZ_SECONDS ?= 60
 fuzz-targets: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/%)
-$(BUILD)/fuzz/%: tests/fuzz/%.c tests/fuzz/pattern_diff.h tests/fuzz/regex_diff.h $(BUILD)/libassay.a $(BUILD)/cli/host/cli/reader.o $(BUILD)/cli/host/cli/cli_digest.o
+$(BUILD)/fuzz/%: tests/fuzz/%.c tests/fuzz/pattern_diff.h tests/fuzz/regex_diff.h tests/fuzz/jparse_diff.h $(BUILD)/libassay.a $(BUILD)/cli/host/cli/reader.o $(BUILD)/cli/host/cli/cli_digest.o
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $< $(BUILD)/cli/host/cli/reader.o $(BUILD)/cli/host/cli/cli_digest.o $(BUILD)/libassay.a $(LDLIBS)
 

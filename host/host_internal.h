@@ -10,6 +10,7 @@
 #include <uv.h>
 #include "assay.h"
 #include "../sandbox/sandbox.h"
+#include "base/jparse.h"
 
 typedef struct param_assignment {
     char *plugin;
@@ -68,6 +69,7 @@ struct assay_result {
     record_list out;
     /* while plugins run or wait on I/O (worker.c) */
     cJSON *trace;               /* parsed text, owned; read by every worker that helps */
+    jparse_tree *trace_tree;    /* the arena trace lives in; NULL: cJSON parsed it */
     size_t first_waiting;       /* plugins after it write to parts, merged in order at the end */
     record_list *parts;      /* owned, one per plugin: NULL until a plugin waits, unless shared */
     /* A trace submitted while other workers are idle is shared with them (host.c picks

@@ -40,9 +40,17 @@ static void job_free_parts(job *j, size_t count) {
     j->parts = NULL;
 }
 
+/* The trace's tree, from whichever parser made it. */
+static void job_free_trace(job *j) {
+    if (j->trace_tree) jparse_free(j->trace_tree);
+    else cJSON_Delete(j->trace);
+    j->trace = NULL;
+    j->trace_tree = NULL;
+}
+
 void job_free(job *j) {
     if (!j) return;
-    cJSON_Delete(j->trace);
+    job_free_trace(j);
     free(j->text);
     free(j->source);
     free(j->trace_id);
@@ -101,8 +109,7 @@ static void job_merge_parts(job *j, size_t count) {
 static void job_finish(worker *w, job *j) {
     job_merge_parts(j, w->cfg.plugin_count);
     job_free_parts(j, w->cfg.plugin_count);
-    cJSON_Delete(j->trace);
-    j->trace = NULL;
+    job_free_trace(j);
     w->cfg.on_done(w->cfg.on_done_ctx, j);
 }
 
@@ -227,7 +234,9 @@ static void job_start(worker *w, job *j) {
     }
     if (job_left_unparsed(w, j)) goto done;
     const char *end = NULL;
-    cJSON *trace = convert_parse_json(j->text, j->len, &end);
+    /* the arena parser takes strict JSON, nearly every trace; cJSON reads the rest */
+    cJSON *trace = jparse(j->text, j->len, &j->trace_tree);
+    if (!trace) trace = convert_parse_json(j->text, j->len, &end);
     size_t error_at = trace ? 0 : (size_t)(end - j->text) + 1;
     size_t depth = trace ? 0 : depth_at(j->text, error_at - 1);
     free(j->text); /* the line is no longer needed: keep memory to what is in flight */

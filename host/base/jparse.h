@@ -1,0 +1,18 @@
+/* jparse.h - a trace's JSON text parsed into cJSON nodes that live in one arena (jparse.c). */
+#ifndef ASSAY_JPARSE_H
+#define ASSAY_JPARSE_H
+
+#include <cJSON.h>
+#include <stddef.h>
+
+typedef struct jparse_tree jparse_tree;
+
+/* The tree cJSON_ParseWithLengthOpts(text, len + 1, &end, 1) would give for text (len bytes,
+ * no NUL among them), with its nodes, keys and strings in one arena owned by *tree. NULL, and
+ * *tree NULL, when text is not JSON of the strict kind this parser takes (or memory ran out):
+ * the caller then parses it with cJSON, which decides. Free the tree with jparse_free, never
+ * with cJSON_Delete, and never give its nodes to cJSON functions that free or move them. */
+cJSON *jparse(const char *text, size_t len, jparse_tree **tree);
+void jparse_free(jparse_tree *tree);
+
+#endif

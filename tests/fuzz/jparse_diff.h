@@ -1,0 +1,55 @@
+/* jparse_diff.h - parses one text with cJSON (as a worker did before jparse.c) and with
+ * jparse, and says whether they disagree: jparse may give up (the worker then parses with
+ * cJSON), but when it gives a tree, cJSON must give the same one. For
+ * tests/unit/test_jparse.c (fixed cases) and tests/fuzz/fuzz_jparse.c (any input). */
+#ifndef ASSAY_JPARSE_DIFF_H
+#define ASSAY_JPARSE_DIFF_H
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cJSON.h>
+
+#include "../../host/base/jparse.h"
+#include "../../sandbox/sandbox.h"
+
+/* The two trees are the same: types, keys, strings, numbers (bit for bit), the order of
+ * children, and each first child's prev pointing at the last, as cJSON links them. */
+static bool jparse_diff_same(const cJSON *a, const cJSON *b) {
+    for (; a && b; a = a->next, b = b->next) {
+        if (a->type != b->type || a->valueint != b->valueint || memcmp(&a->valuedouble, &b->valuedouble, sizeof(double)))
+            return false;
+        if (!a->string != !b->string || (a->string && strcmp(a->string, b->string))) return false;
+        if (!a->valuestring != !b->valuestring || (a->valuestring && strcmp(a->valuestring, b->valuestring)))
+            return false;
+        if (!a->child != !b->child || !jparse_diff_same(a->child, b->child)) return false;
+        if (a->child) {
+            const cJSON *last_a = a->child, *last_b = b->child;
+            while (last_a->next) last_a = last_a->next;
+            while (last_b->next) last_b = last_b->next;
+            if (a->child->prev != last_a || b->child->prev != last_b) return false;
+        }
+        if (a->next && a->next->prev != a) return false;
+        if (b->next && b->next->prev != b) return false;
+    }
+    return !a && !b;
+}
+
+enum { JPARSE_DIFF_SAME, JPARSE_DIFF_GAVE_UP, JPARSE_DIFF_DIFFERENT };
+
+/* text: n bytes with a NUL after them (the parsers read it). */
+static int jparse_diff(const char *text, size_t n) {
+    const char *end;
+    cJSON *expected = convert_parse_json(text, n, &end);
+    jparse_tree *tree;
+    cJSON *got = jparse(text, n, &tree);
+    int answer = !got ? JPARSE_DIFF_GAVE_UP
+                 : expected && jparse_diff_same(expected, got) ? JPARSE_DIFF_SAME
+                                                               : JPARSE_DIFF_DIFFERENT;
+    cJSON_Delete(expected);
+    jparse_free(tree);
+    return answer;
+}
+
+#endif

@@ -1,0 +1,95 @@
+/* The arena parser a worker reads traces with (host/base/jparse.c). It may give up on a
+ * text (the worker then parses it with cJSON), but a tree it gives must be cJSON's tree, node
+ * for node (tests/fuzz/jparse_diff.h). Here: strict JSON of every shape takes the fast path
+ * and equals cJSON's tree; what cJSON reads loosely or refuses is given up; every trace the
+ * project ships and generates takes the fast path. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+
+#include "../fuzz/jparse_diff.h"
+
+static int diff(const char *text) { return jparse_diff(text, strlen(text)); }
+
+static void test_strict_json_takes_the_fast_path_and_equals_cjson(void **state) {
+    (void)state;
+    static const char *const cases[] = {
+        "{}", "[]", "0", "-0", "1", "-1", "123456789012345", "1234567890123456", "12345678901234567890",
+        "0.5", "-0.5", "1e3", "1E+3", "1e-3", "2.5e-308", "1e400", "-1e400", "1e-400", "2147483647", "2147483648",
+        "-2147483648", "-2147483649", "0.1", "3.141592653589793238462643383279", "true", "false", "null",
+        "\"\"", "\"a\"", "\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"", "\"\\u0041\\u00e9\\u20ac\\ud83d\\ude00\"", "\"\\u0000x\"",
+        "\"caf\xc3\xa9 \xff raw bytes\"", " \t\r\n{ \"a\" : [ 1 , 2 ] } \n", "{\"a\":1,\"a\":2}", "{\"\":{\"\":[]}}",
+        "[[[[[[[[[[1]]]]]]]]]]", "[1,[2,[3,{\"x\":[4]}]],\"s\",null]",
+        "{\"id\":\"t1\",\"steps\":[{\"type\":\"search\",\"query\":\"q\",\"results\":[{\"url\":\"u\",\"title\":\"t\"}]}]}",
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        if (diff(cases[i]) != JPARSE_DIFF_SAME) fail_msg("case %zu: %s", i, cases[i]);
+    }
+}
+
+static void test_loose_or_invalid_text_is_given_up(void **state) {
+    (void)state;
+    static const char *const cases[] = {
+        "", " ", "{", "[1,]", "{\"a\":}", "{\"a\" 1}", "[1 2]", "{,}", "01", "+1", ".5", "1.", "1e", "1e+", "-",
+        "--1", "0x10", "1.5.5", "1-2", "[1-2]", "NaN", "Infinity", "tru", "nul", "True", "\"abc", "\"\\x\"",
+        "\"\\u12\"", "\"\\uZZZZ\"", "\"\\ud83d\"", "\"\\ude00\"", "\"\\ud83d\\u0041\"", "\"a\x01" "b\"", "\x0b{}",
+        "{}\x0c", "\xef\xbb\xbf{}", "{} x", "{}{}", "1234567890123456789012345678901234567890123456789012345678901234",
+        "{'a':1}", "[\"a\"\"b\"]",
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        if (diff(cases[i]) != JPARSE_DIFF_GAVE_UP) fail_msg("case %zu: %s", i, cases[i]);
+    }
+}
+
+static void test_nesting_near_cjsons_limit_is_given_up(void **state) {
+    (void)state;
+    char text[2 * CJSON_NESTING_LIMIT + 8];
+    for (int depth = CJSON_NESTING_LIMIT - 3; depth <= CJSON_NESTING_LIMIT + 1; depth++) {
+        memset(text, '[', (size_t)depth);
+        memset(text + depth, ']', (size_t)depth);
+        text[2 * depth] = '\0';
+        int answer = diff(text);
+        if (depth <= CJSON_NESTING_LIMIT - 2) assert_int_equal(answer, JPARSE_DIFF_SAME);
+        else assert_int_equal(answer, JPARSE_DIFF_GAVE_UP);
+    }
+}
+
+/* Every line of a JSONL file takes the fast path and equals cJSON's tree. */
+static void check_file(const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f) fail_msg("%s: cannot open", path);
+    char *line = NULL;
+    size_t cap = 0, count = 0;
+    ssize_t n;
+    while ((n = getline(&line, &cap, f)) > 0) {
+        while (n > 0 && line[n - 1] == '\n') line[--n] = '\0';
+        if (n == 0 || line[0] == '#') continue;
+        if (jparse_diff(line, (size_t)n) != JPARSE_DIFF_SAME) fail_msg("%s: line %zu", path, count + 1);
+        count++;
+    }
+    free(line);
+    fclose(f);
+    assert_true(count > 0);
+}
+
+static void test_the_shipped_traces_take_the_fast_path(void **state) {
+    (void)state;
+    check_file("examples/traces/deep-research.jsonl");
+    check_file("tests/bench/corpus.jsonl");
+    check_file("tests/plugins/citation_support.jsonl");
+    check_file("tests/plugins/relevance.jsonl");
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_strict_json_takes_the_fast_path_and_equals_cjson),
+        cmocka_unit_test(test_loose_or_invalid_text_is_given_up),
+        cmocka_unit_test(test_nesting_near_cjsons_limit_is_given_up),
+        cmocka_unit_test(test_the_shipped_traces_take_the_fast_path),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
