@@ -73,13 +73,31 @@ for i, (s, votes) in enumerate([(0.9, [1]), (0.7, [1, 1, -1]), (0.4, [-1]), (0.2
 "$ASSAY" calibrate --db v.db --label feedback.vote --json >v.json 2>v.err
 check "feedback.vote: a vote mean of 0 is no outcome; 2 liked, 2 disliked, separated" "[2, 2, 1]" \
     "$(get v.json s '' '[e["n_pos"], e["n_neg"], e["auc"]]')"
-# real runs with a known outcome: 100 ReAct agents on HotpotQA (tests/real/, MIT), converted
-# here; their own summary says 34 correct. The AUCs are checked against a reference
-# computation in Python over the records the run wrote (Mann-Whitney, ties 1/2).
-python3 "$ROOT/tests/real/react_to_traces.py" <"$ROOT/tests/real/react_hotpotqa_trial1.txt" >react.jsonl
+# real runs with a known outcome: the distinct runs of ReAct agents on HotpotQA in two logs of
+# noahshinn/reflexion (tests/real/, MIT), converted here. The AUCs are checked against a
+# reference computation in Python over the records the run wrote (Mann-Whitney, ties 1/2).
+python3 "$ROOT/tests/real/react_to_traces.py" "$ROOT/tests/real/react_base_5_trials.txt.xz" \
+    "$ROOT/tests/real/react_reflexion_7_trials.txt.xz" >react.jsonl
 "$ASSAY" run --db react.db -e "$ROOT/plugins" -e "$ROOT/plugins/research" react.jsonl -o react.rec 2>/dev/null
 "$ASSAY" calibrate --db react.db --label metadata.em --json >react.json
-check "real runs: 34 of 100 correct, as the log's summary says" "[34, 66]" "$(get react.json loops '' '[e["n_pos"], e["n_neg"]]')"
+check "real runs: 440 distinct runs, 68 of them correct" "[68, 372]" "$(get react.json loops '' '[e["n_pos"], e["n_neg"]]')"
+check "loops predicts the outcome better than query_diversity's mean does (AUC)" "True" \
+    "$(python3 -c 'import json, sys
+auc = {e["evaluator"]: e["auc"] for e in json.load(open(sys.argv[1]))["evaluators"]}
+print(auc["loops"] > auc["query_diversity"])' react.json)"
+check "and on the 404 runs both score (two searches or more), computed from the records" \
+    "404 True" "$(python3 -c '
+import json, sys
+em = {json.loads(l)["id"]: json.loads(l)["metadata"]["em"] for l in open(sys.argv[1])}
+score = {}
+for l in open(sys.argv[2]):
+    r = json.loads(l)
+    if r["score"] is not None: score.setdefault(r["trace_id"], {})[r["evaluator"]] = r["score"]
+both = [t for t, s in score.items() if "loops" in s and "query_diversity" in s]
+def auc(ev):
+    pos = [score[t][ev] for t in both if em[t]]; neg = [score[t][ev] for t in both if not em[t]]
+    return sum((p > n) + 0.5 * (p == n) for p in pos for n in neg) / (len(pos) * len(neg))
+print(len(both), auc("loops") > auc("query_diversity"))' react.jsonl react.rec)"
 check "every evaluator's AUC equals a reference computation from the records" "ok" "$(python3 -c '
 import json, sys
 em = {json.loads(l)["id"]: json.loads(l)["metadata"]["em"] for l in open(sys.argv[1])}
