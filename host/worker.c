@@ -40,6 +40,13 @@ static void job_free_parts(job *j, size_t count) {
     j->parts = NULL;
 }
 
+/* The arena parser takes strict JSON, nearly every trace; cJSON reads the rest, and says
+ * where a text that is not JSON fails. */
+static cJSON *job_parse(job *j, const char **end) {
+    cJSON *trace = jparse(j->text, j->len, &j->trace_tree);
+    return trace ? trace : convert_parse_json(j->text, j->len, end);
+}
+
 /* The trace's tree, from whichever parser made it. */
 static void job_free_trace(job *j) {
     if (j->trace_tree) jparse_free(j->trace_tree);
@@ -234,9 +241,7 @@ static void job_start(worker *w, job *j) {
     }
     if (job_left_unparsed(w, j)) goto done;
     const char *end = NULL;
-    /* the arena parser takes strict JSON, nearly every trace; cJSON reads the rest */
-    cJSON *trace = jparse(j->text, j->len, &j->trace_tree);
-    if (!trace) trace = convert_parse_json(j->text, j->len, &end);
+    cJSON *trace = job_parse(j, &end);
     size_t error_at = trace ? 0 : (size_t)(end - j->text) + 1;
     size_t depth = trace ? 0 : depth_at(j->text, error_at - 1);
     free(j->text); /* the line is no longer needed: keep memory to what is in flight */
