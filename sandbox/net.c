@@ -212,37 +212,38 @@ int net_open_http(lua_State *L) {
 
 /* -------------------------------------------------------------------------- assay.llm */
 
-/* Appends ,"model":… from field model of the table at t, else the configured default, and
- * sets *endpoint: the one named by field endpoint, or by a model "MODEL@NAME" whose NAME is
- * a configured endpoint (MODEL is then what is sent; any other '@' is part of the model's
- * name), else 0, the default. NULL, or what is wrong (the caller frees body before raising
- * it). The fields are read before body is touched, so a raised type error leaks nothing. */
-static const char *append_model(lua_State *L, int t, buf *body, unsigned *endpoint) {
+/* The model a request asks and where: field model, else the configured default; the
+ * endpoint named by field endpoint, or by a model "MODEL@NAME" whose NAME is a configured
+ * endpoint (MODEL is then what is sent; any other '@' is part of the model's name), else 0,
+ * the default. Leaves the two fields on the stack, where the model's text lives, and returns
+ * what is wrong, or NULL. Raises nothing of its own after reading them. [-0, +2, e] */
+typedef struct model_choice {
+    const char *model; /* NULL: none */
+    size_t len;
+    unsigned endpoint;
+} model_choice;
+
+static const char *read_model(lua_State *L, int t, model_choice *m) {
     int top = lua_gettop(L);
     bool has_model = lua_getfield(L, t, "model") == LUA_TSTRING, has_endpoint = lua_getfield(L, t, "endpoint") == LUA_TSTRING;
-    if ((!has_model && !lua_isnil(L, top + 1)) || (!has_endpoint && !lua_isnil(L, top + 2))) {
-        lua_settop(L, top);
-        return !lua_isnil(L, top + 1) && !has_model ? "field 'model' must be a string" : "field 'endpoint' must be a string";
-    }
-    size_t len = 0;
-    const char *model = has_model ? lua_tolstring(L, top + 1, &len) : sandbox_io_default_model(L);
-    if (model && !has_model) len = strlen(model);
-    *endpoint = 0;
-    if (has_endpoint && !(*endpoint = sandbox_io_endpoint(L, lua_tostring(L, top + 2), lua_rawlen(L, top + 2)))) {
-        lua_settop(L, top);
+    if (!has_model && !lua_isnil(L, top + 1)) return "field 'model' must be a string";
+    if (!has_endpoint && !lua_isnil(L, top + 2)) return "field 'endpoint' must be a string";
+    m->model = has_model ? lua_tolstring(L, top + 1, &m->len) : sandbox_io_default_model(L);
+    if (m->model && !has_model) m->len = strlen(m->model);
+    m->endpoint = 0;
+    if (has_endpoint && !(m->endpoint = sandbox_io_endpoint(L, lua_tostring(L, top + 2), lua_rawlen(L, top + 2))))
         return "field 'endpoint' names no endpoint configured for this run (--llm-endpoint NAME=URL)";
-    }
     const char *at = NULL;
-    for (size_t i = 0; model && i < len; i++)
-        if (model[i] == '@') at = model + i;
-    if (!has_endpoint && at && (*endpoint = sandbox_io_endpoint(L, at + 1, len - (size_t)(at + 1 - model))))
-        len = (size_t)(at - model);
-    if (model) {
-        buf_puts(body, ",\"model\":");
-        buf_json_string(body, model, len);
-    }
-    lua_settop(L, top);
-    return model ? NULL : "no model (pass model=, or configure a default model for the run)";
+    for (size_t i = 0; m->model && i < m->len; i++)
+        if (m->model[i] == '@') at = m->model + i;
+    if (!has_endpoint && at && (m->endpoint = sandbox_io_endpoint(L, at + 1, m->len - (size_t)(at + 1 - m->model))))
+        m->len = (size_t)(at - m->model);
+    return m->model ? NULL : "no model (pass model=, or configure a default model for the run)";
+}
+
+static void append_model(buf *body, const model_choice *m) {
+    buf_puts(body, ",\"model\":");
+    buf_json_string(body, m->model, m->len);
 }
 
 /* Checks a chat request and stores a checked request table (as check_http makes) whose
@@ -268,74 +269,68 @@ static void push_cached_post(lua_State *L, const char *path, buf *body) {
 static void check_chat(lua_State *L, int t, const char *what) {
     t = lua_absindex(L, t);
     lazy_check_table(L, t);
-    buf body;
-    buf_init(&body);
-    char err[160];
-    buf_puts(&body, "{\"messages\":");
-    if (field(L, t, what, "messages", LUA_TTABLE) == LUA_TNIL) goto need_messages;
-    lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+    /* Every field is read and checked before the body exists: an error raised meanwhile (a
+     * wrong type, a request table's own metamethod) then leaks nothing, however often a
+     * plugin catches it and asks again. */
+    int base = lua_gettop(L);
+    if (field(L, t, what, "messages", LUA_TTABLE) == LUA_TNIL) goto need_messages; /* base + 1 */
+    lua_Integer n = (lua_Integer)lua_rawlen(L, base + 1);
     if (n == 0) goto need_messages;
     for (lua_Integer i = 1; i <= n; i++) {
-        if (lua_rawgeti(L, -1, i) != LUA_TTABLE) goto need_messages;
+        if (lua_rawgeti(L, base + 1, i) != LUA_TTABLE) goto need_messages;
         bool ok = lua_getfield(L, -1, "role") == LUA_TSTRING && lua_getfield(L, -2, "content") == LUA_TSTRING;
         if (!ok) goto need_messages;
         lua_pop(L, 3);
     }
-    if (convert_lua_to_json(L, -1, &body, err, sizeof err) != 0) goto bad_json;
-    lua_pop(L, 1);
-
-    unsigned endpoint;
-    const char *problem = append_model(L, t, &body, &endpoint);
-    if (problem) goto bad_model;
-    if (field(L, t, what, "temperature", LUA_TNUMBER) == LUA_TNUMBER) {
-        buf_puts(&body, ",\"temperature\":");
-        buf_json_number(&body, lua_tonumber(L, -1));
-    }
-    lua_pop(L, 1);
+    bool has_temperature = field(L, t, what, "temperature", LUA_TNUMBER) == LUA_TNUMBER; /* base + 2 */
     lua_Integer max_tokens = 0;
-    if (field(L, t, what, "max_tokens", LUA_TNUMBER) == LUA_TNUMBER) {
-        if (!lua_isinteger(L, -1) || (max_tokens = lua_tointeger(L, -1)) <= 0) {
-            buf_free(&body);
-            luaL_error(L, "%s: max_tokens must be a positive integer", what);
-        }
-        buf_printf(&body, ",\"max_tokens\":%lld", (long long)max_tokens);
+    if (field(L, t, what, "max_tokens", LUA_TNUMBER) == LUA_TNUMBER && /* base + 3 */
+        (!lua_isinteger(L, base + 3) || (max_tokens = lua_tointeger(L, base + 3)) <= 0))
+        luaL_error(L, "%s: max_tokens must be a positive integer", what);
+    int rf = lua_getfield(L, t, "response_format"); /* base + 4 */
+    if (rf != LUA_TNIL && rf != LUA_TSTRING && rf != LUA_TTABLE)
+        luaL_error(L, "%s: response_format must be a string or a table", what);
+    model_choice m;
+    const char *problem = read_model(L, t, &m); /* base + 5, base + 6 */
+    if (problem) luaL_error(L, "%s: %s", what, problem);
+
+    buf body;
+    buf_init(&body);
+    char err[160];
+    buf_puts(&body, "{\"messages\":");
+    if (convert_lua_to_json(L, base + 1, &body, err, sizeof err) != 0) goto bad_json;
+    append_model(&body, &m);
+    if (has_temperature) {
+        buf_puts(&body, ",\"temperature\":");
+        buf_json_number(&body, lua_tonumber(L, base + 2));
     }
-    lua_pop(L, 1);
-    int rf = lua_getfield(L, t, "response_format");
+    if (max_tokens) buf_printf(&body, ",\"max_tokens\":%lld", (long long)max_tokens);
     if (rf == LUA_TSTRING) { /* shorthand: "json_object" */
         buf_puts(&body, ",\"response_format\":{\"type\":");
-        buf_json_cstring(&body, lua_tostring(L, -1));
+        buf_json_cstring(&body, lua_tostring(L, base + 4));
         buf_putc(&body, '}');
     } else if (rf == LUA_TTABLE) {
         buf_puts(&body, ",\"response_format\":");
-        if (convert_lua_to_json(L, -1, &body, err, sizeof err) != 0) goto bad_json;
-    } else if (rf != LUA_TNIL) {
-        buf_free(&body);
-        luaL_error(L, "%s: response_format must be a string or a table", what);
+        if (convert_lua_to_json(L, base + 4, &body, err, sizeof err) != 0) goto bad_json;
     }
-    lua_pop(L, 1);
     buf_putc(&body, '}');
     if (buf_failed(&body)) {
         buf_free(&body);
         luaL_error(L, "not enough memory");
     }
+    lua_settop(L, base);
     push_cached_post(L, "/chat/completions", &body);
     lua_pushinteger(L, max_tokens);
     lua_setfield(L, -2, "max_tokens");
-    lua_pushinteger(L, endpoint);
+    lua_pushinteger(L, m.endpoint);
     lua_setfield(L, -2, "endpoint");
     return;
 need_messages:
-    buf_free(&body);
     luaL_error(L, "%s: messages must be a non-empty list of {role = \"...\", content = \"...\"}", what);
     return;
 bad_json:
     buf_free(&body);
     luaL_error(L, "%s: %s", what, err);
-    return;
-bad_model:
-    buf_free(&body);
-    luaL_error(L, "%s: %s", what, problem);
 }
 
 /* assay.llm.chat{messages=, model=, temperature=, response_format=, max_tokens=}
@@ -378,21 +373,24 @@ static int llm_embed(lua_State *L) {
         }
     }
     if (!ok) luaL_error(L, "%s: input must be a string or a non-empty list of strings", what);
+    int input = lua_gettop(L);
+    model_choice m;
+    const char *problem = read_model(L, 1, &m); /* before the body: see check_chat */
+    if (problem) luaL_error(L, "%s: %s", what, problem);
     buf_puts(&body, "{\"input\":");
-    if (convert_lua_to_json(L, -1, &body, err, sizeof err) != 0) {
+    if (convert_lua_to_json(L, input, &body, err, sizeof err) != 0) {
         buf_free(&body);
         luaL_error(L, "%s: %s", what, err);
     }
-    unsigned endpoint;
-    const char *problem = append_model(L, 1, &body, &endpoint);
-    if (problem) {
-        buf_free(&body);
-        luaL_error(L, "%s: %s", what, problem);
-    }
+    append_model(&body, &m);
     buf_putc(&body, '}');
+    if (buf_failed(&body)) {
+        buf_free(&body);
+        luaL_error(L, "not enough memory");
+    }
     lua_settop(L, 1);
     push_cached_post(L, "/embeddings", &body);
-    lua_pushinteger(L, endpoint);
+    lua_pushinteger(L, m.endpoint);
     lua_setfield(L, -2, "endpoint");
     begin_checked(L, -1, SANDBOX_IO_EMBED, what);
     return sandbox_io_wait(L, false);

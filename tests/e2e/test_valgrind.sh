@@ -11,6 +11,27 @@ $VG "$ASSAY" run -j 2 "$TMP/in.jsonl" -o "$TMP/out.jsonl" 2>"$TMP/vg1"
 check "run (bad lines, two workers): clean under valgrind" 3 $?
 $VG "$ASSAY" run -j 2 --timeout-ms 300 --memory-mb 16 -e "$TMP/ev/limits.lua" "$TMP/in.jsonl" -o /dev/null 2>"$TMP/vg2"
 check "run with timeout, memory and runtime kills: clean under valgrind" 3 $?
+# LLM requests refused for a bad field, caught and asked again: the refusals leak nothing
+# (each field is checked before the request body is built; no server is needed)
+cat >"$TMP/ev/bad_requests.lua" <<'EOF'
+local big = ("x"):rep(50000)
+local bad = { { temperature = "hot" }, { max_tokens = -1 }, { response_format = 5 }, { model = 5 },
+              { endpoint = {} }, { endpoint = "nosuch" } }
+return { evaluate = function(t)
+  local refused = 0
+  for i = 1, 60 do
+    local req = { messages = { { role = "user", content = big } } }
+    for k, v in pairs(bad[i % #bad + 1]) do req[k] = v end
+    if not pcall(assay.llm.chat, req) then refused = refused + 1 end
+    if not pcall(assay.llm.embed, { input = big, model = 5 }) then refused = refused + 1 end
+  end
+  return refused == 120 and 1 or 0
+end }
+EOF
+head -2 "$TMP/in.jsonl" | $VG "$ASSAY" run --no-db --no-cache --llm-url http://127.0.0.1:9/v1 --llm-model m -e "$TMP/ev/bad_requests.lua" \
+    >"$TMP/bad_requests.out" 2>"$TMP/vg2b"
+check "LLM requests refused and retried 120 times: clean under valgrind, every one refused" "0 2" \
+    "$? $(grep -c '"score":1' "$TMP/bad_requests.out")"
 $VG "$ASSAY" list >/dev/null 2>"$TMP/vg3"; check "list: clean under valgrind" 0 $?
 $VG "$ASSAY" check plugins/expect.lua >/dev/null 2>"$TMP/vg4"; check "check: clean under valgrind" 0 $?
 $VG "$ASSAY" test plugins/expect.lua --cases tests/plugins/expect.jsonl >/dev/null 2>"$TMP/vg5"
