@@ -113,8 +113,9 @@ int cli_runs(cli_options *o, int argc, char **argv) {
         /* a run that never finished: killed, or still going */
         long long traces = sqlite3_column_type(st, 5) == SQLITE_NULL ? sqlite3_column_int64(st, 9)
                                                                      : sqlite3_column_int64(st, 5);
-        printf("%srun %lld  %s  %s  %s  %lld traces", shown ? "\n" : "", sqlite3_column_int64(st, 0),
-               text_or(st, 1, "(no label)"), started, status, traces);
+        bool is_pairwise = strcmp(text_or(st, 10, ""), "pairwise") == 0; /* its records are pairs */
+        printf("%srun %lld  %s  %s  %s  %lld %s", shown ? "\n" : "", sqlite3_column_int64(st, 0),
+               text_or(st, 1, "(no label)"), started, status, traces, is_pairwise ? "pairs judged" : "traces");
         if (sqlite3_column_type(st, 6) != SQLITE_NULL)
             printf("  sample %g seed %lld", sqlite3_column_double(st, 6), sqlite3_column_int64(st, 7));
         if (sqlite3_column_type(st, 10) != SQLITE_NULL) printf("  (%s)", text_or(st, 10, ""));

@@ -99,7 +99,7 @@ if [ -z "$CHROME" ]; then
 else
     "$ASSAY" pairwise a.jsonl b.jsonl c.jsonl -e "$OLDPWD/$BY" --db pw3.db --group-by seg --json >three-seg.json 2>/dev/null
     "$ASSAY" runs --db pw3.db >runs3.txt
-    check_contains "assay runs names the run's kind (a trace per pair judged)" runs3.txt "18 traces  (pairwise)"
+    check_contains "assay runs names the run's kind and counts pairs judged" runs3.txt "18 pairs judged  (pairwise)"
     cp pw3.db pw5.db && python3 "$OLDPWD/tests/store/downgrade.py" pw5.db 5
     "$ASSAY" runs --db pw5.db >runs5.txt 2>&1
     check "a store of schema 5 (no kinds of runs) is read and upgraded to 6 on the way" "0 6" \
