@@ -125,9 +125,19 @@ static size_t unescape(const unsigned char *s, const unsigned char *end, unsigne
     return used;
 }
 
+/* Whether any of the 8 bytes of w is '"', '\\' or below 0x20. It may also say so for a byte
+ * after one that is (a borrow carries), never when none is: callers then look byte by byte. */
+static bool has_special(uint64_t w) {
+    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+    uint64_t quote = w ^ (ones * '"'), backslash = w ^ (ones * '\\');
+    uint64_t found = ((quote - ones) & ~quote) | ((backslash - ones) & ~backslash) | ((w - ones * 0x20) & ~w);
+    return (found & highs) != 0;
+}
+
 /* The string at ps->p (a '"'), decoded into the arena; NULL to give up. */
 static char *parse_string(parser *ps) {
     const unsigned char *s = ps->p + 1, *q = s;
+    for (uint64_t w; ps->end - q >= 8 && (memcpy(&w, q, 8), !has_special(w));) q += 8; /* a word at a time */
     while (q < ps->end && *q != '"' && *q != '\\' && *q >= 0x20) q++;
     const unsigned char *stop = q; /* the closing quote: past the escapes, which only shorten */
     while (stop < ps->end && *stop != '"') {

@@ -31,6 +31,22 @@ static void test_strict_json_takes_the_fast_path_and_equals_cjson(void **state) 
     }
 }
 
+/* Strings are scanned 8 bytes at a time: an escape, a quote or a control byte at every
+ * place in and around a word, and UTF-8 bytes (>= 0x80) beside them. */
+static void test_strings_across_word_boundaries(void **state) {
+    (void)state;
+    static const char *const specials[] = {"\\n", "\\\"", "\\u00e9", "\xc3\xa9", "\x01"};
+    char text[64];
+    for (size_t k = 0; k < sizeof specials / sizeof *specials; k++)
+        for (int before = 0; before <= 17; before++) {
+            int n = snprintf(text, sizeof text, "[\"%.*s%s%.*s\"]", before, "abcdefghijklmnopqrstuvwxyz", specials[k],
+                             17 - before, "ABCDEFGHIJKLMNOPQRSTUVWXYZ");
+            int answer = jparse_diff(text, (size_t)n);
+            /* a raw control byte is given up on (cJSON takes it); everything else takes the fast path */
+            if (answer != (k == 4 ? JPARSE_DIFF_GAVE_UP : JPARSE_DIFF_SAME)) fail_msg("%zu/%d: %s", k, before, text);
+        }
+}
+
 static void test_loose_or_invalid_text_is_given_up(void **state) {
     (void)state;
     static const char *const cases[] = {
@@ -87,6 +103,7 @@ static void test_the_shipped_traces_take_the_fast_path(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_strict_json_takes_the_fast_path_and_equals_cjson),
+        cmocka_unit_test(test_strings_across_word_boundaries),
         cmocka_unit_test(test_loose_or_invalid_text_is_given_up),
         cmocka_unit_test(test_nesting_near_cjsons_limit_is_given_up),
         cmocka_unit_test(test_the_shipped_traces_take_the_fast_path),
