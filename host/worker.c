@@ -25,6 +25,9 @@
  * latency of a lone trace is unchanged. */
 #define WORKER_DONE_BATCH 32
 #define WORKER_DONE_HOLD_NS 2000000u
+/* After a piece of work this slow, hand back at once: batching slow traces saves little, and
+ * a trace held back would wait for the next slow one. */
+#define WORKER_DONE_SLOW_NS 500000u
 
 /* What parsing one trace may cost in cJSON nodes and strings: four times the longest line. */
 #define WORKER_MAX_PARSE_BYTES (256u << 20)
@@ -135,10 +138,10 @@ static void job_finish(worker *w, job *j) {
     if (w->done_count++ == 0) w->done_since_ns = uv_hrtime();
 }
 
-/* Hands the finished jobs back: all of them, or only when the batch is full or old. */
-static void hand_back(worker *w, bool is_idle) {
+/* Hands the finished jobs back: now, or once the batch is full or old. */
+static void hand_back(worker *w, bool is_now) {
     if (!w->done_count) return;
-    if (!is_idle && w->done_count < WORKER_DONE_BATCH && uv_hrtime() - w->done_since_ns < WORKER_DONE_HOLD_NS) return;
+    if (!is_now && w->done_count < WORKER_DONE_BATCH && uv_hrtime() - w->done_since_ns < WORKER_DONE_HOLD_NS) return;
     job *j = w->done;
     w->done = NULL;
     w->done_tail = &w->done;
@@ -364,7 +367,8 @@ static void on_answer(void *ctx, sandbox_io *io) {
  * traces shared by other workers, which someone is waiting on, then new traces. */
 static void on_mail(uv_async_t *handle) {
     worker *w = handle->data;
-    for (;; hand_back(w, false)) {
+    /* after each piece of work: hand back what finished if it is time, or if that work was slow */
+    for (uint64_t started = uv_hrtime();; hand_back(w, uv_hrtime() - started >= WORKER_DONE_SLOW_NS), started = uv_hrtime()) {
         queue answers = QUEUE_INIT(sandbox_io, next);
         uv_mutex_lock(&w->lp.lock);
         queue_move_all(&answers, &w->answers);
