@@ -845,6 +845,18 @@ static int kept_reload(store_writer *w) {
     return sqlite3_finalize(st) == SQLITE_OK ? 0 : -1;
 }
 
+/* Parameters 1 to 5 of a new run's row: its label, when it started, the command, where it
+ * ran (cwd) and which assay ran it. */
+static void bind_run_origin(sqlite3_stmt *st, const char *label, const char *command) {
+    char cwd[PATH_MAX];
+    bind_text(st, 1, label);
+    sqlite3_bind_double(st, 2, now_seconds());
+    bind_text(st, 3, command);
+    if (getcwd(cwd, sizeof cwd)) sqlite3_bind_text(st, 4, cwd, -1, SQLITE_TRANSIENT); /* the buffer ends here */
+    else sqlite3_bind_null(st, 4);
+    bind_text(st, 5, assay_version());
+}
+
 static int insert_run(store_writer *w, const store_run_desc *d) {
     sqlite3 *db = w->db;
     char signature[17];
@@ -868,12 +880,7 @@ static int insert_run(store_writer *w, const store_run_desc *d) {
                            " 'running', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
                            -1, &st, NULL) != SQLITE_OK)
         return -1;
-    char cwd[PATH_MAX];
-    bind_text(st, 1, d->label);
-    sqlite3_bind_double(st, 2, now_seconds());
-    bind_text(st, 3, d->command);
-    bind_text(st, 4, getcwd(cwd, sizeof cwd));
-    bind_text(st, 5, assay_version());
+    bind_run_origin(st, d->label, d->command);
     bind_text(st, 6, d->output);
     bind_text(st, 7, d->group_by);
     if (d->sample_rate < 1) {
@@ -1082,12 +1089,7 @@ static int insert_computed_run(sqlite3 *db, const store_computed_run *d, int64_t
     if (sqlite3_prepare_v2(db, "INSERT INTO runs(label, started_at, ended_at, status, command, cwd, version, traces,"
                                " kind, document) VALUES(?1, ?2, ?2, 'done', ?3, ?4, ?5, ?6, ?7, ?8)", -1, &st, NULL) != SQLITE_OK)
         return SQLITE_ERROR;
-    char cwd[PATH_MAX];
-    bind_text(st, 1, d->label);
-    sqlite3_bind_double(st, 2, now_seconds());
-    bind_text(st, 3, d->command);
-    bind_text(st, 4, getcwd(cwd, sizeof cwd));
-    bind_text(st, 5, assay_version());
+    bind_run_origin(st, d->label, d->command);
     sqlite3_bind_int64(st, 6, (int64_t)d->trace_count);
     bind_text(st, 7, d->kind);
     bind_text(st, 8, d->document);
