@@ -297,6 +297,35 @@ static int json_is_array(lua_State *L) {
     return 1;
 }
 
+/* Is the value at idx a JSON object: a table that did not come from a JSON array? */
+static bool is_object(lua_State *L, int idx) { return lua_istable(L, idx) && !convert_is_array(L, idx); }
+
+/* assay.json.objects(list [, key, value]) -> {entry...}: the entries of a JSON array that are
+ * objects, in order ({} when list is not an array); with key, only those whose entry[key] ==
+ * value. plugins/lib/trace.lua walks steps and results with it: one call into C per list
+ * rather than a Lua call and a C call per entry. [-(1|3), +1, e] */
+static int json_objects(lua_State *L) {
+    lua_settop(L, 3);
+    bool has_key = !lua_isnoneornil(L, 2);
+    if (has_key && lua_type(L, 2) != LUA_TSTRING)
+        return luaL_error(L, "assay.json.objects: the key must be a string, not %s", luaL_typename(L, 2));
+    lua_newtable(L);
+    if (!convert_is_array(L, 1)) return 1;
+    lua_Integer n = 0;
+    for (lua_Integer i = 1; lua_geti(L, 1, i) != LUA_TNIL; i++) { /* as ipairs: up to the first nil */
+        bool keep = is_object(L, -1);
+        if (keep && has_key) {
+            lua_pushvalue(L, 2);
+            lua_gettable(L, -2);
+            keep = lua_compare(L, -1, 3, LUA_OPEQ);
+            lua_pop(L, 1);
+        }
+        if (keep) lua_rawseti(L, 4, ++n);
+        else lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    return 1;
+}
 
 size_t convert_parse_cost(const char *text, size_t len) {
     /* a value ends at ',' or closes a container, or is the last one: counting those bounds
@@ -388,6 +417,7 @@ int convert_open_json(lua_State *L) {
         {"decode", json_decode},
         {"encode", json_encode},
         {"is_array", json_is_array},
+        {"objects", json_objects},
         {NULL, NULL},
     };
     luaL_newlib(L, functions);

@@ -197,7 +197,7 @@ static int lazy_index(lua_State *L) {
 }
 
 int lazy_is_array(lua_State *L, int idx, bool *is_array) {
-    const cJSON *node = standin_node(L, idx);
+    const cJSON *node = standin_node(L, lua_absindex(L, idx));
     if (!node) return 0;
     lua_pop(L, 2);
     *is_array = (node->type & 0xFF) == cJSON_Array;

@@ -32,21 +32,13 @@ end
 
 -- The entries of v that are JSON objects, in order; {} when v is not an array.
 function M.objects(v)
-  local out = {}
-  if not M.is_array(v) then return out end
-  for _, entry in ipairs(v) do
-    if M.is_object(entry) then out[#out + 1] = entry end
-  end
-  return out
+  return json.objects(v)
 end
 
 -- The steps of the trace whose type is step_type (all object steps when step_type is nil).
 function M.steps(trace, step_type)
-  local out = {}
-  for _, step in ipairs(M.objects(trace.steps)) do
-    if step_type == nil or step.type == step_type then out[#out + 1] = step end
-  end
-  return out
+  if step_type == nil then return json.objects(trace.steps) end
+  return json.objects(trace.steps, "type", step_type)
 end
 
 -- The query of every search step whose query is a string, in order, repeats kept.

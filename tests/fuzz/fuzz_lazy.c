@@ -55,7 +55,7 @@ static const char plugin[] =
     "      elseif op == 7 then local v = kept[arg % 4 + 1]; if v then cur = v end\n"
     "      elseif op == 8 then check(rawget(cur, key), 'rawget'); rawset(cur, key, found[arg % 8 + 1] or 1); local _ = rawlen(cur)\n"
     "      elseif op == 9 then check(getmetatable(cur), 'getmetatable'); if arg % 2 == 0 then setmetatable(cur, nil) else setmetatable(cur, { __index = function(_, k) if k == 'x' then return 1 end end }) end\n"
-    "      elseif op == 10 then check(json.encode(cur), 'encode'); local _ = json.is_array(cur)\n"
+    "      elseif op == 10 then check(json.encode(cur), 'encode'); local _ = json.is_array(cur); for _, v in ipairs(json.objects(cur, arg % 2 == 0 and 'type' or nil, key)) do check(v, 'objects'); found[arg % 8 + 1] = v end\n"
     "      elseif op == 11 then for _, v in ipairs(cur) do check(v, 'ipairs'); found[arg % 8 + 1] = v end\n"
     "      elseif op == 12 then local s = text.token_set(cur); local _ = text.size(s) + text.size(cur)\n"
     "      elseif op == 13 then local _ = table.concat(cur, ','); table.insert(cur, 1); table.unpack(cur, 1, 4)\n"

@@ -25,6 +25,27 @@ return {
         },
       }
     end
+    if t.id == "objects" then
+      -- json.objects, the walk plugins/lib/trace.lua uses, on each kind of table first
+      local function ns(list)
+        local out = {}
+        for i, entry in ipairs(list) do out[i] = entry.n end
+        return out
+      end
+      t.m[1].type = "b" -- a change made through the view is what objects sees
+      local plain = { { n = 1 } }
+      return {
+        score = 1,
+        details = {
+          all = ns(json.objects(t.s)),
+          searches = ns(json.objects(t.s, "type", "search")),
+          after_change = ns(json.objects(t.m, "type", "b")),
+          same_tables = json.objects(t.f)[2] == t.f[2],
+          not_arrays = { #json.objects(t.o), #json.objects("s"), #json.objects(nil), #json.objects(plain) },
+          bad_key = select(2, pcall(function() return json.objects(t.s, 1, 2) end)),
+        },
+      }
+    end
     local e_set = rawset(t.e, "added", 1)
     setmetatable(t.j, { __index = function() return "fallback" end })
     local pairs_keys = {}
