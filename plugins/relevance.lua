@@ -32,8 +32,7 @@ return {
           per_query[#per_query + 1] = size > 0 and q:intersection_size(context) / size or 0
           prompt_overlap[#prompt_overlap + 1] = size > 0 and q:intersection_size(prompt) / size or 0
         end
-        for _, r in ipairs(trace.results(step)) do
-          local document = trace.result_text(r)
+        for _, document in ipairs(trace.result_texts(step)) do
           context:add_content(document) -- joins K
           documents[#documents + 1] = document
         end

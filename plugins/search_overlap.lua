@@ -17,10 +17,7 @@ return {
     local searches = trace.steps(t, "search")
     local url_sets, total, all = {}, 0, {}
     for i, step in ipairs(searches) do
-      local keys = {}
-      for _, r in ipairs(trace.results(step)) do
-        if type(r.url) == "string" then keys[text.url_key(r.url)] = true end
-      end
+      local keys = trace.url_keys(step)
       url_sets[i] = keys
       total = total + text.size(keys)
       text.add_all(all, keys)

@@ -47,6 +47,7 @@ static int open_text(lua_State *L) { return text_open(L, &sandbox_match_limits);
 static const struct { const char *name; const char *field; lua_CFunction open; } host_modules[] = {
     {"assay.text", "text", open_text},
     {"assay.json", "json", convert_open_json},
+    {"assay.trace", "trace", trace_open},
     {"assay.http", "http", net_open_http},
     {"assay.llm", "llm", net_open_llm},
 };

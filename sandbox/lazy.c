@@ -276,6 +276,78 @@ void lazy_doc_end(lua_State *L, int doc_ref) {
     luaL_unref(L, LUA_REGISTRYINDEX, doc_ref);
 }
 
+/* ------------------------------------------- reading the view from C, without building it */
+
+/* Host functions that walk a trace for a plugin (trace.c) read it here the way the plugin
+ * would see it, but take strings and numbers straight from the nodes: no stand-in is filled
+ * and no Lua string made for a value the function only looks at. What a plugin may have
+ * changed is read from Lua: a plain table (built, perhaps changed) through the Lua API, and
+ * a member of a stand-in that has been built already when it is a table (the plugin may
+ * have changed it). A scalar member built already is the node's value still: assigning to a
+ * stand-in builds it whole first, so it is no stand-in any more. */
+
+lazy_value lazy_value_at(lua_State *L, int idx) {
+    idx = lua_absindex(L, idx);
+    const cJSON *node = NULL;
+    if (lua_type(L, idx) == LUA_TTABLE && (node = standin_node(L, idx)) != NULL) lua_pop(L, 2);
+    return (lazy_value){node, idx};
+}
+
+lazy_value lazy_value_get(lua_State *L, lazy_value object, const char *key) {
+    if (object.idx && !object.node) {
+        if (lua_type(L, object.idx) != LUA_TTABLE) return (lazy_value){NULL, 0};
+        lua_getfield(L, object.idx, key);
+        return lazy_value_at(L, -1);
+    }
+    if (!object.node) return (lazy_value){NULL, 0};
+    if (object.idx) {
+        lua_pushstring(L, key);
+        if (lua_rawget(L, object.idx) == LUA_TTABLE) return lazy_value_at(L, -1);
+        lua_pop(L, 1);
+    }
+    if ((object.node->type & 0xFF) != cJSON_Object) return (lazy_value){NULL, 0};
+    return (lazy_value){member(object.node, key, strlen(key)), 0};
+}
+
+const char *lazy_value_string(lua_State *L, lazy_value v, size_t *n) {
+    if (v.idx) return lua_type(L, v.idx) == LUA_TSTRING ? lua_tolstring(L, v.idx, n) : NULL;
+    if (!v.node || ((v.node->type & 0xFF) != cJSON_String && (v.node->type & 0xFF) != cJSON_Raw)) return NULL;
+    const char *s = v.node->valuestring ? v.node->valuestring : ""; /* as convert_push_json */
+    *n = strlen(s);
+    return s;
+}
+
+bool lazy_value_is_object(lua_State *L, lazy_value v) {
+    if (v.node) return (v.node->type & 0xFF) == cJSON_Object;
+    return v.idx && lua_type(L, v.idx) == LUA_TTABLE && !convert_is_array(L, v.idx);
+}
+
+bool lazy_value_first(lua_State *L, lazy_value array, lazy_iter *it) {
+    it->i = 1;
+    if (array.node) { /* an array stand-in is built by any read, so one not built is all node */
+        it->next = array.node->child;
+        it->nodes = true;
+        return (array.node->type & 0xFF) == cJSON_Array;
+    }
+    it->nodes = false;
+    return array.idx && convert_is_array(L, array.idx);
+}
+
+bool lazy_value_next(lua_State *L, lazy_value array, lazy_iter *it, lazy_value *entry) {
+    if (it->nodes) {
+        if (!it->next) return false;
+        *entry = (lazy_value){it->next, 0};
+        it->next = it->next->next;
+        return true;
+    }
+    if (lua_geti(L, array.idx, it->i++) == LUA_TNIL) { /* as ipairs */
+        lua_pop(L, 1);
+        return false;
+    }
+    *entry = lazy_value_at(L, -1);
+    return true;
+}
+
 /* ------------------------------------------- base functions that see tables raw */
 
 /* The sandbox's versions of Lua's raw accessors: the same contract and messages, with a

@@ -48,6 +48,28 @@ void lazy_mark_readonly(lua_State *L, int idx, const char *message);
 /* Sets next, pairs, rawget, rawset, rawlen and getmetatable in the table at globals to versions
  * that fill a stand-in first. [-0, +0, m] */
 void lazy_install_base(lua_State *L, int globals);
+/* A value of the trace as a plugin sees it, for host functions that read it without
+ * building it (lazy.c): `node` is the parsed value behind it when the plugin cannot have
+ * changed it, NULL otherwise; `idx` its stack slot when it is a Lua value, 0 when it is a
+ * node only. Both 0/NULL: absent. Every function may push one value (the caller resets the
+ * stack when done with it) and raises what reading it in Lua would. */
+typedef struct lazy_value {
+    const cJSON *node;
+    int idx;
+} lazy_value;
+typedef struct lazy_iter {
+    const cJSON *next;
+    lua_Integer i;
+    bool nodes;
+} lazy_iter;
+lazy_value lazy_value_at(lua_State *L, int idx);                           /* [-0, +0, e] */
+lazy_value lazy_value_get(lua_State *L, lazy_value object, const char *key); /* object[key] [-0, +(0|1), e] */
+/* The bytes of a string value, or NULL for anything else. [-0, +0, -] */
+const char *lazy_value_string(lua_State *L, lazy_value v, size_t *n);
+bool lazy_value_is_object(lua_State *L, lazy_value v); /* a table not from a JSON array [-0, +0, e] */
+/* Starts a walk over an array as ipairs would; false when the value is no JSON array. */
+bool lazy_value_first(lua_State *L, lazy_value array, lazy_iter *it);         /* [-0, +0, e] */
+bool lazy_value_next(lua_State *L, lazy_value array, lazy_iter *it, lazy_value *entry); /* [-0, +(0|1), e] */
 /* The same in a protected call: returns a lua_pcall status; on error the message is on
  * the stack instead of the value. [-0, +1, -] */
 int convert_pcall_push_json(lua_State *L, const cJSON *item);
@@ -61,6 +83,8 @@ int convert_lua_to_json(lua_State *L, int idx, buf *b, char *err, size_t errlen)
 
 /* The host modules, each pushing its table. [-0, +1, m] */
 int convert_open_json(lua_State *L);
+/* assay.trace (trace.c): the walks over a trace that docs/metrics.md defines. */
+int trace_open(lua_State *L);
 /* text_open's regex_find calls limits->check during long searches. */
 int text_open(lua_State *L, const pattern_limits *limits);
 

@@ -60,25 +60,18 @@ function M.result_text(result)
   return M.text(result.title) .. " " .. M.text(result.snippet)
 end
 
+-- The walks below are done in C (assay.trace, sandbox/trace.c): they read three members of
+-- every search result, which cost more in Lua than all the rest of citation_support.
+
+-- "title snippet" of each result of a search step that is an object, in order.
+M.result_texts = assay.trace.result_texts
+
+-- The URL keys of the results of a search step that have a URL, as a set {key = true}.
+M.url_keys = assay.trace.url_keys
+
 -- Source texts by URL key (docs/metrics.md): fetched page contents, and "title snippet" of search
 -- results; the first of each kind wins. Returns the two tables: fetched, found.
-function M.sources(trace)
-  local fetched, found = {}, {}
-  for _, step in ipairs(M.steps(trace)) do
-    if step.type == "fetch" and type(step.url) == "string" then
-      local key = assay.text.url_key(step.url)
-      if fetched[key] == nil then fetched[key] = M.text(step.content) end
-    elseif step.type == "search" then
-      for _, r in ipairs(M.results(step)) do
-        if type(r.url) == "string" then
-          local key = assay.text.url_key(r.url)
-          if found[key] == nil then found[key] = M.result_text(r) end
-        end
-      end
-    end
-  end
-  return fetched, found
-end
+M.sources = assay.trace.sources
 
 -- The (claim, citation) pairs of a report (docs/metrics.md, citation_support): every sentence
 -- of the output that is not a reference-list entry ("[3] Title: https://..."), with each

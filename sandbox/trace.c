@@ -1,0 +1,177 @@
+/* trace.c - the `assay.trace` module: the walks over a trace that docs/metrics.md defines and
+ * several shipped evaluators share (source texts by URL key, the texts and URL keys of a
+ * search step's results), done in C. plugins/lib/trace.lua hands them out as
+ * trace.sources, trace.result_texts and trace.url_keys.
+ *
+ * Why: in Lua each of these walks read three members of every search result through the
+ * trace view, each read a metamethod call that makes a Lua string (a snippet is copied
+ * whole), plus a Lua call or two per result: about 8,000 instructions per result, the
+ * largest cost left in `citation_support` and `relevance`. Here the strings are read from
+ * the view without building it (lazy.c, lazy_value_*) and only the texts a walk returns
+ * become Lua strings. The rules stay those of docs/metrics.md, and what a plugin changed in
+ * its view is what these read (tests/plugins/trace_walks.lua checks both against Lua).
+ * Not here: the metrics themselves (the plugins), URL keys (text.c).
+ */
+#include "sandbox_internal.h"
+#include "text.h"
+
+#include <lauxlib.h>
+#include <string.h>
+
+/* Pushes the URL key of url (docs/metrics.md). A key is never longer than its URL, so a Lua
+ * buffer of that size holds it: no C allocation that a Lua error could leak. [-0, +1, m] */
+static void push_url_key(lua_State *L, const char *url, size_t n) {
+    luaL_Buffer lb;
+    buf out;
+    buf_init_fixed(&out, luaL_buffinitsize(L, &lb, n + 1), n + 1);
+    text_url_key(url, n, &out);
+    if (buf_failed(&out)) luaL_error(L, "URL key longer than its URL");
+    luaL_pushresultsize(&lb, out.len);
+}
+
+/* The string member key of object v, "" when absent or not a string (trace.text). */
+static const char *text_of(lua_State *L, lazy_value v, const char *key, size_t *n) {
+    const char *s = lazy_value_string(L, lazy_value_get(L, v, key), n);
+    if (!s) *n = 0;
+    return s ? s : "";
+}
+
+/* Pushes "title snippet" of a search result (trace.result_text). [-0, +1, m] */
+static void push_result_text(lua_State *L, lazy_value result) {
+    size_t title_len, snippet_len;
+    const char *title = text_of(L, result, "title", &title_len);
+    const char *snippet = text_of(L, result, "snippet", &snippet_len);
+    luaL_Buffer b;
+    char *out = luaL_buffinitsize(L, &b, title_len + 1 + snippet_len);
+    memcpy(out, title, title_len);
+    out[title_len] = ' ';
+    memcpy(out + title_len + 1, snippet, snippet_len);
+    luaL_pushresultsize(&b, title_len + 1 + snippet_len);
+}
+
+/* Is the string s (n bytes; NULL: not a string) the string want? */
+static bool is_string(const char *s, size_t n, const char *want) {
+    return s && n == strlen(want) && memcmp(s, want, n) == 0;
+}
+
+typedef void (*result_fn)(lua_State *L, lazy_value result, int out, void *ctx);
+
+/* Calls fn for each result of the step that is an object (trace.results), in order, with
+ * the stack as it was at the call. */
+static void each_result(lua_State *L, lazy_value step, int out, result_fn fn, void *ctx) {
+    int top = lua_gettop(L);
+    lazy_value results = lazy_value_get(L, step, "results");
+    int base = lua_gettop(L);
+    lazy_iter it;
+    lazy_value r;
+    if (lazy_value_first(L, results, &it))
+        while (lazy_value_next(L, results, &it, &r)) {
+            if (lazy_value_is_object(L, r)) fn(L, r, out, ctx);
+            lua_settop(L, base);
+        }
+    lua_settop(L, top);
+}
+
+/* Pushes the URL key of the result's url when it is a string; false with nothing pushed
+ * otherwise. */
+static bool push_result_key(lua_State *L, lazy_value result) {
+    size_t n;
+    const char *url = lazy_value_string(L, lazy_value_get(L, result, "url"), &n);
+    if (url) push_url_key(L, url, n);
+    return url != NULL;
+}
+
+/* out[key] = "title snippet" for the first result of each URL key. */
+static void add_found(lua_State *L, lazy_value result, int out, void *ctx) {
+    (void)ctx;
+    if (!push_result_key(L, result)) return;
+    lua_pushvalue(L, -1);
+    if (lua_rawget(L, out) != LUA_TNIL) return;
+    lua_pop(L, 1);
+    push_result_text(L, result);
+    lua_rawset(L, out);
+}
+
+/* out[key] = content of the first fetch of each URL key. */
+static void add_fetched(lua_State *L, lazy_value step, int out) {
+    size_t n;
+    const char *url = lazy_value_string(L, lazy_value_get(L, step, "url"), &n);
+    if (!url) return;
+    push_url_key(L, url, n);
+    lua_pushvalue(L, -1);
+    if (lua_rawget(L, out) != LUA_TNIL) return;
+    lua_pop(L, 1);
+    const char *content = text_of(L, step, "content", &n);
+    lua_pushlstring(L, content, n);
+    lua_rawset(L, out);
+}
+
+/* trace.sources(t) -> fetched, found: source texts by URL key (docs/metrics.md), fetched
+ * page contents and "title snippet" of search results, the first of each kind winning. */
+static int l_sources(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_checkstack(L, 16, "trace.sources");
+    lua_settop(L, 1);
+    lua_newtable(L); /* 2: fetched */
+    lua_newtable(L); /* 3: found */
+    lazy_value steps = lazy_value_get(L, lazy_value_at(L, 1), "steps");
+    int base = lua_gettop(L);
+    lazy_iter it;
+    lazy_value step;
+    if (lazy_value_first(L, steps, &it))
+        while (lazy_value_next(L, steps, &it, &step)) {
+            if (lazy_value_is_object(L, step)) {
+                size_t n;
+                const char *type = lazy_value_string(L, lazy_value_get(L, step, "type"), &n);
+                if (is_string(type, n, "fetch")) add_fetched(L, step, 2);
+                else if (is_string(type, n, "search")) each_result(L, step, 3, add_found, NULL);
+            }
+            lua_settop(L, base);
+        }
+    lua_settop(L, 3);
+    return 2;
+}
+
+static void add_text(lua_State *L, lazy_value result, int out, void *ctx) {
+    push_result_text(L, result);
+    lua_rawseti(L, out, ++*(lua_Integer *)ctx);
+}
+
+/* trace.result_texts(step) -> {"title snippet"...} of the step's results, in order */
+static int l_result_texts(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_checkstack(L, 16, "trace.result_texts");
+    lua_settop(L, 1);
+    lua_newtable(L);
+    lua_Integer n = 0;
+    each_result(L, lazy_value_at(L, 1), 2, add_text, &n);
+    return 1;
+}
+
+static void add_key(lua_State *L, lazy_value result, int out, void *ctx) {
+    (void)ctx;
+    if (!push_result_key(L, result)) return;
+    lua_pushboolean(L, 1);
+    lua_rawset(L, out);
+}
+
+/* trace.url_keys(step) -> {key = true}: the URL keys of the step's results with a URL */
+static int l_url_keys(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_checkstack(L, 16, "trace.url_keys");
+    lua_settop(L, 1);
+    lua_newtable(L);
+    each_result(L, lazy_value_at(L, 1), 2, add_key, NULL);
+    return 1;
+}
+
+int trace_open(lua_State *L) {
+    static const luaL_Reg functions[] = {
+        {"sources", l_sources},
+        {"result_texts", l_result_texts},
+        {"url_keys", l_url_keys},
+        {NULL, NULL},
+    };
+    luaL_newlib(L, functions);
+    return 1;
+}
