@@ -29,6 +29,14 @@ static void push_url_key(lua_State *L, const char *url, size_t n) {
     luaL_pushresultsize(&lb, out.len);
 }
 
+/* Leaves the value on top of the stack just above top, dropping what was pushed between. */
+static void keep_top(lua_State *L, int top) {
+    if (lua_gettop(L) > top + 1) {
+        lua_replace(L, top + 1);
+        lua_settop(L, top + 1);
+    }
+}
+
 /* The string member key of object v, "" when absent or not a string (trace.text). */
 static const char *text_of(lua_State *L, lazy_value v, const char *key, size_t *n) {
     const char *s = lazy_value_string(L, lazy_value_get(L, v, key), n);
@@ -38,6 +46,7 @@ static const char *text_of(lua_State *L, lazy_value v, const char *key, size_t *
 
 /* Pushes "title snippet" of a search result (trace.result_text). [-0, +1, m] */
 static void push_result_text(lua_State *L, lazy_value result) {
+    int top = lua_gettop(L); /* reading may push the members; the text goes in their place */
     size_t title_len, snippet_len;
     const char *title = text_of(L, result, "title", &title_len);
     const char *snippet = text_of(L, result, "snippet", &snippet_len);
@@ -47,6 +56,7 @@ static void push_result_text(lua_State *L, lazy_value result) {
     out[title_len] = ' ';
     memcpy(out + title_len + 1, snippet, snippet_len);
     luaL_pushresultsize(&b, title_len + 1 + snippet_len);
+    keep_top(L, top);
 }
 
 /* Is the string s (n bytes; NULL: not a string) the string want? */
@@ -101,8 +111,10 @@ static void add_fetched(lua_State *L, lazy_value step, int out) {
     lua_pushvalue(L, -1);
     if (lua_rawget(L, out) != LUA_TNIL) return;
     lua_pop(L, 1);
+    int top = lua_gettop(L);
     const char *content = text_of(L, step, "content", &n);
     lua_pushlstring(L, content, n);
+    keep_top(L, top);
     lua_rawset(L, out);
 }
 

@@ -2,7 +2,8 @@
 # straight in C), writes the same records as assay, byte for byte, on generated, messy and
 # long traces, the plugins' own case traces and the shipped examples: a speed row that is
 # not the same work would measure nothing. Under the sanitizer build the reference itself
-# runs with ASan and UBSan.
+# runs with ASan and UBSan. Also: the walks of assay.trace, done in C on the trace view,
+# equal the same walks in Lua (tests/plugins/trace_walks.lua).
 . "$(dirname "$0")/lib.sh"
 FLAGS="-O1 -g"
 case "${ASSAY_BUILD:-}" in *asan*) FLAGS="$FLAGS -fsanitize=address,undefined -fno-sanitize-recover=all" ;; esac
@@ -30,6 +31,14 @@ for corpus in plain messy long cases; do
     "$TMP/bench_c" "$TMP/$corpus.jsonl" | sed 's/"regex_error":"[^"]*"/"regex_error":…/' >"$TMP/$corpus.c"
     check "$corpus traces: the reference's records equal assay's ($(wc -l <"$TMP/$corpus.assay") records; an invalid regex's message aside)" \
         "$(md5sum <"$TMP/$corpus.assay")" "$(md5sum <"$TMP/$corpus.c")"
+done
+# assay.trace reads the trace view from C without building it: on every trace, untouched or
+# with parts read, changed or built first (a mode per id), its walks equal the same walks in Lua
+for corpus in plain messy long cases; do
+    "$ASSAY" run --no-db --no-timing -e tests/plugins/trace_walks.lua "$TMP/$corpus.jsonl" 2>/dev/null \
+        | grep -v '"trace_id":null' >"$TMP/$corpus.walks"
+    check "$corpus traces: trace.sources, result_texts and url_keys in C equal the Lua walks ($(wc -l <"$TMP/$corpus.walks") traces)" \
+        "$(wc -l <"$TMP/$corpus.walks")" "$(grep -c '"score":1,.*"error":null' "$TMP/$corpus.walks")"
 done
 "$TMP/bench_c" examples/traces/deep-research.jsonl >"$TMP/examples.c"
 # shellcheck disable=SC2086

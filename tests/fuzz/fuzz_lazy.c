@@ -58,6 +58,8 @@ static const char plugin[] =
     "      elseif op == 10 then check(json.encode(cur), 'encode'); local _ = json.is_array(cur); for _, v in ipairs(json.objects(cur, arg % 2 == 0 and 'type' or nil, key)) do check(v, 'objects'); found[arg % 8 + 1] = v end\n"
     "      elseif op == 11 then for _, v in ipairs(cur) do check(v, 'ipairs'); found[arg % 8 + 1] = v end\n"
     "      elseif op == 12 then local s = text.token_set(cur); local _ = text.size(s) + text.size(cur)\n"
+    "        local f, g = assay.trace.sources(cur); walk_with(next, f, 64); walk_with(next, g, 64)\n"
+    "        walk_with(next, assay.trace.result_texts(cur), 64); walk_with(next, assay.trace.url_keys(cur), 64)\n"
     "      elseif op == 13 then local _ = table.concat(cur, ','); table.insert(cur, 1); table.unpack(cur, 1, 4)\n"
     "      elseif op == 14 then check(tostring(cur), 'tostring'); check(tostring(found[arg % 8 + 1]), 'tostring')\n"
     "      else local v = kept[arg % 4 + 1]; if v then local _ = v[key]; local _ = #v; for _ in pairs(v) do end end\n"

@@ -1,0 +1,113 @@
+-- The trace walks done in C (assay.trace: trace.sources, trace.result_texts, trace.url_keys)
+-- against the same walks written in Lua from docs/metrics.md, on the trace as the plugin
+-- left it: untouched, or with parts read, built or changed first (a mode per trace id), so
+-- that reading the view from C without building it sees what Lua sees.
+-- details.mismatches names each walk that differs; details.walks shows what was compared.
+local json, text = assay.json, assay.text
+local trace = require("trace")
+
+local function objects(v)
+  local out = {}
+  if type(v) ~= "table" or not json.is_array(v) then return out end
+  for _, entry in ipairs(v) do
+    if type(entry) == "table" and not json.is_array(entry) then out[#out + 1] = entry end
+  end
+  return out
+end
+
+local function str(v) return type(v) == "string" and v or "" end
+local function result_text(r) return str(r.title) .. " " .. str(r.snippet) end
+
+local function lua_sources(t)
+  local fetched, found = {}, {}
+  for _, step in ipairs(objects(t.steps)) do
+    if step.type == "fetch" and type(step.url) == "string" then
+      local key = text.url_key(step.url)
+      if fetched[key] == nil then fetched[key] = str(step.content) end
+    elseif step.type == "search" then
+      for _, r in ipairs(objects(step.results)) do
+        if type(r.url) == "string" then
+          local key = text.url_key(r.url)
+          if found[key] == nil then found[key] = result_text(r) end
+        end
+      end
+    end
+  end
+  return fetched, found
+end
+
+local function lua_result_texts(step)
+  local out = {}
+  for _, r in ipairs(objects(step.results)) do out[#out + 1] = result_text(r) end
+  return out
+end
+
+local function lua_url_keys(step)
+  local out = {}
+  for _, r in ipairs(objects(step.results)) do
+    if type(r.url) == "string" then out[text.url_key(r.url)] = true end
+  end
+  return out
+end
+
+-- A table of strings or booleans as sorted "key=value" lines, to compare and to show.
+local function flat(t)
+  local lines = {}
+  for k, v in pairs(t) do lines[#lines + 1] = tostring(k) .. "=" .. tostring(v) end
+  table.sort(lines)
+  return table.concat(lines, "\n")
+end
+
+-- Touches the view before the walks, by mode: 1 reads members and lists, 2 changes some,
+-- 3 builds every table with pairs.
+local function touch(t, mode)
+  if mode == 1 then
+    for _, step in ipairs(objects(t.steps)) do
+      local _ = step.type, step.url
+      if type(step.results) == "table" then
+        for _, r in ipairs(step.results) do if type(r) == "table" and not json.is_array(r) then local _ = r.url end end
+      end
+    end
+  elseif mode == 2 then
+    for i, step in ipairs(objects(t.steps)) do
+      if step.type == "fetch" then step.content = "changed " .. i end
+      local results = step.results
+      if type(results) == "table" and json.is_array(results) then
+        if type(results[1]) == "table" then results[1].title = "retitled"; results[1].url = "https://changed.example/" .. i end
+        if #results >= 3 then table.remove(results, 2) end
+      end
+    end
+  elseif mode == 3 then
+    local function build(v, depth)
+      if type(v) ~= "table" or depth > 6 then return end
+      for _, x in pairs(v) do build(x, depth + 1) end
+    end
+    build(t, 0)
+  end
+end
+
+return {
+  name = "trace_walks",
+  evaluate = function(t)
+    local mode = t.mode
+    if mode == nil then -- a mode per trace id, the same on every run
+      mode = 0
+      for i = 1, #tostring(t.id) do mode = (mode + tostring(t.id):byte(i)) % 4 end
+    end
+    touch(t, mode)
+    local walks, mismatches = {}, {}
+    local function compare(name, c, l)
+      walks[#walks + 1] = name .. ":\n" .. l
+      if c ~= l then mismatches[#mismatches + 1] = name end
+    end
+    local fetched, found = trace.sources(t)
+    local lf, lfound = lua_sources(t)
+    compare("fetched", flat(fetched), flat(lf))
+    compare("found", flat(found), flat(lfound))
+    for i, step in ipairs(objects(t.steps)) do
+      compare("result_texts " .. i, flat(trace.result_texts(step)), flat(lua_result_texts(step)))
+      compare("url_keys " .. i, flat(trace.url_keys(step)), flat(lua_url_keys(step)))
+    end
+    return { score = #mismatches == 0 and 1 or 0, details = { mode = mode, mismatches = mismatches, walks = t.show and walks or nil } }
+  end,
+}
