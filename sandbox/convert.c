@@ -313,6 +313,7 @@ static int json_objects(lua_State *L) {
     if (!convert_is_array(L, 1)) return 1;
     lua_Integer n = 0;
     for (lua_Integer i = 1; lua_geti(L, 1, i) != LUA_TNIL; i++) { /* as ipairs: up to the first nil */
+        if (i % 4096 == 0) sandbox_check_limits(L); /* a trace may hold millions */
         bool keep = is_object(L, -1);
         if (keep && has_key) {
             lua_pushvalue(L, 2);

@@ -75,7 +75,8 @@ static void each_result(lua_State *L, lazy_value step, int out, result_fn fn, vo
     lazy_iter it;
     lazy_value r;
     if (lazy_value_first(L, results, &it))
-        while (lazy_value_next(L, results, &it, &r)) {
+        for (unsigned i = 1; lazy_value_next(L, results, &it, &r); i++) {
+            if (i % 4096 == 0) sandbox_check_limits(L); /* a trace may hold millions */
             if (lazy_value_is_object(L, r)) fn(L, r, out, ctx);
             lua_settop(L, base);
         }
@@ -131,7 +132,8 @@ static int l_sources(lua_State *L) {
     lazy_iter it;
     lazy_value step;
     if (lazy_value_first(L, steps, &it))
-        while (lazy_value_next(L, steps, &it, &step)) {
+        for (unsigned i = 1; lazy_value_next(L, steps, &it, &step); i++) {
+            if (i % 4096 == 0) sandbox_check_limits(L);
             if (lazy_value_is_object(L, step)) {
                 size_t n;
                 const char *type = lazy_value_string(L, lazy_value_get(L, step, "type"), &n);

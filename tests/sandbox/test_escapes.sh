@@ -40,10 +40,10 @@ print(e.get("kind") == sys.argv[2] and sys.argv[3] in e.get("message", ""))' "$f
     fi
 done
 
-printf '{"id":"c1","output":"original","steps":[{"type":"search","query":"q"}]}\n' >"$TMP/c.jsonl"
+printf '{"id":"c1","output":"original","steps":[{"type":"search","query":"q","results":[{"url":"https://a.org/x","title":"T","snippet":"S"}]}]}\n' >"$TMP/c.jsonl"
 "$ASSAY" run -j 1 --no-timing -e tests/sandbox/cross "$TMP/c.jsonl" >"$TMP/cross" 2>&1
-check_contains "a plugin that rewrites the trace, string library and host modules changes nothing for another" \
-    "$TMP/cross" '"evaluator":"b_victim","step":null,"score":1,"pass":null,"label":null,"details":{"lower":"ab","output":"original","steps":1,"token":"hi","upper":"AB"}'
+check_contains "a plugin that rewrites the trace (also as assay.trace reads it), string library and host modules changes nothing for another" \
+    "$TMP/cross" '"evaluator":"b_victim","step":null,"score":1,"pass":null,"label":null,"details":{"lower":"ab","output":"original","source":"T S","steps":1,"token":"hi","upper":"AB"}'
 printf '{"id":"s1","steps":[{"type":"search"}],"metadata":{"n":7}}\n{"id":"s2"}\n' >"$TMP/s.jsonl"
 "$ASSAY" run -j 1 --no-timing -e tests/sandbox/stale/keeps_trace_table.lua "$TMP/s.jsonl" >"$TMP/stale" 2>&1
 check_contains "a table of an earlier trace, never built, raises a clear error when touched later" "$TMP/stale" \
