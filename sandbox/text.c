@@ -105,9 +105,12 @@ static const char *const stopwords[] = {
 #define STOPWORD_MAX_LEN 10 /* "yourselves" */
 
 /* Stopwords by (length, first letter): a token is compared with the two or three words that
- * share both, not searched for. Runs for every token of every text. Built on first use. */
+ * share both, not searched for. Runs for every token of every text. Built once, before any
+ * state opens (text_hash_init). Each word is kept as two 64-bit words of its bytes, zero
+ * past its end, so that a token with slack bytes (text.h) is compared in two loads. */
 static struct { unsigned char first, count; } stopword_bucket[STOPWORD_MAX_LEN + 1][26];
 static const char *stopword_sorted[STOPWORD_COUNT];
+static uint64_t stopword_words[STOPWORD_COUNT][2];
 
 static pthread_once_t stopword_once = PTHREAD_ONCE_INIT;
 
@@ -117,9 +120,30 @@ static void stopwords_index(void) {
         for (int c = 0; c < 26; c++) {
             stopword_bucket[len][c].first = (unsigned char)at;
             for (size_t i = 0; i < STOPWORD_COUNT; i++)
-                if (strlen(stopwords[i]) == len && stopwords[i][0] == 'a' + c) stopword_sorted[at++] = stopwords[i];
+                if (strlen(stopwords[i]) == len && stopwords[i][0] == 'a' + c) {
+                    char padded[16] = {0};
+                    memcpy(padded, stopwords[i], len);
+                    memcpy(stopword_words[at], padded, sizeof padded);
+                    stopword_sorted[at++] = stopwords[i];
+                }
             stopword_bucket[len][c].count = (unsigned char)(at - stopword_bucket[len][c].first);
         }
+}
+
+bool text_is_stopword_slack(const char *w, size_t n) {
+    if (n - 1 >= STOPWORD_MAX_LEN || (unsigned char)(w[0] - 'a') >= 26) return false;
+    unsigned first = stopword_bucket[n][w[0] - 'a'].first, count = stopword_bucket[n][w[0] - 'a'].count;
+    if (!count) return false;
+    uint64_t lo, hi = 0;
+    memcpy(&lo, w, 8);
+    lo = text_word_prefix(lo, n < 8 ? n : 8);
+    if (n > 8) {
+        memcpy(&hi, w + 8, 8);
+        hi = text_word_prefix(hi, n - 8);
+    }
+    for (unsigned i = first; i < first + count; i++)
+        if (stopword_words[i][0] == lo && stopword_words[i][1] == hi) return true;
+    return false;
 }
 
 uint64_t text_hash_key = 0x9E3779B97F4A7C15u;
@@ -142,7 +166,10 @@ static void hash_key_draw(void) {
     text_hash_key ^= key;
 }
 
-void text_hash_init(void) { pthread_once(&hash_key_once, hash_key_draw); }
+void text_hash_init(void) {
+    pthread_once(&hash_key_once, hash_key_draw);
+    pthread_once(&stopword_once, stopwords_index);
+}
 
 bool text_is_stopword(const char *w, size_t n) {
     if (n == 0 || n > STOPWORD_MAX_LEN || w[0] < 'a' || w[0] > 'z') return false;
@@ -715,7 +742,7 @@ static void tfidf_add_doc(lua_State *L, tfidf_index *ix, size_t d, const char *s
         if (tokens % 4096 == 4095) sandbox_check_limits(L);
         size_t len = 0;
         for (unsigned char c; i < n && (c = text_token_lower[p[i]]); i++) ix->arena[len++] = (char)c;
-        if (text_is_stopword(ix->arena, len)) continue;
+        if (text_is_stopword_slack(ix->arena, len)) continue;
         uint64_t h = text_hash_slack(ix->arena, len);
         size_t slot = (size_t)h & (slots - 1);
         term *t = NULL;

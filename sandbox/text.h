@@ -77,6 +77,9 @@ extern const unsigned char text_token_lower[256];
 void text_lower_into(char *out, const char *s, size_t n);
 /* Is the (lowercase) word one of the stopwords of docs/metrics.md? */
 bool text_is_stopword(const char *w, size_t n);
+/* The same for a word with TEXT_SLACK readable bytes past its end, once text_hash_init ran:
+ * for the loops that tokenize whole texts. */
+bool text_is_stopword_slack(const char *w, size_t n);
 
 /* URL key and domain of docs/metrics.md, appended to out. */
 void text_url_key(const char *url, size_t n, buf *out);

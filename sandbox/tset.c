@@ -43,6 +43,8 @@ enum { UV_INDEX = 1, UV_ENTRIES, UV_BYTES, UV_COUNT = UV_BYTES };
 /* Tokens are hashed and compared a word at a time (text.h), so every arena keeps
  * TSET_SLACK bytes past its end. */
 #define TSET_SLACK TEXT_SLACK
+/* Room reserved for a token before its end is known; a longer one is copied again. */
+#define TSET_TOKEN_ROOM 64
 
 tset *tset_check(lua_State *L, int idx) { return luaL_checkudata(L, idx, TSET_META); }
 
@@ -161,14 +163,20 @@ void tset_add_text(lua_State *L, int idx, const char *s, size_t n, bool content_
         while (i < n && !text_token_lower[p[i]]) i++;
         if (i == n) return;
         if (tokens % 4096 == 4095) sandbox_check_limits(L); /* a text may hold millions */
-        size_t start = i;
-        while (i < n && text_token_lower[p[i]]) i++;
-        size_t len = i - start;
-        reserve(L, idx, S, 1, len);
-        /* lowercased straight into the arena: kept there only if it is new */
-        unsigned char *to = (unsigned char *)S->bytes + S->bytes_len;
-        for (size_t k = 0; k < len; k++) to[k] = text_token_lower[p[start + k]];
-        if (content_only && text_is_stopword((const char *)to, len)) continue;
+        /* found and lowercased straight into the arena in one pass, with room for the
+         * longest token that is common; kept there only if it is new */
+        size_t start = i, room = n - i < TSET_TOKEN_ROOM ? n - i : TSET_TOKEN_ROOM, len = 0;
+        reserve(L, idx, S, 1, room);
+        unsigned char *to = (unsigned char *)S->bytes + S->bytes_len, c;
+        while (len < room && (c = text_token_lower[p[i]]) != 0) to[len++] = c, i++;
+        if (len == room && i < n && text_token_lower[p[i]]) { /* longer: measured, then copied */
+            while (i < n && text_token_lower[p[i]]) i++;
+            len = i - start;
+            reserve(L, idx, S, 1, len);
+            to = (unsigned char *)S->bytes + S->bytes_len;
+            for (size_t k = 0; k < len; k++) to[k] = text_token_lower[p[start + k]];
+        }
+        if (content_only && text_is_stopword_slack((const char *)to, len)) continue;
         add_tail(L, S, len);
     }
 }

@@ -147,6 +147,37 @@ static void test_stopwords_are_exactly_spec_list(void **state) {
     assert_false(text_is_stopword("also", 4)); /* common, but not in §5.6 */
 }
 
+/* The word-at-a-time test the tokenizing loops use answers as text_is_stopword does, with
+ * any bytes after the word: every stopword, every one-byte change, every prefix and every
+ * one-letter extension of one. */
+static void test_stopword_slack_agrees(void **state) {
+    (void)state;
+    (void)text_is_stopword("a", 1); /* builds the index (text_hash_init would also draw the key) */
+    static const char *const words[] = {"a", "i", "the", "whom", "yourself", "ourselves", "yourselves",
+                                        "themselves", "because", "between", "coral", "t", "thei"};
+    for (size_t w = 0; w < sizeof words / sizeof *words; w++) {
+        size_t n = strlen(words[w]);
+        for (int fill = 0; fill < 2; fill++) {
+            char word[32];
+            memset(word, fill ? 'e' : 0x7f, sizeof word); /* slack: letters that could extend it, or junk */
+            memcpy(word, words[w], n);
+            for (size_t len = 1; len <= n + 1 && len < 24; len++)
+                assert_int_equal(text_is_stopword_slack(word, len), text_is_stopword(word, len));
+            for (size_t at = 0; at < n; at++) {
+                char saved = word[at];
+                for (char c = 'a'; c <= 'z'; c++) {
+                    word[at] = c;
+                    assert_int_equal(text_is_stopword_slack(word, n), text_is_stopword(word, n));
+                }
+                word[at] = saved;
+            }
+        }
+    }
+    assert_true(text_is_stopword_slack("yourselves\0\0\0\0\0\0\0\0", 10));
+    assert_false(text_is_stopword_slack("yourselvez\0\0\0\0\0\0\0\0", 10));
+    assert_false(text_is_stopword_slack("\0\0\0\0\0\0\0\0", 0));
+}
+
 static void test_char_count_counts_code_points(void **state) {
     (void)state;
     assert_int_equal(text_char_count("héllo", strlen("héllo")), 5);
@@ -243,6 +274,7 @@ int main(void) {
         cmocka_unit_test(test_tokens_split_on_ascii_punctuation_and_keep_utf8_words),
         cmocka_unit_test(test_token_lower_table_is_spec_token_bytes_lowercased),
         cmocka_unit_test(test_stopwords_are_exactly_spec_list),
+        cmocka_unit_test(test_stopword_slack_agrees),
         cmocka_unit_test(test_char_count_counts_code_points),
         cmocka_unit_test(test_numbers_print_shortest_round_trip),
         cmocka_unit_test(test_strings_are_escaped_and_invalid_utf8_replaced),
