@@ -624,26 +624,34 @@ static void skip_marker(long long k, size_t offset, size_t len, void *ctx) {
     c->copied = offset + len;
 }
 
-/* text.strip_markers(s) -> s with every "[k]" removed */
-static int l_strip_markers(lua_State *L) {
-    size_t n;
-    const char *s = luaL_checklstring(L, 1, &n);
+void text_push_stripped(lua_State *L, const char *s, size_t n) {
     luaL_Buffer b;
     luaL_buffinit(L, &b);
     strip_ctx ctx = {&b, s, 0};
     text_markers(s, n, skip_marker, &ctx);
     luaL_addlstring(&b, s + ctx.copied, n - ctx.copied);
     luaL_pushresult(&b);
+}
+
+/* text.strip_markers(s) -> s with every "[k]" removed */
+static int l_strip_markers(lua_State *L) {
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    text_push_stripped(L, s, n);
     return 1;
+}
+
+bool text_starts_with_marker(const char *s, size_t n) {
+    size_t j = 1;
+    while (j < n && s[j] >= '0' && s[j] <= '9') j++;
+    return n > 2 && s[0] == '[' && j > 1 && j < n && s[j] == ']';
 }
 
 /* text.starts_with_marker(s) -> boolean: s (already trimmed) begins with "[k]" */
 static int l_starts_with_marker(lua_State *L) {
     size_t n;
     const char *s = luaL_checklstring(L, 1, &n);
-    size_t j = 1;
-    while (j < n && s[j] >= '0' && s[j] <= '9') j++;
-    lua_pushboolean(L, n > 2 && s[0] == '[' && j > 1 && j < n && s[j] == ']');
+    lua_pushboolean(L, text_starts_with_marker(s, n));
     return 1;
 }
 

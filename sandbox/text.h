@@ -92,6 +92,8 @@ void text_sentences(const char *s, size_t n, text_span_fn fn, void *ctx);
 /* Calls fn for each citation marker "[k]" in s; k saturates at LLONG_MAX. */
 typedef void (*text_marker_fn)(long long k, size_t offset, size_t len, void *ctx);
 void text_markers(const char *s, size_t n, text_marker_fn fn, void *ctx);
+/* Does s (a trimmed sentence) begin with a marker "[k]": a reference-list entry? */
+bool text_starts_with_marker(const char *s, size_t n);
 
 /* Unicode characters in s: bytes that do not continue a UTF-8 sequence. */
 size_t text_char_count(const char *s, size_t n);

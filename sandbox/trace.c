@@ -179,11 +179,175 @@ static int l_url_keys(lua_State *L) {
     return 1;
 }
 
+/* --------------------------------------------------------------- cited_pairs */
+
+typedef struct cite_url {
+    const char *s; /* citations[k] when a string, else NULL */
+    size_t n;
+} cite_url;
+
+/* One report being paired: what the sentence and marker callbacks share. Stack slots are
+ * absolute. */
+typedef struct cite_walk {
+    lua_State *L;
+    int pairs, fetched, found; /* the list being built and the sources */
+    int citations;             /* a Lua table to read citations[k] from, or 0 ... */
+    const cite_url *urls;      /* ... the citations read from the nodes */
+    lua_Integer ncitations, npairs, sentences, cited_sentences, invalid, steps;
+    const char *sentence; /* the sentence being paired, and its slots: */
+    size_t sentence_len;
+    int seen, claim; /* 0 until its first marker, and until its first pair */
+} cite_walk;
+
+/* Pushes the source text of citations[k] (1 <= k <= ncitations), or nothing and false: the
+ * content of the first fetch of its URL key, else "title snippet" of the first result. */
+static bool push_source(cite_walk *w, lua_Integer k) {
+    lua_State *L = w->L;
+    int top = lua_gettop(L);
+    const char *url = NULL;
+    size_t n = 0;
+    if (w->urls) {
+        url = w->urls[k - 1].s, n = w->urls[k - 1].n;
+    } else {
+        lua_geti(L, w->citations, k);
+        if (lua_type(L, -1) == LUA_TSTRING) url = lua_tolstring(L, -1, &n);
+    }
+    bool found = false;
+    if (url) {
+        push_url_key(L, url, n);
+        if (lua_rawlen(L, -1) > 0) {
+            lua_pushvalue(L, -1);
+            found = lua_rawget(L, w->fetched) != LUA_TNIL;
+            if (!found) {
+                lua_pop(L, 1);
+                found = lua_rawget(L, w->found) != LUA_TNIL; /* takes the key */
+            }
+        }
+    }
+    if (found) keep_top(L, top);
+    else lua_settop(L, top);
+    return found;
+}
+
+/* Each distinct marker of a sentence, in order: a pair when k is within the citations. */
+static void on_marker(long long k, size_t offset, size_t len, void *ctx) {
+    (void)offset, (void)len;
+    cite_walk *w = ctx;
+    lua_State *L = w->L;
+    if (++w->steps % 4096 == 0) sandbox_check_limits(L); /* a report may hold millions */
+    if (!w->seen) {
+        lua_newtable(L);
+        w->seen = lua_gettop(L);
+    }
+    if (lua_rawgeti(L, w->seen, k) != LUA_TNIL) {
+        lua_pop(L, 1);
+        return;
+    }
+    lua_pop(L, 1);
+    lua_pushboolean(L, 1);
+    lua_rawseti(L, w->seen, k);
+    if (k < 1 || k > w->ncitations) {
+        w->invalid++;
+        return;
+    }
+    if (!w->claim) {
+        text_push_stripped(L, w->sentence, w->sentence_len);
+        w->claim = lua_gettop(L);
+    }
+    lua_createtable(L, 0, 4);
+    lua_pushinteger(L, w->sentences);
+    lua_setfield(L, -2, "sentence");
+    lua_pushvalue(L, w->claim);
+    lua_setfield(L, -2, "claim");
+    lua_pushinteger(L, k);
+    lua_setfield(L, -2, "k");
+    if (push_source(w, k)) lua_setfield(L, -2, "source");
+    lua_rawseti(L, w->pairs, ++w->npairs);
+}
+
+static void on_sentence(const char *s, size_t n, void *ctx) {
+    cite_walk *w = ctx;
+    if (text_starts_with_marker(s, n)) return; /* a reference-list entry */
+    if (++w->steps % 4096 == 0) sandbox_check_limits(w->L);
+    int top = lua_gettop(w->L);
+    w->sentences++;
+    w->sentence = s, w->sentence_len = n, w->seen = 0, w->claim = 0;
+    text_markers(s, n, on_marker, w);
+    if (w->claim) w->cited_sentences++;
+    lua_settop(w->L, top);
+}
+
+/* Reads trace.citations: into w->urls from the nodes when no Lua code has built the list,
+ * else as a Lua table (w->citations). ncitations is #citations; 0 when not an array. */
+static void read_citations(lua_State *L, lazy_value t, cite_walk *w) {
+    lazy_value citations = lazy_value_get(L, t, "citations");
+    lazy_iter it;
+    if (!lazy_value_first(L, citations, &it)) return;
+    if (!it.nodes) {
+        w->citations = citations.idx;
+        w->ncitations = luaL_len(L, citations.idx);
+        return;
+    }
+    lua_Integer n = 0;
+    for (const cJSON *c = it.next; c; c = c->next) n++;
+    cite_url *urls = lua_newuserdatauv(L, (size_t)n * sizeof *urls + 1, 0);
+    lazy_value entry;
+    for (lua_Integer i = 0; lazy_value_next(L, citations, &it, &entry); i++) {
+        urls[i].s = lazy_value_string(L, entry, &urls[i].n);
+    }
+    w->urls = urls, w->ncitations = n;
+}
+
+/* Does any source text hold a character that is not a space (Lua's %S)? */
+static bool any_text(lua_State *L, int sources) {
+    for (lua_pushnil(L); lua_next(L, sources); lua_pop(L, 1)) {
+        size_t n;
+        const char *s = lua_tolstring(L, -1, &n);
+        for (size_t i = 0; i < n; i++)
+            if (s[i] != ' ' && (s[i] < '\t' || s[i] > '\r')) {
+                lua_pop(L, 2);
+                return true;
+            }
+    }
+    return false;
+}
+
+/* trace.cited_pairs(t) -> pairs, counts: the (claim, citation) pairs of the report
+ * (docs/metrics.md, citation_support; the contract is in plugins/lib/trace.lua). */
+static int l_cited_pairs(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_checkstack(L, 24, "trace.cited_pairs");
+    lua_settop(L, 1);
+    lua_pushcfunction(L, l_sources);
+    lua_pushvalue(L, 1);
+    lua_call(L, 1, 2); /* 2: fetched, 3: found */
+    lua_newtable(L);   /* 4: the pairs */
+    cite_walk w = {.L = L, .pairs = 4, .fetched = 2, .found = 3};
+    lazy_value t = lazy_value_at(L, 1);
+    read_citations(L, t, &w);
+    size_t n;
+    const char *output = text_of(L, t, "output", &n);
+    text_sentences(output, n, on_sentence, &w);
+    lua_createtable(L, 0, 4);
+    lua_pushinteger(L, w.sentences);
+    lua_setfield(L, -2, "sentences");
+    lua_pushinteger(L, w.cited_sentences);
+    lua_setfield(L, -2, "cited_sentences");
+    lua_pushinteger(L, w.invalid);
+    lua_setfield(L, -2, "invalid_markers");
+    lua_pushboolean(L, any_text(L, 2) || any_text(L, 3));
+    lua_setfield(L, -2, "has_sources");
+    lua_pushvalue(L, 4);
+    lua_insert(L, -2);
+    return 2;
+}
+
 int trace_open(lua_State *L) {
     static const luaL_Reg functions[] = {
         {"sources", l_sources},
         {"result_texts", l_result_texts},
         {"url_keys", l_url_keys},
+        {"cited_pairs", l_cited_pairs},
         {NULL, NULL},
     };
     luaL_newlib(L, functions);

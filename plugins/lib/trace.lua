@@ -80,48 +80,10 @@ M.sources = assay.trace.sources
 -- source = the source text of citations[k] (first fetch of its URL key, else the first search
 -- result's "title snippet") or nil}, and the counts {sentences = claim sentences,
 -- cited_sentences = those with a pair, invalid_markers = distinct (sentence, k) with k
--- outside 1..#citations}.
-function M.cited_pairs(trace)
-  local text = assay.text
-  local citations = M.is_array(trace.citations) and trace.citations or {}
-  local fetched, found = M.sources(trace)
-  local function source_of(k)
-    local url = citations[k]
-    if type(url) ~= "string" then return nil end
-    local key = text.url_key(url)
-    if key == "" then return nil end
-    return fetched[key] or found[key]
-  end
-  local cited, counts = {}, { sentences = 0, cited_sentences = 0, invalid_markers = 0 }
-  -- whether the trace logged any source text at all (a fetch's content, a result's title or
-  -- snippet): without any, a citation cannot be checked, which is not the same as unsupported
-  local function any_text(sources)
-    for _, s in pairs(sources) do
-      if s:match("%S") then return true end
-    end
-    return false
-  end
-  counts.has_sources = any_text(fetched) or any_text(found)
-  for _, sentence in ipairs(text.sentences(M.text(trace.output))) do
-    if not text.starts_with_marker(sentence) then
-      counts.sentences = counts.sentences + 1
-      local seen, claim = {}, nil
-      for _, k in ipairs(text.markers(sentence)) do
-        if not seen[k] then
-          seen[k] = true
-          if k >= 1 and k <= #citations then
-            claim = claim or text.strip_markers(sentence)
-            cited[#cited + 1] = { sentence = counts.sentences, claim = claim, k = k, source = source_of(k) }
-          else
-            counts.invalid_markers = counts.invalid_markers + 1
-          end
-        end
-      end
-      if claim then counts.cited_sentences = counts.cited_sentences + 1 end
-    end
-  end
-  return cited, counts
-end
+-- outside 1..#citations, has_sources = whether the trace logged any source text at all (a
+-- fetch's content, a result's title or snippet) that is not blank: without any, a citation
+-- cannot be checked, which is not the same as unsupported}. Done in C as well.
+M.cited_pairs = assay.trace.cited_pairs
 
 -- The registrable domain of a URL (docs/metrics.md): the last two labels of its domain, the
 -- last three when the top-level label has two letters and the one before it is a common

@@ -1,4 +1,4 @@
--- The trace walks done in C (assay.trace: trace.sources, trace.result_texts, trace.url_keys)
+-- The trace walks done in C (assay.trace: trace.sources, result_texts, url_keys, cited_pairs)
 -- against the same walks written in Lua from docs/metrics.md, on the trace as the plugin
 -- left it: untouched, or with parts read, built or changed first (a mode per trace id), so
 -- that reading the view from C without building it sees what Lua sees.
@@ -50,6 +50,54 @@ local function lua_url_keys(step)
   return out
 end
 
+local function lua_cited_pairs(t)
+  local citations = (type(t.citations) == "table" and json.is_array(t.citations)) and t.citations or {}
+  local fetched, found = lua_sources(t)
+  local function source_of(k)
+    local url = citations[k]
+    if type(url) ~= "string" then return nil end
+    local key = text.url_key(url)
+    if key == "" then return nil end
+    return fetched[key] or found[key]
+  end
+  local cited, counts = {}, { sentences = 0, cited_sentences = 0, invalid_markers = 0 }
+  local function any_text(sources)
+    for _, s in pairs(sources) do
+      if s:match("%S") then return true end
+    end
+    return false
+  end
+  counts.has_sources = any_text(fetched) or any_text(found)
+  for _, sentence in ipairs(text.sentences(str(t.output))) do
+    if not text.starts_with_marker(sentence) then
+      counts.sentences = counts.sentences + 1
+      local seen, claim = {}, nil
+      for _, k in ipairs(text.markers(sentence)) do
+        if not seen[k] then
+          seen[k] = true
+          if k >= 1 and k <= #citations then
+            claim = claim or text.strip_markers(sentence)
+            cited[#cited + 1] = { sentence = counts.sentences, claim = claim, k = k, source = source_of(k) }
+          else
+            counts.invalid_markers = counts.invalid_markers + 1
+          end
+        end
+      end
+      if claim then counts.cited_sentences = counts.cited_sentences + 1 end
+    end
+  end
+  return cited, counts
+end
+
+-- The pairs as lines "sentence k claim -> source".
+local function pair_lines(cited)
+  local lines = {}
+  for i, p in ipairs(cited) do
+    lines[i] = p.sentence .. " " .. p.k .. " " .. p.claim .. " -> " .. tostring(p.source)
+  end
+  return table.concat(lines, "\n")
+end
+
 -- A table of strings or booleans as sorted "key=value" lines, to compare and to show.
 local function flat(t)
   local lines = {}
@@ -69,6 +117,9 @@ local function touch(t, mode)
       end
     end
   elseif mode == 2 then
+    if type(t.citations) == "table" and json.is_array(t.citations) and #t.citations >= 1 then
+      t.citations[1] = "https://changed.example/2" -- the key of a result changed below
+    end
     for i, step in ipairs(objects(t.steps)) do
       if step.type == "fetch" then step.content = "changed " .. i end
       local results = step.results
@@ -104,6 +155,10 @@ return {
     local lf, lfound = lua_sources(t)
     compare("fetched", flat(fetched), flat(lf))
     compare("found", flat(found), flat(lfound))
+    local cited, counts = trace.cited_pairs(t)
+    local lcited, lcounts = lua_cited_pairs(t)
+    compare("cited_pairs", pair_lines(cited), pair_lines(lcited))
+    compare("counts", flat(counts), flat(lcounts))
     for i, step in ipairs(objects(t.steps)) do
       compare("result_texts " .. i, flat(trace.result_texts(step)), flat(lua_result_texts(step)))
       compare("url_keys " .. i, flat(trace.url_keys(step)), flat(lua_url_keys(step)))
