@@ -1,7 +1,7 @@
 /* trace.c - the `assay.trace` module: the walks over a trace that docs/metrics.md defines and
  * several shipped evaluators share (source texts by URL key, the texts and URL keys of a
- * search step's results), done in C. plugins/lib/trace.lua hands them out as
- * trace.sources, trace.result_texts and trace.url_keys.
+ * search step's results, the (claim, citation) pairs of a report, the queries), done in C.
+ * plugins/lib/trace.lua hands them out under the same names.
  *
  * Why: in Lua each of these walks read three members of every search result through the
  * trace view, each read a metamethod call that makes a Lua string (a snippet is copied
@@ -119,6 +119,35 @@ static void add_fetched(lua_State *L, lazy_value step, int out) {
     lua_rawset(L, out);
 }
 
+typedef void (*step_fn)(lua_State *L, lazy_value step, const char *type, size_t type_len, void *ctx);
+
+/* Calls fn for each step of the trace that is an object (trace.steps), in order, with its
+ * type (NULL unless a string) and the stack as it was at the call. */
+static void each_step(lua_State *L, lazy_value t, step_fn fn, void *ctx) {
+    int top = lua_gettop(L);
+    lazy_value steps = lazy_value_get(L, t, "steps");
+    int base = lua_gettop(L);
+    lazy_iter it;
+    lazy_value step;
+    if (lazy_value_first(L, steps, &it))
+        for (unsigned i = 1; lazy_value_next(L, steps, &it, &step); i++) {
+            if (i % 4096 == 0) sandbox_check_limits(L); /* a trace may hold millions */
+            if (lazy_value_is_object(L, step)) {
+                size_t n = 0;
+                const char *type = lazy_value_string(L, lazy_value_get(L, step, "type"), &n);
+                fn(L, step, type, n, ctx);
+            }
+            lua_settop(L, base);
+        }
+    lua_settop(L, top);
+}
+
+static void add_step_sources(lua_State *L, lazy_value step, const char *type, size_t n, void *ctx) {
+    (void)ctx;
+    if (is_string(type, n, "fetch")) add_fetched(L, step, 2);
+    else if (is_string(type, n, "search")) each_result(L, step, 3, add_found, NULL);
+}
+
 /* trace.sources(t) -> fetched, found: source texts by URL key (docs/metrics.md), fetched
  * page contents and "title snippet" of search results, the first of each kind winning. */
 static int l_sources(lua_State *L) {
@@ -127,23 +156,28 @@ static int l_sources(lua_State *L) {
     lua_settop(L, 1);
     lua_newtable(L); /* 2: fetched */
     lua_newtable(L); /* 3: found */
-    lazy_value steps = lazy_value_get(L, lazy_value_at(L, 1), "steps");
-    int base = lua_gettop(L);
-    lazy_iter it;
-    lazy_value step;
-    if (lazy_value_first(L, steps, &it))
-        for (unsigned i = 1; lazy_value_next(L, steps, &it, &step); i++) {
-            if (i % 4096 == 0) sandbox_check_limits(L);
-            if (lazy_value_is_object(L, step)) {
-                size_t n;
-                const char *type = lazy_value_string(L, lazy_value_get(L, step, "type"), &n);
-                if (is_string(type, n, "fetch")) add_fetched(L, step, 2);
-                else if (is_string(type, n, "search")) each_result(L, step, 3, add_found, NULL);
-            }
-            lua_settop(L, base);
-        }
-    lua_settop(L, 3);
+    each_step(L, lazy_value_at(L, 1), add_step_sources, NULL);
     return 2;
+}
+
+static void add_query(lua_State *L, lazy_value step, const char *type, size_t n, void *ctx) {
+    if (!is_string(type, n, "search")) return;
+    const char *query = lazy_value_string(L, lazy_value_get(L, step, "query"), &n);
+    if (!query) return;
+    lua_pushlstring(L, query, n);
+    lua_rawseti(L, 2, ++*(lua_Integer *)ctx);
+}
+
+/* trace.queries(t) -> {query...}: the query of every search step whose query is a string,
+ * in order, repeats kept */
+static int l_queries(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_checkstack(L, 16, "trace.queries");
+    lua_settop(L, 1);
+    lua_newtable(L);
+    lua_Integer n = 0;
+    each_step(L, lazy_value_at(L, 1), add_query, &n);
+    return 1;
 }
 
 static void add_text(lua_State *L, lazy_value result, int out, void *ctx) {
@@ -348,6 +382,7 @@ int trace_open(lua_State *L) {
         {"result_texts", l_result_texts},
         {"url_keys", l_url_keys},
         {"cited_pairs", l_cited_pairs},
+        {"queries", l_queries},
         {NULL, NULL},
     };
     luaL_newlib(L, functions);

@@ -41,14 +41,8 @@ function M.steps(trace, step_type)
   return json.objects(trace.steps, "type", step_type)
 end
 
--- The query of every search step whose query is a string, in order, repeats kept.
-function M.queries(trace)
-  local out = {}
-  for _, step in ipairs(M.steps(trace, "search")) do
-    if type(step.query) == "string" then out[#out + 1] = step.query end
-  end
-  return out
-end
+-- The query of every search step whose query is a string, in order, repeats kept (in C).
+M.queries = assay.trace.queries
 
 -- The results of a search step that are objects.
 function M.results(step)

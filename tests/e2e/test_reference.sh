@@ -37,7 +37,7 @@ done
 for corpus in plain messy long cases; do
     "$ASSAY" run --no-db --no-timing -e tests/plugins/trace_walks.lua "$TMP/$corpus.jsonl" 2>/dev/null \
         | grep -v '"trace_id":null' >"$TMP/$corpus.walks"
-    check "$corpus traces: trace.sources, result_texts, url_keys and cited_pairs in C equal the Lua walks ($(wc -l <"$TMP/$corpus.walks") traces)" \
+    check "$corpus traces: the assay.trace walks in C equal the same walks in Lua ($(wc -l <"$TMP/$corpus.walks") traces)" \
         "$(wc -l <"$TMP/$corpus.walks")" "$(grep -c '"score":1,.*"error":null' "$TMP/$corpus.walks")"
 done
 "$TMP/bench_c" examples/traces/deep-research.jsonl >"$TMP/examples.c"

@@ -61,6 +61,7 @@ static const char plugin[] =
     "        local f, g = assay.trace.sources(cur); walk_with(next, f, 64); walk_with(next, g, 64)\n"
     "        walk_with(next, assay.trace.result_texts(cur), 64); walk_with(next, assay.trace.url_keys(cur), 64)\n"
     "        local pairs_, counts = assay.trace.cited_pairs(cur); walk_with(next, pairs_, 64); walk_with(next, counts, 64)\n"
+    "        walk_with(next, assay.trace.queries(cur), 64)\n"
     "      elseif op == 13 then local _ = table.concat(cur, ','); table.insert(cur, 1); table.unpack(cur, 1, 4)\n"
     "      elseif op == 14 then check(tostring(cur), 'tostring'); check(tostring(found[arg % 8 + 1]), 'tostring')\n"
     "      else local v = kept[arg % 4 + 1]; if v then local _ = v[key]; local _ = #v; for _ in pairs(v) do end end\n"

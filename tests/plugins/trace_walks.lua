@@ -1,4 +1,5 @@
--- The trace walks done in C (assay.trace: trace.sources, result_texts, url_keys, cited_pairs)
+-- The trace walks done in C (assay.trace: trace.sources, result_texts, url_keys, cited_pairs,
+-- queries)
 -- against the same walks written in Lua from docs/metrics.md, on the trace as the plugin
 -- left it: untouched, or with parts read, built or changed first (a mode per trace id), so
 -- that reading the view from C without building it sees what Lua sees.
@@ -89,6 +90,14 @@ local function lua_cited_pairs(t)
   return cited, counts
 end
 
+local function lua_queries(t)
+  local out = {}
+  for _, step in ipairs(objects(t.steps)) do
+    if step.type == "search" and type(step.query) == "string" then out[#out + 1] = step.query end
+  end
+  return out
+end
+
 -- The pairs as lines "sentence k claim -> source".
 local function pair_lines(cited)
   local lines = {}
@@ -159,6 +168,7 @@ return {
     local lcited, lcounts = lua_cited_pairs(t)
     compare("cited_pairs", pair_lines(cited), pair_lines(lcited))
     compare("counts", flat(counts), flat(lcounts))
+    compare("queries", flat(trace.queries(t)), flat(lua_queries(t)))
     for i, step in ipairs(objects(t.steps)) do
       compare("result_texts " .. i, flat(trace.result_texts(step)), flat(lua_result_texts(step)))
       compare("url_keys " .. i, flat(trace.url_keys(step)), flat(lua_url_keys(step)))
