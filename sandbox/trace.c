@@ -64,23 +64,37 @@ static bool is_string(const char *s, size_t n, const char *want) {
     return s && n == strlen(want) && memcmp(s, want, n) == 0;
 }
 
-typedef void (*result_fn)(lua_State *L, lazy_value result, int out, void *ctx);
+/* What a walk's callbacks share: the table being filled (a stack slot), its count, and the
+ * second table of trace.sources. */
+typedef struct walk {
+    int out, found;
+    lua_Integer n;
+} walk;
 
-/* Calls fn for each result of the step that is an object (trace.results), in order, with
- * the stack as it was at the call. */
-static void each_result(lua_State *L, lazy_value step, int out, result_fn fn, void *ctx) {
+typedef void (*entry_fn)(lua_State *L, lazy_value entry, walk *w);
+
+/* Calls fn for each entry of the list parent[key] that is an object (trace.objects), in
+ * order, with the stack as it was at the call. */
+static void each_object(lua_State *L, lazy_value parent, const char *key, entry_fn fn, walk *w) {
     int top = lua_gettop(L);
-    lazy_value results = lazy_value_get(L, step, "results");
+    lazy_value list = lazy_value_get(L, parent, key);
     int base = lua_gettop(L);
     lazy_iter it;
-    lazy_value r;
-    if (lazy_value_first(L, results, &it))
-        for (unsigned i = 1; lazy_value_next(L, results, &it, &r); i++) {
+    lazy_value entry;
+    if (lazy_value_first(L, list, &it))
+        for (unsigned i = 1; lazy_value_next(L, list, &it, &entry); i++) {
             if (i % 4096 == 0) sandbox_check_limits(L); /* a trace may hold millions */
-            if (lazy_value_is_object(L, r)) fn(L, r, out, ctx);
+            if (lazy_value_is_object(L, entry)) fn(L, entry, w);
             lua_settop(L, base);
         }
     lua_settop(L, top);
+}
+
+/* Is the step's type the string want? */
+static bool type_is(lua_State *L, lazy_value step, const char *want) {
+    size_t n = 0;
+    const char *type = lazy_value_string(L, lazy_value_get(L, step, "type"), &n);
+    return is_string(type, n, want);
 }
 
 /* Pushes the URL key of the result's url when it is a string; false with nothing pushed
@@ -92,15 +106,14 @@ static bool push_result_key(lua_State *L, lazy_value result) {
     return url != NULL;
 }
 
-/* out[key] = "title snippet" for the first result of each URL key. */
-static void add_found(lua_State *L, lazy_value result, int out, void *ctx) {
-    (void)ctx;
+/* found[key] = "title snippet" for the first result of each URL key. */
+static void add_found(lua_State *L, lazy_value result, walk *w) {
     if (!push_result_key(L, result)) return;
     lua_pushvalue(L, -1);
-    if (lua_rawget(L, out) != LUA_TNIL) return;
+    if (lua_rawget(L, w->found) != LUA_TNIL) return;
     lua_pop(L, 1);
     push_result_text(L, result);
-    lua_rawset(L, out);
+    lua_rawset(L, w->found);
 }
 
 /* out[key] = content of the first fetch of each URL key. */
@@ -119,33 +132,9 @@ static void add_fetched(lua_State *L, lazy_value step, int out) {
     lua_rawset(L, out);
 }
 
-typedef void (*step_fn)(lua_State *L, lazy_value step, const char *type, size_t type_len, void *ctx);
-
-/* Calls fn for each step of the trace that is an object (trace.steps), in order, with its
- * type (NULL unless a string) and the stack as it was at the call. */
-static void each_step(lua_State *L, lazy_value t, step_fn fn, void *ctx) {
-    int top = lua_gettop(L);
-    lazy_value steps = lazy_value_get(L, t, "steps");
-    int base = lua_gettop(L);
-    lazy_iter it;
-    lazy_value step;
-    if (lazy_value_first(L, steps, &it))
-        for (unsigned i = 1; lazy_value_next(L, steps, &it, &step); i++) {
-            if (i % 4096 == 0) sandbox_check_limits(L); /* a trace may hold millions */
-            if (lazy_value_is_object(L, step)) {
-                size_t n = 0;
-                const char *type = lazy_value_string(L, lazy_value_get(L, step, "type"), &n);
-                fn(L, step, type, n, ctx);
-            }
-            lua_settop(L, base);
-        }
-    lua_settop(L, top);
-}
-
-static void add_step_sources(lua_State *L, lazy_value step, const char *type, size_t n, void *ctx) {
-    (void)ctx;
-    if (is_string(type, n, "fetch")) add_fetched(L, step, 2);
-    else if (is_string(type, n, "search")) each_result(L, step, 3, add_found, NULL);
+static void add_step_sources(lua_State *L, lazy_value step, walk *w) {
+    if (type_is(L, step, "fetch")) add_fetched(L, step, w->out);
+    else if (type_is(L, step, "search")) each_object(L, step, "results", add_found, w);
 }
 
 /* trace.sources(t) -> fetched, found: source texts by URL key (docs/metrics.md), fetched
@@ -156,62 +145,51 @@ static int l_sources(lua_State *L) {
     lua_settop(L, 1);
     lua_newtable(L); /* 2: fetched */
     lua_newtable(L); /* 3: found */
-    each_step(L, lazy_value_at(L, 1), add_step_sources, NULL);
+    walk w = {.out = 2, .found = 3};
+    each_object(L, lazy_value_at(L, 1), "steps", add_step_sources, &w);
     return 2;
 }
 
-static void add_query(lua_State *L, lazy_value step, const char *type, size_t n, void *ctx) {
-    if (!is_string(type, n, "search")) return;
+static void add_query(lua_State *L, lazy_value step, walk *w) {
+    if (!type_is(L, step, "search")) return;
+    size_t n;
     const char *query = lazy_value_string(L, lazy_value_get(L, step, "query"), &n);
     if (!query) return;
     lua_pushlstring(L, query, n);
-    lua_rawseti(L, 2, ++*(lua_Integer *)ctx);
+    lua_rawseti(L, w->out, ++w->n);
+}
+
+static void add_text(lua_State *L, lazy_value result, walk *w) {
+    push_result_text(L, result);
+    lua_rawseti(L, w->out, ++w->n);
+}
+
+static void add_key(lua_State *L, lazy_value result, walk *w) {
+    if (!push_result_key(L, result)) return;
+    lua_pushboolean(L, 1);
+    lua_rawset(L, w->out);
+}
+
+/* Pushes a new table, filled by fn for each object entry of the argument's member key. */
+static int push_walk(lua_State *L, const char *key, entry_fn fn) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_checkstack(L, 16, "assay.trace");
+    lua_settop(L, 1);
+    lua_newtable(L);
+    walk w = {.out = 2};
+    each_object(L, lazy_value_at(L, 1), key, fn, &w);
+    return 1;
 }
 
 /* trace.queries(t) -> {query...}: the query of every search step whose query is a string,
  * in order, repeats kept */
-static int l_queries(lua_State *L) {
-    luaL_checktype(L, 1, LUA_TTABLE);
-    luaL_checkstack(L, 16, "trace.queries");
-    lua_settop(L, 1);
-    lua_newtable(L);
-    lua_Integer n = 0;
-    each_step(L, lazy_value_at(L, 1), add_query, &n);
-    return 1;
-}
-
-static void add_text(lua_State *L, lazy_value result, int out, void *ctx) {
-    push_result_text(L, result);
-    lua_rawseti(L, out, ++*(lua_Integer *)ctx);
-}
+static int l_queries(lua_State *L) { return push_walk(L, "steps", add_query); }
 
 /* trace.result_texts(step) -> {"title snippet"...} of the step's results, in order */
-static int l_result_texts(lua_State *L) {
-    luaL_checktype(L, 1, LUA_TTABLE);
-    luaL_checkstack(L, 16, "trace.result_texts");
-    lua_settop(L, 1);
-    lua_newtable(L);
-    lua_Integer n = 0;
-    each_result(L, lazy_value_at(L, 1), 2, add_text, &n);
-    return 1;
-}
-
-static void add_key(lua_State *L, lazy_value result, int out, void *ctx) {
-    (void)ctx;
-    if (!push_result_key(L, result)) return;
-    lua_pushboolean(L, 1);
-    lua_rawset(L, out);
-}
+static int l_result_texts(lua_State *L) { return push_walk(L, "results", add_text); }
 
 /* trace.url_keys(step) -> {key = true}: the URL keys of the step's results with a URL */
-static int l_url_keys(lua_State *L) {
-    luaL_checktype(L, 1, LUA_TTABLE);
-    luaL_checkstack(L, 16, "trace.url_keys");
-    lua_settop(L, 1);
-    lua_newtable(L);
-    each_result(L, lazy_value_at(L, 1), 2, add_key, NULL);
-    return 1;
-}
+static int l_url_keys(lua_State *L) { return push_walk(L, "results", add_key); }
 
 /* --------------------------------------------------------------- cited_pairs */
 
