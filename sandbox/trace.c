@@ -305,6 +305,7 @@ static void read_citations(lua_State *L, lazy_value t, cite_walk *w) {
     cite_url *urls = lua_newuserdatauv(L, (size_t)n * sizeof *urls + 1, 0);
     lazy_value entry;
     for (lua_Integer i = 0; lazy_value_next(L, citations, &it, &entry); i++) {
+        urls[i].n = 0;
         urls[i].s = lazy_value_string(L, entry, &urls[i].n);
     }
     w->urls = urls, w->ncitations = n;
