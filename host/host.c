@@ -42,6 +42,7 @@ typedef struct host_generation {
     worker **workers;
     unsigned worker_count;
     size_t *worker_load;              /* jobs handed to each worker and not yet back */
+    atomic_ullong *plugin_cost;       /* each plugin's running mean time, for worker.c */
     size_t jobs;                      /* submitted and not yet delivered; guarded by lock */
     struct host_generation *next;     /* in the retired list */
 } generation;
@@ -345,6 +346,7 @@ static void generation_free(generation *g) {
     for (unsigned i = 0; i < g->worker_count; i++) worker_free(g->workers[i]);
     free(g->workers);
     free(g->worker_load);
+    free(g->plugin_cost);
     for (size_t i = 0; i < g->plugin_count; i++) {
         sandbox_free(g->plugins[i].probe);
         free(g->plugins[i].path);
@@ -379,13 +381,15 @@ static generation *generation_new(assay_host *h, assay_error *err) {
     if (count == 0) count = 1;
     g->workers = calloc(count, sizeof *g->workers);
     g->worker_load = calloc(count, sizeof *g->worker_load);
-    if (!g->workers || !g->worker_load) {
+    g->plugin_cost = calloc(g->plugin_count ? g->plugin_count : 1, sizeof *g->plugin_cost);
+    if (!g->workers || !g->worker_load || !g->plugin_cost) {
         fail(err, ASSAY_ENOMEM, "out of memory");
         goto failed;
     }
     for (; g->worker_count < count; g->worker_count++) {
         worker_config wc = {g->worker_count, g->sandbox_configs, g->plugin_count, o->group_by, o->sample_rate,
-                            o->sample_seed, o->shard_index, o->shard_count, h->http, on_job_done, h, &h->shared};
+                            o->sample_seed, o->shard_index, o->shard_count, h->http, on_job_done, h, &h->shared,
+                            g->plugin_cost};
         char message[sizeof err->message];
         if (!(g->workers[g->worker_count] = worker_new(&wc, message, sizeof message))) {
             fail(err, ASSAY_ECONFIG, "%s", message);

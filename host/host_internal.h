@@ -79,6 +79,8 @@ struct assay_result {
     unsigned helper_index[JOB_MAX_HELPERS];
     unsigned helper_count;
     bool is_shared;             /* helpers were asked: every plugin writes to parts */
+    unsigned *order;            /* owned, when shared: the plugins in the order they are
+                                 * claimed, slowest first, so that the last to start is short */
     atomic_uint next_plugin;    /* the next plugin a worker may claim */
     atomic_uint unfinished;     /* plugins not finished + workers still claiming */
     struct assay_result *help_next[JOB_MAX_HELPERS]; /* links in each helper's list */
@@ -115,6 +117,9 @@ typedef struct worker_config {
     void (*on_done)(void *ctx, job *j);
     void *on_done_ctx;
     atomic_ullong *shared;         /* counts the traces this worker shared with helpers */
+    /* each plugin's running mean time in ns, learned by all the workers of a generation
+     * (updated and read relaxed: it only orders the plugins of shared traces) */
+    atomic_ullong *plugin_cost;
 } worker_config;
 
 /* Creates the worker's sandboxes (on the calling thread) and starts its thread. On

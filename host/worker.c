@@ -46,9 +46,16 @@ struct worker {
     job *done, **done_tail;        /* finished, not yet handed back (this thread only) */
     size_t done_count;
     uint64_t done_since_ns;        /* when the oldest of them finished */
+    /* The plugins slowest first (cfg.plugin_cost). A trace shared with idle workers takes
+     * as long as the worker that finishes last: each claims the next plugin not yet
+     * started, and when the slowest is claimed last one worker runs it alone while the
+     * others wait. */
+    unsigned *by_cost;
 };
 
 static void job_free_parts(job *j, size_t count) {
+    free(j->order);
+    j->order = NULL;
     if (!j->parts) return;
     for (size_t i = 0; i < count; i++) record_list_free(&j->parts[i]);
     free(j->parts);
@@ -77,6 +84,7 @@ void job_free(job *j) {
     free(j->source);
     free(j->trace_id);
     free(j->group);
+    free(j->order);
     record_list_free(&j->out);
     free(j);
 }
@@ -186,15 +194,27 @@ static void job_release(worker *w, job *j) {
     if (atomic_fetch_sub(&j->unfinished, 1) == 1) job_finish(w, j);
 }
 
+/* Moves plugin i's running mean time a sixteenth of the way to ns (its first time: all of
+ * the way). Workers may race here; the cost is only an order. */
+static void learn_cost(worker *w, size_t i, uint64_t ns) {
+    atomic_ullong *cost = &w->cfg.plugin_cost[i];
+    int64_t mean = (int64_t)atomic_load_explicit(cost, memory_order_relaxed);
+    mean = mean ? mean + ((int64_t)ns - mean) / 16 : (int64_t)ns;
+    atomic_store_explicit(cost, (unsigned long long)(mean > 0 ? mean : 1), memory_order_relaxed);
+}
+
 /* Runs the plugins of j that no other worker has claimed, one at a time. The caller holds
  * j (unfinished counts it), so j outlives the loop whatever the other workers do. */
 static void job_claim(worker *w, job *j) {
     size_t count = w->cfg.plugin_count;
     for (;;) {
-        size_t i = atomic_fetch_add(&j->next_plugin, 1);
-        if (i >= count) return;
+        size_t next = atomic_fetch_add(&j->next_plugin, 1);
+        if (next >= count) return;
+        size_t i = j->order ? j->order[next] : next;
         record_list *out = j->is_shared || i > j->first_waiting ? &j->parts[i] : &j->out;
+        uint64_t started = uv_hrtime();
         sandbox_task *t = sandbox_evaluate(w->sandboxes[i], j->trace, j->trace_id, out, j);
+        learn_cost(w, i, uv_hrtime() - started);
         if (!t) {
             job_release(w, j);
             continue;
@@ -241,6 +261,21 @@ static bool job_left_unparsed(worker *w, job *j) {
     free(j->text);
     j->text = NULL;
     return true;
+}
+
+/* w->by_cost by cfg.plugin_cost, slowest first: an insertion sort, stable, so that plugins
+ * never measured keep their order; the last order is nearly sorted, so it is about one
+ * pass. */
+static void sort_by_cost(worker *w) {
+    atomic_ullong *cost = w->cfg.plugin_cost;
+    for (size_t i = 1; i < w->cfg.plugin_count; i++) {
+        unsigned p = w->by_cost[i];
+        unsigned long long c = atomic_load_explicit(&cost[p], memory_order_relaxed);
+        size_t k = i;
+        for (; k > 0 && atomic_load_explicit(&cost[w->by_cost[k - 1]], memory_order_relaxed) < c; k--)
+            w->by_cost[k] = w->by_cost[k - 1];
+        w->by_cost[k] = p;
+    }
 }
 
 /* Parses the trace and starts its plugins, with the help of the workers host.c picked;
@@ -310,6 +345,8 @@ static void job_start(worker *w, job *j) {
     atomic_fetch_add(&j->unfinished, (unsigned)count);
     if (j->helper_count && count > 1 && (j->parts = calloc(count, sizeof *j->parts))) {
         /* everything the helpers read is written above, before worker_help's lock */
+        sort_by_cost(w);
+        if ((j->order = malloc(count * sizeof *j->order))) memcpy(j->order, w->by_cost, count * sizeof *j->order);
         j->is_shared = true;
         atomic_fetch_add_explicit(w->cfg.shared, 1, memory_order_relaxed);
         atomic_fetch_add(&j->unfinished, j->helper_count);
@@ -403,7 +440,9 @@ worker *worker_new(const worker_config *cfg, char *err, size_t errlen) {
     w->done_tail = &w->done;
     w->answers = QUEUE_INIT(sandbox_io, next);
     w->sandboxes = calloc(cfg->plugin_count ? cfg->plugin_count : 1, sizeof *w->sandboxes);
-    if (!w->sandboxes) goto oom;
+    w->by_cost = calloc(cfg->plugin_count ? cfg->plugin_count : 1, sizeof *w->by_cost);
+    if (!w->sandboxes || !w->by_cost) goto oom;
+    for (unsigned i = 0; i < cfg->plugin_count; i++) w->by_cost[i] = i;
     for (size_t i = 0; i < cfg->plugin_count; i++) {
         w->sandboxes[i] = sandbox_new(&cfg->plugins[i], err, errlen);
         if (!w->sandboxes[i]) goto fail;
@@ -424,6 +463,7 @@ fail:
     if (w) {
         for (size_t i = 0; w->sandboxes && i < cfg->plugin_count; i++) sandbox_free(w->sandboxes[i]);
         free(w->sandboxes);
+        free(w->by_cost);
         free(w);
     }
     return NULL;
@@ -451,5 +491,6 @@ void worker_free(worker *w) {
     looper_stop(&w->lp);
     for (size_t i = 0; i < w->cfg.plugin_count; i++) sandbox_free(w->sandboxes[i]);
     free(w->sandboxes);
+    free(w->by_cost);
     free(w);
 }

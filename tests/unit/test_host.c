@@ -532,6 +532,44 @@ static void test_idle_workers_share_a_trace_and_keep_plugin_order(void **state) 
     assert_int_equal(system(path), 0);
 }
 
+/* Idle workers claim a shared trace's plugins slowest first (measured as they run): the
+ * records stay those of one worker, in plugin order, when the slowest plugin is the last
+ * one loaded. */
+static void test_shared_traces_claimed_slowest_first_keep_plugin_order(void **state) {
+    (void)state;
+    char dir[64] = "/tmp/assay-test-order-XXXXXX", path[128];
+    assert_non_null(mkdtemp(dir));
+    static const char *const plugins[][2] = {
+        {"a_fast", "return { name = 'a_fast', evaluate = function(t) return { score = 0.5, label = t.id } end }"},
+        {"b_mid", "return { name = 'b_mid', evaluate = function(t)\n"
+                  "  local x = 0 for i = 1, 20000 do x = x + i % 3 end return { details = { x = x } } end }"},
+        {"z_slow", "return { name = 'z_slow', evaluate = function(t)\n"
+                   "  local x = 0 for i = 1, 200000 do x = x + i % 5 end return { details = { x = x } } end }"},
+    };
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/%s.lua", dir, plugins[i][0]);
+        FILE *f = fopen(path, "w");
+        assert_non_null(f);
+        fputs(plugins[i][1], f);
+        fclose(f);
+    }
+    static const char *const traces[] = {"{\"id\":\"o1\"}", "{\"id\":\"o2\"}", "{\"id\":\"o3\"}",
+                                         "{\"id\":\"o4\"}", "{\"id\":\"o5\"}", "{\"id\":\"o6\"}"};
+    one_by_one alone, shared;
+    assert_int_equal(score_one_by_one(dir, 1, traces, 6, &alone), 0);
+    assert_int_equal(score_one_by_one(dir, 3, traces, 6, &shared), 6);
+    assert_string_equal(alone.jsonl[5],
+        "{\"trace_id\":\"o6\",\"evaluator\":\"a_fast\",\"step\":null,\"score\":0.5,\"pass\":null,\"label\":\"o6\","
+        "\"details\":null,\"error\":null,\"ms\":null}\n"
+        "{\"trace_id\":\"o6\",\"evaluator\":\"b_mid\",\"step\":null,\"score\":null,\"pass\":null,\"label\":null,"
+        "\"details\":{\"x\":20001},\"error\":null,\"ms\":null}\n"
+        "{\"trace_id\":\"o6\",\"evaluator\":\"z_slow\",\"step\":null,\"score\":null,\"pass\":null,\"label\":null,"
+        "\"details\":{\"x\":400000},\"error\":null,\"ms\":null}\n");
+    for (int i = 0; i < 6; i++) assert_string_equal(shared.jsonl[i], alone.jsonl[i]);
+    snprintf(path, sizeof path, "rm -rf %s", dir);
+    assert_int_equal(system(path), 0);
+}
+
 /* ------------------------------------------------------------------------ misuse */
 
 static void test_misuse_is_refused_not_crashed(void **state) {
@@ -607,6 +645,7 @@ int main(void) {
         cmocka_unit_test(test_thread_mode_takes_submissions_from_any_thread),
         cmocka_unit_test(test_each_record_has_its_line_and_details),
         cmocka_unit_test(test_idle_workers_share_a_trace_and_keep_plugin_order),
+        cmocka_unit_test(test_shared_traces_claimed_slowest_first_keep_plugin_order),
         cmocka_unit_test(test_misuse_is_refused_not_crashed),
     };
     return cmocka_run_group_tests(tests, write_plugins, remove_plugins);
