@@ -278,6 +278,19 @@ static void sort_by_cost(worker *w) {
     }
 }
 
+/* Asks j's helpers to claim its plugins too, slowest first; without memory for the records
+ * of each plugin, this worker runs them all. */
+static void job_share(worker *w, job *j, size_t count) {
+    if (!(j->parts = calloc(count, sizeof *j->parts))) return;
+    /* everything the helpers read is written here and above, before worker_help's lock */
+    sort_by_cost(w);
+    if ((j->order = malloc(count * sizeof *j->order))) memcpy(j->order, w->by_cost, count * sizeof *j->order);
+    j->is_shared = true;
+    atomic_fetch_add_explicit(w->cfg.shared, 1, memory_order_relaxed);
+    atomic_fetch_add(&j->unfinished, j->helper_count);
+    for (unsigned k = 0; k < j->helper_count; k++) worker_help(j->helpers[k], j);
+}
+
 /* Parses the trace and starts its plugins, with the help of the workers host.c picked;
  * finishes the job unless a plugin waits or runs elsewhere. */
 static void job_start(worker *w, job *j) {
@@ -343,15 +356,7 @@ static void job_start(worker *w, job *j) {
     if (w->cfg.group_by) j->group = group_value(trace, w->cfg.group_by);
     j->first_waiting = count;
     atomic_fetch_add(&j->unfinished, (unsigned)count);
-    if (j->helper_count && count > 1 && (j->parts = calloc(count, sizeof *j->parts))) {
-        /* everything the helpers read is written above, before worker_help's lock */
-        sort_by_cost(w);
-        if ((j->order = malloc(count * sizeof *j->order))) memcpy(j->order, w->by_cost, count * sizeof *j->order);
-        j->is_shared = true;
-        atomic_fetch_add_explicit(w->cfg.shared, 1, memory_order_relaxed);
-        atomic_fetch_add(&j->unfinished, j->helper_count);
-        for (unsigned k = 0; k < j->helper_count; k++) worker_help(j->helpers[k], j);
-    }
+    if (j->helper_count && count > 1) job_share(w, j, count);
     job_claim(w, j);
 done:
     if (!j->trace_id && !job_in_shard(NULL, j->line, w->cfg.shard_index, w->cfg.shard_count)) {
