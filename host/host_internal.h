@@ -117,8 +117,8 @@ typedef struct worker_config {
     void (*on_done)(void *ctx, job *j);
     void *on_done_ctx;
     atomic_ullong *shared;         /* counts the traces this worker shared with helpers */
-    /* each plugin's running mean time in ns, learned by all the workers of a generation
-     * (updated and read relaxed: it only orders the plugins of shared traces) */
+    /* each plugin's running mean time in ns on shared traces, learned by all the workers
+     * of a generation (updated and read relaxed: it only orders the plugins they claim) */
     atomic_ullong *plugin_cost;
 } worker_config;
 

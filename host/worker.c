@@ -212,9 +212,11 @@ static void job_claim(worker *w, job *j) {
         if (next >= count) return;
         size_t i = j->order ? j->order[next] : next;
         record_list *out = j->is_shared || i > j->first_waiting ? &j->parts[i] : &j->out;
-        uint64_t started = uv_hrtime();
+        /* timed on shared traces only: the order is for them, and in a batch run every
+         * worker writing the one table would pass its cache line back and forth */
+        uint64_t started = j->is_shared ? uv_hrtime() : 0;
         sandbox_task *t = sandbox_evaluate(w->sandboxes[i], j->trace, j->trace_id, out, j);
-        learn_cost(w, i, uv_hrtime() - started);
+        if (j->is_shared) learn_cost(w, i, uv_hrtime() - started);
         if (!t) {
             job_release(w, j);
             continue;
