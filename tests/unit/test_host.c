@@ -215,14 +215,17 @@ static void on_labelled(assay_host *h, const assay_result *r, void *ctx) {
     snprintf(l->label[l->count++], sizeof l->label[0], "%s", rec.label ? rec.label : rec.error_message);
 }
 
-static void write_version(const char *dir, const char *body) {
+/* Writes dir/name.lua. */
+static void write_plugin(const char *dir, const char *name, const char *body) {
     char path[160];
-    snprintf(path, sizeof path, "%s/ver.lua", dir);
+    snprintf(path, sizeof path, "%s/%s.lua", dir, name);
     FILE *f = fopen(path, "w");
     assert_non_null(f);
     fputs(body, f);
     fclose(f);
 }
+
+static void write_version(const char *dir, const char *body) { write_plugin(dir, "ver", body); }
 
 #define VERSION_PLUGIN(v) \
     "return { name = 'ver', params = { spin = 3000 }, evaluate = function(t, p)\n" \
@@ -372,13 +375,7 @@ static void test_each_record_has_its_line_and_details(void **state) {
         {"b", "return { name = 'b', evaluate = function() return 0.5 end }"},
         {"c", "return { name = 'c', evaluate = function() return { pass = true, details = { s = 'x' } } end }"},
     };
-    for (int i = 0; i < 3; i++) {
-        snprintf(path, sizeof path, "%s/%s.lua", dir, plugins[i][0]);
-        FILE *f = fopen(path, "w");
-        assert_non_null(f);
-        fputs(plugins[i][1], f);
-        fclose(f);
-    }
+    for (int i = 0; i < 3; i++) write_plugin(dir, plugins[i][0], plugins[i][1]);
     uv_loop_t loop;
     uv_loop_init(&loop);
     assay_options *o = assay_options_new();
@@ -489,13 +486,7 @@ static void test_idle_workers_share_a_trace_and_keep_plugin_order(void **state) 
         {"d_steps", "return { name = 'd_steps', scope = 'search', evaluate = function(t, p, step, i)\n"
                     "  return { score = i / 10, label = step.query } end }"},
     };
-    for (int i = 0; i < 4; i++) {
-        snprintf(path, sizeof path, "%s/%s.lua", dir, plugins[i][0]);
-        FILE *f = fopen(path, "w");
-        assert_non_null(f);
-        fputs(plugins[i][1], f);
-        fclose(f);
-    }
+    for (int i = 0; i < 4; i++) write_plugin(dir, plugins[i][0], plugins[i][1]);
     static const char *const traces[] = {
         "{\"id\":\"t1\",\"steps\":[{\"type\":\"search\",\"query\":\"q1\"},{\"type\":\"fetch\"},"
         "{\"type\":\"search\",\"query\":\"q2\"}]}",
@@ -546,13 +537,7 @@ static void test_shared_traces_claimed_slowest_first_keep_plugin_order(void **st
         {"z_slow", "return { name = 'z_slow', evaluate = function(t)\n"
                    "  local x = 0 for i = 1, 200000 do x = x + i % 5 end return { details = { x = x } } end }"},
     };
-    for (int i = 0; i < 3; i++) {
-        snprintf(path, sizeof path, "%s/%s.lua", dir, plugins[i][0]);
-        FILE *f = fopen(path, "w");
-        assert_non_null(f);
-        fputs(plugins[i][1], f);
-        fclose(f);
-    }
+    for (int i = 0; i < 3; i++) write_plugin(dir, plugins[i][0], plugins[i][1]);
     static const char *const traces[] = {"{\"id\":\"o1\"}", "{\"id\":\"o2\"}", "{\"id\":\"o3\"}",
                                          "{\"id\":\"o4\"}", "{\"id\":\"o5\"}", "{\"id\":\"o6\"}"};
     one_by_one alone, shared;
