@@ -109,7 +109,6 @@ static const char *const stopwords[] = {
  * state opens (text_hash_init). Each word is kept as two 64-bit words of its bytes, zero
  * past its end, so that a token with slack bytes (text.h) is compared in two loads. */
 static struct { unsigned char first, count; } stopword_bucket[STOPWORD_MAX_LEN + 1][26];
-static const char *stopword_sorted[STOPWORD_COUNT];
 static uint64_t stopword_words[STOPWORD_COUNT][2];
 
 static pthread_once_t stopword_once = PTHREAD_ONCE_INIT;
@@ -123,8 +122,7 @@ static void stopwords_index(void) {
                 if (strlen(stopwords[i]) == len && stopwords[i][0] == 'a' + c) {
                     char padded[16] = {0};
                     memcpy(padded, stopwords[i], len);
-                    memcpy(stopword_words[at], padded, sizeof padded);
-                    stopword_sorted[at++] = stopwords[i];
+                    memcpy(stopword_words[at++], padded, sizeof padded);
                 }
             stopword_bucket[len][c].count = (unsigned char)(at - stopword_bucket[len][c].first);
         }
@@ -172,12 +170,11 @@ void text_hash_init(void) {
 }
 
 bool text_is_stopword(const char *w, size_t n) {
-    if (n == 0 || n > STOPWORD_MAX_LEN || w[0] < 'a' || w[0] > 'z') return false;
+    if (n == 0 || n > STOPWORD_MAX_LEN) return false;
     pthread_once(&stopword_once, stopwords_index);
-    unsigned first = stopword_bucket[n][w[0] - 'a'].first, count = stopword_bucket[n][w[0] - 'a'].count;
-    for (unsigned i = first; i < first + count; i++)
-        if (memcmp(stopword_sorted[i], w, n) == 0) return true;
-    return false;
+    char padded[STOPWORD_MAX_LEN + TEXT_SLACK] = {0}; /* the slack the word test reads */
+    memcpy(padded, w, n);
+    return text_is_stopword_slack(padded, n);
 }
 
 /* Splits url into the parts the key is made of. All spans point into url. */
