@@ -85,6 +85,8 @@ int convert_lua_to_json(lua_State *L, int idx, buf *b, char *err, size_t errlen)
 int convert_open_json(lua_State *L);
 /* assay.trace (trace.c): the walks over a trace that docs/metrics.md defines. */
 int trace_open(lua_State *L);
+/* Pushes the URL key of url (text.url_key, docs/metrics.md). [-0, +1, m] */
+void text_push_url_key(lua_State *L, const char *url, size_t n);
 /* Pushes s with every citation marker "[k]" removed (text.strip_markers). [-0, +1, m] */
 void text_push_stripped(lua_State *L, const char *s, size_t n);
 /* text_open's regex_find calls limits->check during long searches. */

@@ -558,17 +558,23 @@ static int l_ngrams(lua_State *L) {
 
 /* --------------------------------------------------------------- Lua: URLs and markers */
 
-static int push_url_with(lua_State *L, void (*fn)(const char *, size_t, buf *)) {
-    size_t n;
-    const char *url = luaL_checklstring(L, 1, &n);
-    /* A key is never longer than its URL, so a Lua buffer of that size holds it: no C
-     * allocation that a Lua error could leak. */
+/* Pushes fn(url). A key or domain is never longer than its URL, so a Lua buffer of that
+ * size holds it: no C allocation that a Lua error could leak. [-0, +1, m] */
+static void push_url(lua_State *L, const char *url, size_t n, void (*fn)(const char *, size_t, buf *)) {
     luaL_Buffer lb;
     buf out;
     buf_init_fixed(&out, luaL_buffinitsize(L, &lb, n + 1), n + 1);
     fn(url, n, &out);
-    if (buf_failed(&out)) return luaL_error(L, "URL key longer than its URL");
+    if (buf_failed(&out)) luaL_error(L, "URL key longer than its URL");
     luaL_pushresultsize(&lb, out.len);
+}
+
+void text_push_url_key(lua_State *L, const char *url, size_t n) { push_url(L, url, n, text_url_key); }
+
+static int push_url_with(lua_State *L, void (*fn)(const char *, size_t, buf *)) {
+    size_t n;
+    const char *url = luaL_checklstring(L, 1, &n);
+    push_url(L, url, n, fn);
     return 1;
 }
 

@@ -18,17 +18,6 @@
 #include <lauxlib.h>
 #include <string.h>
 
-/* Pushes the URL key of url (docs/metrics.md). A key is never longer than its URL, so a Lua
- * buffer of that size holds it: no C allocation that a Lua error could leak. [-0, +1, m] */
-static void push_url_key(lua_State *L, const char *url, size_t n) {
-    luaL_Buffer lb;
-    buf out;
-    buf_init_fixed(&out, luaL_buffinitsize(L, &lb, n + 1), n + 1);
-    text_url_key(url, n, &out);
-    if (buf_failed(&out)) luaL_error(L, "URL key longer than its URL");
-    luaL_pushresultsize(&lb, out.len);
-}
-
 /* Leaves the value on top of the stack just above top, dropping what was pushed between. */
 static void keep_top(lua_State *L, int top) {
     if (lua_gettop(L) > top + 1) {
@@ -102,7 +91,7 @@ static bool type_is(lua_State *L, lazy_value step, const char *want) {
 static bool push_result_key(lua_State *L, lazy_value result) {
     size_t n;
     const char *url = lazy_value_string(L, lazy_value_get(L, result, "url"), &n);
-    if (url) push_url_key(L, url, n);
+    if (url) text_push_url_key(L, url, n);
     return url != NULL;
 }
 
@@ -121,7 +110,7 @@ static void add_fetched(lua_State *L, lazy_value step, int out) {
     size_t n;
     const char *url = lazy_value_string(L, lazy_value_get(L, step, "url"), &n);
     if (!url) return;
-    push_url_key(L, url, n);
+    text_push_url_key(L, url, n);
     lua_pushvalue(L, -1);
     if (lua_rawget(L, out) != LUA_TNIL) return;
     lua_pop(L, 1);
@@ -226,7 +215,7 @@ static bool push_source(cite_walk *w, lua_Integer k) {
     }
     bool found = false;
     if (url) {
-        push_url_key(L, url, n);
+        text_push_url_key(L, url, n);
         if (lua_rawlen(L, -1) > 0) {
             lua_pushvalue(L, -1);
             found = lua_rawget(L, w->fetched) != LUA_TNIL;
