@@ -20,9 +20,9 @@ return {
   evaluate = function(t, params)
     local input = trace.text(t.input)
     local prompt = text.Set():add_content(input)
-    local context = text.Set():add_all(prompt)
+    -- K, whose documents (the input, then each result's text) are also the TF-IDF's
+    local context = text.Set():add_document(input)
     local per_query, prompt_overlap = {}, {}
-    local documents = { input }
 
     for _, step in ipairs(trace.steps(t)) do
       if step.type == "search" then
@@ -33,8 +33,7 @@ return {
           prompt_overlap[#prompt_overlap + 1] = size > 0 and q:intersection_size(prompt) / size or 0
         end
         for _, document in ipairs(trace.result_texts(step)) do
-          context:add_content(document) -- joins K
-          documents[#documents + 1] = document
+          context:add_document(document) -- joins K
         end
       elseif step.type == "fetch" then
         context:add_content(step.content)
@@ -47,7 +46,8 @@ return {
       if rel < params.min_relevance then off_topic = off_topic + 1 end
     end
     local result_relevance = result.null
-    if #documents > 1 then result_relevance = result.mean(text.tfidf_cosines(documents)) end
+    local cosines = context:tfidf_cosines()
+    if #cosines > 0 then result_relevance = result.mean(cosines) end
 
     return {
       score = result.mean(per_query),

@@ -5,6 +5,7 @@
 #include <lua.h>
 #include <lauxlib.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <cjson/cJSON.h>
 
 #include "../host/base/buf.h"
@@ -91,6 +92,36 @@ void text_push_url_key(lua_State *L, const char *url, size_t n);
 void text_push_stripped(lua_State *L, const char *s, size_t n);
 /* text_open's regex_find calls limits->check during long searches. */
 int text_open(lua_State *L, const pattern_limits *limits);
+
+/* TF-IDF (docs/metrics.md) over counted documents, for text.tfidf_cosines and a Set's
+ * documents (tset.c): per term its document frequency and its count in document 1, and per
+ * document its distinct terms with their counts, in the order they first appear in it. */
+typedef struct tfidf_term {
+    uint32_t df, count0;
+    uint32_t last_doc, count; /* the document that counted it last (+ 1), and its count there */
+} tfidf_term;
+typedef struct tfidf_entry {
+    uint32_t term, count;
+} tfidf_entry;
+/* Counts one occurrence of term t in document d (0-based); the first in d appends an entry
+ * (the caller has room for it). */
+static inline void tfidf_count(tfidf_term *terms, uint32_t t, uint32_t d, tfidf_entry *entries, uint32_t *nentries) {
+    tfidf_term *c = &terms[t];
+    if (c->last_doc != d + 1) {
+        c->last_doc = d + 1;
+        c->df++;
+        c->count = 0;
+        entries[(*nentries)++] = (tfidf_entry){t, 0};
+    }
+    c->count++;
+    if (d == 0) c->count0 = c->count;
+}
+/* Once document d is counted: copies its terms' counts into its entries [from, to). */
+void tfidf_end_doc(tfidf_entry *entries, uint32_t from, uint32_t to, const tfidf_term *terms);
+/* Pushes {cos(d1, d2), ..., cos(d1, dN)}; document d's entries are [doc_start[d],
+ * doc_start[d + 1]). [-0, +1, m] */
+void tfidf_push_cosines(lua_State *L, uint32_t ndoc, const uint32_t *doc_start, const tfidf_entry *entries,
+                        const tfidf_term *terms);
 
 /* assay.text.Set (tset.c): token sets kept in C, for text.c's set functions. Each raises a
  * Lua error on a wrong argument or when memory runs out. */

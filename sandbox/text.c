@@ -685,21 +685,12 @@ static int l_regex_find(lua_State *L) {
 
 /* ----------------------------------------------------------------------- Lua: TF-IDF */
 
-/* One distinct content token of the documents. */
+/* One distinct content token of the documents; its counts are in the parallel tfidf_term. */
 typedef struct term {
     uint64_t hash;
     const char *text; /* lowercased copy in the arena */
     uint32_t len;
-    uint32_t df;
-    uint32_t last_doc; /* the document that counted it last, + 1 */
-    uint32_t count;    /* its count in that document */
-    uint32_t count0;   /* its count in document 1 */
 } term;
-
-/* A term's count in one document. */
-typedef struct doc_term {
-    uint32_t term, count;
-} doc_term;
 
 /* Counts the tokens of s and their bytes, one table lookup per byte. */
 static void count_tokens(const char *s, size_t n, size_t *tokens, size_t *bytes) {
@@ -723,79 +714,25 @@ static const char *doc_text(lua_State *L, lua_Integer d, size_t *n) {
     return s;
 }
 
-/* text.tfidf_cosines(docs) -> {cos(d1, d2), ..., cos(d1, dN)}
- * docs/metrics.md: content tokens, idf(t) = ln((1+N)/(1+df(t))) + 1, vec[t] = count × idf, cosine
- * 0 when either vector is zero. One pass hashes every token into its term and counts it per
- * document; sums then run per document in the order its terms first appear, so the result
- * depends on the documents only. All scratch memory is one Lua userdata, so it counts
- * against the memory limit and cannot leak if an allocation raises. */
-/* The scratch of tfidf_cosines, carved from one userdata. */
-typedef struct tfidf_index {
-    uint32_t *table;         /* term index + 1 per hash slot; 0 = empty slot */
-    size_t slots;
-    term *terms;
-    uint32_t nterms;
-    doc_term *entries;       /* each document's distinct terms, documents one after another */
-    size_t nentries;
-    size_t *doc_start;       /* document d's entries start at doc_start[d] */
-    char *arena;             /* the terms' lowercased text */
-} tfidf_index;
-
-/* Counts the content tokens of document d (0-based) into the index. */
-static void tfidf_add_doc(lua_State *L, tfidf_index *ix, size_t d, const char *s, size_t n) {
-    ix->doc_start[d] = ix->nentries;
-    const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0, slots = ix->slots;
-    for (unsigned tokens = 0;; tokens++) {
-        /* found and lowercased into the arena in one pass; kept there only if new */
-        while (i < n && !text_token_lower[p[i]]) i++;
-        if (i == n) break;
-        if (tokens % 4096 == 4095) sandbox_check_limits(L);
-        size_t len = 0;
-        for (unsigned char c; i < n && (c = text_token_lower[p[i]]); i++) ix->arena[len++] = (char)c;
-        if (text_is_stopword_slack(ix->arena, len)) continue;
-        uint64_t h = text_hash_slack(ix->arena, len);
-        size_t slot = (size_t)h & (slots - 1);
-        term *t = NULL;
-        unsigned probes = 0;
-        for (; ix->table[slot]; slot = (slot + 1) & (slots - 1)) {
-            if (++probes % 64 == 0) sandbox_check_limits(L); /* see TSET_LONG_PROBE */
-            term *c = &ix->terms[ix->table[slot] - 1];
-            if (c->hash == h && c->len == len && text_equal_slack(c->text, ix->arena, len)) {
-                t = c;
-                break;
-            }
-        }
-        if (!t) {
-            t = &ix->terms[ix->nterms];
-            *t = (term){h, ix->arena, (uint32_t)len, 0, 0, 0, 0};
-            ix->table[slot] = ++ix->nterms;
-            ix->arena += len;
-        }
-        if (t->last_doc != d + 1) { /* first time in this document */
-            t->last_doc = (uint32_t)d + 1;
-            t->df++;
-            t->count = 0;
-            ix->entries[ix->nentries++] = (doc_term){(uint32_t)(t - ix->terms), 0};
-        }
-        t->count++;
-        if (d == 0) t->count0 = t->count;
-    }
-    for (size_t e = ix->doc_start[d]; e < ix->nentries; e++) ix->entries[e].count = ix->terms[ix->entries[e].term].count;
+void tfidf_end_doc(tfidf_entry *entries, uint32_t from, uint32_t to, const tfidf_term *terms) {
+    for (uint32_t e = from; e < to; e++) entries[e].count = terms[entries[e].term].count;
 }
 
-/* Pushes {cos(d1, d2), ..., cos(d1, dN)} from the counted index. [-0, +1, m] */
-static void tfidf_push_cosines(lua_State *L, const tfidf_index *ix, size_t ndoc) {
+/* Sums run per document in the order its terms first appear, so the result depends on the
+ * documents only. idf depends on df alone, so it is computed once per value of df. */
+void tfidf_push_cosines(lua_State *L, uint32_t ndoc, const uint32_t *doc_start, const tfidf_entry *entries,
+                        const tfidf_term *terms) {
+    double *idf = lua_newuserdatauv(L, ((size_t)ndoc + 1) * sizeof *idf, 0);
+    for (uint32_t df = 1; df <= ndoc; df++) idf[df] = log((1.0 + (double)ndoc) / (1.0 + (double)df)) + 1.0;
     double norm0 = 0.0;
-    lua_createtable(L, ndoc > 1 ? (int)(ndoc - 1) : 0, 0);
-    for (size_t d = 0; d < ndoc; d++) {
+    lua_createtable(L, ndoc > 1 ? (int)(ndoc - 1 < INT32_MAX ? ndoc - 1 : INT32_MAX) : 0, 0);
+    for (uint32_t d = 0; d < ndoc; d++) {
         double dot = 0.0, norm2 = 0.0;
-        for (size_t e = ix->doc_start[d]; e < ix->doc_start[d + 1]; e++) {
-            const term *t = &ix->terms[ix->entries[e].term];
-            double idf = log((1.0 + (double)ndoc) / (1.0 + (double)t->df)) + 1.0;
-            double w = (double)ix->entries[e].count * idf;
+        for (uint32_t e = doc_start[d]; e < doc_start[d + 1]; e++) {
+            const tfidf_term *t = &terms[entries[e].term];
+            double w = (double)entries[e].count * idf[t->df];
             norm2 += w * w;
-            dot += w * (double)t->count0 * idf;
+            dot += w * (double)t->count0 * idf[t->df];
         }
         if (d == 0) {
             norm0 = norm2;
@@ -805,13 +742,68 @@ static void tfidf_push_cosines(lua_State *L, const tfidf_index *ix, size_t ndoc)
         lua_pushnumber(L, denominator == 0.0 ? 0.0 : dot / denominator);
         lua_rawseti(L, -2, (lua_Integer)d);
     }
+    lua_remove(L, -2); /* the idf table */
+}
+
+/* text.tfidf_cosines(docs) -> {cos(d1, d2), ..., cos(d1, dN)}
+ * docs/metrics.md: content tokens, idf(t) = ln((1+N)/(1+df(t))) + 1, vec[t] = count × idf, cosine
+ * 0 when either vector is zero. One pass hashes every token into its term and counts it per
+ * document (S:add_document does the same into a Set, tset.c). All scratch memory is one Lua
+ * userdata, so it counts against the memory limit and cannot leak if an allocation raises. */
+/* The scratch of tfidf_cosines, carved from one userdata. */
+typedef struct tfidf_index {
+    uint32_t *table;         /* term index + 1 per hash slot; 0 = empty slot */
+    size_t slots;
+    term *terms;
+    tfidf_term *counts;      /* per term */
+    uint32_t nterms;
+    tfidf_entry *entries;    /* each document's distinct terms, documents one after another */
+    uint32_t nentries;
+    uint32_t *doc_start;     /* document d's entries start at doc_start[d] */
+    char *arena;             /* the terms' lowercased text */
+} tfidf_index;
+
+/* The index of the term the len bytes at the arena's free end spell, added if new. */
+static uint32_t tfidf_term_of(lua_State *L, tfidf_index *ix, size_t len) {
+    uint64_t h = text_hash_slack(ix->arena, len);
+    size_t slots = ix->slots, slot = (size_t)h & (slots - 1);
+    unsigned probes = 0;
+    for (; ix->table[slot]; slot = (slot + 1) & (slots - 1)) {
+        if (++probes % 64 == 0) sandbox_check_limits(L); /* see TSET_LONG_PROBE */
+        const term *c = &ix->terms[ix->table[slot] - 1];
+        if (c->hash == h && c->len == len && text_equal_slack(c->text, ix->arena, len)) return ix->table[slot] - 1;
+    }
+    ix->terms[ix->nterms] = (term){h, ix->arena, (uint32_t)len};
+    ix->table[slot] = ++ix->nterms;
+    ix->arena += len;
+    return ix->nterms - 1;
+}
+
+/* Counts the content tokens of document d (0-based) into the index. */
+static void tfidf_add_doc(lua_State *L, tfidf_index *ix, uint32_t d, const char *s, size_t n) {
+    ix->doc_start[d] = ix->nentries;
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    for (unsigned tokens = 0;; tokens++) {
+        /* found and lowercased into the arena in one pass; kept there only if new */
+        while (i < n && !text_token_lower[p[i]]) i++;
+        if (i == n) break;
+        if (tokens % 4096 == 4095) sandbox_check_limits(L);
+        size_t len = 0;
+        for (unsigned char c; i < n && (c = text_token_lower[p[i]]); i++) ix->arena[len++] = (char)c;
+        if (text_is_stopword_slack(ix->arena, len)) continue;
+        uint32_t t = tfidf_term_of(L, ix, len);
+        tfidf_count(ix->counts, t, d, ix->entries, &ix->nentries);
+    }
+    tfidf_end_doc(ix->entries, ix->doc_start[d], ix->nentries, ix->counts);
 }
 
 static int l_tfidf_cosines(lua_State *L) {
     lazy_check_table(L, 1);
     lua_Integer ndocs = (lua_Integer)lua_rawlen(L, 1);
     luaL_argcheck(L, ndocs < (lua_Integer)UINT32_MAX, 1, "too many documents");
-    size_t ndoc = (size_t)ndocs, total_tokens = 0, total_bytes = 0;
+    uint32_t ndoc = (uint32_t)ndocs;
+    size_t total_tokens = 0, total_bytes = 0;
     for (lua_Integer d = 1; d <= ndocs; d++) {
         size_t n;
         const char *s = doc_text(L, d, &n);
@@ -820,22 +812,24 @@ static int l_tfidf_cosines(lua_State *L) {
     luaL_argcheck(L, total_tokens < UINT32_MAX / 2, 1, "too many tokens");
     tfidf_index ix = {.slots = 16};
     while (ix.slots < 2 * total_tokens) ix.slots *= 2;
-    size_t bytes = ix.slots * sizeof(uint32_t) + total_tokens * (sizeof(term) + sizeof(doc_term)) +
-                   (ndoc + 1) * sizeof(size_t) + total_bytes + TEXT_SLACK;
+    size_t bytes = ix.slots * sizeof(uint32_t) + total_tokens * (sizeof(term) + sizeof(tfidf_term) + sizeof(tfidf_entry)) +
+                   ((size_t)ndoc + 1) * sizeof(uint32_t) + total_bytes + TEXT_SLACK;
     char *scratch = lua_newuserdatauv(L, bytes, 0);
-    ix.table = (uint32_t *)scratch;
-    ix.terms = (term *)(ix.table + ix.slots);
-    ix.entries = (doc_term *)(ix.terms + total_tokens);
-    ix.doc_start = (size_t *)(ix.entries + total_tokens);
+    ix.terms = (term *)scratch; /* the 8-byte aligned parts first */
+    ix.counts = (tfidf_term *)(ix.terms + total_tokens);
+    ix.entries = (tfidf_entry *)(ix.counts + total_tokens);
+    ix.table = (uint32_t *)(ix.entries + total_tokens);
+    ix.doc_start = ix.table + ix.slots;
     ix.arena = (char *)(ix.doc_start + ndoc + 1);
     memset(ix.table, 0, ix.slots * sizeof *ix.table);
-    for (size_t d = 0; d < ndoc; d++) {
+    memset(ix.counts, 0, total_tokens * sizeof *ix.counts);
+    for (uint32_t d = 0; d < ndoc; d++) {
         size_t n;
         const char *s = doc_text(L, (lua_Integer)d + 1, &n);
         tfidf_add_doc(L, &ix, d, s, n);
     }
     ix.doc_start[ndoc] = ix.nentries;
-    tfidf_push_cosines(L, &ix, ndoc);
+    tfidf_push_cosines(L, ndoc, ix.doc_start, ix.entries, ix.counts);
     return 1;
 }
 

@@ -3,7 +3,8 @@
  * both (tokens and content tokens, grown one token at a time and all at once) and checks
  * that every size, intersection, Jaccard, union and member list agrees. The tables are the
  * reference: a Set that loses, repeats or confuses a token (a hash or a masked compare
- * gone wrong) aborts. */
+ * gone wrong) aborts. A Set's documents (S:add_document) must give exactly the cosines of
+ * text.tfidf_cosines over the same texts. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,12 @@ static const char checker[] =
     "    if A:jaccard(B) ~= text.jaccard(ta, tb) then error('set mismatch: jaccard') end\n"
     "    same(text.Set():add_all(A):add_all(tb), text.add_all(text.add_all({}, ta), tb), 'union')\n"
     "  end\n"
+    "  local texts, D = { a, b, a .. ' ' .. b, b, '' }, text.Set()\n"
+    "  for _, s in ipairs(texts) do D:add_document(s) end\n"
+    "  local x, y = D:tfidf_cosines(), text.tfidf_cosines(texts)\n"
+    "  if #x ~= #y or #x ~= #texts - 1 then error('set mismatch: tfidf count') end\n"
+    "  for i = 1, #x do if x[i] ~= y[i] then error('set mismatch: tfidf') end end\n"
+    "  same(D, text.content_set(a .. ' ' .. b), 'documents')\n"
     "  return 1\n"
     "end }\n";
 

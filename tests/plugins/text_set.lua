@@ -32,6 +32,17 @@ return {
     local grown = text.Set()
     for i = 1, 1000 do grown:add_tokens("w" .. i .. " W" .. i % 7) end
     d.grown = { #grown, grown:has("w1000"), grown:has("w0"), grown:list()[1001] }
+    -- documents: d3 is not a string (an empty document); "the lagoon" joins the Set only
+    local texts = { "Reef fish", "fish REEF reef", 42, "coral, reef" }
+    local docs = text.Set()
+    docs:add_document(texts[1]):add_content("the lagoon"):add_document(texts[2])
+    docs:add_document(texts[3]):add_document(texts[4])
+    d.documents = {
+      members = docs:list(),
+      cosines = docs:tfidf_cosines(),
+      same_as_list = text.tfidf_cosines(texts),
+      none = { #text.Set():tfidf_cosines(), #text.Set():add_document("reef"):tfidf_cosines() },
+    }
     local ok, message = pcall(function() S:add(1) end)
     d.add_number = { ok, message }
     ok, message = pcall(function() S:add_all({ [1] = true }) end)
