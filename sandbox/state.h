@@ -13,6 +13,7 @@
 #include "pattern.h"
 #include "pool.h"
 #include "sandbox.h"
+#include "sandbox_internal.h"
 
 /* Instructions between two looks at the clock: ~5 µs of Lua, so a runaway loop is caught
  * within a few µs of its deadline while the clock costs well under 1%. */
@@ -31,6 +32,7 @@ typedef struct sstate {
     bool timed_out;
     uint64_t deadline_ns;  /* monotonic; 0 = no limit running */
     int evaluate_ref, params_ref, randomseed_ref;
+    const void *slots[SANDBOX_SLOT_COUNT]; /* sandbox_slot */
     size_t printed;        /* bytes print wrote in this evaluation */
     unsigned suspended;    /* tasks waiting on I/O in this state */
     bool is_retired;
