@@ -7,8 +7,9 @@
  * creates no Lua value at all, and intersections compare hashes first and bytes after, so
  * results are exact, never probabilistic.
  *
- * Memory: the index, the entries and the bytes are each a Lua userdata hanging from the
- * Set as a user value, replaced by a bigger one when full. So every byte counts against
+ * Memory: the index, the entries and the bytes start inside the Set's own userdata; once
+ * they outgrow it, each is a Lua userdata hanging from the Set as a user value, replaced by
+ * a bigger one when full. So every byte counts against
  * the state's memory limit, an allocation that fails raises Lua's own memory error, and
  * nothing can leak when it does: the old block stays until the collector frees it.
  *
@@ -48,6 +49,17 @@ typedef struct tset {
     uint32_t *doc_start;  /* ndoc + 1 used of doc_start_cap: document d is doc_entries[doc_start[d] ..] */
     uint32_t terms_cap, doc_entries_len, doc_entries_cap, ndoc, doc_start_cap;
 } tset;
+
+/* A new Set's first blocks are inside its own userdata: most Sets (a query's, a claim's)
+ * never outgrow them, and a block of its own is one more allocation and one more object to
+ * collect (a fifth of what a short Set cost). Past them, each block is a user value. */
+#define TSET_INLINE_ENTRIES 16
+typedef struct tset_inline {
+    tset S; /* first: the userdata is the tset */
+    uint32_t index[2 * TSET_INLINE_ENTRIES];
+    tset_entry entries[TSET_INLINE_ENTRIES];
+    char bytes[256 + TEXT_SLACK];
+} tset_inline;
 
 enum { UV_INDEX = 1, UV_ENTRIES, UV_BYTES, UV_TERMS, UV_DOC_ENTRIES, UV_DOC_START, UV_COUNT = UV_DOC_START };
 
@@ -201,7 +213,8 @@ static bool contains(lua_State *L, const tset *S, const char *s, size_t n) {
 static void add_text(lua_State *L, int idx, tset *S, const char *s, size_t n, bool content_only, bool is_document) {
     /* texts hold about one distinct token per twelve bytes; capped, so that a long text of
      * few distinct words does not reserve memory it never uses */
-    reserve(L, idx, S, n / 12 < 4096 ? n / 12 + 1 : 4096, 0);
+    size_t guess = n / 12 < 4096 ? n / 12 + 1 : 4096; /* and about 8 bytes each */
+    reserve(L, idx, S, guess, 8 * guess + TSET_TOKEN_ROOM);
     const unsigned char *p = (const unsigned char *)s;
     size_t i = 0;
     for (unsigned tokens = 0;; tokens++) {
@@ -302,8 +315,14 @@ void tset_into_table(lua_State *L, int table, int src) {
 
 /* text.Set() -> an empty Set */
 int tset_new(lua_State *L) {
-    tset *S = lua_newuserdatauv(L, sizeof *S, UV_COUNT);
-    memset(S, 0, sizeof *S);
+    tset_inline *in = lua_newuserdatauv(L, sizeof *in, UV_COUNT);
+    memset(in, 0, sizeof *in);
+    in->S.index = in->index;
+    in->S.index_cap = 2 * TSET_INLINE_ENTRIES;
+    in->S.entries = in->entries;
+    in->S.entries_cap = TSET_INLINE_ENTRIES;
+    in->S.bytes = in->bytes;
+    in->S.bytes_cap = sizeof in->bytes;
     luaL_setmetatable(L, TSET_META);
     return 1;
 }
