@@ -19,9 +19,9 @@ return {
 
   evaluate = function(t, params)
     local input = trace.text(t.input)
-    local prompt = text.Set():add_content(input)
     -- K, whose documents (the input, then each result's text) are also the TF-IDF's
     local context = text.Set():add_document(input)
+    local prompt = text.Set():add_all(context) -- P
     local per_query, prompt_overlap = {}, {}
 
     for _, step in ipairs(trace.steps(t)) do

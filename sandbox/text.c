@@ -726,7 +726,15 @@ void tfidf_push_cosines(lua_State *L, uint32_t ndoc, const uint32_t *doc_start, 
     for (uint32_t df = 1; df <= ndoc; df++) idf[df] = log((1.0 + (double)ndoc) / (1.0 + (double)df)) + 1.0;
     double norm0 = 0.0;
     lua_createtable(L, ndoc > 1 ? (int)(ndoc - 1 < INT32_MAX ? ndoc - 1 : INT32_MAX) : 0, 0);
+    /* a Set's documents were counted over many calls, each within the time limit; this
+     * one call walks them all, so it looks at the limits too */
+    uint32_t since_check = 0;
     for (uint32_t d = 0; d < ndoc; d++) {
+        since_check += doc_start[d + 1] - doc_start[d] + 1;
+        if (since_check >= 65536) {
+            since_check = 0;
+            sandbox_check_limits(L);
+        }
         double dot = 0.0, norm2 = 0.0;
         for (uint32_t e = doc_start[d]; e < doc_start[d + 1]; e++) {
             const tfidf_term *t = &terms[entries[e].term];
