@@ -15,26 +15,26 @@ return {
 
   evaluate = function(t, params)
     local searches = trace.steps(t, "search")
-    local url_sets, total, all = {}, 0, {}
+    -- Sets: the keys stay in C, no Lua string per result
+    local url_sets, total, all = {}, 0, text.Set()
     for i, step in ipairs(searches) do
-      local keys = trace.url_keys(step)
+      local keys = trace.url_keys(step, text.Set())
       url_sets[i] = keys
-      total = total + text.size(keys)
-      text.add_all(all, keys)
+      total = total + #keys
+      all:add_all(keys)
     end
     if total == 0 then
       return result.skip("no search results with URLs", { n_searches = #searches })
     end
 
-    local unique = text.size(all)
-    local domains = {}
-    for key in pairs(all) do domains[text.domain(key)] = true end
+    local unique = #all
+    local domains = text.Set():add_domains(all)
 
     local sum, pairs = 0, 0
     for i = 1, #url_sets - 1 do
       for j = i + 1, #url_sets do
-        if next(url_sets[i]) ~= nil or next(url_sets[j]) ~= nil then
-          sum, pairs = sum + text.jaccard(url_sets[i], url_sets[j]), pairs + 1
+        if #url_sets[i] > 0 or #url_sets[j] > 0 then
+          sum, pairs = sum + url_sets[i]:jaccard(url_sets[j]), pairs + 1
         end
       end
     end
@@ -44,7 +44,7 @@ return {
       n_searches = #searches,
       total_results = total,
       unique_urls = unique,
-      unique_domains = text.size(domains),
+      unique_domains = #domains,
       redundancy = 1 - score,
       mean_pairwise_jaccard = pairs > 0 and sum / pairs or result.null,
     })

@@ -133,6 +133,9 @@ int tset_new(lua_State *L);                   /* text.Set() [-0, +1, m] */
 bool tset_is(lua_State *L, int idx);
 /* Adds set(T(s)), or set(C(s)) when content_only, to the Set at idx. */
 void tset_add_text(lua_State *L, int idx, const char *s, size_t n, bool content_only);
+/* Adds the URL key of url (docs/metrics.md) to the Set at idx as one member, made in the
+ * Set's own memory: no Lua string. */
+void tset_add_url_key(lua_State *L, int idx, const char *url, size_t n);
 /* The Set at idx, or NULL when the value is something else. */
 const tset *tset_test(lua_State *L, int idx);
 lua_Integer tset_count(const tset *S);

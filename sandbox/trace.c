@@ -159,6 +159,12 @@ static void add_key(lua_State *L, lazy_value result, walk *w) {
     lua_rawset(L, w->out);
 }
 
+static void add_key_to_set(lua_State *L, lazy_value result, walk *w) {
+    size_t n;
+    const char *url = lazy_value_string(L, lazy_value_get(L, result, "url"), &n);
+    if (url) tset_add_url_key(L, w->out, url, n);
+}
+
 /* Pushes a new table, filled by fn for each object entry of the argument's member key. */
 static int push_walk(lua_State *L, const char *key, entry_fn fn) {
     luaL_checktype(L, 1, LUA_TTABLE);
@@ -177,8 +183,18 @@ static int l_queries(lua_State *L) { return push_walk(L, "steps", add_query); }
 /* trace.result_texts(step) -> {"title snippet"...} of the step's results, in order */
 static int l_result_texts(lua_State *L) { return push_walk(L, "results", add_text); }
 
-/* trace.url_keys(step) -> {key = true}: the URL keys of the step's results with a URL */
-static int l_url_keys(lua_State *L) { return push_walk(L, "results", add_key); }
+/* trace.url_keys(step [, S]) -> {key = true}: the URL keys of the step's results with a
+ * URL; with a Set S, they are added to S (no Lua string per key) and S is returned */
+static int l_url_keys(lua_State *L) {
+    if (lua_isnoneornil(L, 2)) return push_walk(L, "results", add_key);
+    luaL_checktype(L, 1, LUA_TTABLE);
+    if (!tset_is(L, 2)) luaL_typeerror(L, 2, "assay.text.Set");
+    luaL_checkstack(L, 16, "assay.trace");
+    lua_settop(L, 2);
+    walk w = {.out = 2};
+    each_object(L, lazy_value_at(L, 1), "results", add_key_to_set, &w);
+    return 1;
+}
 
 /* --------------------------------------------------------------- cited_pairs */
 

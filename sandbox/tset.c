@@ -209,6 +209,44 @@ static bool contains(lua_State *L, const tset *S, const char *s, size_t n) {
 
 /* ------------------------------------------------------------- what text.c calls */
 
+/* The first token byte at or after i in p[0 .. n), or n. */
+static inline size_t skip_to_token(const unsigned char *p, size_t i, size_t n) {
+#if TEXT_WORDS
+    for (uint64_t w, found; n - i >= 8; i += 8) {
+        memcpy(&w, p + i, 8);
+        if ((found = text_token_bytes(w)) != 0) return i + text_bytes_before(found);
+    }
+#endif
+    while (i < n && !text_token_lower[p[i]]) i++;
+    return i;
+}
+
+/* Copies the token at p + *i, lowercased, to `to` eight bytes at a time while eight more
+ * fit in room (p has room bytes from the token's start); moves *i past what it copied
+ * and returns how many bytes that was. The caller finishes the token a byte at a time:
+ * either it ended in the last word (and the next byte is not a token byte) or fewer than
+ * eight bytes of room are left. `to` has TSET_SLACK bytes past room: a word may be
+ * written whole. */
+static inline size_t copy_token_lower(unsigned char *to, const unsigned char *p, size_t *i, size_t room) {
+    size_t len = 0;
+#if TEXT_WORDS
+    for (uint64_t w, lower, other; len + 8 <= room; len += 8) {
+        memcpy(&w, p + *i, 8);
+        lower = text_lower_word(w);
+        memcpy(to + len, &lower, 8);
+        if ((other = ~text_token_bytes(w) & TEXT_HIGHS) != 0) {
+            size_t k = text_bytes_before(other);
+            *i += k;
+            return len + k;
+        }
+        *i += 8;
+    }
+#else
+    (void)to, (void)p, (void)i, (void)room;
+#endif
+    return len;
+}
+
 /* Adds set(T(s)), or set(C(s)) when content_only; is_document: s is counted as the next
  * document too (see the top). */
 static void add_text(lua_State *L, int idx, tset *S, const char *s, size_t n, bool content_only, bool is_document) {
@@ -219,14 +257,15 @@ static void add_text(lua_State *L, int idx, tset *S, const char *s, size_t n, bo
     const unsigned char *p = (const unsigned char *)s;
     size_t i = 0;
     for (unsigned tokens = 0;; tokens++) {
-        while (i < n && !text_token_lower[p[i]]) i++;
+        i = skip_to_token(p, i, n);
         if (i == n) return;
         if (tokens % 4096 == 4095) sandbox_check_limits(L); /* a text may hold millions */
         /* found and lowercased straight into the arena in one pass, with room for the
          * longest token that is common; kept there only if it is new */
-        size_t start = i, room = n - i < TSET_TOKEN_ROOM ? n - i : TSET_TOKEN_ROOM, len = 0;
+        size_t start = i, room = n - i < TSET_TOKEN_ROOM ? n - i : TSET_TOKEN_ROOM;
         reserve(L, idx, S, 1, room);
         unsigned char *to = (unsigned char *)S->bytes + S->bytes_len, c;
+        size_t len = copy_token_lower(to, p, &i, room);
         while (len < room && (c = text_token_lower[p[i]]) != 0) to[len++] = c, i++;
         if (len == room && i < n && text_token_lower[p[i]]) { /* longer: measured, then copied */
             while (i < n && text_token_lower[p[i]]) i++;
@@ -276,6 +315,22 @@ lua_Integer tset_intersection_size(lua_State *L, const tset *A, const tset *B, i
     return count;
 }
 
+/* Calls add for each key of the table set at t (absolute); a key that is not a string is
+ * an error. */
+static void add_table_keys(lua_State *L, int dst, tset *D, int t,
+                           void (*add)(lua_State *L, int idx, tset *S, const char *s, size_t n)) {
+    lazy_check_table(L, t);
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        lua_pop(L, 1);
+        if (lua_type(L, -1) != LUA_TSTRING)
+            luaL_error(L, "assay.text.Set: a set holds strings, this key is %s", luaL_typename(L, -1));
+        size_t n;
+        const char *s = lua_tolstring(L, -1, &n);
+        add(L, dst, D, s, n);
+    }
+}
+
 void tset_add_all(lua_State *L, int dst, int src) {
     dst = lua_absindex(L, dst), src = lua_absindex(L, src);
     tset *D = tset_check(L, dst);
@@ -290,16 +345,7 @@ void tset_add_all(lua_State *L, int dst, int src) {
         }
         return;
     }
-    lazy_check_table(L, src);
-    lua_pushnil(L);
-    while (lua_next(L, src)) {
-        lua_pop(L, 1);
-        if (lua_type(L, -1) != LUA_TSTRING)
-            luaL_error(L, "assay.text.Set: a set holds strings, this key is %s", luaL_typename(L, -1));
-        size_t n;
-        const char *s = lua_tolstring(L, -1, &n);
-        add_one(L, dst, D, s, n);
-    }
+    add_table_keys(L, dst, D, src, add_one);
 }
 
 void tset_into_table(lua_State *L, int table, int src) {
@@ -310,6 +356,28 @@ void tset_into_table(lua_State *L, int table, int src) {
         lua_pushboolean(L, 1);
         lua_rawset(L, table);
     }
+}
+
+/* Adds fn(url) (text_url_key or text_url_domain) as one member, made in the arena: a key
+ * or domain is never longer than its URL. url may point into S's arena only when the
+ * room is reserved already (m_add_domains). */
+static void add_url_part(lua_State *L, int idx, tset *S, const char *url, size_t n,
+                         void (*fn)(const char *, size_t, buf *)) {
+    if (n > UINT32_MAX / 2) luaL_error(L, "assay.text.Set: URL too long");
+    reserve(L, idx, S, 1, n + 1);
+    buf out;
+    buf_init_fixed(&out, S->bytes + S->bytes_len, n + 1);
+    fn(url, n, &out);
+    if (buf_failed(&out)) luaL_error(L, "URL key longer than its URL");
+    add_tail(L, S, out.len);
+}
+
+void tset_add_url_key(lua_State *L, int idx, const char *url, size_t n) {
+    add_url_part(L, idx, tset_check(L, idx), url, n, text_url_key);
+}
+
+static void add_domain(lua_State *L, int idx, tset *S, const char *url, size_t n) {
+    add_url_part(L, idx, S, url, n, text_url_domain);
 }
 
 /* --------------------------------------------------------------------- methods */
@@ -399,6 +467,30 @@ static int m_add_all(lua_State *L) {
     return 1;
 }
 
+/* S:add_domains(other) -> S: adds text.domain(m) for every member m of another Set or key
+ * of a table set (search_overlap counts the domains of its URL keys this way, with no Lua
+ * string per key) */
+static int m_add_domains(lua_State *L) {
+    tset *D = tset_check(L, 1);
+    lua_settop(L, 2);
+    const tset *S = tset_test(L, 2);
+    if (S) {
+        /* No domain is longer than its member, so with this room D never moves below:
+         * S's members stay where they are even when S is D. */
+        uint32_t count = S->count;
+        reserve(L, 1, D, count, S->bytes_len + 1);
+        for (uint32_t e = 0; e < count; e++) {
+            if (e % 4096 == 4095) sandbox_check_limits(L);
+            add_domain(L, 1, D, S->bytes + S->entries[e].at, S->entries[e].len);
+        }
+        lua_settop(L, 1);
+        return 1;
+    }
+    add_table_keys(L, 1, D, 2, add_domain);
+    lua_settop(L, 1);
+    return 1;
+}
+
 /* S:has(value) -> boolean */
 static int m_has(lua_State *L) {
     const tset *S = tset_check(L, 1);
@@ -438,6 +530,7 @@ void tset_open(lua_State *L, const luaL_Reg *shared) {
         {"tfidf_cosines", m_tfidf_cosines},
         {"add", m_add},
         {"add_all", m_add_all},
+        {"add_domains", m_add_domains},
         {"has", m_has},
         {"size", m_size},
         {"list", m_list},

@@ -127,38 +127,59 @@ static size_t unescape(const unsigned char *s, const unsigned char *end, unsigne
     return used;
 }
 
-/* Whether any of the 8 bytes of w is '"', '\\' or below 0x20. It may also say so for a byte
- * after one that is (a borrow carries), never when none is: callers then look byte by byte. */
-static bool has_special(uint64_t w) {
+/* 0x80 in each of the 8 bytes of w that is '"', '\\' or below 0x20, and maybe in a byte
+ * after one that is (a borrow carries), never when none is. So the lowest byte marked is
+ * always one of them, and on a little-endian machine it is the first in memory. */
+static uint64_t special_bytes(uint64_t w) {
     const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
     uint64_t quote = w ^ (ones * '"'), backslash = w ^ (ones * '\\');
     uint64_t found = ((quote - ones) & ~quote) | ((backslash - ones) & ~backslash) | ((w - ones * 0x20) & ~w);
-    return (found & highs) != 0;
+    return found & highs;
 }
 
-/* The string at ps->p (a '"'), decoded into the arena; NULL to give up. */
-static char *parse_string(parser *ps) {
-    const unsigned char *s = ps->p + 1, *q = s;
-    for (uint64_t w; ps->end - q >= 8 && (memcpy(&w, q, 8), !has_special(w));) q += 8; /* a word at a time */
-    while (q < ps->end && *q != '"' && *q != '\\' && *q >= 0x20) q++;
-    const unsigned char *stop = q; /* the closing quote: past the escapes, which only shorten */
-    while (stop < ps->end && *stop != '"') {
-        if (*stop < 0x20 || (*stop == '\\' && ps->end - stop < 2)) return NULL;
-        stop += *stop == '\\' ? 2 : 1;
+/* The first '"', '\\' or control byte at or after q, or end: a word at a time. */
+static const unsigned char *next_special(const unsigned char *q, const unsigned char *end) {
+    for (uint64_t w, found; end - q >= 8; q += 8) {
+        memcpy(&w, q, 8);
+        if ((found = special_bytes(w)) != 0) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && defined(__GNUC__)
+            return q + (__builtin_ctzll(found) >> 3);
+#else
+            break; /* found a byte at a time below */
+#endif
+        }
     }
-    if (stop >= ps->end) return NULL;
+    while (q < end && *q != '"' && *q != '\\' && *q >= 0x20) q++;
+    return q;
+}
+
+/* The string at ps->p (a '"'), decoded into the arena; NULL to give up. Both passes go
+ * from one escape to the next a word at a time (a page's content may hold thousands of
+ * "\n"), not a byte at a time after the first escape. */
+static char *parse_string(parser *ps) {
+    const unsigned char *s = ps->p + 1, *stop = s;
+    bool escaped = false;
+    for (;;) { /* the closing quote: past the escapes, which only shorten */
+        stop = next_special(stop, ps->end);
+        if (stop >= ps->end || *stop < 0x20) return NULL;
+        if (*stop == '"') break;
+        if (ps->end - stop < 2) return NULL;
+        stop += 2;
+        escaped = true;
+    }
     unsigned char *text = take(ps, (size_t)(stop - s) + 1, JPARSE_BLOCK), *o = text;
     if (!text) return NULL;
-    memcpy(o, s, (size_t)(q - s));
-    o += q - s;
-    while (q < stop) {
-        if (*q != '\\') {
-            *o++ = *q++;
-            continue;
+    for (const unsigned char *q = s; q < stop;) {
+        const unsigned char *backslash = escaped ? memchr(q, '\\', (size_t)(stop - q)) : NULL;
+        size_t run = (size_t)((backslash ? backslash : stop) - q);
+        memcpy(o, q, run);
+        o += run;
+        q += run;
+        if (q < stop) {
+            size_t used = unescape(q, stop, &o);
+            if (!used) return NULL;
+            q += used;
         }
-        size_t used = unescape(q, stop, &o);
-        if (!used) return NULL;
-        q += used;
     }
     *o = '\0';
     ps->p = stop + 1;

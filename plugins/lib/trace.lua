@@ -60,7 +60,8 @@ end
 -- "title snippet" of each result of a search step that is an object, in order.
 M.result_texts = assay.trace.result_texts
 
--- The URL keys of the results of a search step that have a URL, as a set {key = true}.
+-- The URL keys of the results of a search step that have a URL, as a set {key = true};
+-- url_keys(step, S) adds them to the assay.text.Set S instead and returns S.
 M.url_keys = assay.trace.url_keys
 
 -- Source texts by URL key (docs/metrics.md): fetched page contents, and "title snippet" of search

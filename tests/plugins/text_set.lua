@@ -49,6 +49,18 @@ return {
     d.add_all_number = { ok, message }
     ok, message = pcall(function() text.intersection_size(S, 7) end)
     d.not_a_set = { ok, message }
+    -- the bytes beside each range of token bytes: / : @ [ ` {, and tokens across words
+    d.edges = text.Set():add_tokens("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 Zürich@Home [Q]x{y}z`a/9:"):list()
+    local keys = text.Set():add("www.Example.com/a"):add("example.com:8080/b"):add("sub.example.com/c?x=1")
+    keys:add(""):add("WWW.example.com")
+    local own = text.Set():add("www.a.org/x")
+    d.domains = {
+      from_set = text.Set():add_domains(keys):list(),
+      from_table = text.Set():add_domains({ ["https://news.bbc.co.uk:443/x"] = true }):list(),
+      itself = own:add_domains(own):list(),
+    }
+    ok, message = pcall(function() text.Set():add_domains({ [1] = true }) end)
+    d.domains.number = { ok, message }
     return { score = 1, details = d }
   end,
 }

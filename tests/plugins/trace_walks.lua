@@ -172,6 +172,12 @@ return {
     for i, step in ipairs(objects(t.steps)) do
       compare("result_texts " .. i, flat(trace.result_texts(step)), flat(lua_result_texts(step)))
       compare("url_keys " .. i, flat(trace.url_keys(step)), flat(lua_url_keys(step)))
+      local into = text.Set():add("kept")
+      local keys = lua_url_keys(step)
+      keys.kept = true
+      if trace.url_keys(step, into) ~= into or flat(text.add_all({}, into)) ~= flat(keys) then
+        mismatches[#mismatches + 1] = "url_keys " .. i .. " into a Set"
+      end
     end
     return { score = #mismatches == 0 and 1 or 0, details = { mode = mode, mismatches = mismatches, walks = t.show and walks or nil } }
   end,

@@ -135,6 +135,35 @@ static void test_token_lower_table_is_spec_token_bytes_lowercased(void **state) 
     }
 }
 
+/* The word-at-a-time test and lowercasing Sets tokenize with (text.h) must agree with the
+ * table for every byte value at every position of a word, whatever its neighbours are. */
+static void test_token_words_agree_with_table(void **state) {
+    (void)state;
+#if TEXT_WORDS
+    static const unsigned char fillers[] = {0x00, ' ', 'A', 'z', '9', 0x7F, 0x80, 0xFF, '@', '['};
+    for (size_t f = 0; f < sizeof fillers; f++)
+        for (int pos = 0; pos < 8; pos++)
+            for (int c = 0; c < 256; c++) {
+                unsigned char bytes[8], lowered[8];
+                memset(bytes, fillers[f], 8);
+                bytes[pos] = (unsigned char)c;
+                uint64_t w, marks = 0;
+                memcpy(&w, bytes, 8);
+                uint64_t lower = text_lower_word(w), found = text_token_bytes(w);
+                memcpy(lowered, &lower, 8);
+                for (int k = 0; k < 8; k++) {
+                    unsigned char want = text_token_lower[bytes[k]];
+                    assert_int_equal(lowered[k], want ? want : bytes[k]); /* other bytes as they are */
+                    if (want) marks |= 0x80ull << (8 * k);
+                }
+                assert_true(found == marks);
+                if (found) assert_int_equal(text_bytes_before(found), __builtin_ctzll(marks) / 8);
+            }
+#else
+    skip(); /* a big-endian machine tokenizes a byte at a time */
+#endif
+}
+
 static void test_stopwords_are_exactly_spec_list(void **state) {
     (void)state;
     assert_true(text_is_stopword("the", 3));
@@ -273,6 +302,7 @@ int main(void) {
         cmocka_unit_test(test_markers_are_bracketed_decimal_integers),
         cmocka_unit_test(test_tokens_split_on_ascii_punctuation_and_keep_utf8_words),
         cmocka_unit_test(test_token_lower_table_is_spec_token_bytes_lowercased),
+        cmocka_unit_test(test_token_words_agree_with_table),
         cmocka_unit_test(test_stopwords_are_exactly_spec_list),
         cmocka_unit_test(test_stopword_slack_agrees),
         cmocka_unit_test(test_char_count_counts_code_points),
