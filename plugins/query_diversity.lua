@@ -19,14 +19,11 @@ return {
     local n = #queries
     if n < 2 then return result.skip("fewer than 2 search queries", { n_queries = n }) end
 
-    local sets, bigrams, total_bigrams = {}, {}, 0
+    local sets, bigrams, total_bigrams = {}, text.Set(), 0
     for i, query in ipairs(queries) do
-      local tokens = text.tokens(query)
       sets[i] = text.Set():add_tokens(query)
-      for _, bigram in ipairs(text.ngrams(tokens, 2)) do -- within one query only
-        bigrams[bigram] = true
-        total_bigrams = total_bigrams + 1
-      end
+      local _, count = bigrams:add_ngrams(query, 2) -- within one query only
+      total_bigrams = total_bigrams + count
     end
 
     local sum, max, near_duplicates, pairs = 0, 0, 0, 0
@@ -44,7 +41,7 @@ return {
       mean_pairwise_jaccard = mean,
       max_pairwise_jaccard = max,
       near_duplicate_pairs = near_duplicates,
-      distinct_2 = total_bigrams > 0 and text.size(bigrams) / total_bigrams or result.null,
+      distinct_2 = total_bigrams > 0 and #bigrams / total_bigrams or result.null,
     })
     -- near-duplicate pairs predict wrong answers better than the mean does: an optional
     -- pass rule (-1, the default, leaves it off)

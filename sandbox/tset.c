@@ -448,6 +448,47 @@ static int m_tfidf_cosines(lua_State *L) {
     return 1;
 }
 
+/* The longest n of S:add_ngrams: its last n tokens are kept on the C stack. */
+#define TSET_MAX_NGRAM 64
+
+/* Adds the n-gram that ends with the token at ring[last % n]: the n tokens lowercased and
+ * joined by single spaces, made in the arena. */
+static void add_ngram(lua_State *L, tset *S, const char *s, const size_t (*ring)[2], size_t last, size_t n) {
+    size_t total = n - 1;
+    for (size_t j = 0; j < n; j++) total += ring[(last - j) % n][1];
+    if (total > 4096) sandbox_check_limits(L); /* n long tokens: much copying for one call */
+    reserve(L, 1, S, 1, total);
+    char *to = S->bytes + S->bytes_len;
+    for (size_t j = n; j-- > 0;) {
+        const size_t *t = ring[(last - j) % n];
+        text_lower_into(to, s + t[0], t[1]);
+        to += t[1];
+        if (j) *to++ = ' ';
+    }
+    add_tail(L, S, total);
+}
+
+/* S:add_ngrams(s, n) -> S, count: adds the n-grams of T(s) (n consecutive tokens joined by
+ * spaces, what text.ngrams(text.tokens(s), n) lists), count = how many s has, repeats
+ * counted; a non-string has none. 1 <= n <= 64. Why: query_diversity's distinct-2 made a
+ * Lua string of every token and every bigram of every query. */
+static int m_add_ngrams(lua_State *L) {
+    tset *S = tset_check(L, 1);
+    size_t len = 0;
+    const char *s = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &len) : "";
+    lua_Integer n = luaL_checkinteger(L, 3);
+    luaL_argcheck(L, n >= 1 && n <= TSET_MAX_NGRAM, 3, "n must be 1 to 64");
+    size_t ring[TSET_MAX_NGRAM][2], tokens = 0, pos = 0, start, toklen;
+    while (text_next_token(s, len, &pos, &start, &toklen)) {
+        ring[tokens % (size_t)n][0] = start, ring[tokens % (size_t)n][1] = toklen;
+        if (++tokens % 4096 == 0) sandbox_check_limits(L);
+        if (tokens >= (size_t)n) add_ngram(L, S, s, (const size_t (*)[2])ring, tokens - 1, (size_t)n);
+    }
+    lua_settop(L, 1);
+    lua_pushinteger(L, tokens >= (size_t)n ? (lua_Integer)(tokens - (size_t)n + 1) : 0);
+    return 2;
+}
+
 /* S:add(value) -> S: adds one string exactly as given (no lowercasing, no tokenizing) */
 static int m_add(lua_State *L) {
     tset *S = tset_check(L, 1);
@@ -531,6 +572,7 @@ void tset_open(lua_State *L, const luaL_Reg *shared) {
         {"add", m_add},
         {"add_all", m_add_all},
         {"add_domains", m_add_domains},
+        {"add_ngrams", m_add_ngrams},
         {"has", m_has},
         {"size", m_size},
         {"list", m_list},

@@ -4,7 +4,7 @@
  * that every size, intersection, Jaccard, union and member list agrees. The tables are the
  * reference: a Set that loses, repeats or confuses a token (a hash or a masked compare
  * gone wrong) aborts. A Set's documents (S:add_document) must give exactly the cosines of
- * text.tfidf_cosines over the same texts. */
+ * text.tfidf_cosines over the same texts, and S:add_ngrams the n-grams text.ngrams lists. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +41,12 @@ static const char checker[] =
     "  if #x ~= #y or #x ~= #texts - 1 then error('set mismatch: tfidf count') end\n"
     "  for i = 1, #x do if x[i] ~= y[i] then error('set mismatch: tfidf') end end\n"
     "  same(D, text.content_set(a .. ' ' .. b), 'documents')\n"
+    "  for n = 1, 3 do\n"
+    "    local G, count = text.Set():add_ngrams(b, n)\n"
+    "    local list = text.ngrams(text.tokens(b), n)\n"
+    "    if count ~= #list then error('set mismatch: ngram count') end\n"
+    "    same(G, text.set(list), 'ngrams')\n"
+    "  end\n"
     "  return 1\n"
     "end }\n";
 

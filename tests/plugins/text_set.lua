@@ -61,6 +61,14 @@ return {
     }
     ok, message = pcall(function() text.Set():add_domains({ [1] = true }) end)
     d.domains.number = { ok, message }
+    local grams = text.Set()
+    local _, c1 = grams:add_ngrams("The reef, the REEF; coral", 2) -- T: the reef the reef coral
+    local same, c2 = grams:add_ngrams("one", 2)
+    local _, c3 = text.Set():add_ngrams(42, 1)
+    d.ngrams = { list = grams:list(), counts = { c1, c2, c3 }, same = same == grams,
+                 trigrams = text.Set():add_ngrams("a b c d", 3):list() }
+    ok, message = pcall(function() grams:add_ngrams("a b", 65) end)
+    d.ngrams.too_long = { ok, message }
     return { score = 1, details = d }
   end,
 }
