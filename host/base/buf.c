@@ -172,22 +172,102 @@ void buf_json_cstring(buf *b, const char *s) {
     else buf_puts(b, "null");
 }
 
+/* Numbers are written as the shortest of %.15g, %.16g and %.17g that reads back as the same
+ * double. Formatting and reading back up to three times was a twentieth of what a trace
+ * costs, so the 17 digits are made once (%.16e, exact in glibc) and the 15- and 16-digit
+ * forms are rounded from them: a dropped tail below or above half rounds the exact value
+ * the same way, and only a tail of exactly half (…5 or …50, where the digits beyond the
+ * 17th decide) is left to snprintf. The result is byte for byte what the three snprintf
+ * calls gave (tests/unit/test_text.c compares the two on random and edge-case doubles). */
+
+/* The 17 significant digits of d > 0 and the decimal exponent of the first. */
+static void number_digits17(double d, char digits[17], int *exp10) {
+    char tmp[40];
+    snprintf(tmp, sizeof tmp, "%.16e", d);
+    const char *p = tmp;
+    digits[0] = *p++;
+    while (*p && (*p < '0' || *p > '9')) p++; /* the decimal point, whatever the locale's */
+    for (int i = 1; i < 17; i++) digits[i] = *p++;
+    p++; /* past the 'e' */
+    bool negative = *p++ == '-';
+    int x = 0;
+    while (*p >= '0' && *p <= '9') x = x * 10 + (*p++ - '0');
+    *exp10 = negative ? -x : x;
+}
+
+/* digits rounded to p < 17 digits into out (exp10 moves up when 9s carry), or false when
+ * the dropped tail is exactly half: then the exact value decides. */
+static bool number_round(const char digits[17], int p, char out[17], int *exp10) {
+    int tail = 0, half = 5;
+    for (int i = p; i < 17; i++) tail = tail * 10 + (digits[i] - '0');
+    for (int i = p + 1; i < 17; i++) half *= 10;
+    if (tail == half) return false;
+    memcpy(out, digits, (size_t)p);
+    if (tail > half) {
+        int i = p - 1;
+        while (i >= 0 && out[i] == '9') out[i--] = '0';
+        if (i >= 0) out[i]++;
+        else out[0] = '1', (*exp10)++;
+    }
+    return true;
+}
+
+/* What "%.*g" writes for p significant digits with exponent exp10 (trailing zeros
+ * dropped, '.' as the point); returns the length. */
+static size_t number_format(char *out, bool negative, const char *digits, int p, int exp10) {
+    int k = p; /* significant digits left once trailing zeros go */
+    while (k > 1 && digits[k - 1] == '0') k--;
+    char *o = out;
+    if (negative) *o++ = '-';
+    if (exp10 < -4 || exp10 >= p) {
+        *o++ = digits[0];
+        if (k > 1) *o++ = '.', memcpy(o, digits + 1, (size_t)k - 1), o += k - 1;
+        int x = exp10 < 0 ? -exp10 : exp10;
+        *o++ = 'e', *o++ = exp10 < 0 ? '-' : '+';
+        if (x >= 100) *o++ = (char)('0' + x / 100);
+        *o++ = (char)('0' + x / 10 % 10), *o++ = (char)('0' + x % 10);
+    } else if (exp10 >= 0) {
+        for (int i = 0; i <= exp10; i++) *o++ = i < k ? digits[i] : '0';
+        if (k > exp10 + 1) *o++ = '.', memcpy(o, digits + exp10 + 1, (size_t)(k - exp10 - 1)), o += k - exp10 - 1;
+    } else {
+        *o++ = '0', *o++ = '.';
+        for (int i = 0; i < -exp10 - 1; i++) *o++ = '0';
+        memcpy(o, digits, (size_t)k), o += k;
+    }
+    *o = '\0';
+    return (size_t)(o - out);
+}
+
 void buf_json_number(buf *b, double d) {
     if (!isfinite(d)) { buf_puts(b, "null"); return; }
     if (d == 0) { buf_puts(b, "0"); return; } /* also folds -0 */
     if (fabs(d) < 1e17 && d == (double)(long long)d) { /* range first: the cast of 1e308 is UB */
-        buf_printf(b, "%lld", (long long)d);
+        buf_json_integer(b, (long long)d);
         return;
     }
-    char tmp[32];
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(tmp, sizeof tmp, "%.*g", prec, d);
-        if (prec == 17 || strtod(tmp, NULL) == d) break;
+    char digits17[17], digits[17], tmp[40];
+    int exp17;
+    number_digits17(fabs(d), digits17, &exp17);
+    for (int p = 15; p <= 16; p++) {
+        int exp10 = exp17;
+        if (number_round(digits17, p, digits, &exp10)) number_format(tmp, d < 0, digits, p, exp10);
+        else snprintf(tmp, sizeof tmp, "%.*g", p, d);
+        if (strtod(tmp, NULL) == d) {
+            buf_puts(b, tmp);
+            return;
+        }
     }
+    number_format(tmp, d < 0, digits17, 17, exp17);
     buf_puts(b, tmp);
 }
 
-void buf_json_integer(buf *b, long long v) { buf_printf(b, "%lld", v); }
+void buf_json_integer(buf *b, long long v) {
+    char tmp[24], *o = tmp + sizeof tmp;
+    unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+    do *--o = (char)('0' + u % 10); while (u /= 10);
+    if (v < 0) *--o = '-';
+    buf_append(b, o, (size_t)(tmp + sizeof tmp - o));
+}
 
 void buf_put_printable(buf *b, const char *s, size_t n) {
     for (size_t i = 0; i < n; i++) {

@@ -6,6 +6,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <float.h>
+#include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -243,6 +246,65 @@ static void test_numbers_print_shortest_round_trip(void **state) {
     }
 }
 
+/* The definition buf_json_number must keep, written the slow way: the shortest of %.15g,
+ * %.16g and %.17g that reads back as d, integers as %lld. */
+static void reference_number(double d, char *out, size_t n) {
+    if (!isfinite(d)) { snprintf(out, n, "null"); return; }
+    if (d == 0) { snprintf(out, n, "0"); return; }
+    if (fabs(d) < 1e17 && d == (double)(long long)d) { snprintf(out, n, "%lld", (long long)d); return; }
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(out, n, "%.*g", prec, d);
+        if (prec == 17 || strtod(out, NULL) == d) break;
+    }
+}
+
+static void assert_number_as_reference(double d) {
+    char want[64];
+    reference_number(d, want, sizeof want);
+    buf b;
+    buf_init(&b);
+    buf_json_number(&b, d);
+    if (strcmp(buf_cstr(&b), want) != 0) fail_msg("%.17g: wrote %s, the definition gives %s", d, buf_cstr(&b), want);
+    buf_free(&b);
+}
+
+/* Random bit patterns (every exponent), random fractions, values beside powers of ten
+ * (where %g changes style and 9s carry), halves of the last digits (the ties left to
+ * snprintf) and the integers around 2^53 and 1e17. */
+static void test_numbers_equal_the_three_precision_definition(void **state) {
+    (void)state;
+    uint64_t x = 0x9E3779B97F4A7C15u;
+    for (int i = 0; i < 200000; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        double d;
+        memcpy(&d, &x, sizeof d);
+        assert_number_as_reference(d);
+        assert_number_as_reference((double)(x >> 11) / 9007199254740992.0); /* [0, 1) */
+        assert_number_as_reference((double)(x >> 11) / 9007199254740992.0 * 100 - 50);
+    }
+    for (int e = -320; e <= 308; e++) {
+        double p = pow(10, e);
+        assert_number_as_reference(p);
+        assert_number_as_reference(nextafter(p, 0));
+        assert_number_as_reference(nextafter(p, INFINITY));
+        assert_number_as_reference(-p * 1.5);
+        assert_number_as_reference(p * 9.9999999999999995);
+        assert_number_as_reference(p * 1.00000000000000005);
+        assert_number_as_reference(p * 0.12345678901234565);
+        assert_number_as_reference(p * 0.1234567890123455);
+    }
+    for (long long v = -5; v <= 5; v++) {
+        assert_number_as_reference(9007199254740992.0 + (double)v * 2);
+        assert_number_as_reference(1e17 + (double)v * 16);
+        assert_number_as_reference((double)v + 0.5);
+        assert_number_as_reference((double)v / 3);
+    }
+    assert_number_as_reference(DBL_MAX);
+    assert_number_as_reference(DBL_MIN);
+    assert_number_as_reference(4.9406564584124654e-324);
+    assert_number_as_reference(-LLONG_MAX);
+}
+
 static void test_strings_are_escaped_and_invalid_utf8_replaced(void **state) {
     (void)state;
     buf b;
@@ -307,6 +369,7 @@ int main(void) {
         cmocka_unit_test(test_stopword_slack_agrees),
         cmocka_unit_test(test_char_count_counts_code_points),
         cmocka_unit_test(test_numbers_print_shortest_round_trip),
+        cmocka_unit_test(test_numbers_equal_the_three_precision_definition),
         cmocka_unit_test(test_strings_are_escaped_and_invalid_utf8_replaced),
         cmocka_unit_test(test_token_hash_is_keyed_per_process),
         cmocka_unit_test(test_fixed_buffer_refuses_to_grow),
