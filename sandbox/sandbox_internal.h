@@ -136,6 +136,10 @@ void tset_add_text(lua_State *L, int idx, const char *s, size_t n, bool content_
 /* Adds the URL key of url (docs/metrics.md) to the Set at idx as one member, made in the
  * Set's own memory: no Lua string. */
 void tset_add_url_key(lua_State *L, int idx, const char *url, size_t n);
+/* The entry number (0 for the first member added) of url's URL key in the Set at idx, or
+ * -1 when it is not a member; with add, it is added first. */
+lua_Integer tset_url_key_entry(lua_State *L, int idx, const char *url, size_t n, bool add);
+size_t tset_member_len(const tset *S, lua_Integer e); /* the bytes of member number e */
 /* The Set at idx, or NULL when the value is something else. */
 const tset *tset_test(lua_State *L, int idx);
 lua_Integer tset_count(const tset *S);

@@ -55,9 +55,11 @@ static bool is_string(const char *s, size_t n, const char *want) {
 
 /* What a walk's callbacks share: the table being filled (a stack slot), its count, and the
  * second table of trace.sources. */
+typedef struct cite_sources cite_sources;
 typedef struct walk {
     int out, found;
     lua_Integer n;
+    cite_sources *cs; /* cited_pairs' walk over the steps */
 } walk;
 
 typedef void (*entry_fn)(lua_State *L, lazy_value entry, walk *w);
@@ -207,7 +209,7 @@ typedef struct cite_url {
  * absolute. */
 typedef struct cite_walk {
     lua_State *L;
-    int pairs, fetched, found; /* the list being built and the sources */
+    int pairs, keys, entries; /* the list being built; the cited URL keys, and the entry of each pair's */
     int citations;             /* a Lua table to read citations[k] from, or 0 ... */
     const cite_url *urls;      /* ... the citations read from the nodes */
     lua_Integer ncitations, npairs, sentences, cited_sentences, invalid, steps;
@@ -216,9 +218,9 @@ typedef struct cite_walk {
     int seen, claim; /* 0 until its first marker, and until its first pair */
 } cite_walk;
 
-/* Pushes the source text of citations[k] (1 <= k <= ncitations), or nothing and false: the
- * content of the first fetch of its URL key, else "title snippet" of the first result. */
-static bool push_source(cite_walk *w, lua_Integer k) {
+/* The entry of citations[k]'s URL key (1 <= k <= ncitations) in the Set of cited keys, or -1
+ * when citations[k] is not a string or its key is empty (no source has an empty key). */
+static lua_Integer citation_entry(cite_walk *w, lua_Integer k) {
     lua_State *L = w->L;
     int top = lua_gettop(L);
     const char *url = NULL;
@@ -229,21 +231,13 @@ static bool push_source(cite_walk *w, lua_Integer k) {
         lua_geti(L, w->citations, k);
         if (lua_type(L, -1) == LUA_TSTRING) url = lua_tolstring(L, -1, &n);
     }
-    bool found = false;
+    lua_Integer e = -1;
     if (url) {
-        text_push_url_key(L, url, n);
-        if (lua_rawlen(L, -1) > 0) {
-            lua_pushvalue(L, -1);
-            found = lua_rawget(L, w->fetched) != LUA_TNIL;
-            if (!found) {
-                lua_pop(L, 1);
-                found = lua_rawget(L, w->found) != LUA_TNIL; /* takes the key */
-            }
-        }
+        e = tset_url_key_entry(L, w->keys, url, n, true);
+        if (tset_member_len(tset_test(L, w->keys), e) == 0) e = -1;
     }
-    if (found) keep_top(L, top);
-    else lua_settop(L, top);
-    return found;
+    lua_settop(L, top);
+    return e;
 }
 
 /* Each distinct marker of a sentence, in order: a pair when k is within the citations. */
@@ -278,8 +272,9 @@ static void on_marker(long long k, size_t offset, size_t len, void *ctx) {
     lua_setfield(L, -2, "claim");
     lua_pushinteger(L, k);
     lua_setfield(L, -2, "k");
-    if (push_source(w, k)) lua_setfield(L, -2, "source");
     lua_rawseti(L, w->pairs, ++w->npairs);
+    lua_pushinteger(L, citation_entry(w, k)); /* its source is found once the steps are read */
+    lua_rawseti(L, w->entries, w->npairs);
 }
 
 static void on_sentence(const char *s, size_t n, void *ctx) {
@@ -316,18 +311,87 @@ static void read_citations(lua_State *L, lazy_value t, cite_walk *w) {
     w->urls = urls, w->ncitations = n;
 }
 
-/* Does any source text hold a character that is not a space (Lua's %S)? */
-static bool any_text(lua_State *L, int sources) {
-    for (lua_pushnil(L); lua_next(L, sources); lua_pop(L, 1)) {
-        size_t n;
-        const char *s = lua_tolstring(L, -1, &n);
-        for (size_t i = 0; i < n; i++)
-            if (s[i] != ' ' && (s[i] < '\t' || s[i] > '\r')) {
-                lua_pop(L, 2);
-                return true;
-            }
-    }
+/* The sources of the cited keys, found in one walk over the steps: why not trace.sources,
+ * which made a Lua string of every result's URL key and text (a third of what
+ * citation_support cost) when a report cites a few of them. Slots are absolute. */
+struct cite_sources {
+    int keys;                     /* the Set of cited URL keys (cite_walk's) */
+    int fetched, found;           /* tables: entry + 1 -> first fetch's content, first result's text */
+    int seen_fetched, seen_found; /* Sets of every key seen, while no source text is known */
+    bool has_sources;
+};
+
+/* Does s hold a character that is not a space (Lua's %S)? */
+static bool not_blank(const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (s[i] != ' ' && (s[i] < '\t' || s[i] > '\r')) return true;
     return false;
+}
+
+/* has_sources is trace.sources' answer: whether the first fetch or the first result of some
+ * URL key logged a text that is not blank. Once one did, nothing more is noted. */
+static void note_source(lua_State *L, cite_sources *cs, int seen, const char *url, size_t n, bool text) {
+    lua_Integer before = tset_count(tset_test(L, seen));
+    tset_url_key_entry(L, seen, url, n, true);
+    if (text && tset_count(tset_test(L, seen)) > before) cs->has_sources = true;
+}
+
+static void cite_result(lua_State *L, lazy_value result, walk *w) {
+    cite_sources *cs = w->cs;
+    size_t n;
+    const char *url = lazy_value_string(L, lazy_value_get(L, result, "url"), &n);
+    if (!url) return;
+    if (!cs->has_sources) {
+        size_t title_len, snippet_len;
+        const char *title = text_of(L, result, "title", &title_len);
+        const char *snippet = text_of(L, result, "snippet", &snippet_len);
+        note_source(L, cs, cs->seen_found, url, n, not_blank(title, title_len) || not_blank(snippet, snippet_len));
+    }
+    lua_Integer e = tset_url_key_entry(L, cs->keys, url, n, false);
+    if (e < 0 || lua_rawgeti(L, cs->found, e + 1) != LUA_TNIL) return;
+    lua_pop(L, 1);
+    push_result_text(L, result);
+    lua_rawseti(L, cs->found, e + 1);
+}
+
+static void cite_step(lua_State *L, lazy_value step, walk *w) {
+    cite_sources *cs = w->cs;
+    if (type_is(L, step, "search")) {
+        each_object(L, step, "results", cite_result, w);
+        return;
+    }
+    size_t n, content_len;
+    const char *url;
+    if (!type_is(L, step, "fetch") || !(url = lazy_value_string(L, lazy_value_get(L, step, "url"), &n))) return;
+    const char *content = text_of(L, step, "content", &content_len);
+    if (!cs->has_sources) note_source(L, cs, cs->seen_fetched, url, n, not_blank(content, content_len));
+    lua_Integer e = tset_url_key_entry(L, cs->keys, url, n, false);
+    if (e < 0 || lua_rawgeti(L, cs->fetched, e + 1) != LUA_TNIL) return;
+    lua_pushlstring(L, content, content_len);
+    lua_rawseti(L, cs->fetched, e + 1);
+}
+
+/* pairs[i].source for each pair whose citation has a source: the first fetch's content,
+ * else the first result's text. */
+static void set_sources(lua_State *L, const cite_walk *w, const cite_sources *cs) {
+    for (lua_Integer i = 1; i <= w->npairs; i++) {
+        if (i % 4096 == 0) sandbox_check_limits(L);
+        lua_rawgeti(L, w->entries, i);
+        lua_Integer e = lua_tointeger(L, -1);
+        lua_pop(L, 1);
+        if (e < 0) continue;
+        if (lua_rawgeti(L, cs->fetched, e + 1) == LUA_TNIL) {
+            lua_pop(L, 1);
+            if (lua_rawgeti(L, cs->found, e + 1) == LUA_TNIL) {
+                lua_pop(L, 1);
+                continue;
+            }
+        }
+        lua_rawgeti(L, w->pairs, i);
+        lua_insert(L, -2);
+        lua_setfield(L, -2, "source");
+        lua_pop(L, 1);
+    }
 }
 
 /* trace.cited_pairs(t) -> pairs, counts: the (claim, citation) pairs of the report
@@ -336,16 +400,22 @@ static int l_cited_pairs(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
     luaL_checkstack(L, 24, "trace.cited_pairs");
     lua_settop(L, 1);
-    lua_pushcfunction(L, l_sources);
-    lua_pushvalue(L, 1);
-    lua_call(L, 1, 2); /* 2: fetched, 3: found */
-    lua_newtable(L);   /* 4: the pairs */
-    cite_walk w = {.L = L, .pairs = 4, .fetched = 2, .found = 3};
+    lua_newtable(L); /* 2: the pairs */
+    lua_newtable(L); /* 3: the entry of each pair's citation key in 4 */
+    for (int i = 4; i <= 6; i++) tset_new(L); /* 4: cited keys, 5 and 6: keys seen (cite_sources) */
+    lua_newtable(L); /* 7: fetched, by entry + 1 */
+    lua_newtable(L); /* 8: found, by entry + 1 */
+    cite_walk w = {.L = L, .pairs = 2, .entries = 3, .keys = 4};
     lazy_value t = lazy_value_at(L, 1);
     read_citations(L, t, &w);
     size_t n;
     const char *output = text_of(L, t, "output", &n);
     text_sentences(output, n, on_sentence, &w);
+    cite_sources cs = {.keys = 4, .seen_fetched = 5, .seen_found = 6, .fetched = 7, .found = 8};
+    walk steps = {.cs = &cs};
+    each_object(L, t, "steps", cite_step, &steps);
+    set_sources(L, &w, &cs);
+    lua_pushvalue(L, 2);
     lua_createtable(L, 0, 4);
     lua_pushinteger(L, w.sentences);
     lua_setfield(L, -2, "sentences");
@@ -353,10 +423,8 @@ static int l_cited_pairs(lua_State *L) {
     lua_setfield(L, -2, "cited_sentences");
     lua_pushinteger(L, w.invalid);
     lua_setfield(L, -2, "invalid_markers");
-    lua_pushboolean(L, any_text(L, 2) || any_text(L, 3));
+    lua_pushboolean(L, cs.has_sources);
     lua_setfield(L, -2, "has_sources");
-    lua_pushvalue(L, 4);
-    lua_insert(L, -2);
     return 2;
 }
 

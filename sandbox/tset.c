@@ -358,23 +358,38 @@ void tset_into_table(lua_State *L, int table, int src) {
     }
 }
 
-/* Adds fn(url) (text_url_key or text_url_domain) as one member, made in the arena: a key
- * or domain is never longer than its URL. url may point into S's arena only when the
- * room is reserved already (m_add_domains). */
-static void add_url_part(lua_State *L, int idx, tset *S, const char *url, size_t n,
-                         void (*fn)(const char *, size_t, buf *)) {
+/* Makes fn(url) (text_url_key or text_url_domain) at the free end of the arena and
+ * returns its length: a key or domain is never longer than its URL. url may point into
+ * S's arena only when the room is reserved already (m_add_domains). */
+static size_t url_part_at_end(lua_State *L, int idx, tset *S, const char *url, size_t n,
+                              void (*fn)(const char *, size_t, buf *)) {
     if (n > UINT32_MAX / 2) luaL_error(L, "assay.text.Set: URL too long");
     reserve(L, idx, S, 1, n + 1);
     buf out;
     buf_init_fixed(&out, S->bytes + S->bytes_len, n + 1);
     fn(url, n, &out);
     if (buf_failed(&out)) luaL_error(L, "URL key longer than its URL");
-    add_tail(L, S, out.len);
+    return out.len;
 }
 
-void tset_add_url_key(lua_State *L, int idx, const char *url, size_t n) {
-    add_url_part(L, idx, tset_check(L, idx), url, n, text_url_key);
+/* Adds fn(url) as one member. */
+static void add_url_part(lua_State *L, int idx, tset *S, const char *url, size_t n,
+                         void (*fn)(const char *, size_t, buf *)) {
+    add_tail(L, S, url_part_at_end(L, idx, S, url, n, fn));
 }
+
+lua_Integer tset_url_key_entry(lua_State *L, int idx, const char *url, size_t n, bool add) {
+    tset *S = tset_check(L, idx);
+    size_t len = url_part_at_end(L, idx, S, url, n, text_url_key);
+    if (add) return add_tail(L, S, len);
+    const char *key = S->bytes + S->bytes_len;
+    uint32_t e = *find_slot(L, S, text_hash_slack(key, len), key, len, true);
+    return (lua_Integer)e - 1;
+}
+
+void tset_add_url_key(lua_State *L, int idx, const char *url, size_t n) { tset_url_key_entry(L, idx, url, n, true); }
+
+size_t tset_member_len(const tset *S, lua_Integer e) { return S->entries[e].len; }
 
 static void add_domain(lua_State *L, int idx, tset *S, const char *url, size_t n) {
     add_url_part(L, idx, S, url, n, text_url_domain);
