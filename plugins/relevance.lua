@@ -32,9 +32,7 @@ return {
           per_query[#per_query + 1] = size > 0 and q:intersection_size(context) / size or 0
           prompt_overlap[#prompt_overlap + 1] = size > 0 and q:intersection_size(prompt) / size or 0
         end
-        for _, document in ipairs(trace.result_texts(step)) do
-          context:add_document(document) -- joins K
-        end
+        trace.result_texts(step, context) -- each result's text joins K, as a document
       elseif step.type == "fetch" then
         context:add_content(step.content)
       end

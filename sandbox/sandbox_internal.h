@@ -140,6 +140,9 @@ void tset_add_url_key(lua_State *L, int idx, const char *url, size_t n);
  * -1 when it is not a member; with add, it is added first. */
 lua_Integer tset_url_key_entry(lua_State *L, int idx, const char *url, size_t n, bool add);
 size_t tset_member_len(const tset *S, lua_Integer e); /* the bytes of member number e */
+/* Adds parts[0] .. parts[nparts - 1], joined by spaces, as the next document of the Set at
+ * idx (S:add_document). */
+void tset_add_document(lua_State *L, int idx, const char *const *parts, const size_t *lens, int nparts);
 /* The Set at idx, or NULL when the value is something else. */
 const tset *tset_test(lua_State *L, int idx);
 lua_Integer tset_count(const tset *S);

@@ -178,24 +178,41 @@ static int push_walk(lua_State *L, const char *key, entry_fn fn) {
     return 1;
 }
 
-/* trace.queries(t) -> {query...}: the query of every search step whose query is a string,
- * in order, repeats kept */
-static int l_queries(lua_State *L) { return push_walk(L, "steps", add_query); }
-
-/* trace.result_texts(step) -> {"title snippet"...} of the step's results, in order */
-static int l_result_texts(lua_State *L) { return push_walk(L, "results", add_text); }
-
-/* trace.url_keys(step [, S]) -> {key = true}: the URL keys of the step's results with a
- * URL; with a Set S, they are added to S (no Lua string per key) and S is returned */
-static int l_url_keys(lua_State *L) {
-    if (lua_isnoneornil(L, 2)) return push_walk(L, "results", add_key);
+/* Adds to the Set given second, by fn for each object entry of the first's results, and
+ * returns the Set. */
+static int set_walk(lua_State *L, entry_fn fn) {
     luaL_checktype(L, 1, LUA_TTABLE);
     if (!tset_is(L, 2)) luaL_typeerror(L, 2, "assay.text.Set");
     luaL_checkstack(L, 16, "assay.trace");
     lua_settop(L, 2);
     walk w = {.out = 2};
-    each_object(L, lazy_value_at(L, 1), "results", add_key_to_set, &w);
+    each_object(L, lazy_value_at(L, 1), "results", fn, &w);
     return 1;
+}
+
+/* trace.queries(t) -> {query...}: the query of every search step whose query is a string,
+ * in order, repeats kept */
+static int l_queries(lua_State *L) { return push_walk(L, "steps", add_query); }
+
+static void add_document(lua_State *L, lazy_value result, walk *w) {
+    const char *parts[2];
+    size_t lens[2];
+    parts[0] = text_of(L, result, "title", &lens[0]);
+    parts[1] = text_of(L, result, "snippet", &lens[1]);
+    tset_add_document(L, w->out, parts, lens, 2);
+}
+
+/* trace.result_texts(step [, S]) -> {"title snippet"...} of the step's results, in order;
+ * with a Set S, each is added to S as its next document (S:add_document) and S is returned:
+ * no Lua string per result */
+static int l_result_texts(lua_State *L) {
+    return lua_isnoneornil(L, 2) ? push_walk(L, "results", add_text) : set_walk(L, add_document);
+}
+
+/* trace.url_keys(step [, S]) -> {key = true}: the URL keys of the step's results with a
+ * URL; with a Set S, they are added to S (no Lua string per key) and S is returned */
+static int l_url_keys(lua_State *L) {
+    return lua_isnoneornil(L, 2) ? push_walk(L, "results", add_key) : set_walk(L, add_key_to_set);
 }
 
 /* --------------------------------------------------------------- cited_pairs */

@@ -426,12 +426,12 @@ static int m_add_tokens(lua_State *L) { return add_text_method(L, false); }
 
 static int m_add_content(lua_State *L) { return add_text_method(L, true); }
 
-/* S:add_document(s) -> S: adds set(C(s)) and counts s as the next document for
- * S:tfidf_cosines() (a non-string is an empty document) */
-static int m_add_document(lua_State *L) {
-    tset *S = tset_check(L, 1);
+/* Adds the texts parts[0 .. nparts) as one document: set(C(s)) of their concatenation with
+ * a space between each two (a space ends a token, so it is their tokens in turn). */
+static void add_document_parts(lua_State *L, int idx, tset *S, const char *const *parts, const size_t *lens,
+                               int nparts) {
     size_t n = 0;
-    const char *s = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &n) : "";
+    for (int i = 0; i < nparts; i++) n += lens[i] + 1;
     /* A document must be counted whole. What can stop it halfway is the memory or time
      * limit, and a kill replaces the state, Set and all; the one error a plugin could catch
      * (too many tokens for 32-bit counts) is raised here, before anything is counted. A
@@ -442,14 +442,27 @@ static int m_add_document(lua_State *L) {
     if (S->ndoc + 2 > S->doc_start_cap) {
         if (S->ndoc > UINT32_MAX / 4) luaL_error(L, "assay.text.Set: too many documents");
         size_t cap = next_pow2((size_t)S->ndoc + 2);
-        S->doc_start = grow_block(L, 1, UV_DOC_START, S->doc_start, (S->ndoc + (S->doc_start_cap > 0)) * sizeof *S->doc_start,
-                                  cap * sizeof *S->doc_start);
+        S->doc_start = grow_block(L, idx, UV_DOC_START, S->doc_start,
+                                  (S->ndoc + (S->doc_start_cap > 0)) * sizeof *S->doc_start, cap * sizeof *S->doc_start);
         S->doc_start_cap = (uint32_t)cap;
         if (S->ndoc == 0) S->doc_start[0] = 0;
     }
-    add_text(L, 1, S, s, n, true, true);
+    for (int i = 0; i < nparts; i++) add_text(L, idx, S, parts[i], lens[i], true, true);
     tfidf_end_doc(S->doc_entries, S->doc_start[S->ndoc], S->doc_entries_len, S->terms);
     S->doc_start[++S->ndoc] = S->doc_entries_len;
+}
+
+void tset_add_document(lua_State *L, int idx, const char *const *parts, const size_t *lens, int nparts) {
+    idx = lua_absindex(L, idx);
+    add_document_parts(L, idx, tset_check(L, idx), parts, lens, nparts);
+}
+
+/* S:add_document(s) -> S: adds set(C(s)) and counts s as the next document for
+ * S:tfidf_cosines() (a non-string is an empty document) */
+static int m_add_document(lua_State *L) {
+    size_t n = 0;
+    const char *s = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &n) : "";
+    tset_add_document(L, 1, &s, &n, 1);
     lua_settop(L, 1);
     return 1;
 }

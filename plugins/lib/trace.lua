@@ -57,7 +57,9 @@ end
 -- The walks below are done in C (assay.trace, sandbox/trace.c): they read three members of
 -- every search result, which cost more in Lua than all the rest of citation_support.
 
--- "title snippet" of each result of a search step that is an object, in order.
+-- "title snippet" of each result of a search step that is an object, in order;
+-- result_texts(step, S) adds each to the assay.text.Set S as a document (S:add_document)
+-- instead and returns S.
 M.result_texts = assay.trace.result_texts
 
 -- The URL keys of the results of a search step that have a URL, as a set {key = true};

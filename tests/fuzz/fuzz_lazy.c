@@ -61,6 +61,7 @@ static const char plugin[] =
     "        local f, g = assay.trace.sources(cur); walk_with(next, f, 64); walk_with(next, g, 64)\n"
     "        walk_with(next, assay.trace.result_texts(cur), 64); walk_with(next, assay.trace.url_keys(cur), 64)\n"
     "        walk_with(next, assay.trace.url_keys(cur, text.Set()):list(), 64); local _ = #text.Set():add_domains(cur)\n"
+    "        local _ = assay.trace.result_texts(cur, text.Set():add_document('a')):tfidf_cosines()\n"
     "        local pairs_, counts = assay.trace.cited_pairs(cur); walk_with(next, pairs_, 64); walk_with(next, counts, 64)\n"
     "        walk_with(next, assay.trace.queries(cur), 64)\n"
     "      elseif op == 13 then local _ = table.concat(cur, ','); table.insert(cur, 1); table.unpack(cur, 1, 4)\n"

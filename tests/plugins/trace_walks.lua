@@ -108,6 +108,12 @@ local function pair_lines(cited)
 end
 
 -- A table of strings or booleans as sorted "key=value" lines, to compare and to show.
+local function exact(numbers)
+  local out = {}
+  for i, x in ipairs(numbers) do out[i] = string.format("%.17g", x) end
+  return table.concat(out, " ")
+end
+
 local function flat(t)
   local lines = {}
   for k, v in pairs(t) do lines[#lines + 1] = tostring(k) .. "=" .. tostring(v) end
@@ -177,6 +183,12 @@ return {
       keys.kept = true
       if trace.url_keys(step, into) ~= into or flat(text.add_all({}, into)) ~= flat(keys) then
         mismatches[#mismatches + 1] = "url_keys " .. i .. " into a Set"
+      end
+      local docs, lua_docs = text.Set():add_document("T1 dup S2"), text.Set():add_document("T1 dup S2")
+      for _, d in ipairs(lua_result_texts(step)) do lua_docs:add_document(d) end
+      if trace.result_texts(step, docs) ~= docs or table.concat(docs:list(), " ") ~= table.concat(lua_docs:list(), " ")
+          or exact(docs:tfidf_cosines()) ~= exact(lua_docs:tfidf_cosines()) then
+        mismatches[#mismatches + 1] = "result_texts " .. i .. " as documents"
       end
     end
     return { score = #mismatches == 0 and 1 or 0, details = { mode = mode, mismatches = mismatches, walks = t.show and walks or nil } }
