@@ -114,10 +114,14 @@ static size_t next_pow2(size_t n) {
 
 /* The slot of the token: the one holding it, or the empty one where it goes. `slack`: s
  * has TSET_SLACK readable bytes past n (it is in an arena). */
-static uint32_t *find_slot(lua_State *L, const tset *S, uint64_t h, const char *s, size_t n, bool slack) {
+static __attribute__((noinline, cold)) void long_probe(lua_State *L) { sandbox_check_limits(L); }
+
+/* Inlined: it runs once per token, and a call that saves registers for the rare limit
+ * check cost a third of it. */
+static inline uint32_t *find_slot(lua_State *L, const tset *S, uint64_t h, const char *s, size_t n, bool slack) {
     uint32_t mask = S->index_cap - 1, probes = 0;
     for (uint32_t slot = (uint32_t)h & mask;; slot = (slot + 1) & mask) {
-        if (++probes % TSET_LONG_PROBE == 0) sandbox_check_limits(L);
+        if (++probes % TSET_LONG_PROBE == 0) long_probe(L);
         uint32_t e = S->index[slot];
         if (!e) return &S->index[slot];
         const tset_entry *en = &S->entries[e - 1];
@@ -167,7 +171,7 @@ static inline void reserve(lua_State *L, int idx, tset *S, size_t more, size_t m
 
 /* Adds the len bytes at the free end of S's arena, written there by the caller, unless S
  * holds them already. Room must have been reserved. Returns the member's entry number. */
-static uint32_t add_tail(lua_State *L, tset *S, size_t len) {
+static inline uint32_t add_tail(lua_State *L, tset *S, size_t len) {
     const char *s = S->bytes + S->bytes_len;
     uint64_t h = text_hash_slack(s, len);
     uint32_t *slot = find_slot(L, S, h, s, len, true);
