@@ -20,7 +20,9 @@ CLI_PKG_LIBS = $(shell $(PKG_CONFIG) --libs $(CLI_PKGS))
 WARNINGS := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wpointer-arith -Wformat=2 -Wvla
 OPT ?= -O2 -g
 SANITIZE ?=
-CFLAGS += -std=c11 $(WARNINGS) $(OPT) $(SANITIZE) -D_XOPEN_SOURCE=700 -fPIC $(PKG_CFLAGS) \
+# -fno-semantic-interposition: libassay's exported functions are not replaced at run time,
+# so calls inside the library may be inlined like static ones
+CFLAGS += -std=c11 $(WARNINGS) $(OPT) $(SANITIZE) -D_XOPEN_SOURCE=700 -fPIC -fno-semantic-interposition $(PKG_CFLAGS) \
           -DASSAY_DATADIR='"$(PREFIX)/share/assay"'
 LDLIBS += $(PKG_LIBS) -lm -lpthread
 LDFLAGS += $(SANITIZE)

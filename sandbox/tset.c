@@ -401,6 +401,8 @@ static void add_domain(lua_State *L, int idx, tset *S, const char *url, size_t n
 
 /* --------------------------------------------------------------------- methods */
 
+static const char tset_meta_key; /* its address keys the metatable in the registry */
+
 /* text.Set() -> an empty Set */
 int tset_new(lua_State *L) {
     tset_inline *in = lua_newuserdatauv(L, sizeof *in, UV_COUNT);
@@ -411,7 +413,8 @@ int tset_new(lua_State *L) {
     in->S.entries_cap = TSET_INLINE_ENTRIES;
     in->S.bytes = in->bytes;
     in->S.bytes_cap = sizeof in->bytes;
-    luaL_setmetatable(L, TSET_META);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &tset_meta_key); /* luaL_setmetatable hashes the name */
+    lua_setmetatable(L, -2);
     return 1;
 }
 
@@ -612,6 +615,8 @@ void tset_open(lua_State *L, const luaL_Reg *shared) {
     };
     luaL_newmetatable(L, TSET_META);
     *sandbox_slot(L, SANDBOX_SLOT_SET_META) = lua_topointer(L, -1);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &tset_meta_key);
     luaL_newlib(L, methods);
     luaL_setfuncs(L, shared, 0); /* S:jaccard(other) is text.jaccard(S, other), and so on */
     lua_setfield(L, -2, "__index");
