@@ -64,9 +64,20 @@ static void job_free_parts(job *j, size_t count) {
 
 /* The arena parser takes strict JSON, nearly every trace; cJSON reads the rest, and says
  * where a text that is not JSON fails. */
-static cJSON *job_parse(job *j, const char **end) {
+/* Reports the line when it is not valid UTF-8 or holds a NUL byte. */
+static bool job_text_invalid(job *j) {
+    size_t bad = buf_utf8_invalid_at(j->text, j->len);
+    if (bad < j->len)
+        job_input_error(j, j->text[bad] ? "not valid UTF-8 (at byte %zu)" : "contains a NUL byte (at byte %zu)", bad + 1);
+    return bad < j->len;
+}
+
+/* The trace's tree; NULL with *invalid set when the line is not valid UTF-8 (the arena
+ * parser checked it; cJSON does not). */
+static cJSON *job_parse(job *j, const char **end, bool *invalid) {
     cJSON *trace = jparse(j->text, j->len, &j->trace_tree);
-    return trace ? trace : convert_parse_json(j->text, j->len, end);
+    if (trace || (*invalid = job_text_invalid(j))) return trace;
+    return convert_parse_json(j->text, j->len, end);
 }
 
 /* The trace's tree, from whichever parser made it. */
@@ -299,14 +310,14 @@ static void job_start(worker *w, job *j) {
     size_t count = w->cfg.plugin_count;
     atomic_init(&j->next_plugin, 0);
     atomic_init(&j->unfinished, 1); /* this worker's hold while it claims */
-    /* checked up front, so that no plugin sees and no output file carries invalid text */
-    size_t bad = buf_utf8_invalid_at(j->text, j->len);
-    if (bad < j->len) {
-        job_input_error(j, j->text[bad] ? "not valid UTF-8 (at byte %zu)" : "contains a NUL byte (at byte %zu)", bad + 1);
-        goto done;
-    }
+    /* No plugin may see and no output file carry invalid text. The arena parser checks the
+     * strings as it reads them (a tree from it means valid UTF-8); every other way out
+     * checks the whole line first, so that the errors come in the order they always did. */
+    bool sampled = w->cfg.shard_count > 1 || w->cfg.sample_rate < 1;
+    if (sampled && job_text_invalid(j)) goto done;
     size_t nul_at = escaped_nul(j->text, j->len);
     if (nul_at < j->len) {
+        if (job_text_invalid(j)) goto done;
         job_input_error(j, "contains \\u0000 (at byte %zu): strings are cut at a NUL, so two ids could become one; "
                            "skipped", nul_at + 1);
         goto done;
@@ -317,6 +328,7 @@ static void job_start(worker *w, job *j) {
     if (j->len >= WORKER_MAX_PARSE_BYTES / 64) {
         size_t cost = convert_parse_cost(j->text, j->len);
         if (cost > WORKER_MAX_PARSE_BYTES) {
+            if (job_text_invalid(j)) goto done;
             job_input_error(j, "would take %zu MiB to parse, more than the %u MiB a trace may (too many values); skipped",
                             cost >> 20, WORKER_MAX_PARSE_BYTES >> 20);
             goto done;
@@ -324,7 +336,9 @@ static void job_start(worker *w, job *j) {
     }
     if (job_left_unparsed(w, j)) goto done;
     const char *end = NULL;
-    cJSON *trace = job_parse(j, &end);
+    bool invalid = false;
+    cJSON *trace = job_parse(j, &end, &invalid);
+    if (invalid) goto done;
     size_t error_at = trace ? 0 : (size_t)(end - j->text) + 1;
     size_t depth = trace ? 0 : depth_at(j->text, error_at - 1);
     free(j->text); /* the line is no longer needed: keep memory to what is in flight */

@@ -1,6 +1,7 @@
 /* jparse_diff.h - parses one text with cJSON (as a worker did before jparse.c) and with
  * jparse, and says whether they disagree: jparse may give up (the worker then parses with
- * cJSON), but when it gives a tree, cJSON must give the same one. For
+ * cJSON), but when it gives a tree, cJSON must give the same one, and the text must be valid
+ * UTF-8. For
  * tests/unit/test_jparse.c (fixed cases) and tests/fuzz/fuzz_jparse.c (any input). */
 #ifndef ASSAY_JPARSE_DIFF_H
 #define ASSAY_JPARSE_DIFF_H
@@ -11,6 +12,7 @@
 
 #include <cJSON.h>
 
+#include "../../host/base/buf.h"
 #include "../../host/base/jparse.h"
 #include "../../sandbox/sandbox.h"
 
@@ -44,9 +46,10 @@ static int jparse_diff(const char *text, size_t n) {
     cJSON *expected = convert_parse_json(text, n, &end);
     jparse_tree *tree;
     cJSON *got = jparse(text, n, &tree);
+    /* a tree also says the whole text is valid UTF-8: the worker checks nothing else */
     int answer = !got ? JPARSE_DIFF_GAVE_UP
-                 : expected && jparse_diff_same(expected, got) ? JPARSE_DIFF_SAME
-                                                               : JPARSE_DIFF_DIFFERENT;
+                 : expected && jparse_diff_same(expected, got) && buf_utf8_invalid_at(text, n) == n ? JPARSE_DIFF_SAME
+                                                                                                    : JPARSE_DIFF_DIFFERENT;
     cJSON_Delete(expected);
     jparse_free(tree);
     return answer;
