@@ -26,6 +26,12 @@ CFLAGS += -std=c11 $(WARNINGS) $(OPT) $(SANITIZE) -D_XOPEN_SOURCE=700 -fPIC -fno
           -DASSAY_DATADIR='"$(PREFIX)/share/assay"'
 LDLIBS += $(PKG_LIBS) -lm -lpthread
 LDFLAGS += $(SANITIZE)
+# Link-time optimisation of the library: calls between its files are inlined like static
+# ones (-2% instructions and -4.6% wall time a trace, docs/performance.md). The objects are
+# fat (machine code as well), and libassay.a is stripped of the LTO sections, so a program
+# that links it needs neither LTO nor this compiler's version. The sanitizer and fuzzing
+# builds go without.
+LTO ?= -flto=auto -ffat-lto-objects
 
 LIB_SRC := host/base/buf.c host/base/hash.c host/base/jscan.c host/base/jparse.c host/looper.c host/options.c host/host.c host/worker.c host/http.c \
            sandbox/record.c sandbox/sandbox.c sandbox/env.c sandbox/load.c sandbox/task.c sandbox/bounded.c sandbox/pattern.c sandbox/sort.c sandbox/regex.c sandbox/pool.c sandbox/convert.c sandbox/lazy.c sandbox/text.c sandbox/trace.c sandbox/tset.c sandbox/net.c
@@ -43,7 +49,7 @@ all: $(BUILD)/assay $(BUILD)/libassay.a $(BUILD)/libassay.so $(BUILD)/assay.pc u
 
 $(BUILD)/obj/%.o: %.c Makefile
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(CFLAGS) $(LTO) -MMD -MP -c $< -o $@
 
 # The CLI is compiled apart from the library and links only to libassay's exported API;
 # buf.c is a leaf helper it compiles for itself.
@@ -59,10 +65,11 @@ $(BUILD)/cli/report_page.c: host/cli/report.html scripts/embed.awk
 $(BUILD)/libassay.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
+	$(if $(LTO),objcopy -R '.gnu.lto_*' -R '.gnu.debuglto_*' $@ && ranlib $@)
 
 $(BUILD)/libassay.so.$(VERSION): $(LIB_OBJ) host/libassay.map
 	$(CC) -shared -Wl,-soname,libassay.so.$(SOVERSION) -Wl,--version-script=host/libassay.map \
-	    $(LDFLAGS) -o $@ $(LIB_OBJ) $(LDLIBS)
+	    $(LDFLAGS) $(LTO) $(OPT) -o $@ $(LIB_OBJ) $(LDLIBS)
 
 $(BUILD)/libassay.so: $(BUILD)/libassay.so.$(VERSION)
 	ln -sf libassay.so.$(VERSION) $(BUILD)/libassay.so.$(SOVERSION)
@@ -92,7 +99,7 @@ $(BUILD)/tests/%: tests/unit/%.c tests/fuzz/pattern_diff.h tests/fuzz/regex_diff
 
 # libFuzzer targets (tests/fuzz/): built with clang into build-fuzz by `make fuzz-build`.
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
-FUZZ_MAKE := BUILD=build-fuzz CC=clang OPT='-O1 -g -fno-omit-frame-pointer' \
+FUZZ_MAKE := BUILD=build-fuzz CC=clang LTO= OPT='-O1 -g -fno-omit-frame-pointer' \
              SANITIZE='-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all'
 FUZZ_SECONDS ?= 60
 fuzz-targets: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/%)
@@ -113,7 +120,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 test:
 	@scripts/install-deps.sh test
 	@$(MAKE) --no-print-directory -j$(JOBS) all
-	@$(MAKE) --no-print-directory -j$(JOBS) BUILD=build-asan OPT='-O1 -g -fno-omit-frame-pointer' \
+	@$(MAKE) --no-print-directory -j$(JOBS) BUILD=build-asan LTO= OPT='-O1 -g -fno-omit-frame-pointer' \
 	    SANITIZE='-fsanitize=address,undefined -fno-sanitize-recover=all' all
 	@$(MAKE) --no-print-directory -j$(JOBS) $(FUZZ_MAKE) fuzz-targets
 	@tests/run.sh
@@ -127,7 +134,7 @@ fuzz: fuzz-build
 	@scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 check-asan: deps
-	@$(MAKE) --no-print-directory BUILD=build-asan OPT='-O1 -g -fno-omit-frame-pointer' \
+	@$(MAKE) --no-print-directory BUILD=build-asan LTO= OPT='-O1 -g -fno-omit-frame-pointer' \
 	    SANITIZE='-fsanitize=address,undefined -fno-sanitize-recover=all' all
 	@ASSAY_BUILDS=build-asan tests/run.sh
 
