@@ -110,8 +110,6 @@ const pattern_limits sandbox_match_limits = {limits_check_in_match, NULL};
 
 void sandbox_check_limits(lua_State *L) { sandbox_hook(L, NULL); }
 
-const void **sandbox_slot(lua_State *L, int slot) { return &state_of(L)->slots[slot]; }
-
 size_t sandbox_memory_limit(lua_State *L) { return sandbox_of(L)->cfg.memory_limit; }
 
 /* ----------------------------------------------------------- the states' lifecycle */

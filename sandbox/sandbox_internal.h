@@ -153,11 +153,6 @@ void tset_add_all(lua_State *L, int dst, int src);
 /* Sets table[member] = true for each member of the Set at src. */
 void tset_into_table(lua_State *L, int table, int src);
 
-/* Pointers a host module keeps per state, found without a table lookup: the Set
- * metatable, which every Set method checks its argument against (tset.c). */
-enum { SANDBOX_SLOT_SET_META, SANDBOX_SLOT_COUNT };
-const void **sandbox_slot(lua_State *L, int slot);
-
 /* The limits of the state running L (sandbox.c), for host functions with long C loops:
  * sandbox_check_limits raises when the time or memory limit has been passed. */
 void sandbox_check_limits(lua_State *L);

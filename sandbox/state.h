@@ -32,7 +32,6 @@ typedef struct sstate {
     bool timed_out;
     uint64_t deadline_ns;  /* monotonic; 0 = no limit running */
     int evaluate_ref, params_ref, randomseed_ref;
-    const void *slots[SANDBOX_SLOT_COUNT]; /* sandbox_slot */
     size_t printed;        /* bytes print wrote in this evaluation */
     unsigned suspended;    /* tasks waiting on I/O in this state */
     bool is_retired;

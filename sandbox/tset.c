@@ -38,6 +38,7 @@ typedef struct tset_entry {
 } tset_entry;
 
 typedef struct tset {
+    struct tset *self;    /* the Set's own address: set_at tells a Set by it */
     uint32_t *index;      /* index_cap slots, a power of two: entry number + 1, 0 = empty */
     tset_entry *entries;  /* count used of entries_cap, in the order first added */
     char *bytes;          /* bytes_len used of bytes_cap */
@@ -70,15 +71,14 @@ enum { UV_INDEX = 1, UV_ENTRIES, UV_BYTES, UV_TERMS, UV_DOC_ENTRIES, UV_DOC_STAR
 /* Room reserved for a token before its end is known; a longer one is copied again. */
 #define TSET_TOKEN_ROOM 64
 
-/* luaL_testudata, but the metatable is compared with the one this state registered
- * (sandbox_slot) rather than fetched from the registry by name: a third of the cost of a
- * Set method on a short text was that lookup. */
+/* luaL_testudata, without its four calls into Lua (a third of what a Set method on a short
+ * text cost): a Set is the one full userdata of its size whose first field points at
+ * itself. Plugins reach no other userdata of that size (a Set's blocks are user values
+ * only C code can see), and a light userdata has no size. */
 static tset *set_at(lua_State *L, int idx) {
-    void *p = lua_touserdata(L, idx);
-    if (!p || !lua_getmetatable(L, idx)) return NULL;
-    bool is_set = lua_topointer(L, -1) == *sandbox_slot(L, SANDBOX_SLOT_SET_META);
-    lua_pop(L, 1);
-    return is_set ? p : NULL;
+    tset *S = lua_touserdata(L, idx);
+    if (!S || lua_rawlen(L, idx) != sizeof(tset_inline)) return NULL;
+    return S->self == S ? S : NULL;
 }
 
 tset *tset_check(lua_State *L, int idx) {
@@ -407,6 +407,7 @@ static const char tset_meta_key; /* its address keys the metatable in the regist
 int tset_new(lua_State *L) {
     tset_inline *in = lua_newuserdatauv(L, sizeof *in, UV_COUNT);
     memset(in, 0, sizeof *in);
+    in->S.self = &in->S;
     in->S.index = in->index;
     in->S.index_cap = 2 * TSET_INLINE_ENTRIES;
     in->S.entries = in->entries;
@@ -614,7 +615,6 @@ void tset_open(lua_State *L, const luaL_Reg *shared) {
         {NULL, NULL},
     };
     luaL_newmetatable(L, TSET_META);
-    *sandbox_slot(L, SANDBOX_SLOT_SET_META) = lua_topointer(L, -1);
     lua_pushvalue(L, -1);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &tset_meta_key);
     luaL_newlib(L, methods);
