@@ -92,12 +92,14 @@ static const cJSON *standin_node(lua_State *L, int idx) {
     return doc_node(L, lua_gettop(L), idx);
 }
 
-/* The member named key as the filled table would hold it: the last one that is not null
- * (convert.c sets members in order and leaves null out). */
+/* The member named key (n bytes, NUL-terminated: a Lua or a C string) as the filled table
+ * would hold it: the last one that is not null (convert.c sets members in order and leaves
+ * null out). */
 static const cJSON *member(const cJSON *object, const char *key, size_t n) {
     const cJSON *found = NULL;
-    for (const cJSON *c = object->child; c; c = c->next)
-        if (c->string && (c->type & 0xFF) != cJSON_NULL && strnlen(c->string, n + 1) == n && memcmp(c->string, key, n) == 0)
+    for (const cJSON *c = object->child; c; c = c->next) /* the first byte rules most out at once */
+        if (c->string && c->string[0] == key[0] && (c->type & 0xFF) != cJSON_NULL && strnlen(c->string, n + 1) == n &&
+            memcmp(c->string, key, n) == 0)
             found = c;
     return found;
 }
