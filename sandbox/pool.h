@@ -5,7 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define POOL_CLASSES 16 /* blocks of 16, 32, ... 256 bytes */
+#define POOL_CLASSES 57 /* blocks of 16, 32, ... 912 bytes */
 
 typedef struct pool {
     void *free[POOL_CLASSES]; /* free blocks of each class, linked through their first word */

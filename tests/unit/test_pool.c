@@ -24,7 +24,7 @@ static void assert_filled(const unsigned char *p, size_t n, unsigned seed) {
 static void test_realloc_keeps_contents(void **state) {
     (void)state;
     pool p = {0};
-    size_t sizes[] = {1, 15, 16, 17, 100, 256, 257, 4000, 300, 200, 8, 3};
+    size_t sizes[] = {1, 15, 16, 17, 100, 256, 257, 911, 912, 913, 4000, 904, 300, 200, 8, 3};
     unsigned char *b = NULL;
     size_t old = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
