@@ -226,7 +226,7 @@ typedef struct cite_url {
  * absolute. */
 typedef struct cite_walk {
     lua_State *L;
-    int pairs, keys, entries; /* the list being built; the cited URL keys, and the entry of each pair's */
+    int pairs, keys, entries;  /* the list being built, the Set of cited URL keys, each pair's entry in it */
     int citations;             /* a Lua table to read citations[k] from, or 0 ... */
     const cite_url *urls;      /* ... the citations read from the nodes */
     lua_Integer ncitations, npairs, sentences, cited_sentences, invalid, steps;

@@ -21,6 +21,10 @@
  * then gives what text.tfidf_cosines gives for the same documents. Why: relevance grows its
  * context from the same texts it scores with TF-IDF, and tokenizing them once for both
  * saved a fifth of what relevance costs. The counts are kept only once a document is added.
+ *
+ * Made in place: URL keys and domains (S:add_domains, and trace.c's walks through
+ * tset_url_key_entry) and n-grams (S:add_ngrams) are written straight into the arena, so
+ * that search_overlap, citation_support and query_diversity make no Lua string for them.
  * Not here: tokens, stopwords and the table-set functions (text.c).
  */
 #include "sandbox_internal.h"
@@ -71,10 +75,11 @@ enum { UV_INDEX = 1, UV_ENTRIES, UV_BYTES, UV_TERMS, UV_DOC_ENTRIES, UV_DOC_STAR
 /* Room reserved for a token before its end is known; a longer one is copied again. */
 #define TSET_TOKEN_ROOM 64
 
-/* luaL_testudata, without its four calls into Lua (a third of what a Set method on a short
- * text cost): a Set is the one full userdata of its size whose first field points at
- * itself. Plugins reach no other userdata of that size (a Set's blocks are user values
- * only C code can see), and a light userdata has no size. */
+/* luaL_testudata in two calls into Lua where it makes four (2% of a trace: the evaluators
+ * call Set methods some 200 times a trace): a Set is the one full userdata of its size
+ * whose first field points at itself. Plugins reach no other userdata of that size (a
+ * Set's blocks are user values only C code can see), and a light userdata has no size.
+ * tests/sandbox/attacks/set_type_confusion.lua hands every method what is not a Set. */
 static tset *set_at(lua_State *L, int idx) {
     tset *S = lua_touserdata(L, idx);
     if (!S || lua_rawlen(L, idx) != sizeof(tset_inline)) return NULL;
