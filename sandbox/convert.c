@@ -300,6 +300,33 @@ static int json_is_array(lua_State *L) {
 /* Is the value at idx a JSON object: a table that did not come from a JSON array? */
 static bool is_object(lua_State *L, int idx) { return lua_istable(L, idx) && !convert_is_array(L, idx); }
 
+/* json.objects(list, key, value) for a string value, on the table at 4: each entry's key is
+ * read through the view without building it (lazy.c's lazy_value_*, which read what Lua
+ * would), so an entry left out makes no table and its value no Lua string: of a trace's
+ * steps, trace.steps(t, "search") keeps half. A kept entry is pushed as the plugin would
+ * read it. */
+static int objects_by_string(lua_State *L) {
+    const char *key = lua_tostring(L, 2);
+    size_t value_len, len;
+    const char *value = lua_tolstring(L, 3, &value_len), *got;
+    lazy_value list = lazy_value_at(L, 1), entry;
+    lazy_iter it;
+    if (!lazy_value_first(L, list, &it)) return 1;
+    int base = lua_gettop(L);
+    lua_Integer n = 0;
+    for (lua_Integer i = 1; lazy_value_next(L, list, &it, &entry); i++) { /* as ipairs */
+        if (i % 4096 == 0) sandbox_check_limits(L); /* a trace may hold millions */
+        if (lazy_value_is_object(L, entry) && (got = lazy_value_string(L, lazy_value_get(L, entry, key), &len)) &&
+            len == value_len && memcmp(got, value, len) == 0) {
+            if (entry.idx) lua_pushvalue(L, entry.idx);
+            else lua_geti(L, 1, i);
+            lua_rawseti(L, 4, ++n);
+        }
+        lua_settop(L, base);
+    }
+    return 1;
+}
+
 /* assay.json.objects(list [, key, value]) -> {entry...}: the entries of a JSON array that are
  * objects, in order ({} when list is not an array); with key, only those whose entry[key] ==
  * value. plugins/lib/trace.lua walks steps and results with it: one call into C per list
@@ -311,6 +338,9 @@ static int json_objects(lua_State *L) {
         return luaL_error(L, "assay.json.objects: the key must be a string, not %s", luaL_typename(L, 2));
     lua_newtable(L);
     if (!convert_is_array(L, 1)) return 1;
+    size_t key_len;
+    if (has_key && lua_type(L, 3) == LUA_TSTRING && strlen(lua_tolstring(L, 2, &key_len)) == key_len)
+        return objects_by_string(L); /* (a key with a NUL in it goes the Lua way) */
     lua_Integer n = 0;
     for (lua_Integer i = 1; lua_geti(L, 1, i) != LUA_TNIL; i++) { /* as ipairs: up to the first nil */
         if (i % 4096 == 0) sandbox_check_limits(L); /* a trace may hold millions */

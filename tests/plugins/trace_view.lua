@@ -33,6 +33,12 @@ return {
         return out
       end
       t.m[1].type = "b" -- a change made through the view is what objects sees
+      local function by_value(list) -- values that differ only just, a duplicate key, a NUL in the key
+        return { ns(json.objects(list, "type", "search")), ns(json.objects(list, "type", "")),
+                 ns(json.objects(list, "type", 5)), ns(json.objects(list, "type", "fetch")),
+                 ns(json.objects(list, "t\0x", "v")) }
+      end
+      for _ in ipairs(t.q) do end
       local plain = { { n = 1 } }
       return {
         score = 1,
@@ -43,6 +49,8 @@ return {
           same_tables = json.objects(t.f)[2] == t.f[2],
           not_arrays = { #json.objects(t.o), #json.objects("s"), #json.objects(nil), #json.objects(plain) },
           bad_key = select(2, pcall(function() return json.objects(t.s, 1, 2) end)),
+          by_value = by_value(t.p), -- read from the nodes
+          by_value_built = by_value(t.q), -- the same list, built first
         },
       }
     end
