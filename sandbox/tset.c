@@ -325,12 +325,13 @@ lua_Integer tset_intersection_size(lua_State *L, const tset *A, const tset *B, i
 }
 
 /* Calls add for each key of the table set at t (absolute); a key that is not a string is
- * an error. */
+ * an error. Looks at the limits every 4,096 keys, as the walks over a Set's members do. */
 static void add_table_keys(lua_State *L, int dst, tset *D, int t,
                            void (*add)(lua_State *L, int idx, tset *S, const char *s, size_t n)) {
     lazy_check_table(L, t);
     lua_pushnil(L);
-    while (lua_next(L, t)) {
+    for (unsigned keys = 1; lua_next(L, t); keys++) {
+        if (keys % 4096 == 0) sandbox_check_limits(L);
         lua_pop(L, 1);
         if (lua_type(L, -1) != LUA_TSTRING)
             luaL_error(L, "assay.text.Set: a set holds strings, this key is %s", luaL_typename(L, -1));
