@@ -10,6 +10,12 @@
  *
  * Threads: http_submit and http_client_stats are called from other threads and touch only
  * the lock-guarded inbox and stats; everything else runs on the client's thread.
+ *
+ * Started at the first request: libcurl's global set-up (TLS libraries included) costs
+ * 2.5 MB of resident memory and a thread, which a run of deterministic evaluators never
+ * needs. What can be wrong in the configuration (the cache file) is still found when the
+ * client is made. curl_global_init then runs on a worker thread, once (uv_once); Debian's
+ * libcurl (7.88) is built thread-safe for it (CURL_VERSION_THREADSAFE).
  */
 #include "http.h"
 #include "assay.h"
@@ -110,6 +116,10 @@ struct http_client {
     sqlite3_stmt *cache_get, *cache_put;
     bool in_transaction;
     uint64_t rng;
+
+    uv_mutex_t start_lock;     /* guards the two below */
+    bool is_started;           /* libcurl, the loop and the thread are up */
+    bool start_failed;         /* they could not be: every request is answered with the reason */
 
     uv_mutex_t stats_lock;
     http_stats stats;          /* guarded by stats_lock; percentiles filled on demand */
@@ -759,7 +769,14 @@ static uv_once_t curl_once = UV_ONCE_INIT;
 static bool curl_ready;
 static void curl_init_once(void) { curl_ready = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK; }
 
+static bool client_start(http_client *c);
+
 void http_submit(http_client *c, sandbox_io *io, void (*done)(void *ctx, sandbox_io *io), void *ctx) {
+    if (!client_start(c)) {
+        io->error = strdup("http: cannot start the HTTP client (libcurl could not be initialised, or no thread)");
+        done(ctx, io);
+        return;
+    }
     request *r = calloc(1, sizeof *r);
     if (!r) {
         io->error = strdup("http: out of memory");
@@ -791,11 +808,6 @@ static void client_destroy(http_client *c) {
 }
 
 http_client *http_client_new(const http_config *cfg, char *err, size_t errlen) {
-    uv_once(&curl_once, curl_init_once);
-    if (!curl_ready) {
-        snprintf(err, errlen, "cannot initialise libcurl");
-        return NULL;
-    }
     http_client *c = calloc(1, sizeof *c);
     if (!c) goto oom;
     c->cfg = *cfg;
@@ -806,7 +818,6 @@ http_client *http_client_new(const http_config *cfg, char *err, size_t errlen) {
     c->stats.inflight_cap = c->cfg.max_inflight;
     c->rps_tokens = fmax(1.0, c->cfg.rps);
     c->tpm_tokens = (double)c->cfg.tpm;
-    c->buckets_ns = now_ns();
     c->rng = now_ns() | 1;
     c->cache_path = dup_or_null(cfg->cache_path);
     if (cfg->cache_path && !c->cache_path) goto oom;
@@ -828,34 +839,10 @@ http_client *http_client_new(const http_config *cfg, char *err, size_t errlen) {
         client_destroy(c);
         return NULL;
     }
-    if (!(c->multi = curl_multi_init())) goto oom;
-    curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
-    curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
-    curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, on_timer_request);
-    curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
-    curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)c->cfg.max_inflight);
-    c->inbox = QUEUE_INIT(request, next);
-    c->ready = QUEUE_INIT(request, next);
-    if (looper_init(&c->lp, on_mail, c) != 0) {
-        curl_multi_cleanup(c->multi);
-        snprintf(err, errlen, "cannot create the HTTP client's event loop");
-        client_destroy(c);
-        return NULL;
-    }
-    uv_timer_init(&c->lp.loop, &c->curl_timer);
-    c->curl_timer.data = c;
-    uv_timer_init(&c->lp.loop, &c->gate_timer);
-    c->gate_timer.data = c;
-    uv_timer_init(&c->lp.loop, &c->commit_timer);
-    c->commit_timer.data = c;
-    uv_mutex_init(&c->stats_lock);
-    if (looper_start(&c->lp) != 0) {
-        client_close_handles(c);
-        looper_abandon(&c->lp);
-        uv_mutex_destroy(&c->stats_lock);
-        snprintf(err, errlen, "cannot start the HTTP client thread");
-        client_destroy(c);
-        return NULL;
+    if (uv_mutex_init(&c->start_lock) != 0) goto oom;
+    if (uv_mutex_init(&c->stats_lock) != 0) {
+        uv_mutex_destroy(&c->start_lock);
+        goto oom;
     }
     return c;
 oom:
@@ -864,9 +851,53 @@ oom:
     return NULL;
 }
 
+/* libcurl, the multi handle, the loop and the thread; false with nothing left to undo. */
+static bool start_thread(http_client *c) {
+    uv_once(&curl_once, curl_init_once);
+    if (!curl_ready || !(c->multi = curl_multi_init())) return false;
+    curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
+    curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, on_timer_request);
+    curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
+    curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)c->cfg.max_inflight);
+    c->inbox = QUEUE_INIT(request, next);
+    c->ready = QUEUE_INIT(request, next);
+    c->buckets_ns = now_ns();
+    if (looper_init(&c->lp, on_mail, c) != 0) {
+        curl_multi_cleanup(c->multi);
+        c->multi = NULL;
+        return false;
+    }
+    uv_timer_init(&c->lp.loop, &c->curl_timer);
+    c->curl_timer.data = c;
+    uv_timer_init(&c->lp.loop, &c->gate_timer);
+    c->gate_timer.data = c;
+    uv_timer_init(&c->lp.loop, &c->commit_timer);
+    c->commit_timer.data = c;
+    if (looper_start(&c->lp) != 0) {
+        client_close_handles(c);
+        looper_abandon(&c->lp);
+        return false;
+    }
+    return true;
+}
+
+/* Starts the thread at the first request (see the top); false if it cannot be. */
+static bool client_start(http_client *c) {
+    uv_mutex_lock(&c->start_lock);
+    if (!c->is_started && !c->start_failed) {
+        c->is_started = start_thread(c);
+        c->start_failed = !c->is_started;
+    }
+    bool is_started = c->is_started;
+    uv_mutex_unlock(&c->start_lock);
+    return is_started;
+}
+
 void http_client_free(http_client *c) {
     if (!c) return;
-    looper_stop(&c->lp);
+    if (c->is_started) looper_stop(&c->lp); /* no request can come any more: no lock needed */
+    uv_mutex_destroy(&c->start_lock);
     uv_mutex_destroy(&c->stats_lock);
     client_destroy(c);
 }

@@ -40,7 +40,8 @@ typedef struct http_config {
 /* The figures libassay reports (assay_io_stats in assay.h). */
 typedef assay_io_stats http_stats;
 
-/* Opens the cache and starts the thread; NULL and a message in err on failure. */
+/* Opens the cache (the thread starts with the first request); NULL and a message in err
+ * on failure. */
 http_client *http_client_new(const http_config *cfg, char *err, size_t errlen);
 /* Performs io and calls done(ctx, io) on the client's thread when it is answered. */
 void http_submit(http_client *c, sandbox_io *io, void (*done)(void *ctx, sandbox_io *io), void *ctx);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <pthread.h>
 #include <unistd.h>
 
@@ -619,6 +620,68 @@ static void test_misuse_is_refused_not_crashed(void **state) {
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* The threads of this process, from /proc. */
+static int thread_count(void) {
+    DIR *d = opendir("/proc/self/task");
+    assert_non_null(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        if (e->d_name[0] != '.') n++;
+    closedir(d);
+    return n;
+}
+
+/* Runs one trace through a one-worker host on its own loop; returns the threads counted
+ * while the host was still up, after the result came. */
+static int threads_while_running(const char *plugin, collected *c) {
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    assay_options *o = assay_options_new();
+    assert_int_equal(assay_options_add_plugin_path(o, plugin), ASSAY_OK);
+    assert_int_equal(assay_options_set_workers(o, 1), ASSAY_OK);
+    assert_int_equal(assay_options_set_http_retry(o, 5000, 1, 0), ASSAY_OK);
+    assay_host *h;
+    assay_error err;
+    assert_int_equal(assay_host_new(&h, &loop, o, on_result, c, &err), ASSAY_OK);
+    assay_options_free(o);
+    assert_int_equal(assay_host_submit(h, "{\"id\":\"1\"}", 10, "mem", 1, NULL), ASSAY_OK);
+    while (c->count == 0) uv_run(&loop, UV_RUN_ONCE);
+    int threads = thread_count();
+    assay_host_close(h, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    free(c->ids[0]);
+    return threads;
+}
+
+/* The HTTP client (libcurl's TLS set-up, 2.5 MB resident, and a thread) starts with the
+ * first request: a host whose plugins make none runs its workers only. */
+static void test_http_client_starts_with_the_first_request(void **state) {
+    (void)state;
+    char quiet[128], caller[128];
+    snprintf(quiet, sizeof quiet, "%s/quiet.lua", plugin_dir);
+    snprintf(caller, sizeof caller, "%s/caller.lua", plugin_dir);
+    FILE *f = fopen(quiet, "w");
+    fputs("return { name = 'quiet', evaluate = function(t) return 1 end }\n", f);
+    fclose(f);
+    f = fopen(caller, "w");
+    /* port 1 on loopback: refused at once */
+    fputs("return { name = 'caller', evaluate = function(t)\n"
+          "  assay.http.request{ url = 'http://127.0.0.1:1/' }\n"
+          "  return 1 end }\n", f);
+    fclose(f);
+    int before = thread_count();
+    collected c = {0};
+    assert_int_equal(threads_while_running(quiet, &c), before + 1); /* the worker */
+    assert_string_equal(c.last_error, "");
+    collected d = {0};
+    assert_int_equal(threads_while_running(caller, &d), before + 2); /* the worker and the client */
+    assert_non_null(strstr(d.last_error, "127.0.0.1:1")); /* asked, and answered with the failure */
+    assert_int_equal(thread_count(), before);
+    remove(quiet);
+    remove(caller);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_results_arrive_in_submission_order_with_many_workers),
@@ -632,6 +695,7 @@ int main(void) {
         cmocka_unit_test(test_idle_workers_share_a_trace_and_keep_plugin_order),
         cmocka_unit_test(test_shared_traces_claimed_slowest_first_keep_plugin_order),
         cmocka_unit_test(test_misuse_is_refused_not_crashed),
+        cmocka_unit_test(test_http_client_starts_with_the_first_request),
     };
     return cmocka_run_group_tests(tests, write_plugins, remove_plugins);
 }
