@@ -18,6 +18,8 @@
 /* Instructions between two looks at the clock: ~5 µs of Lua, so a runaway loop is caught
  * within a few µs of its deadline while the clock costs well under 1%. */
 #define SANDBOX_HOOK_INSTRUCTIONS 1000
+/* The collector's pause, in percent (sandbox.c state_open). */
+#define SANDBOX_GC_PAUSE 400
 
 /* One Lua state of a plugin. A sandbox has one current state; after a kill it opens a fresh
  * one and retires the old: evaluations suspended in it on I/O finish there, and it is closed

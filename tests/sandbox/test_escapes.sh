@@ -84,6 +84,8 @@ for f in tests/sandbox/memory/*.lua; do
 done
 check_contains "json_decode_nodes: a memory error, before the nodes are made" "$TMP/json_decode_nodes.out" \
     '"error":{"kind":"memory","message":"evaluation exceeded the 32 MiB memory limit of its Lua state"}'
+check_contains "json_decode_after_garbage: garbage is collected before a charge is refused" \
+    "$TMP/json_decode_after_garbage.out" '"evaluator":"json_decode_after_garbage","step":null,"score":1,"pass":null,"label":null,"details":null,"error":null'
 # require opens a plugin's lib/ files without following symlinks, and only regular files:
 # a FIFO blocked the worker forever, /etc/passwd and /proc/self/environ were read
 mkdir -p "$TMP/req/lib" "$TMP/outside"
