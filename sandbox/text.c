@@ -102,46 +102,27 @@ static const char *const stopwords[] = {
 };
 
 #define STOPWORD_COUNT (sizeof stopwords / sizeof *stopwords)
-#define STOPWORD_MAX_LEN 10 /* "yourselves" */
 
-/* Stopwords by (length, first letter): a token is compared with the two or three words that
- * share both, not searched for. Runs for every token of every text. Built once, before any
- * state opens (text_hash_init). Each word is kept as two 64-bit words of its bytes, zero
- * past its end, so that a token with slack bytes (text.h) is compared in two loads. */
-static struct { unsigned char first, count; } stopword_bucket[STOPWORD_MAX_LEN + 1][26];
-static uint64_t stopword_words[STOPWORD_COUNT][2];
+/* Runs for every token of every text: built once, before any state opens (text_hash_init).
+ * The test itself is inline in text.h. */
+text_stopword_bucket text_stopword_buckets[TEXT_STOPWORD_MAX_LEN + 1][26];
+uint64_t text_stopword_words[STOPWORD_COUNT][2];
 
 static pthread_once_t stopword_once = PTHREAD_ONCE_INIT;
 
 static void stopwords_index(void) {
     size_t at = 0;
-    for (size_t len = 1; len <= STOPWORD_MAX_LEN; len++)
+    for (size_t len = 1; len <= TEXT_STOPWORD_MAX_LEN; len++)
         for (int c = 0; c < 26; c++) {
-            stopword_bucket[len][c].first = (unsigned char)at;
+            text_stopword_buckets[len][c].first = (unsigned char)at;
             for (size_t i = 0; i < STOPWORD_COUNT; i++)
                 if (strlen(stopwords[i]) == len && stopwords[i][0] == 'a' + c) {
                     char padded[16] = {0};
                     memcpy(padded, stopwords[i], len);
-                    memcpy(stopword_words[at++], padded, sizeof padded);
+                    memcpy(text_stopword_words[at++], padded, sizeof padded);
                 }
-            stopword_bucket[len][c].count = (unsigned char)(at - stopword_bucket[len][c].first);
+            text_stopword_buckets[len][c].count = (unsigned char)(at - text_stopword_buckets[len][c].first);
         }
-}
-
-bool text_is_stopword_slack(const char *w, size_t n) {
-    if (n - 1 >= STOPWORD_MAX_LEN || (unsigned char)(w[0] - 'a') >= 26) return false;
-    unsigned first = stopword_bucket[n][w[0] - 'a'].first, count = stopword_bucket[n][w[0] - 'a'].count;
-    if (!count) return false;
-    uint64_t lo, hi = 0;
-    memcpy(&lo, w, 8);
-    lo = text_word_prefix(lo, n < 8 ? n : 8);
-    if (n > 8) {
-        memcpy(&hi, w + 8, 8);
-        hi = text_word_prefix(hi, n - 8);
-    }
-    for (unsigned i = first; i < first + count; i++)
-        if (stopword_words[i][0] == lo && stopword_words[i][1] == hi) return true;
-    return false;
 }
 
 uint64_t text_hash_key = 0x9E3779B97F4A7C15u;
@@ -170,9 +151,9 @@ void text_hash_init(void) {
 }
 
 bool text_is_stopword(const char *w, size_t n) {
-    if (n == 0 || n > STOPWORD_MAX_LEN) return false;
+    if (n == 0 || n > TEXT_STOPWORD_MAX_LEN) return false;
     pthread_once(&stopword_once, stopwords_index);
-    char padded[STOPWORD_MAX_LEN + TEXT_SLACK] = {0}; /* the slack the word test reads */
+    char padded[TEXT_STOPWORD_MAX_LEN + TEXT_SLACK] = {0}; /* the slack the word test reads */
     memcpy(padded, w, n);
     return text_is_stopword_slack(padded, n);
 }

@@ -111,9 +111,33 @@ static inline size_t text_bytes_before(uint64_t m) { return (size_t)__builtin_ct
 void text_lower_into(char *out, const char *s, size_t n);
 /* Is the (lowercase) word one of the stopwords of docs/metrics.md? */
 bool text_is_stopword(const char *w, size_t n);
-/* The same for a word with TEXT_SLACK readable bytes past its end, once text_hash_init ran:
- * for the loops that tokenize whole texts. */
-bool text_is_stopword_slack(const char *w, size_t n);
+
+/* The stopwords by (length, first letter), built by text_hash_init and read-only after it
+ * (text.c): a token is compared with the two or three words that share both. Each word is
+ * two 64-bit words of its bytes, zero past its end. */
+#define TEXT_STOPWORD_MAX_LEN 10 /* "yourselves" */
+typedef struct text_stopword_bucket { unsigned char first, count; } text_stopword_bucket;
+extern text_stopword_bucket text_stopword_buckets[TEXT_STOPWORD_MAX_LEN + 1][26];
+extern uint64_t text_stopword_words[][2];
+
+/* text_is_stopword for a word with TEXT_SLACK readable bytes past its end, once
+ * text_hash_init ran: for the loops that tokenize whole texts. Inline: it runs for every
+ * token, and the call was a third of it. */
+static inline bool text_is_stopword_slack(const char *w, size_t n) {
+    if (n - 1 >= TEXT_STOPWORD_MAX_LEN || (unsigned char)(w[0] - 'a') >= 26) return false;
+    text_stopword_bucket b = text_stopword_buckets[n][w[0] - 'a'];
+    if (!b.count) return false;
+    uint64_t lo, hi = 0;
+    memcpy(&lo, w, 8);
+    lo = text_word_prefix(lo, n < 8 ? n : 8);
+    if (n > 8) {
+        memcpy(&hi, w + 8, 8);
+        hi = text_word_prefix(hi, n - 8);
+    }
+    for (unsigned i = b.first; i < (unsigned)b.first + b.count; i++)
+        if (text_stopword_words[i][0] == lo && text_stopword_words[i][1] == hi) return true;
+    return false;
+}
 
 /* URL key and domain of docs/metrics.md, appended to out. */
 void text_url_key(const char *url, size_t n, buf *out);

@@ -210,6 +210,76 @@ static void test_stopword_slack_agrees(void **state) {
     assert_false(text_is_stopword_slack("\0\0\0\0\0\0\0\0", 0));
 }
 
+/* The stopwords as docs/metrics.md lists them, read from the document itself: the inline
+ * test must agree with the definition, not only with the function it was derived from. */
+static size_t spec_stopwords(char words[200][16]) {
+    FILE *f = fopen("docs/metrics.md", "r");
+    assert_non_null(f);
+    char line[256];
+    size_t count = 0;
+    bool in_section = false;
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "## ", 3) == 0) {
+            if (in_section) break;
+            in_section = strcmp(line, "## Stopwords\n") == 0;
+            continue;
+        }
+        if (!in_section) continue;
+        for (char *w = strtok(line, " \n"); w; w = strtok(NULL, " \n")) {
+            assert_true(count < 200 && strlen(w) < 16);
+            snprintf(words[count++], 16, "%s", w);
+        }
+    }
+    fclose(f);
+    return count;
+}
+
+static bool in_list(char words[200][16], size_t count, const char *w, size_t n) {
+    for (size_t i = 0; i < count; i++)
+        if (strlen(words[i]) == n && memcmp(words[i], w, n) == 0) return true;
+    return false;
+}
+
+/* Every word of up to three letters, and every listed word changed in one letter, cut or
+ * extended by one, with slack bytes after it that could extend it or not. */
+static void test_stopword_slack_is_the_documented_list(void **state) {
+    (void)state;
+    (void)text_is_stopword("a", 1); /* builds the index; text_hash_init would draw the hash key too early for a later test */
+    static char words[200][16];
+    size_t count = spec_stopwords(words);
+    assert_int_equal(count, 126);
+    char w[32];
+    for (int fill = 0; fill < 2; fill++) {
+        memset(w, fill ? 's' : 0, sizeof w);
+        for (int a = 'a'; a <= 'z'; a++)
+            for (int b = 'a' - 1; b <= 'z'; b++)
+                for (int c = 'a' - 1; c <= 'z'; c++) {
+                    size_t n = 1;
+                    w[0] = (char)a;
+                    if (b >= 'a') w[n++] = (char)b;
+                    if (b >= 'a' && c >= 'a') w[n++] = (char)c;
+                    assert_int_equal(text_is_stopword_slack(w, n), in_list(words, count, w, n));
+                    memset(w, fill ? 's' : 0, sizeof w);
+                }
+        for (size_t i = 0; i < count; i++) {
+            size_t n = strlen(words[i]);
+            memset(w, fill ? 's' : 0, sizeof w);
+            memcpy(w, words[i], n);
+            assert_true(text_is_stopword_slack(w, n));
+            for (size_t len = 1; len <= n + 1; len++)
+                assert_int_equal(text_is_stopword_slack(w, len), in_list(words, count, w, len));
+            for (size_t at = 0; at < n; at++) {
+                char saved = w[at];
+                for (char ch = 'a'; ch <= 'z'; ch++) {
+                    w[at] = ch;
+                    assert_int_equal(text_is_stopword_slack(w, n), in_list(words, count, w, n));
+                }
+                w[at] = saved;
+            }
+        }
+    }
+}
+
 static void test_char_count_counts_code_points(void **state) {
     (void)state;
     assert_int_equal(text_char_count("héllo", strlen("héllo")), 5);
@@ -367,6 +437,7 @@ int main(void) {
         cmocka_unit_test(test_token_words_agree_with_table),
         cmocka_unit_test(test_stopwords_are_exactly_spec_list),
         cmocka_unit_test(test_stopword_slack_agrees),
+        cmocka_unit_test(test_stopword_slack_is_the_documented_list),
         cmocka_unit_test(test_char_count_counts_code_points),
         cmocka_unit_test(test_numbers_print_shortest_round_trip),
         cmocka_unit_test(test_numbers_equal_the_three_precision_definition),
