@@ -263,9 +263,27 @@ static void emit_trimmed(const char *s, size_t n, text_span_fn fn, void *ctx) {
     if (n) fn(s, n, ctx);
 }
 
+/* The bytes of w that may end a sentence ('\n', '.', '!', '?'), each marked 0x80. */
+static inline uint64_t sentence_ends(uint64_t w) {
+    uint64_t x = w & ~TEXT_HIGHS;
+    return (text_bytes_in(x, '\n', '\n') | text_bytes_in(x, '!', '!') | text_bytes_in(x, '.', '.') |
+            text_bytes_in(x, '?', '?')) & ~w; /* & ~w: not a byte >= 0x80 */
+}
+
 void text_sentences(const char *s, size_t n, text_span_fn fn, void *ctx) {
     size_t start = 0;
     for (size_t i = 0; i < n; i++) {
+#if TEXT_WORDS
+        /* the text between ends a word at a time: a report has an end every 80 bytes or so */
+        for (uint64_t w, found; n - i >= 8; i += 8) {
+            memcpy(&w, s + i, 8);
+            if ((found = sentence_ends(w)) != 0) {
+                i += text_bytes_before(found);
+                break;
+            }
+        }
+        if (i == n) break;
+#endif
         char c = s[i];
         if (c == '\n') {
             emit_trimmed(s + start, i - start, fn, ctx);
@@ -280,7 +298,9 @@ void text_sentences(const char *s, size_t n, text_span_fn fn, void *ctx) {
 
 void text_markers(const char *s, size_t n, text_marker_fn fn, void *ctx) {
     for (size_t i = 0; i < n; i++) {
-        if (s[i] != '[') continue;
+        const char *open = memchr(s + i, '[', n - i);
+        if (!open) return;
+        i = (size_t)(open - s);
         size_t j = i + 1;
         long long k = 0;
         while (j < n && s[j] >= '0' && s[j] <= '9') {

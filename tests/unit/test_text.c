@@ -90,6 +90,84 @@ static void test_sentences_keep_dot_without_following_space(void **state) {
     assert_string_equal(c.items[1], "Done");
 }
 
+/* Spans as offsets into the text, for comparing two splitters. */
+typedef struct spans { const char *base; size_t at[400][2]; int n; } spans;
+
+static void collect_offsets(const char *s, size_t n, void *ctx) {
+    spans *sp = ctx;
+    assert_true(sp->n < 400);
+    sp->at[sp->n][0] = (size_t)(s - sp->base);
+    sp->at[sp->n++][1] = n;
+}
+
+static bool ascii_space(char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
+
+/* docs/metrics.md, a byte at a time: split after . ! ? followed by white space and at every
+ * newline; trim; drop the empty ones. */
+static void reference_sentences(const char *s, size_t n, spans *sp) {
+    size_t start = 0;
+    for (size_t i = 0; i <= n; i++) {
+        bool end = i == n || s[i] == '\n';
+        bool after = i < n && (s[i] == '.' || s[i] == '!' || s[i] == '?') && i + 1 < n && ascii_space(s[i + 1]);
+        if (!end && !after) continue;
+        size_t a = start, b = after ? i + 1 : i;
+        while (a < b && ascii_space(s[a])) a++;
+        while (b > a && ascii_space(s[b - 1])) b--;
+        if (b > a) collect_offsets(s + a, b - a, sp);
+        start = i + 1;
+    }
+}
+
+static void reference_markers(const char *s, size_t n, spans *sp) {
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] != '[') continue;
+        size_t j = i + 1;
+        while (j < n && s[j] >= '0' && s[j] <= '9') j++;
+        if (j > i + 1 && j < n && s[j] == ']') {
+            collect_offsets(s + i, j + 1 - i, sp);
+            i = j;
+        }
+    }
+}
+
+static void collect_marker_offsets(long long k, size_t offset, size_t len, void *ctx) {
+    (void)k;
+    spans *sp = ctx;
+    collect_offsets(sp->base + offset, len, sp);
+}
+
+/* The word-at-a-time splitter and the memchr marker scan against the definitions, on
+ * random texts made of the bytes that matter (ends, spaces, brackets, digits) and of bytes
+ * >= 0x80 that equal an end once their high bit is dropped (0x8A, 0xAE, 0xA1, 0xBF). */
+static void test_sentences_and_markers_match_the_definition(void **state) {
+    (void)state;
+    static const char alphabet[] = {'.', '!', '?', '\n', ' ', '\t', '\r', '[', ']', '1', '2', 'a', 'b',
+                                    'Z', (char)0x8A, (char)0xAE, (char)0xA1, (char)0xBF, '\0'};
+    uint64_t x = 0x9E3779B97F4A7C15u;
+    char text[300];
+    for (int round = 0; round < 8000; round++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        size_t n = (size_t)(x % 300);
+        for (size_t i = 0; i < n; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            text[i] = (x >> 40) % 3 ? alphabet[(x >> 8) % sizeof alphabet] : (char)('c' + (x >> 20) % 20);
+        }
+        for (size_t from = 0; from < 9 && from <= n; from++) { /* every alignment of the words */
+            static spans want, got;
+            want = (spans){.base = text + from}, got = (spans){.base = text + from};
+            reference_sentences(text + from, n - from, &want);
+            text_sentences(text + from, n - from, collect_offsets, &got);
+            assert_int_equal(got.n, want.n);
+            assert_memory_equal(got.at, want.at, sizeof want.at[0] * (size_t)want.n);
+            want = (spans){.base = text + from}, got = (spans){.base = text + from};
+            reference_markers(text + from, n - from, &want);
+            text_markers(text + from, n - from, collect_marker_offsets, &got);
+            assert_int_equal(got.n, want.n);
+            assert_memory_equal(got.at, want.at, sizeof want.at[0] * (size_t)want.n);
+        }
+    }
+}
+
 typedef struct markers { long long k[8]; int n; } markers;
 
 static void collect_marker(long long k, size_t offset, size_t len, void *ctx) {
@@ -431,6 +509,7 @@ int main(void) {
         cmocka_unit_test(test_domain_is_host_of_key_without_port),
         cmocka_unit_test(test_sentences_split_after_punctuation_and_at_newlines),
         cmocka_unit_test(test_sentences_keep_dot_without_following_space),
+        cmocka_unit_test(test_sentences_and_markers_match_the_definition),
         cmocka_unit_test(test_markers_are_bracketed_decimal_integers),
         cmocka_unit_test(test_tokens_split_on_ascii_punctuation_and_keep_utf8_words),
         cmocka_unit_test(test_token_lower_table_is_spec_token_bytes_lowercased),
