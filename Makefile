@@ -34,7 +34,7 @@ LDFLAGS += $(SANITIZE)
 LTO ?= -flto=auto -ffat-lto-objects
 
 LIB_SRC := host/base/buf.c host/base/hash.c host/base/jscan.c host/base/jparse.c host/looper.c host/options.c host/host.c host/worker.c host/http.c \
-           sandbox/record.c sandbox/sandbox.c sandbox/env.c sandbox/load.c sandbox/task.c sandbox/bounded.c sandbox/pattern.c sandbox/sort.c sandbox/regex.c sandbox/pool.c sandbox/convert.c sandbox/lazy.c sandbox/text.c sandbox/trace.c sandbox/tset.c sandbox/net.c
+           sandbox/record.c sandbox/sandbox.c sandbox/watch.c sandbox/env.c sandbox/load.c sandbox/task.c sandbox/bounded.c sandbox/pattern.c sandbox/sort.c sandbox/regex.c sandbox/pool.c sandbox/convert.c sandbox/lazy.c sandbox/text.c sandbox/trace.c sandbox/tset.c sandbox/net.c
 CLI_SRC := $(addprefix host/cli/,cli.c cli_run.c cli_summary.c cli_test.c cli_journal.c cli_store.c cli_digest.c \
                                   cli_export.c cli_compare.c cli_report.c reader.c cli_import.c importer.c cli_lint.c cli_calibrate.c cli_gate.c cli_suite.c cli_pairwise.c \
                                   cli_merge.c) host/base/buf.c

@@ -88,6 +88,8 @@ _Static_assert((int)ASSAY_KIND_NONE == (int)SANDBOX_OK && (int)ASSAY_KIND_RUNTIM
 
 const char *assay_version(void) { return ASSAY_VERSION_STRING; }
 
+int assay_set_time_signal(int signo) { return sandbox_watch_enable(signo) == 0 ? ASSAY_OK : ASSAY_EINVAL; }
+
 const char *assay_sandbox_withheld(const char *global, const char *field) {
     return global ? sandbox_withheld(global, field) : NULL;
 }

@@ -354,6 +354,41 @@ static void copy_fields(lua_State *L, const char *const *names) {
     }
 }
 
+/* coroutine.create and coroutine.wrap, with the count hook set on the new coroutine: a
+ * coroutine inherits its maker's hook, and an evaluation's own may run without one
+ * (watch.c), which watches that coroutine only. Upvalue 1: Lua's function. */
+static int env_coroutine_create(lua_State *L) {
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, 1);
+    lua_State *co = lua_tothread(L, -1);
+    if (co) lua_sethook(co, state_hook, LUA_MASKCOUNT, SANDBOX_HOOK_INSTRUCTIONS);
+    return 1;
+}
+
+static int env_coroutine_wrap(lua_State *L) {
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, 1);
+    if (lua_getupvalue(L, -1, 1)) { /* the wrapper's coroutine */
+        lua_State *co = lua_tothread(L, -1);
+        if (co) lua_sethook(co, state_hook, LUA_MASKCOUNT, SANDBOX_HOOK_INSTRUCTIONS);
+        lua_pop(L, 1);
+    }
+    return 1;
+}
+
+static void env_wrap_coroutines(lua_State *L) {
+    lua_getglobal(L, "coroutine");
+    lua_getfield(L, -1, "create");
+    lua_pushcclosure(L, env_coroutine_create, 1);
+    lua_setfield(L, -2, "create");
+    lua_getfield(L, -1, "wrap");
+    lua_pushcclosure(L, env_coroutine_wrap, 1);
+    lua_setfield(L, -2, "wrap");
+    lua_pop(L, 1);
+}
+
 /* The Lua libraries a plugin keeps, and what is taken out of them. [-0, +0, m] */
 static void env_open_libraries(lua_State *L) {
     static const struct { const char *name; lua_CFunction open; } allowed[] = {
@@ -365,6 +400,7 @@ static void env_open_libraries(lua_State *L) {
         luaL_requiref(L, allowed[i].name, allowed[i].open, 1);
         lua_pop(L, 1);
     }
+    env_wrap_coroutines(L);
     convert_init_state(L);
     luaL_requiref(L, LUA_OSLIBNAME, luaopen_os, 0);
     copy_fields(L, os_allowed);

@@ -53,6 +53,7 @@ static void *sandbox_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
 refuse:
     st->memory_exceeded = true;
     st->refused_size = nsize;
+    watch_stop_soon();
     return NULL;
 }
 
@@ -70,6 +71,8 @@ bool sandbox_charge(lua_State *L, size_t bytes) {
         if (!charge_fits(st, bytes, limit)) {
             st->memory_exceeded = true; /* sticky: the hook ends the evaluation as a memory kill */
             st->refused_size = SIZE_MAX;
+            lua_sethook(L, state_hook, LUA_MASKCOUNT, 1);
+            watch_stop_soon();
             return false;
         }
     }
@@ -80,21 +83,30 @@ bool sandbox_charge(lua_State *L, size_t bytes) {
 void sandbox_uncharge(lua_State *L, size_t bytes) { state_of(L)->memory_used -= bytes; }
 
 /* Runs every SANDBOX_HOOK_INSTRUCTIONS in every coroutine of the state (new threads inherit
- * the hook). Once a limit is passed the hook re-arms at count 1 and raises again at the next
- * instruction, so a plugin's pcall cannot swallow the kill and carry on. Hooks do not run
- * inside C functions, so the C calls that can run long (pattern matching, table.sort,
- * regex_find) call this themselves through match_limits. */
-static void sandbox_hook(lua_State *L, lua_Debug *ar) {
-    (void)ar;
+ * the hook), except an evaluation's coroutine on a thread that watch.c watches: that one
+ * runs without a hook until a limit is passed and watch.c sets it at count 1. Once a limit
+ * is passed the hook re-arms at count 1 and raises again at the next instruction, so a
+ * plugin's pcall cannot swallow the kill and carry on. Hooks do not run inside C
+ * functions, so the C calls that can run long (pattern matching, table.sort, regex_find)
+ * call this themselves through match_limits. */
+void state_hook(lua_State *L, lua_Debug *ar) {
     sstate *st = state_of(L);
     if (st->memory_exceeded) {
-        lua_sethook(L, sandbox_hook, LUA_MASKCOUNT, 1);
+        lua_sethook(L, state_hook, LUA_MASKCOUNT, 1);
+        watch_stop_soon();
         luaL_error(L, "memory limit exceeded");
     }
     if (st->deadline_ns && now_ns() > st->deadline_ns) {
         st->timed_out = true;
-        lua_sethook(L, sandbox_hook, LUA_MASKCOUNT, 1);
+        lua_sethook(L, state_hook, LUA_MASKCOUNT, 1);
+        watch_stop_soon();
         luaL_error(L, "time limit exceeded");
+    }
+    /* Set at count 1 for a limit that was then lifted (an allocation refused, then granted
+     * after the emergency collection): back to what the coroutine runs with. */
+    if (ar && lua_gethookcount(L) == 1) {
+        if (watch_is_target(L)) lua_sethook(L, NULL, 0, 0);
+        else lua_sethook(L, state_hook, LUA_MASKCOUNT, SANDBOX_HOOK_INSTRUCTIONS);
     }
 }
 
@@ -112,12 +124,12 @@ void state_limits_disarm(sstate *st) { st->deadline_ns = 0; }
  * (pattern.c, sort.c, regex.c): the hook cannot run inside C. */
 static void limits_check_in_match(lua_State *L, void *ud) {
     (void)ud;
-    sandbox_hook(L, NULL);
+    state_hook(L, NULL);
 }
 
 const pattern_limits sandbox_match_limits = {limits_check_in_match, NULL};
 
-void sandbox_check_limits(lua_State *L) { sandbox_hook(L, NULL); }
+void sandbox_check_limits(lua_State *L) { state_hook(L, NULL); }
 
 size_t sandbox_memory_limit(lua_State *L) { return sandbox_of(L)->cfg.memory_limit; }
 
@@ -139,7 +151,7 @@ static sstate *state_open(sandbox *sb, char *err, size_t errlen) {
         return NULL;
     }
     *(sstate **)lua_getextraspace(L) = st;
-    lua_sethook(L, sandbox_hook, LUA_MASKCOUNT, SANDBOX_HOOK_INSTRUCTIONS);
+    lua_sethook(L, state_hook, LUA_MASKCOUNT, SANDBOX_HOOK_INSTRUCTIONS);
     st->L = L;
     /* A collection cycle starts when the heap is four times what the last one kept, not
      * twice (Lua's default): an evaluation's garbage is a trace's tables and strings, and

@@ -69,9 +69,25 @@ extern const pattern_limits sandbox_match_limits;
  * the limit counts time running Lua, not time waiting for I/O. */
 void state_limits_arm(sstate *st, uint64_t used_ns);
 void state_limits_disarm(sstate *st);
+/* The hook of the limits: raises once a limit is passed (see sandbox.c). */
+void state_hook(lua_State *L, lua_Debug *ar);
 void state_close(sstate *st);
 /* Replaces the sandbox's current state after a kill (see sandbox.c). */
 void state_replace(sandbox *sb);
+
+/* watch.c: the time limit of evaluations without the count hook, on threads that have a
+ * timer. watch_enter is called before an evaluation's coroutine runs: true when the
+ * thread is watched and the coroutine may run without a hook; watch_leave after it. */
+bool watch_enter(lua_State *co);
+void watch_leave(void);
+/* Whether L is the coroutine the calling thread's watch looks after now. */
+bool watch_is_target(lua_State *L);
+/* A limit was passed outside the hook (an allocation refused): makes the watched
+ * coroutine, if any, stop at its next instruction. */
+void watch_stop_soon(void);
+/* The signals the calling thread's timer sent it so far (the tests look: it must stop
+ * when the thread has nothing to run). */
+unsigned watch_ticks(void);
 
 /* env.c: builds the allow-listed environment in a fresh state; runs protected. */
 int env_build(lua_State *L);

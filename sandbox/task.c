@@ -417,8 +417,13 @@ static int run_body(lua_State *L) {
         lua_xmove(L, t->co, nargs);
     }
     t->is_resuming = false;
+    /* A watched thread stops the coroutine by signal (watch.c): no hook until then. Set
+     * again at each run, since a kill's hook at count 1 may have been left on it. */
+    if (watch_enter(t->co)) lua_sethook(t->co, NULL, 0, 0);
+    else lua_sethook(t->co, state_hook, LUA_MASKCOUNT, SANDBOX_HOOK_INSTRUCTIONS);
     int nresults = 0;
     int status = lua_resume(t->co, L, nargs, &nresults);
+    watch_leave();
     if (status == LUA_YIELD) {
         lua_pop(t->co, nresults);
         if (t->io_count == 0) {

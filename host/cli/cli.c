@@ -1144,6 +1144,8 @@ static void tune_malloc(void) {
 int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN); /* a closed output pipe is a write error we report, not a death */
     tune_malloc();
+    /* the time limit by timer signal, not Lua's count hook: ~5% of a trace (assay.h) */
+    assay_set_time_signal(SIGRTMIN + 1);
     if (argc < 2) {
         print_overview(stderr);
         return CLI_EXIT_USAGE;

@@ -10,7 +10,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <signal.h>
+#include <time.h>
+
+#include <lua.h>
+
 #include "../../sandbox/sandbox.h"
+#include "../../sandbox/state.h"
 
 static const char *const lib_dirs[] = {"plugins/lib"};
 
@@ -531,6 +537,57 @@ static void test_io_is_refused_where_it_cannot_work(void **state) {
     sandbox_free(sb);
 }
 
+/* ---- the time limit by signal (watch.c): the tests above run again with it enabled */
+
+static bool watch_enabled;
+
+/* probe(): the hook mask of the coroutine that calls it, as a number. */
+static int probe_hook(lua_State *L) {
+    lua_pushinteger(L, lua_gethookmask(L));
+    return 1;
+}
+
+static void test_evaluations_run_without_the_count_hook_only_when_watched(void **s) {
+    (void)s;
+    sandbox *sb = load("return { evaluate = function(t)\n"
+                       "  local own = coroutine.wrap(function() return probe() end)\n"
+                       "  local made = coroutine.create(function() return probe() end)\n"
+                       "  local _, in_made = coroutine.resume(made)\n"
+                       "  return { score = 1, details = { evaluate = probe(), wrap = own(), create = in_made } }\n"
+                       "end }");
+    lua_State *L = sb->st->L; /* a host function of the test's, put in the globals raw */
+    lua_pushglobaltable(L);
+    lua_pushliteral(L, "probe"); /* raw: the strict globals refuse new names */
+    lua_pushcfunction(L, probe_hook);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+    char *out = evaluate(sb, "{\"id\":\"x\"}");
+    char expected[128];
+    /* the plugin's own coroutines keep the hook either way; evaluate's has none when watched */
+    snprintf(expected, sizeof expected, "\"details\":{\"create\":%d,\"evaluate\":%d,\"wrap\":%d}", LUA_MASKCOUNT,
+             watch_enabled ? 0 : LUA_MASKCOUNT, LUA_MASKCOUNT);
+    assert_contains(out, expected);
+    free(out);
+    unload(sb);
+}
+
+static void sleep_ms(long ms) {
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0) {} /* a tick interrupts it: sleep the rest */
+}
+
+static void test_the_watch_ticks_while_evaluating_and_stops_when_idle(void **s) {
+    (void)s;
+    unsigned before = watch_ticks();
+    check_killed_then_healthy("while true do end", "timeout"); /* 200 ms of evaluating */
+    unsigned during = watch_ticks() - before;
+    assert_true(during >= 5); /* a tick every 10 ms: 20 expected, fewer on a loaded machine */
+    sleep_ms(50); /* the first idle tick disarms the timer */
+    unsigned idle_start = watch_ticks();
+    sleep_ms(100);
+    assert_int_equal(watch_ticks(), idle_start);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_infinite_loop_gets_timeout_record_and_state_recovers),
@@ -559,5 +616,29 @@ int main(void) {
         cmocka_unit_test(test_a_kill_leaves_suspended_evaluations_of_other_traces_alone),
         cmocka_unit_test(test_io_is_refused_where_it_cannot_work),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int failed = cmocka_run_group_tests_name("count hook", tests, NULL, NULL);
+    const struct CMUnitTest hook_only[] = {
+        cmocka_unit_test(test_evaluations_run_without_the_count_hook_only_when_watched),
+    };
+    failed += cmocka_run_group_tests_name("count hook, coroutines", hook_only, NULL, NULL);
+    /* The same limits with the time limit by signal, as the CLI runs them. */
+    if (sandbox_watch_enable(SIGRTMIN + 1) != 0) {
+        fprintf(stderr, "cannot enable the signal watch\n");
+        return failed + 1;
+    }
+    watch_enabled = true;
+    const struct CMUnitTest watched[] = {
+        cmocka_unit_test(test_infinite_loop_gets_timeout_record_and_state_recovers),
+        cmocka_unit_test(test_pcall_cannot_swallow_the_timeout),
+        cmocka_unit_test(test_coroutine_loop_gets_timeout),
+        cmocka_unit_test(test_allocation_bomb_gets_memory_record_and_state_recovers),
+        cmocka_unit_test(test_string_rep_bomb_gets_memory_record),
+        cmocka_unit_test(test_caught_memory_error_in_a_loop_is_still_killed),
+        cmocka_unit_test(test_unbounded_recursion_is_a_runtime_error),
+        cmocka_unit_test(test_a_kill_leaves_suspended_evaluations_of_other_traces_alone),
+        cmocka_unit_test(test_evaluations_run_without_the_count_hook_only_when_watched),
+        cmocka_unit_test(test_the_watch_ticks_while_evaluating_and_stops_when_idle),
+    };
+    failed += cmocka_run_group_tests_name("time limit by signal", watched, NULL, NULL);
+    return failed;
 }
