@@ -174,14 +174,56 @@ void buf_json_cstring(buf *b, const char *s) {
 
 /* Numbers are written as the shortest of %.15g, %.16g and %.17g that reads back as the same
  * double. Formatting and reading back up to three times was a twentieth of what a trace
- * costs, so the 17 digits are made once (%.16e, exact in glibc) and the 15- and 16-digit
+ * costs, so the 17 digits are made once (as %.16e would, below) and the 15- and 16-digit
  * forms are rounded from them: a dropped tail below or above half rounds the exact value
  * the same way, and only a tail of exactly half (…5 or …50, where the digits beyond the
- * 17th decide) is left to snprintf. The result is byte for byte what the three snprintf
- * calls gave (tests/unit/test_text.c compares the two on random and edge-case doubles). */
+ * 17th decide) is left to snprintf. Reading back is strtod's answer, computed without it
+ * where that is exact. The result is byte for byte what the three snprintf calls and
+ * strtod gave (tests/unit/test_text.c compares the two on random and edge-case doubles). */
 
-/* The 17 significant digits of d > 0 and the decimal exponent of the first. */
+/* The 17 significant digits of d > 0 and the decimal exponent of the first, as %.16e
+ * writes them, without printf for the numbers records mostly hold (NUMBER_FAST_MIN ≤ d <
+ * NUMBER_FAST_MAX): d = m·2^-shift exactly, so the digits are m·10^s / 2^shift rounded
+ * half to even (glibc's %.16e is exact and rounds so too), with s ≤ 22 keeping m·10^s
+ * within 128 bits. The rest go to snprintf. */
+#define NUMBER_FAST_MIN 1e-5
+#define NUMBER_FAST_MAX 1e15
+
+__extension__ typedef unsigned __int128 number_u128;
+
+static bool number_digits17_fast(double d, char digits[17], int *exp10) {
+    static const uint64_t pow10[] = {1u, 10u, 100u, 1000u, 10000u, 100000u, 1000000u, 10000000u,
+                                     100000000u, 1000000000u, 10000000000u, 100000000000u,
+                                     1000000000000u, 10000000000000u, 100000000000000u,
+                                     1000000000000000u, 10000000000000000u, 100000000000000000u,
+                                     1000000000000000000u, 10000000000000000000u};
+    if (!(d >= NUMBER_FAST_MIN && d < NUMBER_FAST_MAX)) return false;
+    int k;
+    double f = frexp(d, &k);                        /* d = f·2^k, 0.5 ≤ f < 1 */
+    uint64_t m = (uint64_t)ldexp(f, 53);            /* exact: f has 53 bits */
+    int shift = 53 - k;                             /* d = m / 2^shift, 3 ≤ shift ≤ 70 here */
+    int e = (int)floor(log10(d));                   /* may be one off: corrected below */
+    for (int tries = 0; tries < 3; tries++) {
+        int s = 16 - e;
+        if (s < 0 || s > 22) return false;
+        number_u128 ten_s = s <= 19 ? (number_u128)pow10[s] : (number_u128)pow10[19] * pow10[s - 19];
+        number_u128 product = (number_u128)m * ten_s;
+        number_u128 q = product >> shift;
+        if (q >= pow10[17]) { e++; continue; }
+        if (q < pow10[16]) { e--; continue; }
+        number_u128 rest = product - (q << shift), half = (number_u128)1 << (shift - 1);
+        if (rest > half || (rest == half && (q & 1))) q++;
+        if (q == pow10[17]) q = pow10[16], e++;     /* 9s carried into an 18th digit */
+        uint64_t v = (uint64_t)q;
+        for (int i = 16; i >= 0; i--) digits[i] = (char)('0' + v % 10), v /= 10;
+        *exp10 = e;
+        return true;
+    }
+    return false;
+}
+
 static void number_digits17(double d, char digits[17], int *exp10) {
+    if (number_digits17_fast(d, digits, exp10)) return;
     char tmp[40];
     snprintf(tmp, sizeof tmp, "%.16e", d);
     const char *p = tmp;
@@ -193,6 +235,22 @@ static void number_digits17(double d, char digits[17], int *exp10) {
     int x = 0;
     while (*p >= '0' && *p <= '9') x = x * 10 + (*p++ - '0');
     *exp10 = negative ? -x : x;
+}
+
+/* Whether p digits with exponent exp10 (of the first) read back as d > 0: strtod's
+ * answer, computed as Clinger's fast path does when the digits fit in 53 bits and the
+ * power of ten is exact in a double (one correctly rounded multiplication or division). */
+static bool number_reads_back(const char *digits, int p, int exp10, double d, const char *text) {
+    static const double exact10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+                                     1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    uint64_t mantissa = 0;
+    for (int i = 0; i < p; i++) mantissa = mantissa * 10 + (uint64_t)(digits[i] - '0');
+    int t = exp10 - (p - 1); /* the value is mantissa·10^t */
+    if (mantissa <= (1ull << 53) && t >= -22 && t <= 22) {
+        double v = t >= 0 ? (double)mantissa * exact10[t] : (double)mantissa / exact10[-t];
+        return v == d;
+    }
+    return fabs(strtod(text, NULL)) == d;
 }
 
 /* digits rounded to p < 17 digits into out (exp10 moves up when 9s carry), or false when
@@ -250,11 +308,18 @@ void buf_json_number(buf *b, double d) {
     number_digits17(fabs(d), digits17, &exp17);
     for (int p = 15; p <= 16; p++) {
         int exp10 = exp17;
-        if (number_round(digits17, p, digits, &exp10)) number_format(tmp, d < 0, digits, p, exp10);
-        else snprintf(tmp, sizeof tmp, "%.*g", p, d);
-        if (strtod(tmp, NULL) == d) {
-            buf_puts(b, tmp);
-            return;
+        if (number_round(digits17, p, digits, &exp10)) {
+            number_format(tmp, d < 0, digits, p, exp10);
+            if (number_reads_back(digits, p, exp10, fabs(d), tmp)) {
+                buf_puts(b, tmp);
+                return;
+            }
+        } else {
+            snprintf(tmp, sizeof tmp, "%.*g", p, d);
+            if (strtod(tmp, NULL) == d) {
+                buf_puts(b, tmp);
+                return;
+            }
         }
     }
     number_format(tmp, d < 0, digits17, 17, exp17);
