@@ -354,31 +354,70 @@ static void copy_fields(lua_State *L, const char *const *names) {
     }
 }
 
-/* coroutine.create and coroutine.wrap, with the count hook set on the new coroutine: a
- * coroutine inherits its maker's hook, and an evaluation's own may run without one
- * (watch.c), which watches that coroutine only. Upvalue 1: Lua's function. */
-static int env_coroutine_create(lua_State *L) {
+/* The coroutine library, made to fit the time limit. A coroutine inherits its maker's hook,
+ * and an evaluation's own may run without one (watch.c), which stops that coroutine only:
+ * so coroutine.create and coroutine.wrap give the new one the count hook, and
+ * coroutine.resume and coroutine.close take only coroutines made so. An evaluation's own
+ * coroutine (coroutine.running()) suspended on I/O could otherwise be resumed from another
+ * evaluation, and run there with no hook and no watch. The plugin-made ones are the keys of
+ * a weak table in the registry. */
+static const char env_coroutines_key = 'c';
+
+/* Marks the thread at -1 as the plugin's and hooks it. [-0, +0, m] */
+static void coroutine_adopt(lua_State *L) {
+    lua_State *co = lua_tothread(L, -1);
+    if (!co) return;
+    lua_sethook(co, state_hook, LUA_MASKCOUNT, SANDBOX_HOOK_INSTRUCTIONS);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &env_coroutines_key);
+    lua_pushvalue(L, -2);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+}
+
+static int env_coroutine_create(lua_State *L) { /* upvalue 1: Lua's */
     lua_pushvalue(L, lua_upvalueindex(1));
     lua_insert(L, 1);
     lua_call(L, lua_gettop(L) - 1, 1);
-    lua_State *co = lua_tothread(L, -1);
-    if (co) lua_sethook(co, state_hook, LUA_MASKCOUNT, SANDBOX_HOOK_INSTRUCTIONS);
+    coroutine_adopt(L);
     return 1;
 }
 
-static int env_coroutine_wrap(lua_State *L) {
+static int env_coroutine_wrap(lua_State *L) { /* upvalue 1: Lua's */
     lua_pushvalue(L, lua_upvalueindex(1));
     lua_insert(L, 1);
     lua_call(L, lua_gettop(L) - 1, 1);
     if (lua_getupvalue(L, -1, 1)) { /* the wrapper's coroutine */
-        lua_State *co = lua_tothread(L, -1);
-        if (co) lua_sethook(co, state_hook, LUA_MASKCOUNT, SANDBOX_HOOK_INSTRUCTIONS);
+        coroutine_adopt(L);
         lua_pop(L, 1);
     }
     return 1;
 }
 
+/* coroutine.resume and coroutine.close: upvalue 1 is Lua's, upvalue 2 its name. */
+static int env_coroutine_guarded(lua_State *L) {
+    if (lua_type(L, 1) == LUA_TTHREAD) {
+        lua_rawgetp(L, LUA_REGISTRYINDEX, &env_coroutines_key);
+        lua_pushvalue(L, 1);
+        bool is_plugins = lua_rawget(L, -2) != LUA_TNIL;
+        lua_pop(L, 2);
+        if (!is_plugins)
+            return luaL_error(L, "coroutine.%s: only coroutines made with coroutine.create can be resumed or closed "
+                                 "(not evaluate's own)", lua_tostring(L, lua_upvalueindex(2)));
+    }
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
 static void env_wrap_coroutines(lua_State *L) {
+    lua_newtable(L);
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &env_coroutines_key);
     lua_getglobal(L, "coroutine");
     lua_getfield(L, -1, "create");
     lua_pushcclosure(L, env_coroutine_create, 1);
@@ -386,6 +425,13 @@ static void env_wrap_coroutines(lua_State *L) {
     lua_getfield(L, -1, "wrap");
     lua_pushcclosure(L, env_coroutine_wrap, 1);
     lua_setfield(L, -2, "wrap");
+    static const char *const guarded[] = {"resume", "close"};
+    for (size_t i = 0; i < sizeof guarded / sizeof *guarded; i++) {
+        lua_getfield(L, -1, guarded[i]);
+        lua_pushstring(L, guarded[i]);
+        lua_pushcclosure(L, env_coroutine_guarded, 2);
+        lua_setfield(L, -2, guarded[i]);
+    }
     lua_pop(L, 1);
 }
 

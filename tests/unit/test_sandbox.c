@@ -537,6 +537,53 @@ static void test_io_is_refused_where_it_cannot_work(void **state) {
     sandbox_free(sb);
 }
 
+/* An evaluation suspended on I/O is not the plugin's to resume: its coroutine would run in
+ * another evaluation with neither its own time limit nor (watched) any hook. */
+static void test_evaluate_coroutines_cannot_be_resumed_by_the_plugin(void **state) {
+    (void)state;
+    sandbox *sb = load_io("local stash = {}\n"
+                          "return { evaluate = function(t)\n"
+                          "  if t.id == 'w' then\n"
+                          "    stash.co = coroutine.running()\n"
+                          "    assay.http.request{ url = 'http://x/w' }\n"
+                          "    while true do end\n"
+                          "  end\n"
+                          "  if t.id == 'c' then coroutine.close(stash.co) end\n"
+                          "  local ok, err = coroutine.resume(stash.co)\n"
+                          "  return { score = 1, label = tostring(err) }\n"
+                          "end }");
+    pending_eval waiting, resuming, closing;
+    start_eval(sb, &waiting, "{\"id\":\"w\"}");
+    assert_non_null(waiting.task);
+    start_eval(sb, &resuming, "{\"id\":\"r\"}");
+    assert_null(resuming.task);
+    assert_contains(buf_cstr(&resuming.out.jsonl),
+                    "coroutine.resume: only coroutines made with coroutine.create can be resumed or closed");
+    start_eval(sb, &closing, "{\"id\":\"c\"}");
+    assert_contains(buf_cstr(&closing.out.jsonl), "coroutine.close: only coroutines made with");
+    /* the plugin's own still work: made, resumed, closed */
+    char *out = evaluate(sb, "{\"id\":\"o\",\"x\":1}");
+    free(out);
+    answer(&waiting, "http://x/w", "body", NULL);
+    assert_contains(buf_cstr(&waiting.out.jsonl), "\"kind\":\"timeout\"");
+    end_eval(&waiting);
+    end_eval(&resuming);
+    end_eval(&closing);
+    sandbox_free(sb);
+    sb = load("return { evaluate = function(t)\n"
+              "  local co = coroutine.create(function(a) local b = coroutine.yield(a + 1) return b * 2 end)\n"
+              "  local _, x = coroutine.resume(co, 1)\n"
+              "  local _, y = coroutine.resume(co, 10)\n"
+              "  local pending = coroutine.create(function() coroutine.yield() end)\n"
+              "  coroutine.resume(pending)\n"
+              "  return { score = 1, details = { sum = x + y }, label = tostring(coroutine.close(pending)) .. ' ' .. coroutine.status(pending) }\n"
+              "end }");
+    out = evaluate(sb, "{\"id\":\"p\"}");
+    assert_contains(out, "\"score\":1,\"pass\":null,\"label\":\"true dead\",\"details\":{\"sum\":22}");
+    free(out);
+    unload(sb);
+}
+
 /* ---- the time limit by signal (watch.c): the tests above run again with it enabled */
 
 static bool watch_enabled;
@@ -615,6 +662,7 @@ int main(void) {
         cmocka_unit_test(test_io_errors_are_http_records_unless_the_plugin_handles_them),
         cmocka_unit_test(test_a_kill_leaves_suspended_evaluations_of_other_traces_alone),
         cmocka_unit_test(test_io_is_refused_where_it_cannot_work),
+        cmocka_unit_test(test_evaluate_coroutines_cannot_be_resumed_by_the_plugin),
     };
     int failed = cmocka_run_group_tests_name("count hook", tests, NULL, NULL);
     const struct CMUnitTest hook_only[] = {
@@ -636,6 +684,7 @@ int main(void) {
         cmocka_unit_test(test_caught_memory_error_in_a_loop_is_still_killed),
         cmocka_unit_test(test_unbounded_recursion_is_a_runtime_error),
         cmocka_unit_test(test_a_kill_leaves_suspended_evaluations_of_other_traces_alone),
+        cmocka_unit_test(test_evaluate_coroutines_cannot_be_resumed_by_the_plugin),
         cmocka_unit_test(test_evaluations_run_without_the_count_hook_only_when_watched),
         cmocka_unit_test(test_the_watch_ticks_while_evaluating_and_stops_when_idle),
     };
