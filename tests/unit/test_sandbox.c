@@ -635,15 +635,22 @@ static void test_the_watch_ticks_while_evaluating_and_stops_when_idle(void **s) 
     assert_int_equal(watch_ticks(), idle_start);
 }
 
+/* Run twice: with Lua's count hook, then with the time limit by signal (as the CLI runs). */
+static const struct CMUnitTest limit_tests[] = {
+    cmocka_unit_test(test_infinite_loop_gets_timeout_record_and_state_recovers),
+    cmocka_unit_test(test_pcall_cannot_swallow_the_timeout),
+    cmocka_unit_test(test_coroutine_loop_gets_timeout),
+    cmocka_unit_test(test_allocation_bomb_gets_memory_record_and_state_recovers),
+    cmocka_unit_test(test_string_rep_bomb_gets_memory_record),
+    cmocka_unit_test(test_caught_memory_error_in_a_loop_is_still_killed),
+    cmocka_unit_test(test_unbounded_recursion_is_a_runtime_error),
+    cmocka_unit_test(test_a_kill_leaves_suspended_evaluations_of_other_traces_alone),
+    cmocka_unit_test(test_evaluate_coroutines_cannot_be_resumed_by_the_plugin),
+    cmocka_unit_test(test_evaluations_run_without_the_count_hook_only_when_watched),
+};
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_infinite_loop_gets_timeout_record_and_state_recovers),
-        cmocka_unit_test(test_pcall_cannot_swallow_the_timeout),
-        cmocka_unit_test(test_coroutine_loop_gets_timeout),
-        cmocka_unit_test(test_allocation_bomb_gets_memory_record_and_state_recovers),
-        cmocka_unit_test(test_string_rep_bomb_gets_memory_record),
-        cmocka_unit_test(test_caught_memory_error_in_a_loop_is_still_killed),
-        cmocka_unit_test(test_unbounded_recursion_is_a_runtime_error),
         cmocka_unit_test(test_runtime_error_names_file_line_and_traceback),
         cmocka_unit_test(test_error_with_table_value_does_not_run_its_metamethods),
         cmocka_unit_test(test_withheld_libraries_are_refused_with_a_clear_message),
@@ -660,34 +667,19 @@ int main(void) {
         cmocka_unit_test(test_json_arrays_are_marked_and_nulls_kept_in_arrays),
         cmocka_unit_test(test_io_suspends_and_resumes_with_the_response),
         cmocka_unit_test(test_io_errors_are_http_records_unless_the_plugin_handles_them),
-        cmocka_unit_test(test_a_kill_leaves_suspended_evaluations_of_other_traces_alone),
         cmocka_unit_test(test_io_is_refused_where_it_cannot_work),
-        cmocka_unit_test(test_evaluate_coroutines_cannot_be_resumed_by_the_plugin),
     };
-    int failed = cmocka_run_group_tests_name("count hook", tests, NULL, NULL);
-    const struct CMUnitTest hook_only[] = {
-        cmocka_unit_test(test_evaluations_run_without_the_count_hook_only_when_watched),
-    };
-    failed += cmocka_run_group_tests_name("count hook, coroutines", hook_only, NULL, NULL);
-    /* The same limits with the time limit by signal, as the CLI runs them. */
+    int failed = cmocka_run_group_tests_name("sandbox", tests, NULL, NULL);
+    failed += cmocka_run_group_tests_name("limits, count hook", limit_tests, NULL, NULL);
     if (sandbox_watch_enable(SIGRTMIN + 1) != 0) {
         fprintf(stderr, "cannot enable the signal watch\n");
         return failed + 1;
     }
     watch_enabled = true;
-    const struct CMUnitTest watched[] = {
-        cmocka_unit_test(test_infinite_loop_gets_timeout_record_and_state_recovers),
-        cmocka_unit_test(test_pcall_cannot_swallow_the_timeout),
-        cmocka_unit_test(test_coroutine_loop_gets_timeout),
-        cmocka_unit_test(test_allocation_bomb_gets_memory_record_and_state_recovers),
-        cmocka_unit_test(test_string_rep_bomb_gets_memory_record),
-        cmocka_unit_test(test_caught_memory_error_in_a_loop_is_still_killed),
-        cmocka_unit_test(test_unbounded_recursion_is_a_runtime_error),
-        cmocka_unit_test(test_a_kill_leaves_suspended_evaluations_of_other_traces_alone),
-        cmocka_unit_test(test_evaluate_coroutines_cannot_be_resumed_by_the_plugin),
-        cmocka_unit_test(test_evaluations_run_without_the_count_hook_only_when_watched),
+    failed += cmocka_run_group_tests_name("limits, time limit by signal", limit_tests, NULL, NULL);
+    const struct CMUnitTest watch_only[] = {
         cmocka_unit_test(test_the_watch_ticks_while_evaluating_and_stops_when_idle),
     };
-    failed += cmocka_run_group_tests_name("time limit by signal", watched, NULL, NULL);
+    failed += cmocka_run_group_tests_name("the watch's timer", watch_only, NULL, NULL);
     return failed;
 }
