@@ -671,8 +671,10 @@ int main(void) {
     };
     int failed = cmocka_run_group_tests_name("sandbox", tests, NULL, NULL);
     failed += cmocka_run_group_tests_name("limits, count hook", limit_tests, NULL, NULL);
-    if (sandbox_watch_enable(SIGRTMIN + 1) != 0) {
-        fprintf(stderr, "cannot enable the signal watch\n");
+    /* out of range and a second, different signal are refused; the same one again is not */
+    if (sandbox_watch_enable(0) != -1 || sandbox_watch_enable(100000) != -1 || sandbox_watch_enable(SIGRTMIN + 1) != 0 ||
+        sandbox_watch_enable(SIGRTMIN + 2) != -1 || sandbox_watch_enable(SIGRTMIN + 1) != 0) {
+        fprintf(stderr, "sandbox_watch_enable: unexpected answers\n");
         return failed + 1;
     }
     watch_enabled = true;
