@@ -121,7 +121,15 @@ static watch_slot *watch_slot_get(void) {
         free(w);
         return NULL;
     }
-    if (pthread_setspecific(watch_key, w) != 0) {
+    /* A thread inherits its maker's signal mask, and programs that take signals through
+     * signalfd block them all: a blocked tick would leave a runaway evaluation running for
+     * ever. The timer sends the signal to this thread alone, so unblocking it here changes
+     * nothing for the rest of the program. */
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, signo);
+    if (pthread_setspecific(watch_key, w) != 0 || pthread_sigmask(SIG_UNBLOCK, &mask, NULL) != 0) {
+        pthread_setspecific(watch_key, NULL);
         watch_slot_free(w);
         return NULL;
     }

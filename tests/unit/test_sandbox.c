@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <pthread.h>
 #include <signal.h>
 #include <time.h>
 
@@ -635,6 +636,27 @@ static void test_the_watch_ticks_while_evaluating_and_stops_when_idle(void **s) 
     assert_int_equal(watch_ticks(), idle_start);
 }
 
+/* A thread made with the signal blocked (a program that reads signals through signalfd
+ * blocks them all, and threads inherit the mask) still stops a runaway evaluation. */
+static void *loop_on_a_thread(void *arg) {
+    (void)arg;
+    check_killed_then_healthy("while true do end", "timeout");
+    return NULL;
+}
+
+static void test_a_thread_that_blocks_the_signal_still_stops_runaways(void **s) {
+    (void)s;
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGRTMIN + 1);
+    assert_int_equal(pthread_sigmask(SIG_BLOCK, &block, &old), 0);
+    pthread_t thread;
+    int made = pthread_create(&thread, NULL, loop_on_a_thread, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    assert_int_equal(made, 0);
+    assert_int_equal(pthread_join(thread, NULL), 0);
+}
+
 /* Run twice: with Lua's count hook, then with the time limit by signal (as the CLI runs). */
 static const struct CMUnitTest limit_tests[] = {
     cmocka_unit_test(test_infinite_loop_gets_timeout_record_and_state_recovers),
@@ -681,6 +703,7 @@ int main(void) {
     failed += cmocka_run_group_tests_name("limits, time limit by signal", limit_tests, NULL, NULL);
     const struct CMUnitTest watch_only[] = {
         cmocka_unit_test(test_the_watch_ticks_while_evaluating_and_stops_when_idle),
+        cmocka_unit_test(test_a_thread_that_blocks_the_signal_still_stops_runaways),
     };
     failed += cmocka_run_group_tests_name("the watch's timer", watch_only, NULL, NULL);
     return failed;
