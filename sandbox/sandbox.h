@@ -70,14 +70,15 @@ const char *sandbox_withheld(const char *global, const char *field);
 
 typedef struct sandbox sandbox;
 
-/* Creates the state and loads the plugin. The config's strings are borrowed and must
- * outlive the sandbox (it reloads from them after a limit kill). On failure returns NULL and writes a message
- * naming the file and line into err. */
 /* Process-wide, once: from now on each thread that runs evaluations gets a timer sending it
  * signo (a handler is installed for it), and evaluations run without Lua's count hook
  * (watch.c). Returns 0, or -1 when signo is invalid, another one was enabled, or the
  * handler could not be installed. */
 int sandbox_watch_enable(int signo);
+
+/* Creates the state and loads the plugin. The config's strings are borrowed and must
+ * outlive the sandbox (it reloads from them after a limit kill). On failure returns NULL and writes a message
+ * naming the file and line into err. */
 sandbox *sandbox_new(const sandbox_config *cfg, char *err, size_t errlen);
 void sandbox_free(sandbox *sb);
 const sandbox_info *sandbox_get_info(const sandbox *sb);
