@@ -1,6 +1,7 @@
 /* sandbox.h - one evaluator plugin loaded into its own sandboxed Lua state.
  *
  * The sandbox owns the Lua side of assay: its files are sandbox.c (states and limits),
+ * watch.c (the time limit by timer signal),
  * env.c (the allow-listed environment), load.c (loading a plugin), task.c (running
  * evaluate, the I/O bridge), record.c (result records), and the host modules (text.c,
  * convert.c, net.c, ...) with their helpers. It knows nothing of libuv or threads: a sandbox is used by
