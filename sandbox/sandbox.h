@@ -4,8 +4,9 @@
  * watch.c (the time limit by timer signal),
  * env.c (the allow-listed environment), load.c (loading a plugin), task.c (running
  * evaluate, the I/O bridge), record.c (result records), and the host modules (text.c,
- * convert.c, net.c, ...) with their helpers. It knows nothing of libuv or threads: a sandbox is used by
- * one thread at a time, and the host decides which.
+ * convert.c, net.c, ...) with their helpers. It knows nothing of libuv, and of threads only
+ * that watch.c gives each thread that evaluates a timer of its own: a sandbox is used by one
+ * thread at a time, and the host decides which.
  */
 #ifndef ASSAY_SANDBOX_H
 #define ASSAY_SANDBOX_H
