@@ -39,7 +39,7 @@ typedef struct watch_slot {
     timer_t timer;
     _Atomic(lua_State *) target;  /* the coroutine of the evaluation running; NULL between */
     volatile sig_atomic_t armed;  /* the timer is ticking */
-    volatile sig_atomic_t enters; /* evaluations run since the handler last looked */
+    volatile sig_atomic_t entered; /* an evaluation began since the handler last looked */
     volatile sig_atomic_t ticks;  /* signals taken, for watch_ticks */
 } watch_slot;
 
@@ -70,10 +70,10 @@ static void watch_signal(int signo, siginfo_t *info, void *context) {
     if (L) {
         sstate *st = state_of(L);
         if (st->deadline_ns && now_ns() > st->deadline_ns) lua_sethook(L, state_hook, LUA_MASKCOUNT, 1);
-    } else if (w->enters == 0) {
+    } else if (!w->entered) {
         watch_arm(w, 0); /* idle for a whole tick: no signals to a thread that waits */
     }
-    w->enters = 0;
+    w->entered = 0;
     errno = saved_errno;
 }
 
@@ -141,7 +141,7 @@ static watch_slot *watch_slot_get(void) {
 bool watch_enter(lua_State *co) {
     watch_slot *w = watch_slot_get();
     if (!w) return false;
-    w->enters = 1;
+    w->entered = 1;
     atomic_store_explicit(&w->target, co, memory_order_relaxed);
     atomic_signal_fence(memory_order_seq_cst);
     if (!w->armed) watch_arm(w, WATCH_TICK_MS);
