@@ -36,10 +36,11 @@ static inline uint64_t text_mix(uint64_t h, uint64_t w) {
 
 /* The first n bytes (0..8) of the word w, as loaded by memcpy. */
 static inline uint64_t text_word_prefix(uint64_t w, size_t n) {
+    /* two shifts of 4n: one of 8n would be 64 for n = 8, which C leaves undefined */
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    return n ? w & (~0ull << (8 * (8 - n))) : 0;
+    return w & ~(~0ull >> (4 * n) >> (4 * n));
 #else
-    return n ? w & (~0ull >> (8 * (8 - n))) : 0;
+    return w & ~(~0ull << (4 * n) << (4 * n));
 #endif
 }
 
@@ -107,6 +108,116 @@ static inline uint64_t text_lower_word(uint64_t w) {
 /* How many bytes of a word, from its first, come before the first byte marked 0x80 in m
  * (m != 0). */
 static inline size_t text_bytes_before(uint64_t m) { return (size_t)__builtin_ctzll(m) >> 3; }
+
+/* The token bytes of 64 bytes as one bit each (bit k: p[k]), for the scanner below. Why:
+ * with a bit per byte, a token's start and end are each one count of zeros, where a loop
+ * over the bytes (or over words of them) paid a test and a branch for every word of every
+ * token, and finding tokens was a third of tokenizing a text into a Set. */
+#if defined(__SSE2__)
+#include <emmintrin.h>
+/* Token bytes of 16 bytes: a byte >= 0x80 has its top bit already; a digit or (with bit 5
+ * set) a letter is moved to the bottom of the signed range, where one compare finds it. */
+static inline uint64_t text_token_mask16(const unsigned char *p) {
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+    __m128i digit = _mm_cmplt_epi8(_mm_add_epi8(v, _mm_set1_epi8((char)(0x80 - '0'))), _mm_set1_epi8((char)(0x80 + 10)));
+    __m128i letter = _mm_cmplt_epi8(_mm_add_epi8(_mm_or_si128(v, _mm_set1_epi8(0x20)), _mm_set1_epi8((char)(0x80 - 'a'))),
+                                    _mm_set1_epi8((char)(0x80 + 26)));
+    return (uint32_t)_mm_movemask_epi8(_mm_or_si128(v, _mm_or_si128(digit, letter)));
+}
+static inline uint64_t text_token_mask64(const unsigned char *p) {
+    return text_token_mask16(p) | text_token_mask16(p + 16) << 16 | text_token_mask16(p + 32) << 32 |
+           text_token_mask16(p + 48) << 48;
+}
+#elif TEXT_WORDS
+static inline uint64_t text_token_mask64(const unsigned char *p) {
+    uint64_t mask = 0;
+    for (int k = 0; k < 8; k++) {
+        uint64_t w;
+        memcpy(&w, p + 8 * k, 8);
+        /* the 0x80 of byte j lands on bit 56 + j */
+        mask |= ((text_token_bytes(w) >> 7) * 0x0102040810204080u >> 56) << (8 * k);
+    }
+    return mask;
+}
+#else
+static inline uint64_t text_token_mask64(const unsigned char *p) {
+    uint64_t mask = 0;
+    for (int k = 0; k < 64; k++) mask |= (uint64_t)(text_token_lower[p[k]] != 0) << k;
+    return mask;
+}
+#endif
+
+/* Finds the tokens of a text in order, a block of 64 bytes at a time (the last block is
+ * copied out and padded, so nothing past the text is read). */
+typedef struct text_scan {
+    const unsigned char *p;
+    size_t n, base; /* mask describes p[base .. base + 64) */
+    uint64_t mask;  /* the token bytes of that block not passed yet */
+} text_scan;
+
+static inline uint64_t text_scan_block(const unsigned char *p, size_t n, size_t base) {
+    if (n - base >= 64) return text_token_mask64(p + base);
+    unsigned char tail[64] = {0}; /* 0 is not a token byte */
+    memcpy(tail, p + base, n - base);
+    return text_token_mask64(tail);
+}
+
+static inline void text_scan_init(text_scan *sc, const char *s, size_t n) {
+    sc->p = (const unsigned char *)s;
+    sc->n = n;
+    sc->base = 0;
+    sc->mask = n ? text_scan_block(sc->p, n, 0) : 0;
+}
+
+/* The next token: sets *start and *len, or returns false at the end of the text. */
+static inline bool text_scan_next(text_scan *sc, size_t *start, size_t *len) {
+    while (!sc->mask) {
+        if (sc->n - sc->base <= 64) return false;
+        sc->base += 64;
+        sc->mask = text_scan_block(sc->p, sc->n, sc->base);
+    }
+    unsigned bit = (unsigned)__builtin_ctzll(sc->mask);
+    uint64_t after = ~(sc->mask >> bit); /* its first set bit ends the token */
+    *start = sc->base + bit;
+    if (after && bit + (unsigned)__builtin_ctzll(after) < 64) {
+        unsigned end = bit + (unsigned)__builtin_ctzll(after);
+        sc->mask &= ~0ull << end;
+        *len = end - bit;
+        return true;
+    }
+    /* it runs to the end of the block (which is then not the padded last one): follow it */
+    for (;;) {
+        if (sc->n - sc->base <= 64) { /* it ends with the text */
+            sc->mask = 0;
+            *len = sc->n - *start;
+            return true;
+        }
+        sc->base += 64;
+        sc->mask = text_scan_block(sc->p, sc->n, sc->base);
+        if (~sc->mask) {
+            unsigned end = (unsigned)__builtin_ctzll(~sc->mask);
+            sc->mask &= ~0ull << end;
+            *len = sc->base + end - *start;
+            return true;
+        }
+    }
+}
+
+/* Copies the len token bytes at from to `to`, lowercased. from has `readable` bytes (>= len);
+ * `to` has 7 bytes to spare past len (a word is written whole). */
+static inline void text_copy_lower(unsigned char *to, const unsigned char *from, size_t len, size_t readable) {
+    size_t k = 0;
+#if TEXT_WORDS
+    for (uint64_t w; k < len && k + 8 <= readable; k += 8) {
+        memcpy(&w, from + k, 8);
+        w = text_lower_word(w);
+        memcpy(to + k, &w, 8);
+    }
+#else
+    (void)readable;
+#endif
+    for (; k < len; k++) to[k] = text_token_lower[from[k]];
+}
 /* Copies n bytes into out with ASCII letters lowercased. */
 void text_lower_into(char *out, const char *s, size_t n);
 /* Is the (lowercase) word one of the stopwords of docs/metrics.md? */

@@ -72,8 +72,6 @@ enum { UV_INDEX = 1, UV_ENTRIES, UV_BYTES, UV_TERMS, UV_DOC_ENTRIES, UV_DOC_STAR
 /* Tokens are hashed and compared a word at a time (text.h), so every arena keeps
  * TSET_SLACK bytes past its end. */
 #define TSET_SLACK TEXT_SLACK
-/* Room reserved for a token before its end is known; a longer one is copied again. */
-#define TSET_TOKEN_ROOM 64
 
 /* luaL_testudata in two calls into Lua where it makes four (2% of a trace: the evaluators
  * call Set methods some 200 times a trace): a Set is the one full userdata of its size
@@ -176,7 +174,7 @@ static inline void reserve(lua_State *L, int idx, tset *S, size_t more, size_t m
 
 /* Adds the len bytes at the free end of S's arena, written there by the caller, unless S
  * holds them already. Room must have been reserved. Returns the member's entry number. */
-static inline uint32_t add_tail(lua_State *L, tset *S, size_t len) {
+static inline __attribute__((always_inline)) uint32_t add_tail(lua_State *L, tset *S, size_t len) {
     const char *s = S->bytes + S->bytes_len;
     uint64_t h = text_hash_slack(s, len);
     uint32_t *slot = find_slot(L, S, h, s, len, true);
@@ -218,71 +216,23 @@ static bool contains(lua_State *L, const tset *S, const char *s, size_t n) {
 
 /* ------------------------------------------------------------- what text.c calls */
 
-/* The first token byte at or after i in p[0 .. n), or n. */
-static inline size_t skip_to_token(const unsigned char *p, size_t i, size_t n) {
-#if TEXT_WORDS
-    for (uint64_t w, found; n - i >= 8; i += 8) {
-        memcpy(&w, p + i, 8);
-        if ((found = text_token_bytes(w)) != 0) return i + text_bytes_before(found);
-    }
-#endif
-    while (i < n && !text_token_lower[p[i]]) i++;
-    return i;
-}
-
-/* Copies the token at p + *i, lowercased, to `to` eight bytes at a time while eight more
- * fit in room (p has room bytes from the token's start); moves *i past what it copied
- * and returns how many bytes that was. The caller finishes the token a byte at a time:
- * either it ended in the last word (and the next byte is not a token byte) or fewer than
- * eight bytes of room are left. `to` has TSET_SLACK bytes past room: a word may be
- * written whole. */
-static inline size_t copy_token_lower(unsigned char *to, const unsigned char *p, size_t *i, size_t room) {
-    size_t len = 0;
-#if TEXT_WORDS
-    for (uint64_t w, lower, other; len + 8 <= room; len += 8) {
-        memcpy(&w, p + *i, 8);
-        lower = text_lower_word(w);
-        memcpy(to + len, &lower, 8);
-        if ((other = ~text_token_bytes(w) & TEXT_HIGHS) != 0) {
-            size_t k = text_bytes_before(other);
-            *i += k;
-            return len + k;
-        }
-        *i += 8;
-    }
-#else
-    (void)to, (void)p, (void)i, (void)room;
-#endif
-    return len;
-}
-
 /* Adds set(T(s)), or set(C(s)) when content_only; is_document: s is counted as the next
  * document too (see the top). */
 static void add_text(lua_State *L, int idx, tset *S, const char *s, size_t n, bool content_only, bool is_document) {
     /* texts hold about one distinct token per twelve bytes; capped, so that a long text of
      * few distinct words does not reserve memory it never uses */
     size_t guess = n / 12 < 4096 ? n / 12 + 1 : 4096; /* and about 8 bytes each */
-    reserve(L, idx, S, guess, 8 * guess + TSET_TOKEN_ROOM);
+    reserve(L, idx, S, guess, 8 * guess);
     const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
-    for (unsigned tokens = 0;; tokens++) {
-        i = skip_to_token(p, i, n);
-        if (i == n) return;
+    text_scan scan;
+    text_scan_init(&scan, s, n);
+    size_t start, len;
+    for (unsigned tokens = 0; text_scan_next(&scan, &start, &len); tokens++) {
         if (tokens % 4096 == 4095) sandbox_check_limits(L); /* a text may hold millions */
-        /* found and lowercased straight into the arena in one pass, with room for the
-         * longest token that is common; kept there only if it is new */
-        size_t start = i, room = n - i < TSET_TOKEN_ROOM ? n - i : TSET_TOKEN_ROOM;
-        reserve(L, idx, S, 1, room);
-        unsigned char *to = (unsigned char *)S->bytes + S->bytes_len, c;
-        size_t len = copy_token_lower(to, p, &i, room);
-        while (len < room && (c = text_token_lower[p[i]]) != 0) to[len++] = c, i++;
-        if (len == room && i < n && text_token_lower[p[i]]) { /* longer: measured, then copied */
-            while (i < n && text_token_lower[p[i]]) i++;
-            len = i - start;
-            reserve(L, idx, S, 1, len);
-            to = (unsigned char *)S->bytes + S->bytes_len;
-            for (size_t k = 0; k < len; k++) to[k] = text_token_lower[p[start + k]];
-        }
+        /* lowercased straight into the free end of the arena; kept there only if new */
+        reserve(L, idx, S, 1, len);
+        unsigned char *to = (unsigned char *)S->bytes + S->bytes_len;
+        text_copy_lower(to, p + start, len, n - start);
         if (content_only && text_is_stopword_slack((const char *)to, len)) continue;
         uint32_t e = add_tail(L, S, len);
         if (is_document) count_in_document(L, idx, S, e);
@@ -451,7 +401,7 @@ static void add_document_parts(lua_State *L, int idx, tset *S, const char *const
      * (too many tokens for 32-bit counts) is raised here, before anything is counted. A
      * text of n bytes holds at most n / 2 + 1 tokens. */
     if ((size_t)S->count + n / 2 + 1 > UINT32_MAX / 4 || (size_t)S->doc_entries_len + n / 2 + 1 > UINT32_MAX / 4 ||
-        S->bytes_len + n + TSET_TOKEN_ROOM + TSET_SLACK > UINT32_MAX - 2 * TSET_SLACK)
+        S->bytes_len + n + TSET_SLACK > UINT32_MAX - 2 * TSET_SLACK)
         luaL_error(L, "assay.text.Set: too many tokens");
     if (S->ndoc + 2 > S->doc_start_cap) {
         if (S->ndoc > UINT32_MAX / 4) luaL_error(L, "assay.text.Set: too many documents");

@@ -28,6 +28,9 @@
 #include "buf.h"
 
 #include <limits.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include <locale.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -144,9 +147,20 @@ static uint64_t special_bytes(uint64_t w) {
     return found & highs;
 }
 
-/* The first '"', '\\', control byte or byte >= 0x80 at or after q, or end: a word at a
- * time. */
+/* The first '"', '\\', control byte or byte >= 0x80 at or after q, or end: sixteen bytes
+ * at a time where SSE2 is there (every x86-64; finding a string's end was a quarter of
+ * parsing a trace word by word), then a word at a time. */
 static const unsigned char *next_special(const unsigned char *q, const unsigned char *end) {
+#if defined(__SSE2__) && defined(__GNUC__)
+    for (; end - q >= 16; q += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)q);
+        /* signed, a byte >= 0x80 is below 0x20 too */
+        __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
+                                   _mm_cmplt_epi8(v, _mm_set1_epi8(0x20)));
+        unsigned found = (unsigned)_mm_movemask_epi8(hit);
+        if (found) return q + __builtin_ctz(found);
+    }
+#endif
     for (uint64_t w, found; end - q >= 8; q += 8) {
         memcpy(&w, q, 8);
         if ((found = special_bytes(w) | (w & 0x8080808080808080u)) != 0) {

@@ -245,6 +245,97 @@ static void test_token_words_agree_with_table(void **state) {
 #endif
 }
 
+/* docs/metrics.md's token byte, written out again here: the scanner below is checked
+ * against the definition, not against the table it could share a mistake with. */
+static bool spec_token_byte(unsigned char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c >= 0x80;
+}
+
+/* The 64-byte masks the scanner finds tokens with: every byte value at every position, in
+ * blocks of every byte the tokenizer treats differently. */
+static void test_token_mask_marks_exactly_the_token_bytes(void **state) {
+    (void)state;
+    static const unsigned char fillers[] = {0x00, ' ', 'A', 'z', '9', 0x7F, 0x80, 0xFF, '@', '[', '/', ':', '`', '{'};
+    unsigned char block[64];
+    for (size_t f = 0; f < sizeof fillers; f++)
+        for (int pos = 0; pos < 64; pos++)
+            for (int c = 0; c < 256; c++) {
+                memset(block, fillers[f], sizeof block);
+                block[pos] = (unsigned char)c;
+                uint64_t want = 0;
+                for (int k = 0; k < 64; k++) want |= (uint64_t)spec_token_byte(block[k]) << k;
+                assert_true(text_token_mask64(block) == want);
+            }
+}
+
+/* The scanner gives the tokens of the definition at any length and alignment: random texts
+ * (each in a block of exactly its size, so that AddressSanitizer sees any read past the
+ * end), tokens across one and several 64-byte blocks, texts that are one token. The copy
+ * lowercases exactly the token's bytes. */
+static void check_scan(const unsigned char *text, size_t n) {
+    unsigned char *s = malloc(n ? n : 1);
+    assert_non_null(s);
+    memcpy(s, text, n);
+    text_scan scan;
+    text_scan_init(&scan, (const char *)s, n);
+    size_t i = 0, start, len;
+    while (text_scan_next(&scan, &start, &len)) {
+        while (i < n && !spec_token_byte(s[i])) i++;
+        assert_true(i < n);
+        size_t j = i;
+        while (j < n && spec_token_byte(s[j])) j++;
+        assert_int_equal(start, i);
+        assert_int_equal(len, j - i);
+        unsigned char out[600 + 8];
+        assert_true(len <= 600);
+        memset(out, 0xEE, sizeof out);
+        text_copy_lower(out, s + start, len, n - start);
+        for (size_t k = 0; k < len; k++) {
+            unsigned char c = s[start + k];
+            assert_int_equal(out[k], c >= 'A' && c <= 'Z' ? c + 32 : c);
+        }
+        i = j;
+    }
+    while (i < n && !spec_token_byte(s[i])) i++;
+    assert_int_equal(i, n); /* no token left out */
+    free(s);
+}
+
+static void test_token_scan_finds_the_tokens_of_the_definition(void **state) {
+    (void)state;
+    unsigned char text[600];
+    uint64_t x = 0x9E3779B97F4A7C15u;
+    static const unsigned char alphabet[] = " ,.-\n\t\"[]0Aa9zZ_@`{\x7f\x80\xc3\xa9\xff";
+    for (int round = 0; round < 20000; round++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        size_t n = (size_t)(x % 300);
+        unsigned spaces = (unsigned)(x >> 40) % 8; /* 0: long tokens, 7: mostly gaps */
+        for (size_t k = 0; k < n; k++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            unsigned r = (unsigned)(x >> 20);
+            text[k] = r % 8 < spaces ? alphabet[r / 8 % 9] : alphabet[9 + r / 8 % (sizeof alphabet - 10)];
+        }
+        check_scan(text, n);
+    }
+    /* one token of every length from 0 to 200, alone and between separators */
+    for (size_t n = 0; n <= 200; n++) {
+        memset(text, 'Q', n);
+        check_scan(text, n);
+        text[0] = ' ';
+        if (n > 1) text[n - 1] = '.';
+        check_scan(text, n);
+    }
+    /* a token ending exactly at each block edge, and one starting there */
+    for (size_t edge = 60; edge <= 200; edge++) {
+        memset(text, ' ', 260);
+        memset(text + 10, 'b', edge - 10);
+        memset(text + edge + 1, 'C', 50);
+        check_scan(text, 260);
+        check_scan(text, edge);
+        check_scan(text, edge + 1);
+    }
+}
+
 static void test_stopwords_are_exactly_spec_list(void **state) {
     (void)state;
     assert_true(text_is_stopword("the", 3));
@@ -526,6 +617,8 @@ int main(void) {
         cmocka_unit_test(test_tokens_split_on_ascii_punctuation_and_keep_utf8_words),
         cmocka_unit_test(test_token_lower_table_is_spec_token_bytes_lowercased),
         cmocka_unit_test(test_token_words_agree_with_table),
+        cmocka_unit_test(test_token_mask_marks_exactly_the_token_bytes),
+        cmocka_unit_test(test_token_scan_finds_the_tokens_of_the_definition),
         cmocka_unit_test(test_stopwords_are_exactly_spec_list),
         cmocka_unit_test(test_stopword_slack_agrees),
         cmocka_unit_test(test_stopword_slack_is_the_documented_list),
