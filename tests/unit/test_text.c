@@ -59,6 +59,94 @@ static void test_domain_is_host_of_key_without_port(void **state) {
     assert_domain("example.org", "example.org");
 }
 
+/* docs/metrics.md's URL key (or, with domain, its domain) followed step by step, a byte at
+ * a time, into out (room for n + 1 bytes): the reference the fast split is compared with. */
+static bool spec_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
+static bool spec_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+
+static size_t spec_url_key(const char *u, size_t n, char *out, bool domain) {
+    while (n && spec_space(u[0])) u++, n--; /* trim */
+    while (n && spec_space(u[n - 1])) n--;
+    size_t i = 0; /* a scheme: a letter, then letters, digits, + - . up to "://" */
+    if (n && spec_alpha(u[0])) {
+        i = 1;
+        while (i < n && (spec_alpha(u[i]) || (u[i] >= '0' && u[i] <= '9') || u[i] == '+' || u[i] == '-' || u[i] == '.')) i++;
+        if (i + 3 <= n && memcmp(u + i, "://", 3) == 0) u += i + 3, n -= i + 3;
+    }
+    for (i = 0; i < n; i++) /* the fragment */
+        if (u[i] == '#') n = i;
+    size_t host = 0;
+    while (host < n && u[host] != '/' && u[host] != '?') host++;
+    const char *h = u;
+    size_t hn = host;
+    if (hn >= 4 && (h[0] == 'w' || h[0] == 'W') && (h[1] == 'w' || h[1] == 'W') && (h[2] == 'w' || h[2] == 'W') && h[3] == '.')
+        h += 4, hn -= 4;
+    size_t colon = hn; /* a port: ':' and digits at the end of the host */
+    while (colon > 0 && h[colon - 1] >= '0' && h[colon - 1] <= '9') colon--;
+    if (colon > 0 && h[colon - 1] == ':') {
+        size_t port = hn - colon;
+        if (domain || (port == 2 && memcmp(h + colon, "80", 2) == 0) || (port == 3 && memcmp(h + colon, "443", 3) == 0))
+            hn = colon - 1;
+    }
+    size_t len = 0;
+    for (i = 0; i < hn; i++) out[len++] = h[i] >= 'A' && h[i] <= 'Z' ? (char)(h[i] + 32) : h[i];
+    if (domain) return len;
+    size_t path = host;
+    while (path < n && u[path] != '?') path++;
+    size_t path_end = path > host && u[path - 1] == '/' ? path - 1 : path;
+    for (i = host; i < path_end; i++) out[len++] = u[i];
+    bool first = true;
+    for (size_t p = path + 1; p <= n && path < n;) { /* the parameters, without utm_ ones */
+        size_t amp = p;
+        while (amp < n && u[amp] != '&') amp++;
+        if (!(amp - p >= 4 && memcmp(u + p, "utm_", 4) == 0)) {
+            out[len++] = first ? '?' : '&';
+            memcpy(out + len, u + p, amp - p);
+            len += amp - p;
+            first = false;
+        }
+        p = amp + 1;
+    }
+    return len;
+}
+
+/* The key and domain of random URLs made of the pieces that matter (schemes of either
+ * case, "www.", ports, every separator, utm_ parameters, white space, UTF-8), each in a
+ * block of exactly its size for AddressSanitizer, equal the reference's. */
+static void test_url_keys_of_random_urls_follow_the_definition(void **state) {
+    (void)state;
+    static const char *const pieces[] = {"http", "HTTPS", "s3+x.y-z", "://", ":/", "www.", "WWW.", "wWw", ":80", ":443",
+                                         ":8080", ":", "/", "//", "?", "#", "&", "utm_", "utm", "a=1", "Ex", "ample",
+                                         ".COM", "0", " ", "\t", "\xc3\xa9", "\xff", "@", "%2F", "abcdefghijklmnop"};
+    uint64_t x = 0x2545F4914F6CDD1Du;
+    char url[256], want[300], got_key[300];
+    for (int round = 0; round < 200000; round++) {
+        size_t n = 0;
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        for (int k = (int)(x % 12); k >= 0; k--) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            const char *piece = pieces[(x >> 11) % (sizeof pieces / sizeof *pieces)];
+            size_t len = strlen(piece);
+            memcpy(url + n, piece, len);
+            n += len;
+        }
+        for (int domain = 0; domain < 2; domain++) {
+            char *copy = malloc(n ? n : 1);
+            assert_non_null(copy);
+            memcpy(copy, url, n);
+            buf b;
+            buf_init_fixed(&b, got_key, n + 1);
+            (domain ? text_url_domain : text_url_key)(copy, n, &b);
+            free(copy);
+            assert_false(buf_failed(&b)); /* never longer than the URL */
+            size_t want_len = spec_url_key(url, n, want, domain);
+            if (b.len != want_len || memcmp(got_key, want, want_len) != 0)
+                fail_msg("%s of \"%.*s\": \"%.*s\", want \"%.*s\"", domain ? "domain" : "key", (int)n, url, (int)b.len,
+                         got_key, (int)want_len, want);
+        }
+    }
+}
+
 typedef struct collected { char items[16][64]; int n; } collected;
 
 static void collect_span(const char *s, size_t n, void *ctx) {
@@ -610,6 +698,7 @@ int main(void) {
         cmocka_unit_test(test_url_key_matches_spec_example),
         cmocka_unit_test(test_url_key_normalisation_rules),
         cmocka_unit_test(test_domain_is_host_of_key_without_port),
+        cmocka_unit_test(test_url_keys_of_random_urls_follow_the_definition),
         cmocka_unit_test(test_sentences_split_after_punctuation_and_at_newlines),
         cmocka_unit_test(test_sentences_keep_dot_without_following_space),
         cmocka_unit_test(test_sentences_and_markers_match_the_definition),
