@@ -222,6 +222,9 @@ typedef struct cite_url {
     size_t n;
 } cite_url;
 
+#define CITE_SEEN_INLINE 16
+#define CITE_ENTRY_CACHE 64
+
 /* One report being paired: what the sentence and marker callbacks share. Stack slots are
  * absolute. */
 typedef struct cite_walk {
@@ -232,12 +235,20 @@ typedef struct cite_walk {
     lua_Integer ncitations, npairs, sentences, cited_sentences, invalid, steps;
     const char *sentence; /* the sentence being paired, and its slots: */
     size_t sentence_len;
-    int seen, claim; /* 0 until its first marker, and until its first pair */
+    int seen, claim; /* 0 until a 17th distinct marker, and until its first pair */
+    /* The sentence's distinct markers so far, while they are few (a sentence cites one to
+     * three sources: a Lua table each was a fifth of pairing a report), then the table. */
+    long long seen_k[CITE_SEEN_INLINE];
+    int nseen;
+    /* citation_entry of k for k <= CITE_ENTRY_CACHE, once asked (a source is cited again
+     * and again; its URL key was made each time); 0 for not yet, else the entry + 2 */
+    lua_Integer entry_of[CITE_ENTRY_CACHE + 1];
 } cite_walk;
 
 /* The entry of citations[k]'s URL key (1 <= k <= ncitations) in the Set of cited keys, or -1
  * when citations[k] is not a string or its key is empty (no source has an empty key). */
 static lua_Integer citation_entry(cite_walk *w, lua_Integer k) {
+    if (k <= CITE_ENTRY_CACHE && w->entry_of[k]) return w->entry_of[k] - 2;
     lua_State *L = w->L;
     int top = lua_gettop(L);
     const char *url = NULL;
@@ -254,7 +265,35 @@ static lua_Integer citation_entry(cite_walk *w, lua_Integer k) {
         if (tset_member_len(tset_test(L, w->keys), e) == 0) e = -1;
     }
     lua_settop(L, top);
+    if (k <= CITE_ENTRY_CACHE) w->entry_of[k] = e + 2;
     return e;
+}
+
+/* Has the sentence had marker k already? Notes it if not. */
+static bool seen_before(cite_walk *w, long long k) {
+    lua_State *L = w->L;
+    if (!w->seen) {
+        for (int i = 0; i < w->nseen; i++)
+            if (w->seen_k[i] == k) return true;
+        if (w->nseen < CITE_SEEN_INLINE) {
+            w->seen_k[w->nseen++] = k;
+            return false;
+        }
+        lua_createtable(L, 0, 2 * CITE_SEEN_INLINE); /* a sentence of many markers: a table from now on */
+        w->seen = lua_gettop(L);
+        for (int i = 0; i < w->nseen; i++) {
+            lua_pushboolean(L, 1);
+            lua_rawseti(L, w->seen, w->seen_k[i]);
+        }
+    }
+    if (lua_rawgeti(L, w->seen, k) != LUA_TNIL) {
+        lua_pop(L, 1);
+        return true;
+    }
+    lua_pop(L, 1);
+    lua_pushboolean(L, 1);
+    lua_rawseti(L, w->seen, k);
+    return false;
 }
 
 /* Each distinct marker of a sentence, in order: a pair when k is within the citations. */
@@ -263,17 +302,7 @@ static void on_marker(long long k, size_t offset, size_t len, void *ctx) {
     cite_walk *w = ctx;
     lua_State *L = w->L;
     if (++w->steps % 4096 == 0) sandbox_check_limits(L); /* a report may hold millions */
-    if (!w->seen) {
-        lua_newtable(L);
-        w->seen = lua_gettop(L);
-    }
-    if (lua_rawgeti(L, w->seen, k) != LUA_TNIL) {
-        lua_pop(L, 1);
-        return;
-    }
-    lua_pop(L, 1);
-    lua_pushboolean(L, 1);
-    lua_rawseti(L, w->seen, k);
+    if (seen_before(w, k)) return;
     if (k < 1 || k > w->ncitations) {
         w->invalid++;
         return;
@@ -300,7 +329,7 @@ static void on_sentence(const char *s, size_t n, void *ctx) {
     if (++w->steps % 4096 == 0) sandbox_check_limits(w->L);
     int top = lua_gettop(w->L);
     w->sentences++;
-    w->sentence = s, w->sentence_len = n, w->seen = 0, w->claim = 0;
+    w->sentence = s, w->sentence_len = n, w->seen = 0, w->claim = 0, w->nseen = 0;
     text_markers(s, n, on_marker, w);
     if (w->claim) w->cited_sentences++;
     lua_settop(w->L, top);
