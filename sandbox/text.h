@@ -63,6 +63,17 @@ static inline uint64_t text_hash_words(const char *s, size_t n, bool slack) {
 
 static inline uint64_t text_hash_slack(const char *s, size_t n) { return text_hash_words(s, n, true); }
 
+/* text_hash_words of a token of n <= 8 bytes that is in hand as the word w (its bytes as
+ * memcpy loads them, zero past n): the same hash, without the bytes in memory. */
+static inline uint64_t text_hash_word(uint64_t w, size_t n) {
+    uint64_t h = text_mix(text_hash_key ^ n, w);
+    h ^= h >> 33;
+    h *= 0xC4CEB9FE1A85EC53u;
+    h ^= h >> 29;
+    h *= 0xFF51AFD7ED558CCDu;
+    return h ^ (h >> 32);
+}
+
 /* Are the n bytes at a and b equal? Both with TEXT_SLACK bytes to spare. */
 static inline bool text_equal_slack(const char *a, const char *b, size_t n) {
     if (n > 8) return memcmp(a, b, n) == 0;
@@ -247,6 +258,16 @@ static inline bool text_is_stopword_slack(const char *w, size_t n) {
     }
     for (unsigned i = b.first; i < (unsigned)b.first + b.count; i++)
         if (text_stopword_words[i][0] == lo && text_stopword_words[i][1] == hi) return true;
+    return false;
+}
+
+/* text_is_stopword_slack of a word of n <= 8 bytes in hand as w (zero past n). */
+static inline bool text_is_stopword_word(uint64_t w, size_t n) {
+    unsigned first = (unsigned)(w & 0xFF) - 'a'; /* TEXT_WORDS: the first byte is the low one */
+    if (n - 1 >= 8 || first >= 26) return false;
+    text_stopword_bucket b = text_stopword_buckets[n][first];
+    for (unsigned i = b.first; i < (unsigned)b.first + b.count; i++)
+        if (text_stopword_words[i][0] == w) return true; /* [1] is 0 for words of <= 8 bytes */
     return false;
 }
 

@@ -134,6 +134,22 @@ static inline uint32_t *find_slot(lua_State *L, const tset *S, uint64_t h, const
     }
 }
 
+/* find_slot for a token of n <= 8 bytes in hand as the word w (zero past n). */
+static inline uint32_t *find_word_slot(lua_State *L, const tset *S, uint64_t h, uint64_t w, size_t n) {
+    uint32_t mask = S->index_cap - 1, probes = 0;
+    for (uint32_t slot = (uint32_t)h & mask;; slot = (slot + 1) & mask) {
+        if (++probes % TSET_LONG_PROBE == 0) long_probe(L);
+        uint32_t e = S->index[slot];
+        if (!e) return &S->index[slot];
+        const tset_entry *en = &S->entries[e - 1];
+        if (en->hash == h && en->len == n) {
+            uint64_t x;
+            memcpy(&x, S->bytes + en->at, 8); /* every member has TSET_SLACK bytes after it */
+            if (text_word_prefix(x, n) == w) return &S->index[slot];
+        }
+    }
+}
+
 /* Room for `more` entries and `more_bytes` bytes (and the slack), so that an add never
  * fails halfway. */
 static void reserve_slow(lua_State *L, int idx, tset *S, size_t more, size_t more_bytes) {
@@ -185,8 +201,8 @@ static inline __attribute__((always_inline)) uint32_t add_tail(lua_State *L, tse
     return S->count - 1;
 }
 
-/* Counts entry e once more in the document being added (number S->ndoc). */
-static void count_in_document(lua_State *L, int idx, tset *S, uint32_t e) {
+/* Room for entry e's counts and for one more document entry. */
+static __attribute__((noinline)) void grow_counts(lua_State *L, int idx, tset *S, uint32_t e) {
     if (e >= S->terms_cap) { /* members added since the counts last grew have none yet */
         size_t cap = S->entries_cap, keep = (size_t)S->terms_cap * sizeof *S->terms;
         S->terms = grow_block(L, idx, UV_TERMS, S->terms, keep, cap * sizeof *S->terms);
@@ -199,6 +215,12 @@ static void count_in_document(lua_State *L, int idx, tset *S, uint32_t e) {
                                     cap * sizeof *S->doc_entries);
         S->doc_entries_cap = (uint32_t)cap;
     }
+}
+
+/* Counts entry e once more in the document being added (number S->ndoc). Inlined: it runs
+ * for every token of every document. */
+static inline __attribute__((always_inline)) void count_in_document(lua_State *L, int idx, tset *S, uint32_t e) {
+    if (e >= S->terms_cap || S->doc_entries_len == S->doc_entries_cap) grow_counts(L, idx, S, e);
     tfidf_count(S->terms, e, S->ndoc, S->doc_entries, &S->doc_entries_len);
 }
 
@@ -229,8 +251,31 @@ static void add_text(lua_State *L, int idx, tset *S, const char *s, size_t n, bo
     size_t start, len;
     for (unsigned tokens = 0; text_scan_next(&scan, &start, &len); tokens++) {
         if (tokens % 4096 == 4095) sandbox_check_limits(L); /* a text may hold millions */
-        /* lowercased straight into the free end of the arena; kept there only if new */
         reserve(L, idx, S, 1, len);
+#if TEXT_WORDS
+        if (len <= 8 && n - start >= 8) {
+            /* Most tokens fit a word: lowercased, tested, hashed and compared in a register,
+             * and written to the arena only when new (a third less work than the bytes). */
+            uint64_t w;
+            memcpy(&w, p + start, 8);
+            w = text_word_prefix(text_lower_word(w), len);
+            if (content_only && text_is_stopword_word(w, len)) continue;
+            uint64_t h = text_hash_word(w, len);
+            uint32_t *slot = find_word_slot(L, S, h, w, len), e;
+            if (*slot) {
+                e = *slot - 1;
+            } else {
+                memcpy(S->bytes + S->bytes_len, &w, 8); /* the arena has TSET_SLACK to spare */
+                e = S->count;
+                S->entries[e] = (tset_entry){h, (uint32_t)S->bytes_len, (uint32_t)len};
+                *slot = ++S->count;
+                S->bytes_len += len;
+            }
+            if (is_document) count_in_document(L, idx, S, e);
+            continue;
+        }
+#endif
+        /* lowercased straight into the free end of the arena; kept there only if new */
         unsigned char *to = (unsigned char *)S->bytes + S->bytes_len;
         text_copy_lower(to, p + start, len, n - start);
         if (content_only && text_is_stopword_slack((const char *)to, len)) continue;

@@ -69,6 +69,14 @@ return {
                  trigrams = text.Set():add_ngrams("a b c d", 3):list() }
     ok, message = pcall(function() grams:add_ngrams("a b", 65) end)
     d.ngrams.too_long = { ok, message }
+    -- a token in a word's reach mid-text, and the same token at the end of a text, where
+    -- fewer than eight bytes are left (two code paths, one member)
+    d.paths = {
+      tokens = text.Set():add_tokens("alpha ALPHA abcdefgh beta abcdefgh Abcdefgh alpha"):list(),
+      across = text.Set():add_tokens("x alpha"):add_tokens("alpha beta"):add_tokens("Beta"):list(),
+      content = text.Set():add_content("the reef of the"):list(),
+      cosine = text.Set():add_document("reef fish reef"):add_document("fish reef"):tfidf_cosines(),
+    }
     return { score = 1, details = d }
   end,
 }
