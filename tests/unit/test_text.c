@@ -115,7 +115,7 @@ static size_t spec_url_key(const char *u, size_t n, char *out, bool domain) {
  * block of exactly its size for AddressSanitizer, equal the reference's. */
 static void test_url_keys_of_random_urls_follow_the_definition(void **state) {
     (void)state;
-    static const char *const pieces[] = {"http", "HTTPS", "s3+x.y-z", "://", ":/", "www.", "WWW.", "wWw", ":80", ":443",
+    static const char *const pieces[] = {"http", "HTTPS", "hTtP", "https://", "http:", "\x1a", "\x0f", "s3+x.y-z", "://", ":/", "www.", "WWW.", "wWw", ":80", ":443",
                                          ":8080", ":", "/", "//", "?", "#", "&", "utm_", "utm", "a=1", "Ex", "ample",
                                          ".COM", "0", " ", "\t", "\xc3\xa9", "\xff", "@", "%2F", "abcdefghijklmnop"};
     uint64_t x = 0x2545F4914F6CDD1Du;
