@@ -58,19 +58,25 @@ typedef struct parser {
 } parser;
 
 /* n bytes from the arena, aligned for a cJSON node; NULL when memory ran out. */
-static void *take(parser *ps, size_t n, size_t first_size) {
+/* A new block for n bytes: a further block holds about what the rest of the text needs,
+ * up to JPARSE_BLOCK. */
+static __attribute__((noinline)) void *take_block(parser *ps, size_t n, size_t first_size) {
+    jblock *b = ps->tree->blocks;
+    size_t rest = (size_t)(ps->end - ps->p);
+    size_t size = !b ? first_size : rest < JPARSE_BLOCK / 3 ? 3 * rest + 1024 : JPARSE_BLOCK;
+    if (size < n) size = n;
+    jblock *fresh = malloc(sizeof *fresh + size);
+    if (!fresh) return NULL;
+    *fresh = (jblock){b, n, size};
+    ps->tree->blocks = fresh;
+    return fresh->data;
+}
+
+/* n bytes from the arena; inline, since every node and string takes some. */
+static inline void *take(parser *ps, size_t n, size_t first_size) {
     n = (n + sizeof(max_align_t) - 1) & ~(sizeof(max_align_t) - 1);
     jblock *b = ps->tree->blocks;
-    if (!b || b->size - b->used < n) {
-        /* a further block holds about what the rest of the text needs, up to JPARSE_BLOCK */
-        size_t rest = (size_t)(ps->end - ps->p);
-        size_t size = !b ? first_size : rest < JPARSE_BLOCK / 3 ? 3 * rest + 1024 : JPARSE_BLOCK;
-        if (size < n) size = n;
-        jblock *fresh = malloc(sizeof *fresh + size);
-        if (!fresh) return NULL;
-        *fresh = (jblock){b, 0, size};
-        ps->tree->blocks = b = fresh;
-    }
+    if (!b || b->size - b->used < n) return take_block(ps, n, first_size);
     void *at = (char *)b->data + b->used;
     b->used += n;
     return at;
@@ -186,7 +192,19 @@ static char *parse_string(parser *ps) {
         if (stop >= ps->end || *stop < 0x20) return NULL;
         if (*stop == '"') break;
         if (*stop >= 0x80) { /* a character that must be valid UTF-8 */
-            size_t n = buf_utf8_sequence_length(stop, (size_t)(ps->end - stop));
+            /* two bytes (é), and three with a lead byte that allows no overlong form and no
+             * surrogate (’ “ —), are valid with continuation bytes alone: inline */
+            size_t left = (size_t)(ps->end - stop);
+            if (*stop >= 0xC2 && *stop <= 0xDF && left >= 2 && (stop[1] & 0xC0) == 0x80) {
+                stop += 2;
+                continue;
+            }
+            if (*stop >= 0xE1 && *stop <= 0xEF && *stop != 0xED && left >= 3 && (stop[1] & 0xC0) == 0x80 &&
+                (stop[2] & 0xC0) == 0x80) {
+                stop += 3;
+                continue;
+            }
+            size_t n = buf_utf8_sequence_length(stop, left);
             if (!n) return NULL;
             stop += n;
             continue;

@@ -49,6 +49,40 @@ static void test_strings_across_word_boundaries(void **state) {
             }
 }
 
+/* Every lead byte from 0x80 with continuation bytes that are and are not ones, at the end
+ * of a string and before more text: taken exactly when the sequence is valid UTF-8 (two-
+ * and most three-byte characters are checked inline, the rest by buf_utf8_sequence_length). */
+static void test_utf8_sequences_in_strings(void **state) {
+    (void)state;
+    static const unsigned char seconds[] = {0x7F, 0x80, 0x9F, 0xA0, 0xBF, 0xC0, 'a', '"'};
+    int taken = 0;
+    for (int lead = 0x80; lead <= 0xFF; lead++)
+        for (size_t a = 0; a < sizeof seconds; a++)
+            for (size_t b = 0; b < sizeof seconds; b++)
+                for (int tail = 0; tail < 4; tail++) {
+                    char text[32];
+                    unsigned char seq[4] = {(unsigned char)lead, seconds[a], seconds[b], tail % 2 ? 0x80 : 'b'};
+                    int n = snprintf(text, sizeof text, "[\"x%c%c%c%c%s\"]", seq[0], seq[1], seq[2], seq[3],
+                                     tail / 2 ? "abcdefghijklmnopqrstu" : "");
+                    int answer = jparse_diff(text, (size_t)n);
+                    /* inside the quotes, the text is valid exactly when every sequence is */
+                    size_t inner = (size_t)n - 3, at = 2;
+                    bool valid = true;
+                    while (at < inner + 1 && valid) {
+                        size_t len = buf_utf8_sequence_length((const unsigned char *)text + at, inner + 1 - at);
+                        if (!len) valid = false;
+                        at += len;
+                    }
+                    bool has_quote = memchr(seq, '"', 4) != NULL; /* ends the string early: not JSON */
+                    if (has_quote) continue;
+                    taken += answer == JPARSE_DIFF_SAME;
+                    if (answer != (valid ? JPARSE_DIFF_SAME : JPARSE_DIFF_GAVE_UP))
+                        fail_msg("%02x %02x %02x %02x tail %d: answer %d, valid %d", seq[0], seq[1], seq[2], seq[3], tail,
+                                 answer, valid);
+                }
+    assert_true(taken > 500); /* valid ones of two, three and four bytes were among them */
+}
+
 static void test_loose_or_invalid_text_is_given_up(void **state) {
     (void)state;
     static const char *const cases[] = {
@@ -110,6 +144,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_strict_json_takes_the_fast_path_and_equals_cjson),
         cmocka_unit_test(test_strings_across_word_boundaries),
+        cmocka_unit_test(test_utf8_sequences_in_strings),
         cmocka_unit_test(test_loose_or_invalid_text_is_given_up),
         cmocka_unit_test(test_nesting_near_cjsons_limit_is_given_up),
         cmocka_unit_test(test_the_shipped_traces_take_the_fast_path),
