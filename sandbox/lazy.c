@@ -95,11 +95,19 @@ static const cJSON *standin_node(lua_State *L, int idx) {
 /* The member named key (n bytes, NUL-terminated: a Lua or a C string) as the filled table
  * would hold it: the last one that is not null (convert.c sets members in order and leaves
  * null out). */
+/* Is the C string s the n bytes of key? Read up to s's end only; a key with a NUL in it
+ * equals no member's name. Inline: keys are short, and a strnlen and a memcmp call for
+ * each candidate cost more than the compare. */
+static inline bool name_is(const char *s, const char *key, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (s[i] != key[i] || s[i] == '\0') return false;
+    return s[n] == '\0';
+}
+
 static const cJSON *member(const cJSON *object, const char *key, size_t n) {
     const cJSON *found = NULL;
     for (const cJSON *c = object->child; c; c = c->next) /* the first byte rules most out at once */
-        if (c->string && c->string[0] == key[0] && (c->type & 0xFF) != cJSON_NULL && strnlen(c->string, n + 1) == n &&
-            memcmp(c->string, key, n) == 0)
+        if (c->string && c->string[0] == key[0] && (c->type & 0xFF) != cJSON_NULL && name_is(c->string, key, n))
             found = c;
     return found;
 }

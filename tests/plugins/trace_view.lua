@@ -12,6 +12,7 @@ return {
       local x = r.x
       x.added = true
       local dup, dn = r.dup, r.dn
+      local named = { r["s\0x"] == nil, r["s"], r[""], r["sx"] == nil } -- a NUL in the name, the empty name
       local keys = {}
       for key in pairs(r) do keys[#keys + 1] = key end
       table.sort(keys)
@@ -19,7 +20,7 @@ return {
         score = 1,
         details = {
           same_table = r.x == x, change_kept = r.x.added == true and r.x.deep == 1,
-          dup = { dup, r.dup }, dn = { dn, r.dn }, keys = keys,
+          dup = { dup, r.dup }, dn = { dn, r.dn }, keys = keys, named = named,
           absent = { r.nothing == nil, r[1] == nil, r.gone == nil },
           is_array = { json.is_array(t.arr), json.is_array(t.r), json.is_array(t.arr2), #t.arr2 },
         },
