@@ -92,9 +92,6 @@ static const cJSON *standin_node(lua_State *L, int idx) {
     return doc_node(L, lua_gettop(L), idx);
 }
 
-/* The member named key (n bytes, NUL-terminated: a Lua or a C string) as the filled table
- * would hold it: the last one that is not null (convert.c sets members in order and leaves
- * null out). */
 /* Is the C string s the n bytes of key? Read up to s's end only; a key with a NUL in it
  * equals no member's name. Inline: keys are short, and a strnlen and a memcmp call for
  * each candidate cost more than the compare. */
@@ -104,6 +101,9 @@ static inline bool name_is(const char *s, const char *key, size_t n) {
     return s[n] == '\0';
 }
 
+/* The member named key (n bytes, NUL-terminated: a Lua or a C string) as the filled table
+ * would hold it: the last one that is not null (convert.c sets members in order and leaves
+ * null out). */
 static const cJSON *member(const cJSON *object, const char *key, size_t n) {
     const cJSON *found = NULL;
     for (const cJSON *c = object->child; c; c = c->next) /* the first byte rules most out at once */
