@@ -57,7 +57,6 @@ typedef struct parser {
     size_t depth;
 } parser;
 
-/* n bytes from the arena, aligned for a cJSON node; NULL when memory ran out. */
 /* A new block for n bytes: a further block holds about what the rest of the text needs,
  * up to JPARSE_BLOCK. */
 static __attribute__((noinline)) void *take_block(parser *ps, size_t n, size_t first_size) {
@@ -72,7 +71,8 @@ static __attribute__((noinline)) void *take_block(parser *ps, size_t n, size_t f
     return fresh->data;
 }
 
-/* n bytes from the arena; inline, since every node and string takes some. */
+/* n bytes from the arena, aligned for a cJSON node; NULL when memory ran out. Inline:
+ * every node and string takes some. */
 static inline void *take(parser *ps, size_t n, size_t first_size) {
     n = (n + sizeof(max_align_t) - 1) & ~(sizeof(max_align_t) - 1);
     jblock *b = ps->tree->blocks;
