@@ -134,22 +134,6 @@ static inline uint32_t *find_slot(lua_State *L, const tset *S, uint64_t h, const
     }
 }
 
-/* find_slot for a token of n <= 8 bytes in hand as the word w (zero past n). */
-static inline uint32_t *find_word_slot(lua_State *L, const tset *S, uint64_t h, uint64_t w, size_t n) {
-    uint32_t mask = S->index_cap - 1, probes = 0;
-    for (uint32_t slot = (uint32_t)h & mask;; slot = (slot + 1) & mask) {
-        if (++probes % TSET_LONG_PROBE == 0) long_probe(L);
-        uint32_t e = S->index[slot];
-        if (!e) return &S->index[slot];
-        const tset_entry *en = &S->entries[e - 1];
-        if (en->hash == h && en->len == n) {
-            uint64_t x;
-            memcpy(&x, S->bytes + en->at, 8); /* every member has TSET_SLACK bytes after it */
-            if (text_word_prefix(x, n) == w) return &S->index[slot];
-        }
-    }
-}
-
 /* Room for `more` entries and `more_bytes` bytes (and the slack), so that an add never
  * fails halfway. */
 static void reserve_slow(lua_State *L, int idx, tset *S, size_t more, size_t more_bytes) {
@@ -260,8 +244,8 @@ static void add_text(lua_State *L, int idx, tset *S, const char *s, size_t n, bo
             memcpy(&w, p + start, 8);
             w = text_word_prefix(text_lower_word(w), len);
             if (content_only && text_is_stopword_word(w, len)) continue;
-            uint64_t h = text_hash_word(w, len);
-            uint32_t *slot = find_word_slot(L, S, h, w, len), e;
+            uint64_t h = text_hash_word(w, len), word[2] = {w, 0}; /* find_slot reads 8 bytes past */
+            uint32_t *slot = find_slot(L, S, h, (const char *)word, len, true), e;
             if (*slot) {
                 e = *slot - 1;
             } else {
