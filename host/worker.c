@@ -80,10 +80,16 @@ static cJSON *job_parse(job *j, const char **end, bool *invalid) {
     return convert_parse_json(j->text, j->len, end);
 }
 
-/* The trace's tree, from whichever parser made it. */
+/* The trace's tree, from whichever parser made it, and the line the arena parser's tree
+ * keeps its strings in. */
 static void job_free_trace(job *j) {
-    if (j->trace_tree) jparse_free(j->trace_tree);
-    else cJSON_Delete(j->trace);
+    if (j->trace_tree) {
+        jparse_free(j->trace_tree);
+        free(j->text);
+        j->text = NULL;
+    } else {
+        cJSON_Delete(j->trace);
+    }
     j->trace = NULL;
     j->trace_tree = NULL;
 }
@@ -341,8 +347,10 @@ static void job_start(worker *w, job *j) {
     if (invalid) goto done;
     size_t error_at = trace ? 0 : (size_t)(end - j->text) + 1;
     size_t depth = trace ? 0 : depth_at(j->text, error_at - 1);
-    free(j->text); /* the line is no longer needed: keep memory to what is in flight */
-    j->text = NULL;
+    if (!j->trace_tree) { /* cJSON's tree copied what it needs: keep memory to what is in flight */
+        free(j->text);
+        j->text = NULL;
+    }
     j->trace = trace;
     if (!trace) {
         if (depth >= CJSON_NESTING_LIMIT)

@@ -8,12 +8,14 @@
 typedef struct jparse_tree jparse_tree;
 
 /* The tree cJSON_ParseWithLengthOpts(text, len + 1, &end, 1) would give for text (len bytes,
- * no NUL among them), with its nodes, keys and strings in one arena owned by *tree. NULL, and
- * *tree NULL, when text is not JSON of the strict kind this parser takes (or memory ran out):
- * the caller then parses it with cJSON, which decides. A string that is not valid UTF-8 is
+ * no NUL among them), with its nodes and the keys and strings that have escapes in one arena
+ * owned by *tree. The other keys and strings stay in text, each ended by a NUL written over
+ * its closing quote: text must outlive the tree and not change. NULL, and *tree NULL, when
+ * text is not JSON of the strict kind this parser takes (or memory ran out); text is then
+ * as it was, and the caller parses it with cJSON, which decides. A string that is not valid UTF-8 is
  * given up on too, so a tree means the whole text is valid UTF-8. Free the tree with jparse_free, never
  * with cJSON_Delete, and never give its nodes to cJSON functions that free or move them. */
-cJSON *jparse(const char *text, size_t len, jparse_tree **tree);
+cJSON *jparse(char *text, size_t len, jparse_tree **tree);
 void jparse_free(jparse_tree *tree);
 
 #endif

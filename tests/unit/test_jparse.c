@@ -101,6 +101,54 @@ static void test_loose_or_invalid_text_is_given_up(void **state) {
     }
 }
 
+/* Strings without escapes stay in the text, their closing quotes overwritten; giving up
+ * after many of them, at any place, must hand the text back as it was (jparse_diff compares
+ * it byte for byte), since the worker then gives it to cJSON. */
+static void test_giving_up_late_puts_the_text_back(void **state) {
+    (void)state;
+    static const char *const cases[] = {
+        "{\"a\":\"b\",\"c\":[\"d\",\"e\\n\",\"\"],\"f\":\"g\"} x",
+        "{\"a\":\"b\",\"c\":[\"d\",\"e\\n\",\"\"],\"f\":\"g\",}",
+        "[\"a\",\"b\",\"c\",\"d\",01]",
+        "{\"id\":\"t\",\"steps\":[{\"query\":\"q\",\"x\":tru}]}",
+        "[\"a\",\"b\",\"c\",\"\\uZZZZ\"]",
+        "[\"a\",\"b\",\"c\xff\"]",
+        "{\"a\":\"b\"\"c\":1}",
+        "[\"a\",\"b\",\"c\"",
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        if (diff(cases[i]) != JPARSE_DIFF_GAVE_UP) fail_msg("case %zu: %s", i, cases[i]);
+    }
+}
+
+/* Which strings stay in the text: those without escapes; one with escapes is decoded into
+ * the arena, so the text is never rewritten except at closing quotes. */
+static void test_strings_without_escapes_stay_in_the_text(void **state) {
+    (void)state;
+    char text[] = "{\"key\":\"plain\",\"esc\":\"a\\nb\",\"\":\"\"}";
+    size_t n = strlen(text);
+    jparse_tree *tree;
+    cJSON *root = jparse(text, n, &tree);
+    assert_non_null(root);
+    const cJSON *plain = root->child, *esc = plain->next, *empty = esc->next;
+    assert_string_equal(plain->string, "key");
+    assert_string_equal(plain->valuestring, "plain");
+    assert_string_equal(esc->valuestring, "a\nb");
+    assert_string_equal(empty->string, "");
+    assert_true(plain->string == text + 2 && plain->valuestring == text + 8);
+    assert_true(esc->string == text + 16);
+    assert_true(esc->valuestring < text || esc->valuestring >= text + n); /* the arena */
+    assert_true(empty->string == text + 29 && empty->valuestring == text + 32);
+    /* the closing quotes of the strings in place are NULs now; every other byte is as it was
+     * (the escaped string's quote at 26 too) */
+    const char *before = "{\"key\":\"plain\",\"esc\":\"a\\nb\",\"\":\"\"}";
+    for (size_t i = 0; i < n; i++) {
+        bool ends_one = i == 5 || i == 13 || i == 19 || i == 29 || i == 32;
+        if (text[i] != (ends_one ? '\0' : before[i])) fail_msg("byte %zu", i);
+    }
+    jparse_free(tree);
+}
+
 static void test_nesting_near_cjsons_limit_is_given_up(void **state) {
     (void)state;
     char text[2 * CJSON_NESTING_LIMIT + 8];
@@ -146,6 +194,8 @@ int main(void) {
         cmocka_unit_test(test_strings_across_word_boundaries),
         cmocka_unit_test(test_utf8_sequences_in_strings),
         cmocka_unit_test(test_loose_or_invalid_text_is_given_up),
+        cmocka_unit_test(test_giving_up_late_puts_the_text_back),
+        cmocka_unit_test(test_strings_without_escapes_stay_in_the_text),
         cmocka_unit_test(test_nesting_near_cjsons_limit_is_given_up),
         cmocka_unit_test(test_the_shipped_traces_take_the_fast_path),
     };
