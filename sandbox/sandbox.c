@@ -143,6 +143,7 @@ static sstate *state_open(sandbox *sb, char *err, size_t errlen) {
         return NULL;
     }
     st->sb = sb;
+    st->idle_view_ref = st->idle_co_ref = LUA_NOREF;
     lua_State *L = lua_newstate(sandbox_alloc, st);
     if (!L) {
         snprintf(err, errlen, "%s: cannot create a Lua state (out of memory)", sb->cfg.path);

@@ -30,10 +30,13 @@ void convert_push_json(lua_State *L, const cJSON *item);
 void convert_push_array_metatable(lua_State *L);
 
 /* lazy.c: the trace as plugins see it, each table built when first touched. */
-/* Pushes the trace's root table and returns a registry reference to its document, which
- * lazy_doc_end closes once the cJSON tree is about to go. [-0, +1, m] */
-int lazy_push_trace(lua_State *L, const cJSON *root);
-void lazy_doc_end(lua_State *L, int doc_ref);
+/* Pushes the trace's root table and returns a registry reference to its view, the
+ * caller's until lazy_doc_end closes the trace's document once the cJSON tree is about to
+ * go. *idle_view is the state's idle view (LUA_NOREF: none): lazy_push_trace takes it,
+ * lazy_doc_end puts the view back there when the place is free, and never allocates.
+ * [-0, +1, m] */
+int lazy_push_trace(lua_State *L, const cJSON *root, int *idle_view);
+void lazy_doc_end(lua_State *L, int view_ref, int *idle_view);
 /* Fills the table at idx if it is a stand-in not yet built; raises if its trace is gone.
  * Host functions that walk a table raw call it first. [-0, +0, e] */
 void lazy_fill(lua_State *L, int idx);

@@ -59,7 +59,7 @@ struct sandbox_task {
     evaluation ev;
     lua_State *co;
     int co_ref, trace_ref;   /* registry refs in st; LUA_NOREF when unset */
-    int doc_ref;             /* the trace's lazy document (lazy.c), closed with trace_ref */
+    int doc_ref;             /* the trace's lazy view (lazy.c), its document closed with trace_ref */
     uint64_t started_ns, used_ns;
     int nargs;               /* values on co's stack for the next lua_resume */
     bool is_resuming;        /* the next run resumes after I/O instead of starting */
@@ -400,12 +400,21 @@ static int run_body(lua_State *L) {
     evaluation *ev = &t->ev;
     int nargs;
     if (!t->is_resuming) {
+        sstate *st = t->st;
         if (t->trace_ref == LUA_NOREF) {
-            t->doc_ref = lazy_push_trace(L, t->trace);
+            t->doc_ref = lazy_push_trace(L, t->trace, &st->idle_view_ref);
             t->trace_ref = luaL_ref(L, LUA_REGISTRYINDEX);
         }
-        t->co = lua_newthread(L);
-        t->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        if (st->idle_co_ref != LUA_NOREF) { /* one that returned (task_release_coroutine) */
+            t->co_ref = st->idle_co_ref;
+            st->idle_co_ref = LUA_NOREF;
+            lua_rawgeti(L, LUA_REGISTRYINDEX, t->co_ref);
+            t->co = lua_tothread(L, -1);
+            lua_pop(L, 1);
+        } else {
+            t->co = lua_newthread(L);
+            t->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        }
         nargs = push_start(L, t);
         if (!lua_checkstack(t->co, nargs + 1)) return luaL_error(L, "not enough memory");
         lua_xmove(L, t->co, nargs + 1);
@@ -453,16 +462,24 @@ static int run_body(lua_State *L) {
     return 0;
 }
 
-/* Lets go of the coroutine (it is collected with the state's next cycles). */
+/* Lets go of the coroutine. One whose function returned is as good as new (Lua resumes a
+ * function pushed on its empty stack), so the state keeps one for its next evaluation; any
+ * other (failed, killed, still waiting) is collected with the state's next cycles. */
 static void task_release_coroutine(sandbox_task *t) {
-    if (t->co_ref != LUA_NOREF) luaL_unref(t->st->L, LUA_REGISTRYINDEX, t->co_ref);
+    sstate *st = t->st;
+    if (t->co_ref != LUA_NOREF) {
+        if (st->idle_co_ref == LUA_NOREF && lua_status(t->co) == LUA_OK && lua_gettop(t->co) == 0)
+            st->idle_co_ref = t->co_ref;
+        else
+            luaL_unref(st->L, LUA_REGISTRYINDEX, t->co_ref);
+    }
     t->co_ref = LUA_NOREF;
     t->co = NULL;
 }
 
 /* The cJSON tree goes with the job: tables of it not yet built can no longer be. */
 static void task_release_trace(sandbox_task *t) {
-    lazy_doc_end(t->st->L, t->doc_ref);
+    lazy_doc_end(t->st->L, t->doc_ref, &t->st->idle_view_ref);
     t->doc_ref = LUA_NOREF;
     if (t->trace_ref != LUA_NOREF) luaL_unref(t->st->L, LUA_REGISTRYINDEX, t->trace_ref);
     t->trace_ref = LUA_NOREF;

@@ -49,6 +49,14 @@ printf '{"id":"s1","steps":[{"type":"search"}],"metadata":{"n":7}}\n{"id":"s2"}\
 check_contains "a table of an earlier trace, never built, raises a clear error when touched later" "$TMP/stale" \
     '"details":{"built":7,"message":"tests/sandbox/stale/keeps_trace_table.lua:8: this table is part of an earlier trace, whose data is gone once its evaluation ends (copy the values a plugin keeps from one trace to the next)","untouched_ok":false}'
 
+# the state reuses its trace view from trace to trace, each trace with a document of its own:
+# tables of the two traces before, touched in every way, are refused; members read while
+# their trace lived stay (s2, s3 on trace v4)
+for i in 1 2 3 4; do printf '{"id":"v%d","steps":[{"type":"search"}],"metadata":{"segment":"s%d"}}\n' $i $i; done >"$TMP/v.jsonl"
+"$ASSAY" run -j 1 --no-timing -e tests/sandbox/stale/keeps_many_views.lua "$TMP/v.jsonl" >"$TMP/views" 2>&1
+check_contains "tables of earlier traces, the view reused since, are refused however they are touched" "$TMP/views" \
+    '{"trace_id":"v4","evaluator":"keeps_many_views","step":null,"score":1,"pass":null,"label":null,"details":{"seen":["refused refused read:s2 refused refused refused refused refused","refused refused read:s3 refused refused refused refused refused"],"segment":"s4"},"error":null,"ms":null}'
+
 # a step-scoped plugin that replaces trace.steps: the next step gets an error record, the
 # host does not crash, and the next trace scores normally
 printf '%s\n' '{"id":"s1","steps":[{"type":"search"},{"type":"search"}]}' '{"id":"after","steps":[{"type":"search"}]}' >"$TMP/steps.jsonl"
