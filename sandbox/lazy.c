@@ -5,7 +5,7 @@
  * the whole parsed trace into each of them cost more than parsing it. Many plugins read a
  * small part (`expect` two fields, a length check one); they now pay for what they read.
  * So a JSON object or array arrives as an empty stand-in that holds its cJSON node, under a
- * metatable (one per trace and state). Reading a member of an object builds that member
+ * metatable (one per state, reused: see Lifetime). Reading a member of an object builds that member
  * alone and keeps it in the table (most plugins read a few fields of each step, and the
  * fields they skip are the long texts); the first assignment, length, pairs, or any read of
  * an array fills the rest (nested containers again as stand-ins), keeping the members
