@@ -61,7 +61,6 @@ struct sandbox_task {
     int co_ref, trace_ref;   /* registry refs in st; LUA_NOREF when unset */
     int doc_ref;             /* the trace's lazy view (lazy.c), its document closed with trace_ref */
     uint64_t started_ns, used_ns;
-    int nargs;               /* values on co's stack for the next lua_resume */
     bool is_resuming;        /* the next run resumes after I/O instead of starting */
     sandbox_io **io;         /* the requests of the current wait, in call order */
     size_t io_count, io_cap, io_taken, io_answered;

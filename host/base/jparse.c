@@ -229,7 +229,7 @@ static char *parse_string(parser *ps) {
     unsigned char *text = take(ps, (size_t)(stop - s) + 1, JPARSE_BLOCK), *o = text;
     if (!text) return NULL;
     for (const unsigned char *q = s; q < stop;) {
-        const unsigned char *backslash = escaped ? memchr(q, '\\', (size_t)(stop - q)) : NULL;
+        const unsigned char *backslash = memchr(q, '\\', (size_t)(stop - q));
         size_t run = (size_t)((backslash ? backslash : stop) - q);
         memcpy(o, q, run);
         o += run;
