@@ -74,10 +74,16 @@ static inline uint64_t text_hash_word(uint64_t w, size_t n) {
     return h ^ (h >> 32);
 }
 
-/* Are the n bytes at a and b equal? Both with TEXT_SLACK bytes to spare. */
+/* Are the n bytes at a and b equal? Both with TEXT_SLACK bytes to spare. A word at a time
+ * and inline: a third of a text's tokens are longer than a word, and a call to memcmp cost
+ * them more than the compare. */
 static inline bool text_equal_slack(const char *a, const char *b, size_t n) {
-    if (n > 8) return memcmp(a, b, n) == 0;
     uint64_t x, y;
+    for (; n > 8; a += 8, b += 8, n -= 8) {
+        memcpy(&x, a, 8);
+        memcpy(&y, b, 8);
+        if (x != y) return false;
+    }
     memcpy(&x, a, 8);
     memcpy(&y, b, 8);
     return text_word_prefix(x ^ y, n) == 0;
