@@ -229,13 +229,20 @@ static void add_text(lua_State *L, int idx, tset *S, const char *s, size_t n, bo
      * few distinct words does not reserve memory it never uses */
     size_t guess = n / 12 < 4096 ? n / 12 + 1 : 4096; /* and about 8 bytes each */
     reserve(L, idx, S, guess, 8 * guess);
+    /* the room reserved, as locals: the test per token then reads no field of S */
+    uint32_t count_end = S->entries_cap < S->index_cap / 2 ? S->entries_cap : S->index_cap / 2;
+    size_t bytes_end = S->bytes_cap - TSET_SLACK;
     const unsigned char *p = (const unsigned char *)s;
     text_scan scan;
     text_scan_init(&scan, s, n);
     size_t start, len;
     for (unsigned tokens = 0; text_scan_next(&scan, &start, &len); tokens++) {
         if (tokens % 4096 == 4095) sandbox_check_limits(L); /* a text may hold millions */
-        reserve(L, idx, S, 1, len);
+        if (S->count >= count_end || len > bytes_end - S->bytes_len) {
+            reserve(L, idx, S, 1, len);
+            count_end = S->entries_cap < S->index_cap / 2 ? S->entries_cap : S->index_cap / 2;
+            bytes_end = S->bytes_cap - TSET_SLACK;
+        }
 #if TEXT_WORDS
         if (len <= 8 && n - start >= 8) {
             /* Most tokens fit a word: lowercased, tested, hashed and compared in a register,
