@@ -26,6 +26,8 @@ void buf_reset(buf *b);                      /* len = 0, keeps capacity */
 bool buf_reserve(buf *b, size_t extra);
 void buf_append(buf *b, const void *p, size_t n);
 void buf_puts(buf *b, const char *s);
+/* buf_puts of a string literal, its length known when compiling (no strlen) */
+#define buf_lit(b, lit) buf_append((b), "" lit "", sizeof(lit) - 1)
 void buf_putc(buf *b, char c);
 void buf_printf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 const char *buf_cstr(buf *b);
