@@ -44,6 +44,15 @@ static inline uint64_t text_word_prefix(uint64_t w, size_t n) {
 #endif
 }
 
+/* The end of every hash below: every output bit depends on every input bit. */
+static inline uint64_t text_hash_finish(uint64_t h) {
+    h ^= h >> 33;
+    h *= 0xC4CEB9FE1A85EC53u;
+    h ^= h >> 29;
+    h *= 0xFF51AFD7ED558CCDu;
+    return h ^ (h >> 32);
+}
+
 /* slack: s has TEXT_SLACK readable bytes past n; else the last bytes are copied out. */
 static inline uint64_t text_hash_words(const char *s, size_t n, bool slack) {
     uint64_t h = text_hash_key ^ n, w = 0;
@@ -53,26 +62,14 @@ static inline uint64_t text_hash_words(const char *s, size_t n, bool slack) {
     }
     if (slack) memcpy(&w, s, 8);
     else if (n) memcpy(&w, s, n); /* the same bytes where the word load puts them */
-    h = text_mix(h, text_word_prefix(w, n));
-    h ^= h >> 33; /* every output bit depends on every input bit */
-    h *= 0xC4CEB9FE1A85EC53u;
-    h ^= h >> 29;
-    h *= 0xFF51AFD7ED558CCDu;
-    return h ^ (h >> 32);
+    return text_hash_finish(text_mix(h, text_word_prefix(w, n)));
 }
 
 static inline uint64_t text_hash_slack(const char *s, size_t n) { return text_hash_words(s, n, true); }
 
 /* text_hash_words of a token of n <= 8 bytes that is in hand as the word w (its bytes as
  * memcpy loads them, zero past n): the same hash, without the bytes in memory. */
-static inline uint64_t text_hash_word(uint64_t w, size_t n) {
-    uint64_t h = text_mix(text_hash_key ^ n, w);
-    h ^= h >> 33;
-    h *= 0xC4CEB9FE1A85EC53u;
-    h ^= h >> 29;
-    h *= 0xFF51AFD7ED558CCDu;
-    return h ^ (h >> 32);
-}
+static inline uint64_t text_hash_word(uint64_t w, size_t n) { return text_hash_finish(text_mix(text_hash_key ^ n, w)); }
 
 /* Are the n bytes at a and b equal? Both with TEXT_SLACK bytes to spare. A word at a time
  * and inline: a third of a text's tokens are longer than a word, and a call to memcmp cost
@@ -234,6 +231,28 @@ static inline void text_copy_lower(unsigned char *to, const unsigned char *from,
     (void)readable;
 #endif
     for (; k < len; k++) to[k] = text_token_lower[from[k]];
+}
+/* text_copy_lower, returning text_hash_slack of the bytes written: when every word of the
+ * token can be read whole, each is hashed as it is lowercased rather than read again. */
+static inline uint64_t text_copy_lower_hash(unsigned char *to, const unsigned char *from, size_t len, size_t readable) {
+#if TEXT_WORDS
+    if (len && ((len + 7) & ~(size_t)7) <= readable) {
+        uint64_t h = text_hash_key ^ len, w;
+        size_t k = 0;
+        for (; len - k > 8; k += 8) {
+            memcpy(&w, from + k, 8);
+            w = text_lower_word(w);
+            memcpy(to + k, &w, 8);
+            h = text_mix(h, w);
+        }
+        memcpy(&w, from + k, 8);
+        w = text_lower_word(w);
+        memcpy(to + k, &w, 8);
+        return text_hash_finish(text_mix(h, text_word_prefix(w, len - k)));
+    }
+#endif
+    text_copy_lower(to, from, len, readable);
+    return text_hash_slack((const char *)to, len);
 }
 /* Copies n bytes into out with ASCII letters lowercased. */
 void text_lower_into(char *out, const char *s, size_t n);

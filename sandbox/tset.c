@@ -174,15 +174,17 @@ static inline void reserve(lua_State *L, int idx, tset *S, size_t more, size_t m
 
 /* Adds the len bytes at the free end of S's arena, written there by the caller, unless S
  * holds them already. Room must have been reserved. Returns the member's entry number. */
-static inline __attribute__((always_inline)) uint32_t add_tail(lua_State *L, tset *S, size_t len) {
+static inline __attribute__((always_inline)) uint32_t add_tail_hashed(lua_State *L, tset *S, size_t len, uint64_t h) {
     const char *s = S->bytes + S->bytes_len;
-    uint64_t h = text_hash_slack(s, len);
     uint32_t *slot = find_slot(L, S, h, s, len, true);
     if (*slot) return *slot - 1;
     S->entries[S->count] = (tset_entry){h, (uint32_t)S->bytes_len, (uint32_t)len};
     *slot = ++S->count;
     S->bytes_len += len;
     return S->count - 1;
+}
+static inline __attribute__((always_inline)) uint32_t add_tail(lua_State *L, tset *S, size_t len) {
+    return add_tail_hashed(L, S, len, text_hash_slack(S->bytes + S->bytes_len, len));
 }
 
 /* Room for entry e's counts and for one more document entry. */
@@ -268,9 +270,9 @@ static void add_text(lua_State *L, int idx, tset *S, const char *s, size_t n, bo
 #endif
         /* lowercased straight into the free end of the arena; kept there only if new */
         unsigned char *to = (unsigned char *)S->bytes + S->bytes_len;
-        text_copy_lower(to, p + start, len, n - start);
+        uint64_t h = text_copy_lower_hash(to, p + start, len, n - start);
         if (content_only && text_is_stopword_slack((const char *)to, len)) continue;
-        uint32_t e = add_tail(L, S, len);
+        uint32_t e = add_tail_hashed(L, S, len, h);
         if (is_document) count_in_document(L, idx, S, e);
     }
 }
