@@ -85,7 +85,10 @@ void convert_push_json(lua_State *L, const cJSON *item) {
     case cJSON_NULL: convert_push_null(L); break;
     case cJSON_Number: push_number(L, item->valuedouble); break;
     case cJSON_String:
-    case cJSON_Raw: lua_pushstring(L, item->valuestring ? item->valuestring : ""); break;
+    case cJSON_Raw:
+        if (item->valuestring) lua_pushlstring(L, item->valuestring, json_string_len(item));
+        else lua_pushliteral(L, "");
+        break;
     case cJSON_Array: {
         int n = 0;
         for (const cJSON *c = item->child; c; c = c->next) n++;

@@ -351,9 +351,12 @@ lazy_value lazy_value_get(lua_State *L, lazy_value object, const char *key) {
 const char *lazy_value_string(lua_State *L, lazy_value v, size_t *n) {
     if (v.idx) return lua_type(L, v.idx) == LUA_TSTRING ? lua_tolstring(L, v.idx, n) : NULL;
     if (!v.node || ((v.node->type & 0xFF) != cJSON_String && (v.node->type & 0xFF) != cJSON_Raw)) return NULL;
-    const char *s = v.node->valuestring ? v.node->valuestring : ""; /* as convert_push_json */
-    *n = strlen(s);
-    return s;
+    if (!v.node->valuestring) { /* as convert_push_json */
+        *n = 0;
+        return "";
+    }
+    *n = json_string_len(v.node);
+    return v.node->valuestring;
 }
 
 bool lazy_value_is_object(lua_State *L, lazy_value v) {

@@ -6,6 +6,7 @@
 #include <lauxlib.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 #include <cjson/cJSON.h>
 
 #include "../host/base/buf.h"
@@ -23,6 +24,12 @@ int convert_has_array_metatable(lua_State *L, int idx);
  * that are null are simply absent (nil). [-0, +1, -] */
 void convert_push_null(lua_State *L);
 int convert_is_null(lua_State *L, int idx);
+
+/* The length of a string node's text: the worker's parser leaves it in valueint (jparse.h),
+ * cJSON does not (0). */
+static inline size_t json_string_len(const cJSON *item) {
+    return item->valueint > 0 ? (size_t)item->valueint : strlen(item->valuestring);
+}
 
 /* Pushes a Lua value for a cJSON item, every nested table built now. [-0, +1, m] */
 void convert_push_json(lua_State *L, const cJSON *item);

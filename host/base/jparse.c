@@ -117,7 +117,7 @@ static long hex4(const unsigned char *s, const unsigned char *end) {
 }
 
 /* Decodes the escape at s (s[0] == '\\') into *out; returns the bytes read, 0 on a
- * sequence cJSON would read loosely or refuse. */
+ * sequence cJSON would read loosely or refuse, and on \u0000 (cJSON decides). */
 static size_t unescape(const unsigned char *s, const unsigned char *end, unsigned char **out) {
     static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
     if (end - s < 2) return 0;
@@ -129,7 +129,8 @@ static size_t unescape(const unsigned char *s, const unsigned char *end, unsigne
     if (s[1] != 'u') return 0;
     long code = hex4(s + 2, end);
     size_t used = 6;
-    if (code < 0 || (code >= 0xDC00 && code <= 0xDFFF)) return 0;
+    /* NUL: the string would end early as a C string, but not by its length (valueint) */
+    if (code <= 0 || (code >= 0xDC00 && code <= 0xDFFF)) return 0;
     if (code >= 0xD800 && code <= 0xDBFF) { /* a surrogate pair: the low half must follow */
         long low = end - s >= 12 && s[6] == '\\' && s[7] == 'u' ? hex4(s + 8, end) : -1;
         if (low < 0xDC00 || low > 0xDFFF) return 0;
@@ -191,7 +192,7 @@ static const unsigned char *next_special(const unsigned char *q, const unsigned 
  * (which only shorten it, so the closing quote is found first); NULL to give up. Both passes go
  * from one escape to the next a word at a time (a page's content may hold thousands of
  * "\n"), not a byte at a time after the first escape. */
-static char *parse_string(parser *ps) {
+static char *parse_string(parser *ps, size_t *len) {
     unsigned char *s = ps->p + 1;
     const unsigned char *stop = s;
     bool escaped = false;
@@ -223,7 +224,8 @@ static char *parse_string(parser *ps) {
     }
     if (!escaped) { /* in place: the closing quote ends it (jparse restores the quotes if it gives up) */
         s[stop - s] = '\0';
-        ps->p += (size_t)(stop - s) + 2;
+        *len = (size_t)(stop - s);
+        ps->p += *len + 2;
         return (char *)s;
     }
     unsigned char *text = take(ps, (size_t)(stop - s) + 1, JPARSE_BLOCK), *o = text;
@@ -241,6 +243,7 @@ static char *parse_string(parser *ps) {
         }
     }
     *o = '\0';
+    *len = (size_t)(o - text);
     ps->p += (size_t)(stop - s) + 2;
     return (char *)text;
 }
@@ -311,7 +314,8 @@ static bool parse_children(parser *ps, cJSON *node, unsigned char close) {
         cJSON *child = new_node(ps);
         if (!child) return false;
         if (close == '}') {
-            if (ps->p >= ps->end || *ps->p != '"' || !(child->string = parse_string(ps))) return false;
+            size_t key_len; /* a key's length has no field in cJSON's node */
+            if (ps->p >= ps->end || *ps->p != '"' || !(child->string = parse_string(ps, &key_len))) return false;
             skip_space(ps);
             if (ps->p >= ps->end || *ps->p != ':') return false;
             ps->p++;
@@ -347,7 +351,13 @@ static bool parse_value(parser *ps, cJSON *node) {
     switch (*ps->p) {
     case '{': node->type = cJSON_Object; return parse_children(ps, node, '}');
     case '[': node->type = cJSON_Array; return parse_children(ps, node, ']');
-    case '"': node->type = cJSON_String; return (node->valuestring = parse_string(ps)) != NULL;
+    case '"': {
+        size_t n;
+        node->type = cJSON_String;
+        if (!(node->valuestring = parse_string(ps, &n))) return false;
+        node->valueint = n <= INT_MAX ? (int)n : 0; /* its length, for readers (jparse.h) */
+        return true;
+    }
     case 't': node->type = cJSON_True, node->valueint = 1; return literal(ps, "true", 4);
     case 'f': node->type = cJSON_False; return literal(ps, "false", 5);
     case 'n': node->type = cJSON_NULL; return literal(ps, "null", 4);

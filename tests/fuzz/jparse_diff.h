@@ -17,10 +17,15 @@
 #include "../../sandbox/sandbox.h"
 
 /* The two trees are the same: types, keys, strings, numbers (bit for bit), the order of
- * children, and each first child's prev pointing at the last, as cJSON links them. */
+ * children, and each first child's prev pointing at the last, as cJSON links them. b is
+ * jparse's: its strings' valueint is their length (cJSON's is 0). */
 static bool jparse_diff_same(const cJSON *a, const cJSON *b) {
     for (; a && b; a = a->next, b = b->next) {
-        if (a->type != b->type || a->valueint != b->valueint || memcmp(&a->valuedouble, &b->valuedouble, sizeof(double)))
+        bool is_string = (b->type & 0xFF) == cJSON_String;
+        if (is_string && (a->valueint != 0 || !b->valuestring || (size_t)b->valueint != strlen(b->valuestring)))
+            return false;
+        if (a->type != b->type || (!is_string && a->valueint != b->valueint) ||
+            memcmp(&a->valuedouble, &b->valuedouble, sizeof(double)))
             return false;
         if (!a->string != !b->string || (a->string && strcmp(a->string, b->string))) return false;
         if (!a->valuestring != !b->valuestring || (a->valuestring && strcmp(a->valuestring, b->valuestring)))

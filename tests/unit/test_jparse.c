@@ -21,7 +21,7 @@ static void test_strict_json_takes_the_fast_path_and_equals_cjson(void **state) 
         "{}", "[]", "0", "-0", "1", "-1", "123456789012345", "1234567890123456", "12345678901234567890",
         "0.5", "-0.5", "1e3", "1E+3", "1e-3", "2.5e-308", "1e400", "-1e400", "1e-400", "2147483647", "2147483648",
         "-2147483648", "-2147483649", "0.1", "3.141592653589793238462643383279", "true", "false", "null",
-        "\"\"", "\"a\"", "\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"", "\"\\u0041\\u00e9\\u20ac\\ud83d\\ude00\"", "\"\\u0000x\"",
+        "\"\"", "\"a\"", "\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"", "\"\\u0041\\u00e9\\u20ac\\ud83d\\ude00\"",
         "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 raw UTF-8\"", " \t\r\n{ \"a\" : [ 1 , 2 ] } \n", "{\"a\":1,\"a\":2}", "{\"\":{\"\":[]}}",
         "[[[[[[[[[[1]]]]]]]]]]", "[1,[2,[3,{\"x\":[4]}]],\"s\",null]",
         "{\"id\":\"t1\",\"steps\":[{\"type\":\"search\",\"query\":\"q\",\"results\":[{\"url\":\"u\",\"title\":\"t\"}]}]}",
@@ -95,6 +95,9 @@ static void test_loose_or_invalid_text_is_given_up(void **state) {
          * an overlong form, a surrogate, a sequence cut short, beyond U+10FFFF, in a key */
         "\"caf\xc3\xa9 \xff\"", "[\"\xc0\xaf\"]", "\"\xed\xa0\x80\"", "\"abc\xc3\"", "\"\xf4\x90\x80\x80\"",
         "{\"k\xe2\x82\":1}", "\"abcdefgh\x80\"",
+        /* an escaped NUL, which would end the C string early (the worker refuses such a
+         * line; a string's length in valueint would not be the C string's) */
+        "\"\\u0000x\"", "{\"a\\u0000\":1}", "[\"ok\",\"x\\u0000\"]",
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         if (diff(cases[i]) != JPARSE_DIFF_GAVE_UP) fail_msg("case %zu: %s", i, cases[i]);
