@@ -72,11 +72,39 @@ static bool job_text_invalid(job *j) {
     return bad < j->len;
 }
 
-/* The trace's tree; NULL with *invalid set when the line is not valid UTF-8 (the arena
- * parser checked it; cJSON does not). */
-static cJSON *job_parse(job *j, const char **end, bool *invalid) {
+/* The offset of the first \u0000 escape in a JSON text (a backslash that is not itself
+ * escaped, then u0000), or len. cJSON keeps strings NUL-terminated, so one would be cut
+ * there without a word: "a\u0000b" and "a\u0000c" would be the same trace id. */
+static size_t escaped_nul(const char *text, size_t len) {
+    const char *p = text, *end = text + len;
+    while ((p = memchr(p, '\\', (size_t)(end - p))) != NULL) {
+        if (end - p >= 6 && memcmp(p + 1, "u0000", 5) == 0) return (size_t)(p - text);
+        p += 2; /* past the escaped character, so "\\\\u0000" is not one */
+        if (p >= end) break;
+    }
+    return len;
+}
+
+/* Reports the line when it holds a \u0000 escape (or, first, when it is not valid UTF-8). */
+static bool job_has_escaped_nul(job *j) {
+    size_t nul_at = escaped_nul(j->text, j->len);
+    if (nul_at == j->len) return false;
+    if (!job_text_invalid(j))
+        job_input_error(j, "contains \\u0000 (at byte %zu): strings are cut at a NUL, so two ids could become one; "
+                           "skipped", nul_at + 1);
+    return true;
+}
+
+/* The trace's tree; NULL with *refused set when the line was reported: not valid UTF-8
+ * (the arena parser checked it; cJSON does not), or, unless nul_checked, holding \u0000
+ * (the arena parser gives up on one, so a tree from it needs no look for them). */
+static cJSON *job_parse(job *j, bool nul_checked, const char **end, bool *refused) {
     cJSON *trace = jparse(j->text, j->len, &j->trace_tree);
-    if (trace || (*invalid = job_text_invalid(j))) return trace;
+    if (trace) return trace;
+    if ((!nul_checked && job_has_escaped_nul(j)) || job_text_invalid(j)) {
+        *refused = true;
+        return NULL;
+    }
     return convert_parse_json(j->text, j->len, end);
 }
 
@@ -248,19 +276,6 @@ static void job_claim(worker *w, job *j) {
     }
 }
 
-/* The offset of the first \u0000 escape in a JSON text (a backslash that is not itself
- * escaped, then u0000), or len. cJSON keeps strings NUL-terminated, so one would be cut
- * there without a word: "a\u0000b" and "a\u0000c" would be the same trace id. */
-static size_t escaped_nul(const char *text, size_t len) {
-    const char *p = text, *end = text + len;
-    while ((p = memchr(p, '\\', (size_t)(end - p))) != NULL) {
-        if (end - p >= 6 && memcmp(p + 1, "u0000", 5) == 0) return (size_t)(p - text);
-        p += 2; /* past the escaped character, so "\\\\u0000" is not one */
-        if (p >= end) break;
-    }
-    return len;
-}
-
 /* Another shard's trace, or one the sample leaves out, needs no tree: when the scan finds its
  * id for sure, j is marked as parsing would have marked it, and the line is dropped. */
 static bool job_left_unparsed(worker *w, job *j) {
@@ -321,13 +336,10 @@ static void job_start(worker *w, job *j) {
      * checks the whole line first, so that the errors come in the order they always did. */
     bool sampled = w->cfg.shard_count > 1 || w->cfg.sample_rate < 1;
     if (sampled && job_text_invalid(j)) goto done;
-    size_t nul_at = escaped_nul(j->text, j->len);
-    if (nul_at < j->len) {
-        if (job_text_invalid(j)) goto done;
-        job_input_error(j, "contains \\u0000 (at byte %zu): strings are cut at a NUL, so two ids could become one; "
-                           "skipped", nul_at + 1);
-        goto done;
-    }
+    /* \u0000 is looked for before anything else may report the line; on the common path
+     * (no sampling, a line short of the parse bound) the parser's giving up says where to */
+    bool nul_checked = sampled || j->len >= WORKER_MAX_PARSE_BYTES / 64;
+    if (nul_checked && job_has_escaped_nul(j)) goto done;
     /* a line of many small values costs ~50 times its length as cJSON nodes (30 MB of
      * [0,0,...] made 1.2 GB); only lines this long can pass the bound, so others are not
      * scanned */
@@ -342,9 +354,9 @@ static void job_start(worker *w, job *j) {
     }
     if (job_left_unparsed(w, j)) goto done;
     const char *end = NULL;
-    bool invalid = false;
-    cJSON *trace = job_parse(j, &end, &invalid);
-    if (invalid) goto done;
+    bool refused = false;
+    cJSON *trace = job_parse(j, nul_checked, &end, &refused);
+    if (refused) goto done;
     size_t error_at = trace ? 0 : (size_t)(end - j->text) + 1;
     size_t depth = trace ? 0 : depth_at(j->text, error_at - 1);
     if (!j->trace_tree) { /* cJSON's tree copied what it needs: keep memory to what is in flight */

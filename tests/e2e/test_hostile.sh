@@ -86,6 +86,16 @@ printf '%s\n' '{"id":"a\u0000b"}' '{"id":"a\u0000c"}' '{"id":"lit","q":"\\u0000 
 check "ids with \\u0000: exit 3" 3 $?
 check "each is an input error naming the escape" 2 "$(grep -c 'contains \\\\u0000 (at byte 9): strings are cut at a NUL, so two ids could become one; skipped' "$TMP/nul.out")"
 check_contains "an escaped backslash before u0000 is plain text" "$TMP/nul.out" '"label":"lit"'
+# wherever the line's other faults are: loose JSON after it still names the escape, invalid
+# UTF-8 is named first (the order of the checks), with sampling and without
+python3 -c 'import sys; sys.stdout.buffer.write(b"{\"id\":\"a\\u0000b\",\"x\":[1,],}\n{\"id\":\"a\\u0000b\",\"q\":\"\xff\"}\n")' >"$TMP/nul2.jsonl"
+for sample in "" "--sample 0.999"; do
+    "$ASSAY" run --no-timing $sample -e "$TMP/ev/id.lua" "$TMP/nul2.jsonl" -o "$TMP/nul2.out" 2>/dev/null
+    check "loose JSON with \\u0000: the escape is named ${sample:-(no sampling)}" 1 \
+        "$(grep -c 'nul2.jsonl:1: contains \\\\u0000 (at byte 9)' "$TMP/nul2.out")"
+    check "invalid UTF-8 with \\u0000: the encoding is named ${sample:-(no sampling)}" 1 \
+        "$(grep -c 'nul2.jsonl:2: not valid UTF-8' "$TMP/nul2.out")"
+done
 
 # a FIFO streams like a file
 mkfifo "$TMP/fifo"
