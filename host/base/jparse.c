@@ -376,7 +376,6 @@ void jparse_free(jparse_tree *tree) {
 
 cJSON *jparse(char *text, size_t len, jparse_tree **tree) {
     *tree = NULL;
-    if (memchr(text, '\0', len)) return NULL; /* so that every NUL found later is a quote of ours */
     parser ps = {(unsigned char *)text, (unsigned char *)text + len, calloc(1, sizeof(jparse_tree)), 0};
     if (!ps.tree) return NULL;
     /* The first block holds a typical trace whole: its nodes (and strings with escapes) take
@@ -390,7 +389,12 @@ cJSON *jparse(char *text, size_t len, jparse_tree **tree) {
     skip_space(&ps);
     if (!ok || ps.p != ps.end) {
         jparse_free(ps.tree);
-        for (char *q = text; (q = memchr(q, '\0', len - (size_t)(q - text))) != NULL;) *q++ = '"';
+        /* Every NUL before where it stopped is a quote of ours: a NUL of the text stops the
+         * parser where it stands (no token or string holds one), and a string's quote is
+         * made a NUL only once the string is read whole, before the place it stopped at. So
+         * the text needs no look for a NUL before parsing. */
+        size_t parsed = (size_t)((char *)ps.p - text);
+        for (char *q = text; (q = memchr(q, '\0', parsed - (size_t)(q - text))) != NULL;) *q++ = '"';
         return NULL;
     }
     *tree = ps.tree;

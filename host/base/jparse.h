@@ -7,8 +7,8 @@
 
 typedef struct jparse_tree jparse_tree;
 
-/* The tree cJSON_ParseWithLengthOpts(text, len + 1, &end, 1) would give for text (len bytes,
- * no NUL among them), with its nodes and the keys and strings that have escapes in one arena
+/* The tree cJSON_ParseWithLengthOpts(text, len + 1, &end, 1) would give for text (len bytes;
+ * a NUL among them is given up on), with its nodes and the keys and strings that have escapes in one arena
  * owned by *tree. The other keys and strings stay in text, each ended by a NUL written over
  * its closing quote: text must outlive the tree and not change. NULL, and *tree NULL, when
  * text is not JSON of the strict kind this parser takes (or memory ran out); text is then

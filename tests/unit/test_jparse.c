@@ -124,6 +124,22 @@ static void test_giving_up_late_puts_the_text_back(void **state) {
     }
 }
 
+/* A NUL of the text stops the parser where it stands (no token or string holds one), and
+ * giving up then turns back only the NULs before that place (the quotes it ended strings
+ * with): the text's own NUL stays, wherever it is. */
+static void test_a_nul_in_the_text_is_given_up_on_and_kept(void **state) {
+    (void)state;
+    static const char a[] = "[\"a\",\"b\",\"c\0d\"]", b[] = "[\"a\",\"b\",\0\"c\"]", c[] = "{\"a\":\"b\"}\0",
+                      d[] = "\0{\"a\":\"b\"}", e[] = "{\"a\":\"b\",\"c\":1\0}", f[] = "{\"a\":\"b\",\"c\0\":1}",
+                      g[] = "[\"a\",\"b\\n\",\"c\",tr\0e]";
+    const struct { const char *text; size_t n; } cases[] = {
+        {a, sizeof a - 1}, {b, sizeof b - 1}, {c, sizeof c - 1}, {d, sizeof d - 1},
+        {e, sizeof e - 1}, {f, sizeof f - 1}, {g, sizeof g - 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+        if (jparse_diff(cases[i].text, cases[i].n) != JPARSE_DIFF_GAVE_UP) fail_msg("case %zu", i);
+}
+
 /* Which strings stay in the text: those without escapes; one with escapes is decoded into
  * the arena, so the text is never rewritten except at closing quotes. */
 static void test_strings_without_escapes_stay_in_the_text(void **state) {
@@ -198,6 +214,7 @@ int main(void) {
         cmocka_unit_test(test_utf8_sequences_in_strings),
         cmocka_unit_test(test_loose_or_invalid_text_is_given_up),
         cmocka_unit_test(test_giving_up_late_puts_the_text_back),
+        cmocka_unit_test(test_a_nul_in_the_text_is_given_up_on_and_kept),
         cmocka_unit_test(test_strings_without_escapes_stay_in_the_text),
         cmocka_unit_test(test_nesting_near_cjsons_limit_is_given_up),
         cmocka_unit_test(test_the_shipped_traces_take_the_fast_path),
