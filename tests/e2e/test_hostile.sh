@@ -115,7 +115,7 @@ fi
 # a long text of few distinct words: a Set sizes itself by what it holds, not by the text
 printf 'return { name = "few", evaluate = function(t)\n  local s = assay.text.Set():add_content(t.text)\n  return { score = 1, details = { n = #s } } end }\n' >"$TMP/few.lua"
 python3 -c 'import json; print(json.dumps({"id": "few", "text": "alpha beta " * 600000}))' >"$TMP/few.jsonl"
-"$ASSAY" run --no-db --no-timing --memory-mb 24 -e "$TMP/few.lua" "$TMP/few.jsonl" >"$TMP/few.out" 2>&1
+"$ASSAY" run --no-db --no-timing --memory-mb 24 -e "$TMP/few.lua" "$TMP/few.jsonl" >"$TMP/few.out" 2>"$TMP/few.err"
 check "a 6.6 MB text of two words fits a Set under a 24 MB limit" \
     '{"trace_id":"few","evaluator":"few","step":null,"score":1,"pass":null,"label":null,"details":{"n":2},"error":null,"ms":null}' \
     "$(head -1 "$TMP/few.out")"
