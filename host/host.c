@@ -365,7 +365,8 @@ static void generation_free(generation *g) {
 static void on_job_done(void *ctx, job *j);
 
 /* Reads and loads the plugins named by the options and starts workers running them. Runs
- * on the calling thread and takes as long as loading every plugin once per worker. */
+ * on the calling thread and takes as long as loading every plugin twice: once here, then
+ * once in every worker, all workers at once. */
 static generation *generation_new(assay_host *h, assay_error *err) {
     const assay_options *o = h->opts;
     generation *g = calloc(1, sizeof *g);
@@ -396,6 +397,13 @@ static generation *generation_new(assay_host *h, assay_error *err) {
         if (!(g->workers[g->worker_count] = worker_new(&wc, message, sizeof message))) {
             fail(err, ASSAY_ECONFIG, "%s", message);
             goto failed; /* no job was submitted: nothing will call on_job_done */
+        }
+    }
+    for (unsigned i = 0; i < g->worker_count; i++) { /* they load at once, each on its thread */
+        char message[sizeof err->message];
+        if (worker_wait_loaded(g->workers[i], message, sizeof message) != 0) {
+            fail(err, ASSAY_ECONFIG, "%s", message);
+            goto failed;
         }
     }
     return g;

@@ -122,9 +122,13 @@ typedef struct worker_config {
     atomic_ullong *plugin_cost;
 } worker_config;
 
-/* Creates the worker's sandboxes (on the calling thread) and starts its thread. On
- * failure returns NULL with a message in err. */
+/* Starts the worker's thread, which first loads the worker's sandboxes; the caller waits
+ * for that with worker_wait_loaded before submitting work. On failure returns NULL with a
+ * message in err. */
 worker *worker_new(const worker_config *cfg, char *err, size_t errlen);
+/* Waits until the worker has loaded its sandboxes. Returns 0, or -1 with the first
+ * plugin's error in err. */
+int worker_wait_loaded(worker *w, char *err, size_t errlen);
 /* Hands a job to the worker; thread-safe. */
 void worker_submit(worker *w, job *j);
 /* Asks the worker to run plugins of j not yet claimed by another; thread-safe. */

@@ -3,11 +3,13 @@
 
 static void looper_main(void *arg) {
     looper *lp = arg;
+    if (lp->on_start) lp->on_start(lp->mailbox.data);
     uv_run(&lp->loop, UV_RUN_DEFAULT);
 }
 
 int looper_init(looper *lp, uv_async_cb on_mail, void *data) {
     lp->is_stopping = false;
+    lp->on_start = NULL;
     if (uv_loop_init(&lp->loop) != 0) return -1;
     if (uv_mutex_init(&lp->lock) != 0) {
         uv_loop_close(&lp->loop);

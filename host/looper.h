@@ -22,6 +22,9 @@ typedef struct looper {
     uv_mutex_t lock;      /* guards what the owner queues for the loop, and is_stopping */
     bool is_stopping;
     uv_thread_t thread;
+    /* run on the thread before its loop, with the mailbox's data; NULL for none. Set
+     * between looper_init and looper_start. */
+    void (*on_start)(void *data);
 } looper;
 
 /* Makes the loop, the mailbox (on_mail runs on the loop's thread with mailbox.data = data)
