@@ -14,16 +14,17 @@
  * Started at the first request: libcurl's global set-up (TLS libraries included) costs
  * 2.5 MB of resident memory and a thread, which a run of deterministic evaluators never
  * needs. What can be wrong in the configuration (the cache file) is still found when the
- * client is made. curl_global_init then runs on a worker thread, once (uv_once); Debian's
- * libcurl (7.88) is built thread-safe for it (CURL_VERSION_THREADSAFE).
+ * client is made. libcurl itself is opened then (curl_api.c: it is not linked), and
+ * curl_global_init runs on a worker thread, once (uv_once); Debian's libcurl (7.88) is
+ * built thread-safe for it (CURL_VERSION_THREADSAFE).
  */
 #include "http.h"
 #include "assay.h"
 #include "base/hash.h"
+#include "curl_api.h"
 #include "base/queue.h"
 #include "looper.h"
 
-#include <curl/curl.h>
 #include <cjson/cJSON.h>
 #include <sqlite3.h>
 #include <uv.h>
@@ -120,6 +121,8 @@ struct http_client {
     uv_mutex_t start_lock;     /* guards the two below */
     bool is_started;           /* libcurl, the loop and the thread are up */
     bool start_failed;         /* they could not be: every request is answered with the reason */
+    char start_error[512];     /* the reason */
+    const curl_api *cu;        /* libcurl's functions, once started */
 
     uv_mutex_t stats_lock;
     http_stats stats;          /* guarded by stats_lock; percentiles filled on demand */
@@ -254,8 +257,8 @@ static void leader_remove(http_client *c, request *r) {
 /* -------------------------------------------------------------------------- answers */
 
 static void request_free(request *r) {
-    if (r->easy) curl_easy_cleanup(r->easy);
-    curl_slist_free_all(r->header_list);
+    if (r->easy) r->c->cu->easy_cleanup(r->easy);
+    if (r->header_list) r->c->cu->slist_free_all(r->header_list);
     free(r->url);
     free(r->key_text);
     free(r);
@@ -381,7 +384,7 @@ static size_t write_header(char *data, size_t size, size_t n, void *userdata) {
         if (end != value && seconds >= 0) {
             r->retry_after_ms = seconds * 1000;
         } else {
-            time_t when = curl_getdate(value, NULL);
+            time_t when = r->c->cu->getdate(value, NULL);
             if (when > 0) r->retry_after_ms = (long)fmax(0.0, difftime(when, time(NULL))) * 1000;
         }
     }
@@ -390,50 +393,51 @@ static size_t write_header(char *data, size_t size, size_t n, void *userdata) {
 }
 
 static bool attempt_start(http_client *c, request *r) {
+    const curl_api *cu = c->cu;
     sandbox_io *io = r->io;
     uncharge_body(io);
     buf_reset(&io->response_body);
     buf_reset(&io->response_headers);
     r->retry_after_ms = -1;
     r->is_over_budget = false;
-    if (!r->easy && !(r->easy = curl_easy_init())) return false;
+    if (!r->easy && !(r->easy = cu->easy_init())) return false;
     CURL *e = r->easy;
-    curl_easy_reset(e);
-    curl_easy_setopt(e, CURLOPT_URL, r->url);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, r);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_body);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, write_header);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
+    cu->easy_reset(e);
+    cu->easy_setopt(e, CURLOPT_URL, r->url);
+    cu->easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    cu->easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    cu->easy_setopt(e, CURLOPT_PRIVATE, r);
+    cu->easy_setopt(e, CURLOPT_WRITEFUNCTION, write_body);
+    cu->easy_setopt(e, CURLOPT_WRITEDATA, r);
+    cu->easy_setopt(e, CURLOPT_HEADERFUNCTION, write_header);
+    cu->easy_setopt(e, CURLOPT_HEADERDATA, r);
     unsigned timeout = io->timeout_ms ? io->timeout_ms : c->cfg.timeout_ms;
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)timeout);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(timeout < 10000 ? timeout : 10000));
-    curl_easy_setopt(e, CURLOPT_USERAGENT, "assay/" ASSAY_VERSION_STRING);
+    cu->easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)timeout);
+    cu->easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(timeout < 10000 ? timeout : 10000));
+    cu->easy_setopt(e, CURLOPT_USERAGENT, "assay/" ASSAY_VERSION_STRING);
     if (strcmp(io->method, "GET") == 0) {
-        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+        cu->easy_setopt(e, CURLOPT_HTTPGET, 1L);
     } else if (strcmp(io->method, "HEAD") == 0) {
-        curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+        cu->easy_setopt(e, CURLOPT_NOBODY, 1L);
     } else {
-        curl_easy_setopt(e, CURLOPT_POST, 1L);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, io->body.data ? io->body.data : "");
-        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)io->body.len);
-        if (strcmp(io->method, "POST") != 0) curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, io->method);
+        cu->easy_setopt(e, CURLOPT_POST, 1L);
+        cu->easy_setopt(e, CURLOPT_POSTFIELDS, io->body.data ? io->body.data : "");
+        cu->easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)io->body.len);
+        if (strcmp(io->method, "POST") != 0) cu->easy_setopt(e, CURLOPT_CUSTOMREQUEST, io->method);
     }
     if (!r->header_list) {
-        struct curl_slist *list = curl_slist_append(NULL, "Expect:"); /* no 100-continue round trip */
-        for (size_t i = 0; list && i < io->header_count; i++) list = curl_slist_append(list, io->headers[i]);
-        if (list && r->is_llm) list = curl_slist_append(list, "Content-Type: application/json");
+        struct curl_slist *list = cu->slist_append(NULL, "Expect:"); /* no 100-continue round trip */
+        for (size_t i = 0; list && i < io->header_count; i++) list = cu->slist_append(list, io->headers[i]);
+        if (list && r->is_llm) list = cu->slist_append(list, "Content-Type: application/json");
         if (list && r->is_llm && c->auth_headers[r->endpoint])
-            list = curl_slist_append(list, c->auth_headers[r->endpoint]);
+            list = cu->slist_append(list, c->auth_headers[r->endpoint]);
         if (!list) return false;
         r->header_list = list;
     }
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->header_list);
+    cu->easy_setopt(e, CURLOPT_HTTPHEADER, r->header_list);
     r->attempts++;
     r->attempt_ns = now_ns();
-    if (curl_multi_add_handle(c->multi, e) != CURLM_OK) return false;
+    if (cu->multi_add_handle(c->multi, e) != CURLM_OK) return false;
     c->inflight++;
     uv_mutex_lock(&c->stats_lock);
     c->stats.sent++;
@@ -555,11 +559,12 @@ static void adapt(http_client *c, bool throttled) {
 }
 
 static void attempt_done(http_client *c, request *r, CURLcode result) {
+    const curl_api *cu = c->cu;
     sandbox_io *io = r->io;
-    curl_multi_remove_handle(c->multi, r->easy);
+    cu->multi_remove_handle(c->multi, r->easy);
     c->inflight--;
     long status = 0;
-    curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+    cu->easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
     io->status = status;
     double ms = (double)(now_ns() - r->attempt_ns) / 1e6;
     bool retryable = result != CURLE_OK ? result != CURLE_WRITE_ERROR
@@ -584,7 +589,7 @@ static void attempt_done(http_client *c, request *r, CURLcode result) {
         char text[HTTP_EXCERPT_BYTES + 1];
         buf_excerpt(&io->response_body, text, sizeof text);
         if (result != CURLE_OK)
-            fail(c, r, "%s after %u attempt%s", curl_easy_strerror(result), r->attempts, r->attempts == 1 ? "" : "s");
+            fail(c, r, "%s after %u attempt%s", cu->easy_strerror(result), r->attempts, r->attempts == 1 ? "" : "s");
         else
             fail(c, r, "status %ld after %u attempt%s: %s", status, r->attempts, r->attempts == 1 ? "" : "s", text);
         return;
@@ -595,7 +600,7 @@ static void attempt_done(http_client *c, request *r, CURLcode result) {
                  io->budget->limit >> 20);
         else
             fail(c, r, "%s", io->response_body.len >= HTTP_MAX_BODY_BYTES ? "response larger than 64 MiB"
-                                                                            : curl_easy_strerror(result));
+                                                                            : cu->easy_strerror(result));
         return;
     }
     add_latency(c, ms);
@@ -617,14 +622,15 @@ static void attempt_done(http_client *c, request *r, CURLcode result) {
 }
 
 static void check_multi_info(http_client *c) {
+    const curl_api *cu = c->cu;
     CURLMsg *m;
     int left;
-    while ((m = curl_multi_info_read(c->multi, &left))) {
+    while ((m = cu->multi_info_read(c->multi, &left))) {
         if (m->msg != CURLMSG_DONE) continue;
         CURL *easy = m->easy_handle; /* m is invalid once the handle is removed */
         CURLcode result = m->data.result;
         request *r = NULL;
-        curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&r);
+        cu->easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&r);
         attempt_done(c, r, result);
     }
     pump(c);
@@ -640,7 +646,7 @@ static void on_poll(uv_poll_t *handle, int status, int events) {
     if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
     if (events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
     int running;
-    curl_multi_socket_action(s->c->multi, s->fd, flags, &running);
+    s->c->cu->multi_socket_action(s->c->multi, s->fd, flags, &running);
     check_multi_info(s->c);
 }
 
@@ -654,7 +660,7 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *
         if (s) {
             uv_poll_stop(&s->poll);
             uv_close((uv_handle_t *)&s->poll, on_poll_closed);
-            curl_multi_assign(c->multi, fd, NULL);
+            c->cu->multi_assign(c->multi, fd, NULL);
         }
         return 0;
     }
@@ -668,7 +674,7 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *
             return -1;
         }
         s->poll.data = s;
-        curl_multi_assign(c->multi, fd, s);
+        c->cu->multi_assign(c->multi, fd, s);
     }
     int events = 0;
     if (what & CURL_POLL_IN) events |= UV_READABLE;
@@ -680,7 +686,7 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *
 static void on_curl_timer(uv_timer_t *t) {
     http_client *c = t->data;
     int running;
-    curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    c->cu->multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
     check_multi_info(c);
 }
 
@@ -744,7 +750,7 @@ static void client_close_handles(http_client *c) {
     cache_commit(c);
     uv_close((uv_handle_t *)&c->gate_timer, NULL);
     uv_close((uv_handle_t *)&c->commit_timer, NULL);
-    curl_multi_cleanup(c->multi); /* may still call on_socket to drop cached connections */
+    c->cu->multi_cleanup(c->multi); /* may still call on_socket to drop cached connections */
     c->multi = NULL;
     uv_close((uv_handle_t *)&c->curl_timer, NULL);
 }
@@ -765,15 +771,13 @@ static void on_mail(uv_async_t *handle) {
 
 /* ------------------------------------------------------------------------- the API */
 
-static uv_once_t curl_once = UV_ONCE_INIT;
-static bool curl_ready;
-static void curl_init_once(void) { curl_ready = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK; }
-
 static bool client_start(http_client *c);
 
 void http_submit(http_client *c, sandbox_io *io, void (*done)(void *ctx, sandbox_io *io), void *ctx) {
     if (!client_start(c)) {
-        io->error = strdup("http: cannot start the HTTP client (libcurl could not be initialised, or no thread)");
+        char message[sizeof c->start_error + 64];
+        snprintf(message, sizeof message, "http: cannot start the HTTP client: %s", c->start_error);
+        io->error = strdup(message);
         done(ctx, io);
         return;
     }
@@ -853,18 +857,20 @@ oom:
 
 /* libcurl, the multi handle, the loop and the thread; false with nothing left to undo. */
 static bool start_thread(http_client *c) {
-    uv_once(&curl_once, curl_init_once);
-    if (!curl_ready || !(c->multi = curl_multi_init())) return false;
-    curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
-    curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
-    curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, on_timer_request);
-    curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
-    curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)c->cfg.max_inflight);
+    const curl_api *cu = c->cu = curl_api_load(c->start_error, sizeof c->start_error);
+    if (!cu) return false;
+    snprintf(c->start_error, sizeof c->start_error, "out of memory, or no thread");
+    if (!(c->multi = cu->multi_init())) return false;
+    cu->multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    cu->multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
+    cu->multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, on_timer_request);
+    cu->multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
+    cu->multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)c->cfg.max_inflight);
     c->inbox = QUEUE_INIT(request, next);
     c->ready = QUEUE_INIT(request, next);
     c->buckets_ns = now_ns();
     if (looper_init(&c->lp, on_mail, c) != 0) {
-        curl_multi_cleanup(c->multi);
+        cu->multi_cleanup(c->multi);
         c->multi = NULL;
         return false;
     }

@@ -15,6 +15,7 @@
 #include <uv.h>
 
 #include "../../host/assay.h"
+#include "../../host/curl_api.h"
 
 typedef struct collected {
     char *ids[512];
@@ -656,6 +657,37 @@ static int threads_while_running(const char *plugin, collected *c) {
 
 /* The HTTP client (libcurl's TLS set-up, 2.5 MB resident, and a thread) starts with the
  * first request: a host whose plugins make none runs its workers only. */
+/* Whether a libcurl is in this process's memory map. */
+static bool libcurl_is_mapped(void) {
+    FILE *f = fopen("/proc/self/maps", "r");
+    assert_non_null(f);
+    char line[512];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f)) found = strstr(line, "/libcurl") != NULL;
+    fclose(f);
+    return found;
+}
+
+/* The three ways opening libcurl ends: a name that opens nothing (the first dlerror is
+ * kept, the next name tried), a library that is not libcurl, and libcurl itself. */
+static void test_libcurl_is_opened_by_name_or_says_why_not(void **state) {
+    (void)state;
+    curl_api api;
+    char err[512] = "";
+    const char *none[] = {"libassay-no-such-library.so.9"};
+    assert_false(curl_api_open(none, 1, &api, err, sizeof err));
+    assert_non_null(strstr(err, "libcurl could not be loaded (libassay-no-such-library.so.9"));
+    assert_non_null(strstr(err, "apt-get install libcurl4"));
+    const char *not_curl[] = {"libassay-no-such-library.so.9", "libm.so.6"};
+    assert_false(curl_api_open(not_curl, 2, &api, err, sizeof err));
+    assert_string_equal(err, "libm.so.6 has no curl_global_init (not libcurl, or too old a one)");
+    const char *curl[] = {"libassay-no-such-library.so.9", "libcurl.so.4"};
+    memset(&api, 0, sizeof api);
+    assert_true(curl_api_open(curl, 2, &api, err, sizeof err));
+    assert_non_null(api.multi_assign); /* the last one looked up */
+    assert_string_equal(api.easy_strerror(CURLE_COULDNT_CONNECT), "Couldn't connect to server");
+}
+
 static void test_http_client_starts_with_the_first_request(void **state) {
     (void)state;
     char quiet[128], caller[128];
@@ -674,10 +706,12 @@ static void test_http_client_starts_with_the_first_request(void **state) {
     collected c = {0};
     assert_int_equal(threads_while_running(quiet, &c), before + 1); /* the worker */
     assert_string_equal(c.last_error, "");
+    assert_false(libcurl_is_mapped()); /* not even opened (host/curl_api.c) */
     collected d = {0};
     assert_int_equal(threads_while_running(caller, &d), before + 2); /* the worker and the client */
     assert_non_null(strstr(d.last_error, "127.0.0.1:1")); /* asked, and answered with the failure */
     assert_int_equal(thread_count(), before);
+    assert_true(libcurl_is_mapped());
     remove(quiet);
     remove(caller);
 }
@@ -696,6 +730,7 @@ int main(void) {
         cmocka_unit_test(test_shared_traces_claimed_slowest_first_keep_plugin_order),
         cmocka_unit_test(test_misuse_is_refused_not_crashed),
         cmocka_unit_test(test_http_client_starts_with_the_first_request),
+        cmocka_unit_test(test_libcurl_is_opened_by_name_or_says_why_not),
     };
     return cmocka_run_group_tests(tests, write_plugins, remove_plugins);
 }
