@@ -10,6 +10,8 @@ PKGS := lua5.4 libuv libcjson libcurl sqlite3
 # libcurl is compiled against but not linked: host/curl_api.c opens it at the first HTTP
 # request, so that a start of the program does not map its 32 libraries (10 ms)
 LINK_PKGS := $(filter-out libcurl,$(PKGS))
+# libzip (inspect_ai's .eval zips) is compiled against but not linked either: `assay import`
+# opens it (importer.c)
 CLI_PKGS := libzip
 
 VERSION := $(shell sed -n 's/^\#define ASSAY_VERSION_STRING "\(.*\)"/\1/p' host/assay.h)
@@ -19,7 +21,6 @@ PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKGS))
 PKG_LIBS = $(shell $(PKG_CONFIG) --libs $(LINK_PKGS))
 # the command-line program alone reads inspect_ai's .eval zips
 CLI_PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(CLI_PKGS))
-CLI_PKG_LIBS = $(shell $(PKG_CONFIG) --libs $(CLI_PKGS))
 WARNINGS := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wpointer-arith -Wformat=2 -Wvla
 OPT ?= -O2 -g
 SANITIZE ?=
@@ -36,11 +37,11 @@ LDFLAGS += $(SANITIZE)
 # builds go without.
 LTO ?= -flto=auto -ffat-lto-objects
 
-LIB_SRC := host/base/buf.c host/base/hash.c host/base/jscan.c host/base/jparse.c host/looper.c host/options.c host/host.c host/worker.c host/http.c host/curl_api.c \
+LIB_SRC := host/base/buf.c host/base/dlapi.c host/base/hash.c host/base/jscan.c host/base/jparse.c host/looper.c host/options.c host/host.c host/worker.c host/http.c host/curl_api.c \
            sandbox/record.c sandbox/sandbox.c sandbox/watch.c sandbox/env.c sandbox/load.c sandbox/task.c sandbox/bounded.c sandbox/pattern.c sandbox/sort.c sandbox/regex.c sandbox/pool.c sandbox/convert.c sandbox/lazy.c sandbox/text.c sandbox/trace.c sandbox/tset.c sandbox/net.c
 CLI_SRC := $(addprefix host/cli/,cli.c cli_run.c cli_summary.c cli_test.c cli_journal.c cli_store.c cli_digest.c \
                                   cli_export.c cli_compare.c cli_report.c reader.c cli_import.c importer.c cli_lint.c cli_calibrate.c cli_gate.c cli_suite.c cli_pairwise.c \
-                                  cli_merge.c) host/base/buf.c
+                                  cli_merge.c) host/base/buf.c host/base/dlapi.c
 TEST_UNITS := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
@@ -79,7 +80,7 @@ $(BUILD)/libassay.so: $(BUILD)/libassay.so.$(VERSION)
 	ln -sf libassay.so.$(VERSION) $@
 
 $(BUILD)/assay: $(CLI_OBJ) $(BUILD)/libassay.so
-	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) -L$(BUILD) -lassay -Wl,-rpath,'$$ORIGIN' -Wl,-rpath,'$$ORIGIN/../lib' $(CLI_PKG_LIBS) $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) -L$(BUILD) -lassay -Wl,-rpath,'$$ORIGIN' -Wl,-rpath,'$$ORIGIN/../lib' $(LDLIBS)
 
 $(BUILD)/assay.pc: scripts/assay.pc.in host/assay.h $(BUILD)/prefix
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@

@@ -12,6 +12,7 @@
  */
 #include "cli.h"
 #include "importer.h"
+#include "../base/dlapi.h"
 
 #include <cjson/cJSON.h>
 #include <sqlite3.h>
@@ -617,17 +618,61 @@ static void inspect_value(importer *im, const cJSON *v, uint64_t line) {
     cJSON_ArrayForEach(sample, samples) inspect_sample(im, eval, cJSON_GetObjectItemCaseSensitive(v, "results"), sample, line);
 }
 
+/* libzip's functions, opened at the first .eval zip (base/dlapi.h: linked, the library and
+ * the libcrypto it brings cost every start of the program 2.3 ms). */
+static struct {
+    zip_t *(*open)(const char *path, int flags, int *error);
+    int (*close)(zip_t *z);
+    void (*error_init_with_code)(zip_error_t *e, int code);
+    const char *(*error_strerror)(zip_error_t *e);
+    void (*error_fini)(zip_error_t *e);
+    zip_int64_t (*name_locate)(zip_t *z, const char *name, zip_flags_t flags);
+    zip_int64_t (*get_num_entries)(zip_t *z, zip_flags_t flags);
+    const char *(*get_name)(zip_t *z, zip_uint64_t index, zip_flags_t flags);
+    int (*stat_index)(zip_t *z, zip_uint64_t index, zip_flags_t flags, zip_stat_t *st);
+    zip_file_t *(*fopen_index)(zip_t *z, zip_uint64_t index, zip_flags_t flags);
+    zip_int64_t (*fread)(zip_file_t *f, void *to, zip_uint64_t n);
+    int (*fclose)(zip_file_t *f);
+} zipfn;
+
+/* Opens libzip once; false with why in err. The command is single-threaded. */
+static bool zipfn_load(char *err, size_t errlen) {
+    static int state; /* 0: not tried, 1: loaded, -1: failed (err kept in why) */
+    static char why[512];
+    if (state == 0) {
+        static const char *const sonames[] = {"libzip.so.4", "libzip.so.5"};
+        const dlapi_symbol symbols[] = {
+            DLAPI_SYMBOL("zip_open", zipfn.open),
+            DLAPI_SYMBOL("zip_close", zipfn.close),
+            DLAPI_SYMBOL("zip_error_init_with_code", zipfn.error_init_with_code),
+            DLAPI_SYMBOL("zip_error_strerror", zipfn.error_strerror),
+            DLAPI_SYMBOL("zip_error_fini", zipfn.error_fini),
+            DLAPI_SYMBOL("zip_name_locate", zipfn.name_locate),
+            DLAPI_SYMBOL("zip_get_num_entries", zipfn.get_num_entries),
+            DLAPI_SYMBOL("zip_get_name", zipfn.get_name),
+            DLAPI_SYMBOL("zip_stat_index", zipfn.stat_index),
+            DLAPI_SYMBOL("zip_fopen_index", zipfn.fopen_index),
+            DLAPI_SYMBOL("zip_fread", zipfn.fread),
+            DLAPI_SYMBOL("zip_fclose", zipfn.fclose),
+        };
+        state = dlapi_open("libzip", "libzip4", sonames, sizeof sonames / sizeof *sonames, symbols,
+                           sizeof symbols / sizeof *symbols, why, sizeof why) ? 1 : -1;
+    }
+    if (state < 0) snprintf(err, errlen, "%s", why);
+    return state > 0;
+}
+
 /* A member of a zip as parsed JSON; NULL (reported) when it is missing or broken. */
 static cJSON *zip_json(importer *im, zip_t *z, zip_int64_t index, const char *name) {
     zip_stat_t st;
-    if (zip_stat_index(z, (zip_uint64_t)index, 0, &st) != 0 || st.size > IMPORTER_MAX_DOCUMENT) {
+    if (zipfn.stat_index(z, (zip_uint64_t)index, 0, &st) != 0 || st.size > IMPORTER_MAX_DOCUMENT) {
         problem(im, 1, "%s: cannot read it from the zip", name);
         return NULL;
     }
     char *text = malloc(st.size + 1);
-    zip_file_t *f = text ? zip_fopen_index(z, (zip_uint64_t)index, 0) : NULL;
-    zip_int64_t n = f ? zip_fread(f, text, st.size) : -1;
-    if (f) zip_fclose(f);
+    zip_file_t *f = text ? zipfn.fopen_index(z, (zip_uint64_t)index, 0) : NULL;
+    zip_int64_t n = f ? zipfn.fread(f, text, st.size) : -1;
+    if (f) zipfn.fclose(f);
     cJSON *v = n == (zip_int64_t)st.size ? cJSON_ParseWithLength(text, st.size) : NULL;
     if (!v) problem(im, 1, "%s: %s", name, n == (zip_int64_t)st.size ? "not valid JSON" : "cannot read it from the zip (truncated?)");
     free(text);
@@ -638,45 +683,50 @@ static int compare_names(const void *a, const void *b) { return strcmp(*(char *c
 
 int importer_feed_eval_zip(importer *im, const char *path) {
     im->source = path;
-    int error = 0;
-    zip_t *z = zip_open(path, ZIP_RDONLY, &error);
-    if (!z) {
-        zip_error_t e;
-        zip_error_init_with_code(&e, error);
-        problem(im, 1, "not a readable inspect_ai .eval zip: %s", zip_error_strerror(&e));
-        zip_error_fini(&e);
+    char why[512];
+    if (!zipfn_load(why, sizeof why)) {
+        problem(im, 1, "cannot read inspect_ai .eval zips: %s", why);
         return 0;
     }
-    zip_int64_t header_at = zip_name_locate(z, "header.json", 0);
+    int error = 0;
+    zip_t *z = zipfn.open(path, ZIP_RDONLY, &error);
+    if (!z) {
+        zip_error_t e;
+        zipfn.error_init_with_code(&e, error);
+        problem(im, 1, "not a readable inspect_ai .eval zip: %s", zipfn.error_strerror(&e));
+        zipfn.error_fini(&e);
+        return 0;
+    }
+    zip_int64_t header_at = zipfn.name_locate(z, "header.json", 0);
     cJSON *header = header_at >= 0 ? zip_json(im, z, header_at, "header.json") : NULL;
     const cJSON *eval = cJSON_GetObjectItemCaseSensitive(header, "eval");
     if (!cJSON_IsObject(eval)) {
         if (header_at < 0) problem(im, 1, "no header.json: not an inspect_ai .eval log");
         else if (header) problem(im, 1, "header.json has no \"eval\" object");
         cJSON_Delete(header);
-        zip_close(z);
+        zipfn.close(z);
         return 0;
     }
     /* samples/<id>_epoch_<n>.json, in name order */
-    zip_int64_t count = zip_get_num_entries(z, 0);
+    zip_int64_t count = zipfn.get_num_entries(z, 0);
     char **names = calloc(count > 0 ? (size_t)count : 1, sizeof *names);
     size_t n = 0;
     for (zip_int64_t i = 0; names && i < count; i++) {
-        const char *name = zip_get_name(z, (zip_uint64_t)i, 0);
+        const char *name = zipfn.get_name(z, (zip_uint64_t)i, 0);
         size_t len = name ? strlen(name) : 0;
         if (len > 13 && strncmp(name, "samples/", 8) == 0 && strcmp(name + len - 5, ".json") == 0) names[n++] = strdup(name);
     }
     qsort(names, n, sizeof *names, compare_names);
     if (n == 0) problem(im, 1, "the .eval log has no samples/*.json; nothing to import");
     for (size_t i = 0; i < n; i++) {
-        cJSON *sample = names[i] ? zip_json(im, z, zip_name_locate(z, names[i], 0), names[i]) : NULL;
+        cJSON *sample = names[i] ? zip_json(im, z, zipfn.name_locate(z, names[i], 0), names[i]) : NULL;
         if (sample) inspect_sample(im, eval, cJSON_GetObjectItemCaseSensitive(header, "results"), sample, i + 1);
         cJSON_Delete(sample);
         free(names[i]);
     }
     free(names);
     cJSON_Delete(header);
-    zip_close(z);
+    zipfn.close(z);
     return 0;
 }
 
