@@ -138,7 +138,7 @@ typedef void (*reader_line_cb)(void *ctx, const char *line, size_t len, uint64_t
 /* status 0 at end of input, else a negative libuv error code. */
 typedef void (*reader_end_cb)(void *ctx, int status);
 
-/* Opens path ("-" for standard input) to be read through the loop's thread pool;
+/* Opens path ("-" for standard input) to be read on the loop (reader.c says how);
  * reader_start begins. on_end is called exactly once, possibly from inside reader_stop
  * or reader_resume; free the reader only after it. */
 reader *reader_new(uv_loop_t *loop, const char *path, size_t max_line, reader_line_cb on_line,
@@ -153,6 +153,7 @@ void reader_pause(reader *r);
 void reader_resume(reader *r);
 /* Stops after the chunk being read; on_end is still called once. */
 void reader_stop(reader *r);
+/* Its handles close as the loop runs on: run the loop once more before closing it. */
 void reader_free(reader *r);
 
 /* --------------------------------------------------- the progress journal (resume) */

@@ -1,6 +1,13 @@
-/* reader.c - streams a JSONL file line by line through libuv's thread pool, with pause and
- * resume for backpressure. Memory is one chunk plus the longest line in progress; a line
- * over the limit is skipped and reported, never buffered whole.
+/* reader.c - streams a JSONL file line by line, with pause and resume for backpressure.
+ * Memory is one chunk plus the longest line in progress; a line over the limit is skipped
+ * and reported, never buffered whole.
+ *
+ * A regular file that is not followed is read on the loop's own thread, a chunk per turn
+ * of the loop (an idle handle), so that deliveries run between chunks; a pipe or a followed
+ * file goes through libuv's thread pool, where a read may wait. Why: a chunk out of the
+ * page cache is a 30 µs copy, and sending each to the pool cost the loop's thread two
+ * thread switches and the lines arriving in another core's cache (at -j 2 the loop's
+ * thread and the reads took 207 ms of CPU beside the workers, 168 ms since).
  *
  * Following (reader_follow) polls at the end of the file instead of ending. A poll that
  * finds another file under the path (rotated) reads the old one to its end first, then
@@ -42,6 +49,11 @@ struct reader {
     bool is_following, is_waiting, is_switching;
     uv_timer_t poll;
     bool has_poll;
+    /* a regular file not followed is read on the loop's thread, a chunk per loop turn */
+    bool is_regular;
+    uv_idle_t step;
+    bool has_step;
+    int handles_open;     /* closing in reader_free */
     uint64_t offset;      /* bytes read from the current file */
     dev_t dev;
     ino_t ino;
@@ -141,10 +153,7 @@ static void on_poll(uv_timer_t *t) {
     }
 }
 
-static void on_read(uv_fs_t *req) {
-    reader *r = req->data;
-    ssize_t n = req->result;
-    uv_fs_req_cleanup(req);
+static void chunk_read(reader *r, ssize_t n) {
     r->is_reading = false;
     if (n < 0) {
         finish(r, (int)n);
@@ -192,9 +201,29 @@ static void on_read(uv_fs_t *req) {
     else if (!r->is_paused) read_next(r);
 }
 
+static void on_read(uv_fs_t *req) {
+    reader *r = req->data;
+    ssize_t n = req->result;
+    uv_fs_req_cleanup(req);
+    chunk_read(r, n);
+}
+
+/* One chunk of a regular file, read here: see the top. */
+static void on_step(uv_idle_t *h) {
+    reader *r = h->data;
+    uv_idle_stop(h);
+    ssize_t n;
+    do n = read(r->fd, r->chunk, READER_CHUNK); while (n < 0 && errno == EINTR);
+    chunk_read(r, n < 0 ? -errno : n);
+}
+
 static void read_next(reader *r) {
     if (r->is_reading || r->is_done) return;
     r->is_reading = true;
+    if (r->has_step && !r->is_following) {
+        uv_idle_start(&r->step, on_step);
+        return;
+    }
     uv_buf_t b = uv_buf_init(r->chunk, READER_CHUNK);
     int rc = uv_fs_read(r->loop, &r->req, r->fd, &b, 1, -1, on_read);
     if (rc < 0) {
@@ -259,7 +288,15 @@ void reader_follow(reader *r) {
     r->has_poll = r->is_following = true;
 }
 
-void reader_start(reader *r) { read_next(r); }
+void reader_start(reader *r) {
+    struct stat st;
+    if (r->owns_fd && !r->is_following && fstat(r->fd, &st) == 0 && S_ISREG(st.st_mode)) {
+        uv_idle_init(r->loop, &r->step);
+        r->step.data = r;
+        r->has_step = true;
+    }
+    read_next(r);
+}
 
 void reader_pause(reader *r) { r->is_paused = true; }
 
@@ -288,12 +325,17 @@ static void free_memory(reader *r) {
     free(r);
 }
 
-static void on_poll_closed(uv_handle_t *handle) { free_memory(handle->data); }
+static void on_handle_closed(uv_handle_t *handle) {
+    reader *r = handle->data;
+    if (--r->handles_open == 0) free_memory(r);
+}
 
-/* Only once on_end has been called: no read is in flight then. A following reader is
- * freed once its timer has closed, as the loop runs. */
+/* Only once on_end has been called: no read is in flight then. A reader with handles is
+ * freed once they have closed, as the loop runs. */
 void reader_free(reader *r) {
     if (!r) return;
-    if (r->has_poll) uv_close((uv_handle_t *)&r->poll, on_poll_closed);
-    else free_memory(r);
+    r->handles_open = r->has_poll + r->has_step;
+    if (r->has_poll) uv_close((uv_handle_t *)&r->poll, on_handle_closed);
+    if (r->has_step) uv_close((uv_handle_t *)&r->step, on_handle_closed);
+    if (!r->handles_open) free_memory(r);
 }

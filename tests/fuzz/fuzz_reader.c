@@ -52,7 +52,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
     reader_start(r);
     uv_run(&loop, UV_RUN_DEFAULT);
     reader_free(r);
-    uv_loop_close(&loop);
+    uv_run(&loop, UV_RUN_DEFAULT); /* its handles close */
+    if (uv_loop_close(&loop) != 0) abort();
     if (s.ended != 1 || s.bytes > n) abort();
     return 0;
 }
