@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #define RUN_TRACES_PER_WORKER 128
@@ -47,6 +48,9 @@ typedef struct run {
     size_t write_offset;
     uv_fs_t write_req;
     bool is_writing;
+    /* a regular file or /dev/null is written on the loop's thread, as the reader reads
+     * (reader.c says why); a pipe or a terminal, which may wait, through the thread pool */
+    bool is_out_sync;
     uint64_t out_bytes;           /* bytes of the output file written */
 
     journal *jr;                  /* NULL for standard output */
@@ -140,10 +144,7 @@ static void on_store_committed(void *ctx, const journal_position *pos) {
 
 static void on_tick(uv_timer_t *t) { checkpoint(t->data, false); }
 
-static void on_write(uv_fs_t *req) {
-    run *r = req->data;
-    ssize_t n = req->result;
-    uv_fs_req_cleanup(req);
+static void write_done(run *r, ssize_t n) {
     r->is_writing = false;
     if (n < 0) {
         fprintf(stderr, "assay: cannot write results to %s: %s\n", r->out_name, uv_strerror((int)n));
@@ -163,6 +164,13 @@ static void on_write(uv_fs_t *req) {
     update_flow(r);
 }
 
+static void on_write(uv_fs_t *req) {
+    run *r = req->data;
+    ssize_t n = req->result;
+    uv_fs_req_cleanup(req);
+    write_done(r, n);
+}
+
 static void write_some(run *r) {
     if (r->is_writing || r->exit_status == CLI_EXIT_IO) return;
     if (r->write_offset >= r->writing.len) {
@@ -173,6 +181,14 @@ static void write_some(run *r) {
         r->writing_pos = r->pending_pos;
         buf_reset(&r->pending);
         r->write_offset = 0;
+    }
+    if (r->is_out_sync) { /* write_done calls back here for the rest: as deep as writes fall short */
+        ssize_t n;
+        do n = write(r->out_fd, r->writing.data + r->write_offset, r->writing.len - r->write_offset);
+        while (n < 0 && errno == EINTR);
+        r->is_writing = true;
+        write_done(r, n < 0 ? -errno : n);
+        return;
     }
     uv_buf_t b = uv_buf_init(r->writing.data + r->write_offset, (unsigned)(r->writing.len - r->write_offset));
     r->write_req.data = r;
@@ -470,6 +486,13 @@ static uint64_t run_signature(const run *r) {
 
 /* Opens -o FILE: from scratch with a new journal, or, resuming, truncated to the last
  * checkpoint of the journal it left. */
+/* /dev/null, /dev/full, /dev/zero: the character devices of the kernel's memory driver
+ * (major 1 on Linux), whose writes never wait. */
+static bool is_memory_device(const struct stat *st) {
+    struct stat null;
+    return S_ISCHR(st->st_mode) && stat("/dev/null", &null) == 0 && major(st->st_rdev) == major(null.st_rdev);
+}
+
 static int open_output(run *r) {
     char err[512];
     uint64_t signature = run_signature(r);
@@ -503,7 +526,9 @@ static int open_output(run *r) {
         return -1;
     }
     struct stat st;
-    if (fstat(r->out_fd, &st) == 0 && !S_ISREG(st.st_mode)) { /* /dev/null, a FIFO: nothing to resume */
+    bool is_known = fstat(r->out_fd, &st) == 0;
+    r->is_out_sync = is_known && (S_ISREG(st.st_mode) || is_memory_device(&st));
+    if (is_known && !S_ISREG(st.st_mode)) { /* /dev/null, a FIFO: nothing to resume */
         if (r->o->is_resume) {
             fprintf(stderr, "assay: --resume: %s is not a regular file\n", r->out_name);
             journal_free(r->jr, false);

@@ -116,10 +116,15 @@ check_contains "list shows params" "$TMP/l" 'params: {"max_near_duplicates":-1,"
 
 # output failures
 "$ASSAY" run "$EX" -o /no/such/dir/out.jsonl >/dev/null 2>"$TMP/e"; check "unwritable output exits 2" 2 $?
-if [ -w /dev/full ]; then
+if [ -w /dev/full ]; then # written on the loop's thread, as a regular file is
     "$ASSAY" run "$EX" -o /dev/full >/dev/null 2>"$TMP/e"; check "a full disk exits 4" 4 $?
     check_contains "a full disk is reported" "$TMP/e" "cannot write results to /dev/full: no space left on device"
 fi
+# a pipe is written through the thread pool: its reader leaving is a write error too
+python3 scripts/gen_traces.py --count 400 --seed 3 >"$TMP/many.jsonl"
+( "$ASSAY" run --no-db "$TMP/many.jsonl" 2>"$TMP/e"; echo $? >"$TMP/rc" ) | head -c 100 >/dev/null
+check "a pipe closed early exits 4" 4 "$(cat "$TMP/rc")"
+check_contains "and is reported" "$TMP/e" "cannot write results to standard output: broken pipe"
 
 # assay test reports failures with exit 1
 printf '{"name":"wrong on purpose","trace":{"id":"x","steps":[]},"expect":[{"evaluator":"search_overlap","score":1}]}\n' >"$TMP/cases.jsonl"
