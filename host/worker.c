@@ -53,8 +53,8 @@ struct worker {
     unsigned *by_cost;
     /* Loading: each worker loads its sandboxes on its own thread, all workers at once, and
      * posts `loaded` when done; load_error is then set or empty. Why: loaded one after the
-     * other on the caller's thread, -j N with P plugins waited N x P loads before the first
-     * trace (at -j 2, 20 ms with one core idle). */
+     * other on the caller's thread, -j N with P plugins waited N x P loads in a row before
+     * the first trace, with the other cores idle. */
     uv_sem_t loaded;
     char load_error[512];
 };

@@ -484,8 +484,6 @@ static uint64_t run_signature(const run *r) {
     return h;
 }
 
-/* Opens -o FILE: from scratch with a new journal, or, resuming, truncated to the last
- * checkpoint of the journal it left. */
 /* /dev/null, /dev/full, /dev/zero: the character devices of the kernel's memory driver
  * (major 1 on Linux), whose writes never wait. */
 static bool is_memory_device(const struct stat *st) {
@@ -493,6 +491,8 @@ static bool is_memory_device(const struct stat *st) {
     return S_ISCHR(st->st_mode) && stat("/dev/null", &null) == 0 && major(st->st_rdev) == major(null.st_rdev);
 }
 
+/* Opens -o FILE: from scratch with a new journal, or, resuming, truncated to the last
+ * checkpoint of the journal it left. */
 static int open_output(run *r) {
     char err[512];
     uint64_t signature = run_signature(r);

@@ -50,7 +50,6 @@ struct reader {
     uv_timer_t poll;
     bool has_poll;
     /* a regular file not followed is read on the loop's thread, a chunk per loop turn */
-    bool is_regular;
     uv_idle_t step;
     bool has_step;
     int handles_open;     /* closing in reader_free */
@@ -220,7 +219,7 @@ static void on_step(uv_idle_t *h) {
 static void read_next(reader *r) {
     if (r->is_reading || r->is_done) return;
     r->is_reading = true;
-    if (r->has_step && !r->is_following) {
+    if (r->has_step) {
         uv_idle_start(&r->step, on_step);
         return;
     }
