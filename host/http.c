@@ -21,8 +21,8 @@
 #include "http.h"
 #include "assay.h"
 #include "base/hash.h"
-#include "curl_api.h"
 #include "base/queue.h"
+#include "curl_api.h"
 #include "looper.h"
 
 #include <cjson/cJSON.h>
