@@ -186,8 +186,7 @@ static void write_some(run *r) {
         ssize_t n;
         do n = write(r->out_fd, r->writing.data + r->write_offset, r->writing.len - r->write_offset);
         while (n < 0 && errno == EINTR);
-        r->is_writing = true;
-        write_done(r, n < 0 ? -errno : n);
+        write_done(r, n < 0 ? -errno : n == 0 ? UV_EIO : n); /* 0: no progress, and no end to the calls */
         return;
     }
     uv_buf_t b = uv_buf_init(r->writing.data + r->write_offset, (unsigned)(r->writing.len - r->write_offset));
