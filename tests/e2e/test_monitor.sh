@@ -108,6 +108,7 @@ wait_for() { # traces-in-store, up to 10 s
 check "following: the first 100 lines reach the store while it runs" 100 "$(wait_for 100)"
 sed -n 101,150p "$TMP/log.jsonl" >>"$TMP/live.jsonl"
 check "lines appended later are scored and recorded" 150 "$(wait_for 150)"
+check "and written to the output while it runs (not held for a full batch)" 150 "$(scored "$TMP/live.out" | wc -l)"
 mv "$TMP/live.jsonl" "$TMP/live.jsonl.1"
 sed -n 151,160p "$TMP/log.jsonl" >>"$TMP/live.jsonl.1" # written to the old file after the rename
 sed -n 161,200p "$TMP/log.jsonl" >"$TMP/live.jsonl"
