@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 
 #define HOST_MAX_PLUGIN_BYTES (4u << 20)
+#define HOST_SPARE_JOBS 512
 
 typedef struct plugin {
     char *path;
@@ -55,19 +56,30 @@ struct assay_host {
     http_client *http;                /* shared by every generation */
 
     /* The lock guards what submitters and the delivering loop share. In loop mode both are
-     * the loop thread and it is never contended; in thread mode callers submit from theirs. */
+     * the loop thread and it is never contended; in thread mode callers submit from theirs.
+     * The workers take only results_lock, held for a moment: sharing the lock with them
+     * made the loop wait on it (and sleep) a few hundred times a second at -j 2. */
     uv_mutex_t lock;
+    uv_mutex_t results_lock;
+    queue results;                    /* finished by workers, not yet taken by the loop */
     generation *gen;                  /* current */
     generation *retired;              /* older ones with traces still in flight */
-    queue results;                    /* finished by workers, not yet taken by the loop */
     uint64_t next_seq;
     uint64_t next_delivery;
     job **reorder;                    /* ring indexed by seq % reorder_cap */
     size_t reorder_cap;               /* a power of two, always > pending */
-    size_t pending;
+    /* changed under the lock, read without it: the reader's flow control asks for it twice
+     * a trace, and would contend with the workers handing results back */
+    atomic_size_t pending;
     atomic_ullong shared;             /* traces whose plugins ran on several workers */
     bool is_closing;
     assay_close_cb on_closed;
+    /* Delivered jobs kept for the next submissions, with their record lists' memory
+     * (under the lock). Freed here, records a worker had allocated went back to its malloc
+     * arena under the arena's lock: the loop and the workers waited on each other there
+     * over a thousand times a run at -j 2. */
+    job *spare;
+    size_t spare_count;
 
     uv_async_t *mailbox;              /* wakes the loop for results: one of these two */
     uv_async_t results_async;         /* loop mode: on the caller's loop */
@@ -362,7 +374,7 @@ static void generation_free(generation *g) {
     free(g);
 }
 
-static void on_job_done(void *ctx, job *j);
+static void on_job_done(void *ctx, job *list);
 
 /* Reads and loads the plugins named by the options and starts workers running them. Runs
  * on the calling thread and takes as long as loading every plugin twice: once here, then
@@ -416,21 +428,33 @@ failed:
 
 static void host_finish_close(assay_host *h);
 
-/* Workers call this from their threads. */
-static void on_job_done(void *ctx, job *j) {
+/* Workers call this from their threads, with a list of finished jobs. */
+static void on_job_done(void *ctx, job *list) {
     assay_host *h = ctx;
-    uv_mutex_lock(&h->lock);
-    queue_push(&h->results, j);
-    /* under the lock: once it is released the loop may deliver j, see nothing pending and
-     * close the handle */
-    uv_async_send(h->mailbox);
-    uv_mutex_unlock(&h->lock);
+    uv_mutex_lock(&h->results_lock);
+    /* a queue that holds jobs has woken the loop already, which takes them all at once:
+     * a second send would only make it spin on the handle (libuv waits out a send in
+     * progress) and wake again for nothing */
+    bool is_told = !queue_is_empty(&h->results);
+    while (list) {
+        job *j = list;
+        list = j->next;
+        queue_push(&h->results, j);
+    }
+    /* under the lock: once it is released the loop may deliver them, see nothing pending
+     * and close the handle */
+    if (!is_told) uv_async_send(h->mailbox);
+    uv_mutex_unlock(&h->results_lock);
 }
 
 /* Takes the finished jobs that may be delivered now, in delivery order. Under the lock. */
 static job *take_deliverable(assay_host *h) {
+    queue done = QUEUE_INIT(job, next);
+    uv_mutex_lock(&h->results_lock);
+    queue_move_all(&done, &h->results);
+    uv_mutex_unlock(&h->results_lock);
     job *out = NULL, **tail = &out;
-    for (job *j; (j = queue_pop(&h->results));) {
+    for (job *j; (j = queue_pop(&done));) {
         if (j->worker != JOB_NO_WORKER) ((generation *)j->gen)->worker_load[j->worker]--;
         for (unsigned k = 0; k < j->helper_count; k++) ((generation *)j->gen)->worker_load[j->helper_index[k]]--;
         if (h->opts->is_ordered) {
@@ -449,7 +473,7 @@ static job *take_deliverable(assay_host *h) {
         *tail = j;
         tail = &j->next;
     }
-    for (job *j = out; j; j = j->next) h->pending--;
+    for (job *j = out; j; j = j->next) atomic_fetch_sub_explicit(&h->pending, 1, memory_order_relaxed);
     return out;
 }
 
@@ -469,6 +493,45 @@ static generation *take_idle_retired(assay_host *h) {
     return idle;
 }
 
+/* Keeps delivered jobs as spares, up to HOST_SPARE_JOBS, and frees the rest. */
+static void spare_put(assay_host *h, job *delivered) {
+    job *list = NULL;
+    while (delivered) {
+        job *j = delivered;
+        delivered = j->next;
+        job_reset(j);
+        j->next = list;
+        list = j;
+    }
+    uv_mutex_lock(&h->lock);
+    while (list && h->spare_count < HOST_SPARE_JOBS) {
+        job *j = list;
+        list = j->next;
+        j->next = h->spare;
+        h->spare = j;
+        h->spare_count++;
+    }
+    uv_mutex_unlock(&h->lock);
+    while (list) {
+        job *j = list;
+        list = j->next;
+        job_free(j);
+    }
+}
+
+/* A zeroed job: a spare when there is one. */
+static job *spare_take(assay_host *h) {
+    uv_mutex_lock(&h->lock);
+    job *j = h->spare;
+    if (j) {
+        h->spare = j->next;
+        h->spare_count--;
+        j->next = NULL;
+    }
+    uv_mutex_unlock(&h->lock);
+    return j ? j : calloc(1, sizeof *j);
+}
+
 /* Callbacks run without the lock held, so that they may submit, reload or close. */
 static void on_results(uv_async_t *handle) {
     assay_host *h = handle->data;
@@ -480,13 +543,9 @@ static void on_results(uv_async_t *handle) {
     uv_mutex_lock(&h->lock);
     for (job *j = list; j; j = j->next) ((generation *)j->gen)->jobs--;
     generation *idle = take_idle_retired(h);
-    bool is_done = h->is_closing && h->pending == 0;
+    bool is_done = h->is_closing && atomic_load_explicit(&h->pending, memory_order_relaxed) == 0;
     uv_mutex_unlock(&h->lock);
-    while (list) {
-        job *j = list;
-        list = j->next;
-        job_free(j);
-    }
+    spare_put(h, list);
     while (idle) {
         generation *g = idle;
         idle = g->next;
@@ -497,7 +556,7 @@ static void on_results(uv_async_t *handle) {
 
 /* Keeps reorder_cap > pending so that the seqs in flight map to distinct slots. */
 static int reorder_reserve(assay_host *h) {
-    if (h->pending + 1 < h->reorder_cap) return ASSAY_OK;
+    if (atomic_load_explicit(&h->pending, memory_order_relaxed) + 1 < h->reorder_cap) return ASSAY_OK;
     size_t cap = h->reorder_cap * 2;
     job **ring = calloc(cap, sizeof *ring);
     if (!ring) return ASSAY_ENOMEM;
@@ -521,8 +580,16 @@ static void host_free(assay_host *h) {
     }
     http_client_free(h->http); /* after the workers: no request is left in flight */
     free(h->reorder);
+    while (h->spare) {
+        job *j = h->spare;
+        h->spare = j->next;
+        job_free(j);
+    }
     assay_options_free(h->opts);
-    if (h->is_mutex_ready) uv_mutex_destroy(&h->lock);
+    if (h->is_mutex_ready) {
+        uv_mutex_destroy(&h->lock);
+        uv_mutex_destroy(&h->results_lock);
+    }
     free(h);
 }
 
@@ -544,6 +611,11 @@ int assay_host_new(assay_host **out, uv_loop_t *loop, const assay_options *o, as
     h->opts = options_clone(o);
     int status = ASSAY_OK;
     if (!h->reorder || !h->opts || uv_mutex_init(&h->lock) != 0) {
+        status = fail(err, ASSAY_ENOMEM, "out of memory");
+        goto failed;
+    }
+    if (uv_mutex_init(&h->results_lock) != 0) {
+        uv_mutex_destroy(&h->lock);
         status = fail(err, ASSAY_ENOMEM, "out of memory");
         goto failed;
     }
@@ -682,9 +754,10 @@ static int host_enqueue(assay_host *h, job *j) {
     j->gen = g;
     j->seq = h->next_seq++;
     g->jobs++;
-    h->pending++;
+    atomic_fetch_add_explicit(&h->pending, 1, memory_order_relaxed);
     if (j->worker == JOB_NO_WORKER) {
         uv_mutex_unlock(&h->lock);
+        j->next = NULL;
         on_job_done(h, j); /* through the result queue: delivered from the loop, in order */
         return ASSAY_OK;
     }
@@ -713,7 +786,8 @@ static int host_enqueue(assay_host *h, job *j) {
 int assay_host_submit(assay_host *h, const char *json, size_t len, const char *source, uint64_t line,
                       void *submit_ctx) {
     if (!h || (!json && len)) return ASSAY_EINVAL;
-    job *j = calloc(1, sizeof *j);
+    if (len == SIZE_MAX) return ASSAY_ENOMEM; /* len + 1 must not wrap */
+    job *j = spare_take(h);
     if (!j) return ASSAY_ENOMEM;
     j->text = malloc(len + 1);
     j->source = source ? strdup(source) : NULL;
@@ -746,11 +820,7 @@ int assay_host_submit_input_error(assay_host *h, const char *source, uint64_t li
 }
 
 size_t assay_host_pending(const assay_host *h) {
-    if (!h) return 0;
-    uv_mutex_lock((uv_mutex_t *)&h->lock);
-    size_t n = h->pending;
-    uv_mutex_unlock((uv_mutex_t *)&h->lock);
-    return n;
+    return h ? atomic_load_explicit(&((assay_host *)h)->pending, memory_order_relaxed) : 0;
 }
 
 uint64_t assay_host_shared(const assay_host *h) {

@@ -91,6 +91,9 @@ typedef struct assay_result job;
 assay_options *options_clone(const assay_options *o);
 
 void job_free(job *j);
+/* Frees what a delivered job holds except its record list's memory, and zeroes the rest:
+ * ready to carry the next trace (host.c keeps spare jobs). */
+void job_reset(job *j);
 /* Whether shard index of count holds a trace: by its id, or for a line that is not a trace
  * (an input error, trace_id NULL) by its line number, so that each error is reported once. */
 bool job_in_shard(const char *trace_id, uint64_t line, unsigned index, unsigned count);
@@ -113,8 +116,9 @@ typedef struct worker_config {
     uint64_t sample_seed;
     unsigned shard_index, shard_count; /* 0/1: every trace */
     http_client *http;             /* borrowed; NULL: plugins get no network */
-    /* called on the worker thread with each finished job */
-    void (*on_done)(void *ctx, job *j);
+    /* called on the worker thread with finished jobs, a list linked by next: one hand-off
+     * (one lock, one wake-up) per batch */
+    void (*on_done)(void *ctx, job *list);
     void *on_done_ctx;
     atomic_ullong *shared;         /* counts the traces this worker shared with helpers */
     /* each plugin's running mean time in ns on shared traces, learned by all the workers

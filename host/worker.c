@@ -128,6 +128,19 @@ static void job_free_trace(job *j) {
     j->trace_tree = NULL;
 }
 
+void job_reset(job *j) {
+    record_list out = j->out;
+    record_list_clear(&out);
+    job_free_trace(j);
+    free(j->text);
+    free(j->source);
+    free(j->trace_id);
+    free(j->group);
+    free(j->order);
+    memset(j, 0, sizeof *j);
+    j->out = out;
+}
+
 void job_free(job *j) {
     if (!j) return;
     job_free_trace(j);
@@ -201,15 +214,11 @@ static void job_finish(worker *w, job *j) {
 static void hand_back(worker *w, bool is_now) {
     if (!w->done_count) return;
     if (!is_now && w->done_count < WORKER_DONE_BATCH && uv_hrtime() - w->done_since_ns < WORKER_DONE_HOLD_NS) return;
-    job *j = w->done;
+    job *list = w->done;
     w->done = NULL;
     w->done_tail = &w->done;
     w->done_count = 0;
-    while (j) {
-        job *next = j->next;
-        w->cfg.on_done(w->cfg.on_done_ctx, j);
-        j = next;
-    }
+    w->cfg.on_done(w->cfg.on_done_ctx, list);
 }
 
 static void on_answer(void *ctx, sandbox_io *io);
@@ -402,8 +411,7 @@ static void job_start(worker *w, job *j) {
     job_claim(w, j);
 done:
     if (!j->trace_id && !job_in_shard(NULL, j->line, w->cfg.shard_index, w->cfg.shard_count)) {
-        record_list_free(&j->out); /* another shard reports this line */
-        record_list_init(&j->out);
+        record_list_clear(&j->out); /* another shard reports this line */
         j->is_other_shard = true;
     }
     job_release(w, j);

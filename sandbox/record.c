@@ -36,6 +36,16 @@ void record_list_free(record_list *list) {
     record_list_init(list);
 }
 
+void record_list_clear(record_list *list) {
+    for (size_t i = 0; i < list->count; i++) {
+        free(list->records[i].label);
+        free(list->records[i].error_message);
+    }
+    list->count = 0;
+    if (buf_failed(&list->jsonl)) buf_free(&list->jsonl); /* out of memory once is not forever */
+    else buf_reset(&list->jsonl);
+}
+
 void record_list_move(record_list *to, record_list *from) {
     if (!from->count) return;
     size_t base = to->jsonl.len;

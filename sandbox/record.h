@@ -78,6 +78,8 @@ typedef struct record_list {
 
 void record_list_init(record_list *list);
 void record_list_free(record_list *list);
+/* Empties the list and keeps its memory for the next records. */
+void record_list_clear(record_list *list);
 
 /* Moves every record of from to the end of to (their strings change owner; from is left
  * empty but usable). Out of memory: to's jsonl fails, as below. */

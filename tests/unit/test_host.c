@@ -333,6 +333,72 @@ static void test_thread_mode_takes_submissions_from_any_thread(void **state) {
     assert_int_equal(t.close_from_callback, ASSAY_EINVAL);
 }
 
+/* ------------------------------------------------------------- reused jobs */
+
+typedef struct wave {
+    char *jsonl[64];
+    size_t records[64];
+    size_t count;
+} wave;
+
+static void on_wave(assay_host *h, const assay_result *r, void *ctx) {
+    (void)ctx;
+    wave *w = assay_host_user_data(h);
+    size_t n;
+    const char *text = assay_result_jsonl(r, &n);
+    w->records[w->count] = assay_result_record_count(r);
+    w->jsonl[w->count++] = strndup(text, n);
+}
+
+static void submit_padded(assay_host *h, int id, size_t pad, uint64_t line) {
+    size_t cap = pad + 64;
+    char *json = malloc(cap);
+    assert_non_null(json);
+    int n = snprintf(json, cap, "{\"id\":\"%d\",\"pad\":\"", id);
+    memset(json + n, 'x', pad);
+    memcpy(json + n + pad, "\"}", 3);
+    assert_int_equal(assay_host_submit(h, json, (size_t)n + pad + 2, "w.jsonl", line, NULL), ASSAY_OK);
+    free(json);
+}
+
+/* The host keeps delivered jobs, with their record lists' memory, for the next traces: a
+ * short trace after long ones, an input error after records, a long line, must each come
+ * back with their own single record and nothing of the last. */
+static void test_a_reused_job_carries_nothing_of_its_last_trace(void **state) {
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    wave w = {0};
+    assay_options *o = options(1);
+    assay_host *h;
+    assert_int_equal(assay_host_new(&h, &loop, o, on_wave, &w, NULL), ASSAY_OK);
+    assay_options_free(o);
+    for (int i = 1; i <= 20; i++) submit_padded(h, i, 20000, (uint64_t)i);
+    while (w.count < 20) uv_run(&loop, UV_RUN_ONCE); /* delivered: their jobs are spares now */
+    const char *second[] = {"{\"id\":\"21\"}", "{bad", NULL, "{\"id\":\"24\"}",
+                            "{\"id\":\"25\",\"x\":\"a\\u0000b\"}", "{\"id\":\"26\"}"};
+    for (int i = 0; i < 6; i++) {
+        if (!second[i]) submit_padded(h, 21 + i, 100000, 21 + (uint64_t)i);
+        else assert_int_equal(assay_host_submit(h, second[i], strlen(second[i]), "w.jsonl", 21 + (uint64_t)i, NULL), ASSAY_OK);
+    }
+    assay_host_close(h, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(w.count, 26);
+    for (size_t i = 0; i < w.count; i++) assert_int_equal(w.records[i], 1);
+    const char *expected[] = {"\"trace_id\":\"21\"", "w.jsonl:22: not valid JSON", "\"trace_id\":\"23\"",
+                              "\"trace_id\":\"24\"", "w.jsonl:25: contains \\\\u0000", "\"trace_id\":\"26\""};
+    for (int i = 0; i < 6; i++) {
+        const char *got = w.jsonl[20 + i];
+        if (!strstr(got, expected[i])) fail_msg("result %d: %s lacks %s", 21 + i, got, expected[i]);
+        assert_null(strstr(got, "xxxx"));
+        assert_int_equal(strchr(got, '\n') - got + 1, (long)strlen(got)); /* one line */
+    }
+    assert_non_null(strstr(w.jsonl[20], "\"score\":0.1"));
+    assert_non_null(strstr(w.jsonl[25], "\"score\":0.6"));
+    for (size_t i = 0; i < w.count; i++) free(w.jsonl[i]);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 /* -------------------------------------------------------------- a record's spans */
 
 typedef struct spans {
@@ -726,6 +792,7 @@ int main(void) {
         cmocka_unit_test(test_reload_swaps_plugins_and_keeps_traces_in_flight),
         cmocka_unit_test(test_thread_mode_takes_submissions_from_any_thread),
         cmocka_unit_test(test_each_record_has_its_line_and_details),
+        cmocka_unit_test(test_a_reused_job_carries_nothing_of_its_last_trace),
         cmocka_unit_test(test_idle_workers_share_a_trace_and_keep_plugin_order),
         cmocka_unit_test(test_shared_traces_claimed_slowest_first_keep_plugin_order),
         cmocka_unit_test(test_misuse_is_refused_not_crashed),
