@@ -2,7 +2,7 @@
  * delivery of results on the caller's loop, in submission order.
  *
  * Threads: everything here runs on the caller's loop thread except on_job_done, which
- * workers call to queue a finished job; the mailbox brings those jobs back to the loop.
+ * workers call to queue finished jobs; the mailbox brings those jobs back to the loop.
  * Not here: evaluating (worker.c, sandbox/), reading files or writing output (the CLI).
  */
 #include "host_internal.h"
@@ -428,24 +428,29 @@ failed:
 
 static void host_finish_close(assay_host *h);
 
-/* Workers call this from their threads, with a list of finished jobs. */
-static void on_job_done(void *ctx, job *list) {
-    assay_host *h = ctx;
+/* Queues finished jobs for the loop and wakes it, unless the queue already held some: the
+ * loop was woken for those and takes them all at once (a second send would only make it
+ * spin on the handle, libuv waiting out a send in progress, and wake again for nothing).
+ * A worker wakes the loop after letting go of the lock: the send's system call under it
+ * made the other worker wait, as the woken loop often took the core from the worker that
+ * held it. The handle outlives that send, as the loop closes it only after joining every
+ * worker (host_finish_close). A submitter has no such bond and sends under the lock,
+ * before the loop may deliver the job, see nothing pending and close the handle. */
+static void results_push(assay_host *h, job *list, bool is_worker) {
     uv_mutex_lock(&h->results_lock);
-    /* a queue that holds jobs has woken the loop already, which takes them all at once:
-     * a second send would only make it spin on the handle (libuv waits out a send in
-     * progress) and wake again for nothing */
     bool is_told = !queue_is_empty(&h->results);
     while (list) {
         job *j = list;
         list = j->next;
         queue_push(&h->results, j);
     }
-    /* under the lock: once it is released the loop may deliver them, see nothing pending
-     * and close the handle */
-    if (!is_told) uv_async_send(h->mailbox);
+    if (!is_told && !is_worker) uv_async_send(h->mailbox);
     uv_mutex_unlock(&h->results_lock);
+    if (!is_told && is_worker) uv_async_send(h->mailbox);
 }
+
+/* Workers call this from their threads, with a list of finished jobs. */
+static void on_job_done(void *ctx, job *list) { results_push(ctx, list, true); }
 
 /* Takes the finished jobs that may be delivered now, in delivery order. Under the lock. */
 static job *take_deliverable(assay_host *h) {
@@ -758,7 +763,7 @@ static int host_enqueue(assay_host *h, job *j) {
     if (j->worker == JOB_NO_WORKER) {
         uv_mutex_unlock(&h->lock);
         j->next = NULL;
-        on_job_done(h, j); /* through the result queue: delivered from the loop, in order */
+        results_push(h, j, false); /* through the result queue: delivered from the loop, in order */
         return ASSAY_OK;
     }
     unsigned best = 0;
