@@ -99,7 +99,7 @@ done
 
 # a FIFO streams like a file
 mkfifo "$TMP/fifo"
-cat examples/traces/deep-research.jsonl >"$TMP/fifo" &
+timeout 60 cat examples/traces/deep-research.jsonl >"$TMP/fifo" & # no writer left behind if the run dies first
 "$ASSAY" run --no-timing -j 2 "$TMP/fifo" -o "$TMP/fifo.out" 2>/dev/null
 check "a FIFO is read as a stream" 0 $?
 "$ASSAY" run --no-timing -j 2 examples/traces/deep-research.jsonl -o "$TMP/file.out" 2>/dev/null
