@@ -121,11 +121,26 @@ echo "  $LATN_TEXT"
 J1=$(wall j1)
 JN=$(wall jn)
 CREF=$(wall c)
+# A round runs its rows one after the other, so a round's two rows ran on the same
+# machine state; the ratio of two medians may take them from different rounds (on a
+# machine whose cores change speed from minute to minute, far apart).
+round_ratios() { # a b -> each round's a/b, one a line
+    paste -d' ' "build/bench.$1" "build/bench.$2" | awk '{printf "%.2f\n", $1 / $3}'
+}
+rounds() { # a b -> "r1 r2 ...x (median m)"
+    echo "$(round_ratios "$1" "$2" | tr '\n' ' ' | sed 's/ $//')x (median $(round_ratios "$1" "$2" | median)x)"
+}
+json_rounds() { # a b -> [r1,r2,...]
+    echo "[$(round_ratios "$1" "$2" | tr '\n' ',' | sed 's/,$//')]"
+}
 echo "-j 1 against the C reference: $(awk -v a="$J1" -v c="$CREF" 'BEGIN {printf "%.0f%%", 100 * c / a}') of its speed (target 50%);" \
     "against python: $(awk -v a="$J1" -v p="$PY" 'BEGIN {printf "%.1f", p / a}')x per core (target 10x)"
+echo "  against python round by round: $(rounds python j1)"
 echo "-j $CORES / -j 1: $(awk -v a="$J1" -v b="$JN" 'BEGIN {printf "%.2f", a / b}')x"
+echo "  round by round: $(rounds j1 jn)"
 json="$json],\"big_corpus\":{\"path\":\"$BIG\",\"wall_s\":$BIG_WALL,\"rss_mb\":$BIG_RSS},"
 json="$json\"latency_us\":{\"workers\":1,\"traces\":$1,\"median\":$2,\"p95\":$3},\"latency_all_cores_us\":$LATN_JSON,"
+json="$json\"rounds\":{\"python_over_j1\":$(json_rounds python j1),\"j1_over_jn\":$(json_rounds j1 jn)},"
 json="$json\"check\":\"$CHECK\"}"
 echo "$json" > build/bench.json
 echo "written: build/bench.json"
