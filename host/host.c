@@ -452,7 +452,8 @@ static void results_push(assay_host *h, job *list, bool is_worker) {
 /* Workers call this from their threads, with a list of finished jobs. */
 static void on_job_done(void *ctx, job *list) { results_push(ctx, list, true); }
 
-/* Takes the finished jobs that may be delivered now, in delivery order. Under the lock. */
+/* Takes the finished jobs that may be delivered now, in delivery order. Under the lock;
+ * takes results_lock within it (the one order the two are ever held in). */
 static job *take_deliverable(assay_host *h) {
     queue done = QUEUE_INIT(job, next);
     uv_mutex_lock(&h->results_lock);
