@@ -48,7 +48,7 @@ LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/cli/%.o) $(BUILD)/cli/report_page.o
 DEPS := $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
 
-.PHONY: all test check-asan demo deps bench bench-check clean install uninstall unit-tests fuzz fuzz-build fuzz-targets
+.PHONY: all test check-asan check-tsan demo deps bench bench-check clean install uninstall unit-tests fuzz fuzz-build fuzz-targets
 all: $(BUILD)/assay $(BUILD)/libassay.a $(BUILD)/libassay.so $(BUILD)/assay.pc unit-tests
 
 $(BUILD)/obj/%.o: %.c Makefile
@@ -142,6 +142,12 @@ check-asan: deps
 	    SANITIZE='-fsanitize=address,undefined -fno-sanitize-recover=all' all
 	@ASSAY_BUILDS=build-asan tests/run.sh
 
+# ThreadSanitizer needs clang and a build of its own; scripts/check_tsan.sh says what it runs.
+check-tsan: deps
+	@$(MAKE) --no-print-directory BUILD=build-tsan CC=clang LTO= OPT='-O1 -g' SANITIZE='-fsanitize=thread' \
+	    build-tsan/assay build-tsan/tests/test_host
+	@scripts/check_tsan.sh
+
 bench: deps
 	@$(MAKE) --no-print-directory all
 	@scripts/bench.sh
@@ -171,6 +177,6 @@ install: $(BUILD)/assay $(BUILD)/libassay.a $(BUILD)/libassay.so $(BUILD)/assay.
 	install -m 644 plugins/llm/*.lua $(DESTDIR)$(PREFIX)/share/assay/plugins/llm/
 
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-fuzz build-tsan
 
 -include $(DEPS)

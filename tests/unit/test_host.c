@@ -556,8 +556,8 @@ static void test_idle_workers_share_a_trace_and_keep_plugin_order(void **state) 
     };
     for (int i = 0; i < 4; i++) write_plugin(dir, plugins[i][0], plugins[i][1]);
     static const char *const traces[] = {
-        "{\"id\":\"t1\",\"steps\":[{\"type\":\"search\",\"query\":\"q1\"},{\"type\":\"fetch\"},"
-        "{\"type\":\"search\",\"query\":\"q2\"}]}",
+        ("{\"id\":\"t1\",\"steps\":[{\"type\":\"search\",\"query\":\"q1\"},{\"type\":\"fetch\"},"
+         "{\"type\":\"search\",\"query\":\"q2\"}]}"), /* one string: parenthesized for clang */
         "{\"id\":\"boom\",\"steps\":[]}",
         "{not json",
         "{\"id\":\"t3\",\"steps\":[{\"type\":\"search\",\"query\":\"only\"}]}",
