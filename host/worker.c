@@ -143,12 +143,7 @@ void job_reset(job *j) {
 
 void job_free(job *j) {
     if (!j) return;
-    job_free_trace(j);
-    free(j->text);
-    free(j->source);
-    free(j->trace_id);
-    free(j->group);
-    free(j->order);
+    job_reset(j);
     record_list_free(&j->out);
     free(j);
 }
