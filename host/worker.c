@@ -29,6 +29,10 @@
  * a trace held back would wait for the next slow one. */
 #define WORKER_DONE_SLOW_NS 500000u
 
+/* A delivered job kept as a spare (host.c) keeps its record list's memory up to these. */
+#define JOB_KEPT_RECORDS 64
+#define JOB_KEPT_RECORD_BYTES (64u << 10)
+
 /* What parsing one trace may cost in cJSON nodes and strings: four times the longest line. */
 #define WORKER_MAX_PARSE_BYTES (256u << 20)
 
@@ -130,7 +134,10 @@ static void job_free_trace(job *j) {
 
 void job_reset(job *j) {
     record_list out = j->out;
-    record_list_clear(&out);
+    /* a trace of many steps or large details leaves a large list: kept, every spare job
+     * would end up holding the largest it ever carried */
+    if (out.cap > JOB_KEPT_RECORDS || out.jsonl.cap > JOB_KEPT_RECORD_BYTES) record_list_free(&out);
+    else record_list_clear(&out);
     job_free_trace(j);
     free(j->text);
     free(j->source);

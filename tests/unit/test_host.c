@@ -362,8 +362,9 @@ static void submit_padded(assay_host *h, int id, size_t pad, uint64_t line) {
 }
 
 /* The host keeps delivered jobs, with their record lists' memory, for the next traces: a
- * short trace after long ones, an input error after records, a long line, must each come
- * back with their own single record and nothing of the last. */
+ * short trace after long ones or after a record too large to keep, an input error after
+ * records, a long line, must each come back with their own single record and nothing of
+ * the last. */
 static void test_a_reused_job_carries_nothing_of_its_last_trace(void **state) {
     (void)state;
     uv_loop_t loop;
@@ -374,7 +375,14 @@ static void test_a_reused_job_carries_nothing_of_its_last_trace(void **state) {
     assert_int_equal(assay_host_new(&h, &loop, o, on_wave, &w, NULL), ASSAY_OK);
     assay_options_free(o);
     for (int i = 1; i <= 20; i++) submit_padded(h, i, 20000, (uint64_t)i);
-    while (w.count < 20) uv_run(&loop, UV_RUN_ONCE); /* delivered: their jobs are spares now */
+    /* a record past the 64 KiB a spare keeps: its list is freed, not kept */
+    static char big_id[70000 + 16];
+    memcpy(big_id, "{\"id\":\"", 7);
+    memset(big_id + 7, 'y', 70000);
+    memcpy(big_id + 7 + 70000, "\"}", 3);
+    assert_int_equal(assay_host_submit(h, big_id, strlen(big_id), "w.jsonl", 100, NULL), ASSAY_OK);
+    while (w.count < 21) uv_run(&loop, UV_RUN_ONCE); /* delivered: their jobs are spares now */
+    assert_true(strlen(w.jsonl[20]) > 70000);
     const char *second[] = {"{\"id\":\"21\"}", "{bad", NULL, "{\"id\":\"24\"}",
                             "{\"id\":\"25\",\"x\":\"a\\u0000b\"}", "{\"id\":\"26\"}"};
     for (int i = 0; i < 6; i++) {
@@ -383,18 +391,19 @@ static void test_a_reused_job_carries_nothing_of_its_last_trace(void **state) {
     }
     assay_host_close(h, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
-    assert_int_equal(w.count, 26);
+    assert_int_equal(w.count, 27);
     for (size_t i = 0; i < w.count; i++) assert_int_equal(w.records[i], 1);
     const char *expected[] = {"\"trace_id\":\"21\"", "w.jsonl:22: not valid JSON", "\"trace_id\":\"23\"",
                               "\"trace_id\":\"24\"", "w.jsonl:25: contains \\\\u0000", "\"trace_id\":\"26\""};
     for (int i = 0; i < 6; i++) {
-        const char *got = w.jsonl[20 + i];
+        const char *got = w.jsonl[21 + i];
         if (!strstr(got, expected[i])) fail_msg("result %d: %s lacks %s", 21 + i, got, expected[i]);
         assert_null(strstr(got, "xxxx"));
+        assert_null(strstr(got, "yyyy"));
         assert_int_equal(strchr(got, '\n') - got + 1, (long)strlen(got)); /* one line */
     }
-    assert_non_null(strstr(w.jsonl[20], "\"score\":0.1"));
-    assert_non_null(strstr(w.jsonl[25], "\"score\":0.6"));
+    assert_non_null(strstr(w.jsonl[21], "\"score\":0.1"));
+    assert_non_null(strstr(w.jsonl[26], "\"score\":0.6"));
     for (size_t i = 0; i < w.count; i++) free(w.jsonl[i]);
     assert_int_equal(uv_loop_close(&loop), 0);
 }
