@@ -14,6 +14,14 @@ CORPUS=build/bench-${MB}mb.jsonl
 BIG=build/bench-$((MB * 4))mb.jsonl
 [ -f "$CORPUS" ] || scripts/gen_traces.py --size-mb "$MB" --seed 7 > "$CORPUS"
 [ -f "$BIG" ] || cat "$CORPUS" "$CORPUS" "$CORPUS" "$CORPUS" > "$BIG"
+# The corpus in one part per core, for the row that runs the C reference once per part at
+# once: what this machine's cores give for independent copies of the same work.
+PARTS=build/bench-${MB}mb.part
+[ -f "build/bench-${MB}mb.in-$CORES-parts" ] || {
+    rm -f "$PARTS"[0-9]* build/bench-"${MB}"mb.in-*-parts
+    split -n "l/$CORES" -d "$CORPUS" "$PARTS"
+    touch "build/bench-${MB}mb.in-$CORES-parts"
+}
 TRACES=$(wc -l < "$CORPUS")
 BYTES=$(wc -c < "$CORPUS")
 LIBS="lua5.4 libuv libcjson libcurl sqlite3"
@@ -28,11 +36,12 @@ mkdir -p build/bench-noop
 echo 'return { name = "noop", evaluate = function() return 1 end }' > build/bench-noop/noop.lua
 
 # The rows: a key, a label, and the command (run with $1 = the corpus).
-ROWS="floor c python noop j1 jn store"
+ROWS="floor c cn python noop j1 jn store"
 label() {
     case $1 in
     floor) echo "floor: read + cJSON" ;;
     c) echo "C reference, 5 metrics" ;;
+    cn) echo "C reference, $CORES processes" ;;
     python) echo "python3, 5 metrics" ;;
     noop) echo "assay, noop plugin -j 1" ;;
     j1) echo "assay, 5 evaluators -j 1" ;;
@@ -42,9 +51,12 @@ label() {
 }
 run_row() { # key corpus -> appends "wall rss" to build/bench.KEY
     rm -f build/bench-store.db build/bench-store.db-wal build/bench-store.db-shm
+    # shellcheck disable=SC2016 # cn's script is expanded by the sh it runs in
     case $1 in
     floor) set -- "$1" build/bench_floor "$2" ;;
     c) set -- "$1" build/bench_c "$2" ;;
+    cn) set -- "$1" sh -c 'pids=; for p in "$0"[0-9]*; do build/bench_c "$p" >/dev/null & pids="$pids $!"; done
+            for q in $pids; do wait "$q" || exit 1; done' "$PARTS" ;;
     python) set -- "$1" python3 scripts/bench_python.py "$2" ;;
     noop) set -- "$1" build/assay run -j 1 --no-db -e build/bench-noop -o /dev/null "$2" ;;
     j1) set -- "$1" build/assay run -j 1 --no-db -o /dev/null "$2" ;;
@@ -130,17 +142,28 @@ round_ratios() { # a b -> each round's a/b, one a line
 rounds() { # a b -> "r1 r2 ...x (median m)"
     echo "$(round_ratios "$1" "$2" | tr '\n' ' ' | sed 's/ $//')x (median $(round_ratios "$1" "$2" | median)x)"
 }
+share_rounds() { # each round's (-j 1 / -j N) / (C / C on N parts at once), one a line
+    paste -d' ' build/bench.j1 build/bench.jn build/bench.c build/bench.cn |
+        awk '{printf "%.2f\n", ($1 / $3) / ($5 / $7)}'
+}
 json_rounds() { # a b -> [r1,r2,...]
     echo "[$(round_ratios "$1" "$2" | tr '\n' ',' | sed 's/,$//')]"
 }
 echo "-j 1 against the C reference: $(awk -v a="$J1" -v c="$CREF" 'BEGIN {printf "%.0f%%", 100 * c / a}') of its speed (target 50%);" \
     "against python: $(awk -v a="$J1" -v p="$PY" 'BEGIN {printf "%.1f", p / a}')x per core (target 10x)"
 echo "  against python round by round: $(rounds python j1)"
-echo "-j $CORES / -j 1: $(awk -v a="$J1" -v b="$JN" 'BEGIN {printf "%.2f", a / b}')x"
+echo "-j $CORES / -j 1: $(round_ratios j1 jn | median)x, the median of the rounds (target 1.8x);" \
+    "the ratio of the rows' medians: $(awk -v a="$J1" -v b="$JN" 'BEGIN {printf "%.2f", a / b}')x"
 echo "  round by round: $(rounds j1 jn)"
+# What the machine itself gives: the C reference once per part, all at once, against once
+# over the whole corpus. No state is shared between those processes, so what they lose is
+# the machine's (shared caches, memory, cores a hypervisor gives less than whole).
+echo "  the machine's own, $CORES C processes on 1/$CORES each / one C process: $(rounds c cn)"
+echo "  assay's share of it, round by round: $(share_rounds | tr '\n' ' ' | sed 's/ $//') (median $(share_rounds | median))"
 json="$json],\"big_corpus\":{\"path\":\"$BIG\",\"wall_s\":$BIG_WALL,\"rss_mb\":$BIG_RSS},"
 json="$json\"latency_us\":{\"workers\":1,\"traces\":$1,\"median\":$2,\"p95\":$3},\"latency_all_cores_us\":$LATN_JSON,"
-json="$json\"rounds\":{\"python_over_j1\":$(json_rounds python j1),\"j1_over_jn\":$(json_rounds j1 jn)},"
+json="$json\"rounds\":{\"python_over_j1\":$(json_rounds python j1),\"j1_over_jn\":$(json_rounds j1 jn),"
+json="$json\"c_over_cn\":$(json_rounds c cn),\"share_of_machine\":[$(share_rounds | tr '\n' ',' | sed 's/,$//')]},"
 json="$json\"check\":\"$CHECK\"}"
 echo "$json" > build/bench.json
 echo "written: build/bench.json"
