@@ -2,7 +2,7 @@
  * delivery of results on the caller's loop, in submission order.
  *
  * Threads: everything here runs on the caller's loop thread except on_job_done, which
- * workers call to queue finished jobs; the mailbox brings those jobs back to the loop.
+ * workers call to queue finished jobs; the doorbell brings those jobs back to the loop.
  * Not here: evaluating (worker.c, sandbox/), reading files or writing output (the CLI).
  */
 #include "host_internal.h"
@@ -12,6 +12,8 @@
 #include "looper.h"
 
 #include <dirent.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -81,8 +83,13 @@ struct assay_host {
     job *spare;
     size_t spare_count;
 
-    uv_async_t *mailbox;              /* wakes the loop for results: one of these two */
+    uv_async_t *mailbox;              /* wakes the loop to close or for submitted input errors */
     uv_async_t results_async;         /* loop mode: on the caller's loop */
+    /* Wakes the loop for the workers' results (results_push): an eventfd under a poll
+     * handle, rung by the first worker to queue results since the loop last took them. */
+    uv_poll_t doorbell;
+    int doorbell_fd; /* -1: none */
+    atomic_bool is_rung;
     bool is_mutex_ready;
 
     /* thread mode (assay_host_new with loop NULL): our own loop on our own thread, whose
@@ -429,13 +436,24 @@ failed:
 static void host_finish_close(assay_host *h);
 
 /* Queues finished jobs for the loop and wakes it, unless the queue already held some: the
- * loop was woken for those and takes them all at once (a second send would only make it
- * spin on the handle, libuv waiting out a send in progress, and wake again for nothing).
- * A worker wakes the loop after letting go of the lock: the send's system call under it
- * made the other worker wait, as the woken loop often took the core from the worker that
- * held it. The handle outlives that send, as the loop closes it only after joining every
- * worker (host_finish_close). A submitter has no such bond and sends under the lock,
- * before the loop may deliver the job, see nothing pending and close the handle. */
+ * loop was woken for those and takes them all at once.
+ *
+ * A worker rings the doorbell after letting go of the lock: the system call under it made
+ * the other worker wait, as the woken loop often took the core from the worker that held
+ * it. Not uv_async_send: libuv 1.44's loop, woken before the sender has returned from it,
+ * spins on the handle (997 pauses, 20 µs here, then sched_yield) until the sender has, and
+ * it is woken on the sender's own core more often than not: about 1,500 yields in a `-j 2`
+ * run of the bench corpus (docs/performance.md, eleventh part). The eventfd's write is
+ * the sender's last touch. The doorbell outlives that write, as the loop closes it only
+ * after joining every worker (host_finish_close). A submitter has no such bond and sends
+ * through the mailbox under the lock, before the loop may deliver the job, see nothing
+ * pending and close the handle. */
+static void doorbell_ring(assay_host *h) {
+    if (atomic_exchange(&h->is_rung, true)) return; /* rung already, not yet answered */
+    uint64_t one = 1;
+    while (write(h->doorbell_fd, &one, sizeof one) < 0 && errno == EINTR) {}
+}
+
 static void results_push(assay_host *h, job *list, bool is_worker) {
     uv_mutex_lock(&h->results_lock);
     bool is_told = !queue_is_empty(&h->results);
@@ -446,7 +464,7 @@ static void results_push(assay_host *h, job *list, bool is_worker) {
     }
     if (!is_told && !is_worker) uv_async_send(h->mailbox);
     uv_mutex_unlock(&h->results_lock);
-    if (!is_told && is_worker) uv_async_send(h->mailbox);
+    if (!is_told && is_worker) doorbell_ring(h);
 }
 
 /* Workers call this from their threads, with a list of finished jobs. */
@@ -539,8 +557,7 @@ static job *spare_take(assay_host *h) {
 }
 
 /* Callbacks run without the lock held, so that they may submit, reload or close. */
-static void on_results(uv_async_t *handle) {
-    assay_host *h = handle->data;
+static void deliver(assay_host *h) {
     uv_mutex_lock(&h->lock);
     job *list = take_deliverable(h);
     uv_mutex_unlock(&h->lock);
@@ -558,6 +575,33 @@ static void on_results(uv_async_t *handle) {
         generation_free(g);
     }
     if (is_done) host_finish_close(h);
+}
+
+static void on_results(uv_async_t *handle) { deliver(handle->data); }
+
+static void on_doorbell(uv_poll_t *handle, int status, int events) {
+    (void)status, (void)events;
+    assay_host *h = handle->data;
+    uint64_t count;
+    while (read(h->doorbell_fd, &count, sizeof count) < 0 && errno == EINTR) {}
+    /* answered before taking the queue: results queued after this point ring again */
+    atomic_store(&h->is_rung, false);
+    deliver(h);
+}
+
+/* The doorbell on loop, polled; -1 (the eventfd closed, nothing on the loop) when it
+ * cannot be. */
+static int doorbell_open(assay_host *h, uv_loop_t *loop) {
+    h->doorbell_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (h->doorbell_fd < 0) return -1;
+    if (uv_poll_init(loop, &h->doorbell, h->doorbell_fd) != 0) {
+        close(h->doorbell_fd);
+        h->doorbell_fd = -1;
+        return -1;
+    }
+    h->doorbell.data = h;
+    uv_poll_start(&h->doorbell, UV_READABLE, on_doorbell); /* fails only on a closing handle */
+    return 0;
 }
 
 /* Keeps reorder_cap > pending so that the seqs in flight map to distinct slots. */
@@ -592,6 +636,7 @@ static void host_free(assay_host *h) {
         job_free(j);
     }
     assay_options_free(h->opts);
+    if (h->doorbell_fd >= 0) close(h->doorbell_fd);
     if (h->is_mutex_ready) {
         uv_mutex_destroy(&h->lock);
         uv_mutex_destroy(&h->results_lock);
@@ -609,6 +654,8 @@ int assay_host_new(assay_host **out, uv_loop_t *loop, const assay_options *o, as
     assay_host *h = calloc(1, sizeof *h);
     if (!h) return fail(err, ASSAY_ENOMEM, "out of memory");
     atomic_init(&h->shared, 0);
+    atomic_init(&h->is_rung, false);
+    h->doorbell_fd = -1;
     h->on_result = on_result;
     h->user_data = user_data;
     h->results = QUEUE_INIT(job, next);
@@ -653,14 +700,25 @@ int assay_host_new(assay_host **out, uv_loop_t *loop, const assay_options *o, as
         }
         h->loop = &h->own.loop;
         h->mailbox = &h->own.mailbox;
+        if (doorbell_open(h, h->loop) != 0) {
+            looper_abandon(&h->own);
+            status = fail(err, ASSAY_ENOMEM, "cannot create the host's doorbell (eventfd)");
+            goto failed;
+        }
         if (looper_start(&h->own) != 0) {
+            uv_close((uv_handle_t *)&h->doorbell, NULL); /* closed by looper_abandon's loop */
             looper_abandon(&h->own);
             status = fail(err, ASSAY_ENOMEM, "cannot start the host's thread");
             goto failed;
         }
     } else {
-        /* the caller's loop gets a handle only once nothing else can fail, so a failed
-         * creation needs no loop iteration to clean up */
+        /* the caller's loop gets handles only once nothing else can fail (a doorbell that
+         * cannot be made leaves none), so a failed creation needs no loop iteration to
+         * clean up */
+        if (doorbell_open(h, loop) != 0) {
+            status = fail(err, ASSAY_ENOMEM, "cannot create the host's doorbell (eventfd)");
+            goto failed;
+        }
         h->loop = loop;
         uv_async_init(loop, &h->results_async, on_results);
         h->results_async.data = h;
@@ -840,12 +898,20 @@ static void on_async_closed(uv_handle_t *handle) {
     if (!h->is_threaded) host_free(h); /* thread mode: the closing thread frees it */
 }
 
+/* The mailbox last: its callback may free the host. */
+static void on_doorbell_closed(uv_handle_t *handle) {
+    assay_host *h = handle->data;
+    close(h->doorbell_fd);
+    h->doorbell_fd = -1;
+    uv_close((uv_handle_t *)h->mailbox, on_async_closed);
+}
+
 /* On the loop thread, once every result has been delivered. */
 static void host_finish_close(assay_host *h) {
     generation *g = h->gen;
     for (unsigned i = 0; i < g->worker_count; i++) worker_free(g->workers[i]);
     g->worker_count = 0;
-    uv_close((uv_handle_t *)h->mailbox, on_async_closed);
+    uv_close((uv_handle_t *)&h->doorbell, on_doorbell_closed);
 }
 
 int assay_host_close(assay_host *h, assay_close_cb on_closed) {
