@@ -75,6 +75,7 @@ struct assay_host {
     atomic_size_t pending;
     atomic_ullong shared;             /* traces whose plugins ran on several workers */
     bool is_closing;
+    bool is_finishing;                /* host_finish_close ran (loop thread only) */
     assay_close_cb on_closed;
     /* Delivered jobs kept for the next submissions, with their record lists' memory
      * (under the lock). Freed here, records a worker had allocated went back to its malloc
@@ -644,6 +645,36 @@ static void host_free(assay_host *h) {
     free(h);
 }
 
+/* The loop h delivers on: the caller's, or (loop NULL) one of its own on its own thread;
+ * with the doorbell and the mailbox. ASSAY_OK, or an error with nothing left on any loop. */
+static int host_attach(assay_host *h, uv_loop_t *loop, assay_error *err) {
+    h->is_threaded = loop == NULL;
+    if (h->is_threaded) {
+        if (looper_init(&h->own, on_results, h) != 0)
+            return fail(err, ASSAY_ENOMEM, "cannot create the host's event loop");
+        h->loop = &h->own.loop;
+        h->mailbox = &h->own.mailbox;
+        if (doorbell_open(h, h->loop) != 0) {
+            looper_abandon(&h->own);
+            return fail(err, ASSAY_ENOMEM, "cannot create the host's doorbell (eventfd)");
+        }
+        if (looper_start(&h->own) != 0) {
+            uv_close((uv_handle_t *)&h->doorbell, NULL); /* closed by looper_abandon's loop */
+            looper_abandon(&h->own);
+            return fail(err, ASSAY_ENOMEM, "cannot start the host's thread");
+        }
+        return ASSAY_OK;
+    }
+    /* the caller's loop gets handles only once nothing else can fail (a doorbell that
+     * cannot be made leaves none), so a failed creation needs no loop iteration to clean up */
+    if (doorbell_open(h, loop) != 0) return fail(err, ASSAY_ENOMEM, "cannot create the host's doorbell (eventfd)");
+    h->loop = loop;
+    uv_async_init(loop, &h->results_async, on_results);
+    h->results_async.data = h;
+    h->mailbox = &h->results_async;
+    return ASSAY_OK;
+}
+
 int assay_host_new(assay_host **out, uv_loop_t *loop, const assay_options *o, assay_result_cb on_result,
                    void *user_data, assay_error *err) {
     if (err) err->status = ASSAY_OK, err->message[0] = '\0';
@@ -692,38 +723,7 @@ int assay_host_new(assay_host **out, uv_loop_t *loop, const assay_options *o, as
         status = err ? err->status : ASSAY_ECONFIG;
         goto failed;
     }
-    h->is_threaded = loop == NULL;
-    if (h->is_threaded) {
-        if (looper_init(&h->own, on_results, h) != 0) {
-            status = fail(err, ASSAY_ENOMEM, "cannot create the host's event loop");
-            goto failed;
-        }
-        h->loop = &h->own.loop;
-        h->mailbox = &h->own.mailbox;
-        if (doorbell_open(h, h->loop) != 0) {
-            looper_abandon(&h->own);
-            status = fail(err, ASSAY_ENOMEM, "cannot create the host's doorbell (eventfd)");
-            goto failed;
-        }
-        if (looper_start(&h->own) != 0) {
-            uv_close((uv_handle_t *)&h->doorbell, NULL); /* closed by looper_abandon's loop */
-            looper_abandon(&h->own);
-            status = fail(err, ASSAY_ENOMEM, "cannot start the host's thread");
-            goto failed;
-        }
-    } else {
-        /* the caller's loop gets handles only once nothing else can fail (a doorbell that
-         * cannot be made leaves none), so a failed creation needs no loop iteration to
-         * clean up */
-        if (doorbell_open(h, loop) != 0) {
-            status = fail(err, ASSAY_ENOMEM, "cannot create the host's doorbell (eventfd)");
-            goto failed;
-        }
-        h->loop = loop;
-        uv_async_init(loop, &h->results_async, on_results);
-        h->results_async.data = h;
-        h->mailbox = &h->results_async;
-    }
+    if ((status = host_attach(h, loop, err)) != ASSAY_OK) goto failed;
     *out = h;
     return ASSAY_OK;
 failed:
@@ -908,6 +908,10 @@ static void on_doorbell_closed(uv_handle_t *handle) {
 
 /* On the loop thread, once every result has been delivered. */
 static void host_finish_close(assay_host *h) {
+    /* the mailbox stays open until the doorbell has closed: its callback, in the same turn
+     * of the loop, finds every result delivered too */
+    if (h->is_finishing) return;
+    h->is_finishing = true;
     generation *g = h->gen;
     for (unsigned i = 0; i < g->worker_count; i++) worker_free(g->workers[i]);
     g->worker_count = 0;

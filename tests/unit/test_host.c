@@ -136,6 +136,32 @@ static void test_input_errors_name_source_and_line(void **state) {
     uv_loop_close(&loop);
 }
 
+/* A worker's result (the doorbell) and the close (the mailbox) both waiting when the loop
+ * polls, the doorbell first: the first callback delivers the result and finishes closing,
+ * the second, in the same turn, must not finish it again (libuv asserted on closing the
+ * doorbell twice). The first turn registers both with the loop, so that they come back in
+ * the order they were signalled; the sleep lets the worker finish before the close. */
+static void test_results_and_the_close_in_one_loop_turn(void **state) {
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    collected c = {0};
+    assay_options *o = options(1);
+    assay_host *h;
+    assert_int_equal(assay_host_new(&h, &loop, o, on_result, &c, NULL), ASSAY_OK);
+    assay_options_free(o);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    assert_int_equal(assay_host_submit(h, "{\"id\": \"1\"}", 11, "t.jsonl", 1, NULL), ASSAY_OK);
+    uv_sleep(300);
+    assert_int_equal(assay_host_close(h, on_closed), ASSAY_OK);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(c.count, 1);
+    assert_string_equal(c.ids[0], "1");
+    assert_int_equal(c.closed, 1);
+    free(c.ids[0]);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 static void test_host_creation_reports_configuration_errors(void **state) {
     (void)state;
     uv_loop_t loop;
@@ -796,6 +822,7 @@ int main(void) {
         cmocka_unit_test(test_results_arrive_in_submission_order_with_many_workers),
         cmocka_unit_test(test_setters_take_zero_for_the_default),
         cmocka_unit_test(test_input_errors_name_source_and_line),
+        cmocka_unit_test(test_results_and_the_close_in_one_loop_turn),
         cmocka_unit_test(test_host_creation_reports_configuration_errors),
         cmocka_unit_test(test_options_reject_malformed_values),
         cmocka_unit_test(test_reload_swaps_plugins_and_keeps_traces_in_flight),
