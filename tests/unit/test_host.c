@@ -73,16 +73,22 @@ static assay_options *options(unsigned workers) {
     return o;
 }
 
+/* A host with the test plugins and `workers` workers on a new loop, its results collected
+ * in c: the set-up most tests share. */
+static assay_host *host_on_loop(uv_loop_t *loop, collected *c, unsigned workers) {
+    uv_loop_init(loop);
+    assay_options *o = options(workers);
+    assay_host *h;
+    assert_int_equal(assay_host_new(&h, loop, o, on_result, c, NULL), ASSAY_OK);
+    assay_options_free(o);
+    return h;
+}
+
 static void test_results_arrive_in_submission_order_with_many_workers(void **state) {
     (void)state;
     uv_loop_t loop;
-    uv_loop_init(&loop);
     collected c = {0};
-    assay_options *o = options(4);
-    assay_host *h;
-    assay_error err;
-    assert_int_equal(assay_host_new(&h, &loop, o, on_result, &c, &err), ASSAY_OK);
-    assay_options_free(o);
+    assay_host *h = host_on_loop(&loop, &c, 4);
     assert_int_equal(assay_host_worker_count(h), 4); /* the host says how many it started */
     for (int i = 0; i < 300; i++) {
         char json[64];
@@ -119,12 +125,8 @@ static void test_setters_take_zero_for_the_default(void **state) {
 static void test_input_errors_name_source_and_line(void **state) {
     (void)state;
     uv_loop_t loop;
-    uv_loop_init(&loop);
     collected c = {0};
-    assay_options *o = options(1);
-    assay_host *h;
-    assert_int_equal(assay_host_new(&h, &loop, o, on_result, &c, NULL), ASSAY_OK);
-    assay_options_free(o);
+    assay_host *h = host_on_loop(&loop, &c, 1);
     assay_host_submit(h, "{\"id\": 3}", 9, "traces.jsonl", 42, NULL);
     uv_run(&loop, UV_RUN_NOWAIT);
     assay_host_close(h, on_closed);
@@ -144,12 +146,8 @@ static void test_input_errors_name_source_and_line(void **state) {
 static void test_results_and_the_close_in_one_loop_turn(void **state) {
     (void)state;
     uv_loop_t loop;
-    uv_loop_init(&loop);
     collected c = {0};
-    assay_options *o = options(1);
-    assay_host *h;
-    assert_int_equal(assay_host_new(&h, &loop, o, on_result, &c, NULL), ASSAY_OK);
-    assay_options_free(o);
+    assay_host *h = host_on_loop(&loop, &c, 1);
     uv_run(&loop, UV_RUN_NOWAIT);
     assert_int_equal(assay_host_submit(h, "{\"id\": \"1\"}", 11, "t.jsonl", 1, NULL), ASSAY_OK);
     uv_sleep(300);
@@ -679,12 +677,8 @@ static void test_misuse_is_refused_not_crashed(void **state) {
     assert_int_equal(stats.requests, 0);
 
     uv_loop_t loop;
-    uv_loop_init(&loop);
     collected c = {0};
-    assay_options *o = options(1);
-    assay_host *h;
-    assert_int_equal(assay_host_new(&h, &loop, o, on_result, &c, NULL), ASSAY_OK);
-    assay_options_free(o);
+    assay_host *h = host_on_loop(&loop, &c, 1);
     assert_int_equal(assay_host_submit(h, NULL, 3, NULL, 0, NULL), ASSAY_EINVAL);
     assert_int_equal(assay_host_submit_input_error(h, NULL, 0, NULL, NULL), ASSAY_EINVAL);
     assay_plugin_info info;
