@@ -137,9 +137,11 @@ fuzz-build: deps
 fuzz: fuzz-build
 	@scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
+# The suite on the sanitized build only; the fuzz corpora it replays need their targets too.
 check-asan: deps
-	@$(MAKE) --no-print-directory BUILD=build-asan LTO= OPT='-O1 -g -fno-omit-frame-pointer' \
+	@$(MAKE) --no-print-directory -j$(JOBS) BUILD=build-asan LTO= OPT='-O1 -g -fno-omit-frame-pointer' \
 	    SANITIZE='-fsanitize=address,undefined -fno-sanitize-recover=all' all
+	@$(MAKE) --no-print-directory -j$(JOBS) $(FUZZ_MAKE) fuzz-targets
 	@ASSAY_BUILDS=build-asan tests/run.sh
 
 # ThreadSanitizer needs clang and a build of its own; scripts/check_tsan.sh says what it runs.
