@@ -513,8 +513,29 @@ static void env_open_host_modules(lua_State *L) {
     lua_setfield(L, LUA_REGISTRYINDEX, "assay.modules");
 }
 
+/* Keeps what the host needs of math.random, taken before any plugin code runs (a plugin
+ * that replaces math.randomseed does not change how its evaluations are seeded): the
+ * original randomseed, which task.c calls with each evaluation's seed, and the generator's
+ * state, which random and randomseed share as their upvalue. Evaluations suspended on I/O
+ * share the state's generator; task.c saves and restores its bytes around each wait so
+ * that a trace's numbers never depend on which evaluations ran meanwhile. [-0, +0, e] */
+static void env_keep_random(lua_State *L) {
+    sstate *st = state_of(L);
+    lua_getglobal(L, "math");
+    lua_getfield(L, -1, "randomseed");
+    st->randomseed_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_getfield(L, -1, "random");
+    if (!lua_getupvalue(L, -1, 1) || lua_type(L, -1) != LUA_TUSERDATA || lua_rawlen(L, -1) > SANDBOX_RNG_BYTES)
+        luaL_error(L, "this Lua's math.random keeps its generator in a form assay does not know");
+    st->rng = lua_touserdata(L, -1);
+    st->rng_size = lua_rawlen(L, -1);
+    luaL_ref(L, LUA_REGISTRYINDEX); /* the state's for its life, whatever the plugin does to math */
+    lua_pop(L, 2);
+}
+
 int env_build(lua_State *L) {
     env_open_libraries(L);
+    env_keep_random(L);
     lua_pushglobaltable(L);
     env_replace_base(L, lua_gettop(L));
     lua_pop(L, 1);

@@ -248,10 +248,6 @@ int load_plugin(lua_State *L) {
     st->params_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     if (!sb->name) load_keep_info(L, sb, name, params);
     sb->is_trace_scope = strcmp(lua_tostring(L, name + 1), "trace") == 0;
-
-    lua_getglobal(L, "math");
-    lua_getfield(L, -1, "randomseed");
-    st->randomseed_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     env_protect_globals(L, true);
     return 0;
 }

@@ -20,6 +20,9 @@
 #define SANDBOX_HOOK_INSTRUCTIONS 1000
 /* The collector's pause, in percent (sandbox.c state_open). */
 #define SANDBOX_GC_PAUSE 400
+/* The most bytes of math.random's generator state a task saves while it waits on I/O
+ * (Lua 5.4's xoshiro256** keeps 32). */
+#define SANDBOX_RNG_BYTES 64
 
 /* One Lua state of a plugin. A sandbox has one current state; after a kill it opens a fresh
  * one and retires the old: evaluations suspended in it on I/O finish there, and it is closed
@@ -34,6 +37,11 @@ typedef struct sstate {
     bool timed_out;
     uint64_t deadline_ns;  /* monotonic; 0 = no limit running */
     int evaluate_ref, params_ref, randomseed_ref;
+    /* math.random's generator state, the math library's own userdata (env.c env_keep_random):
+     * the evaluations suspended in this state share it, so each saves its bytes at a wait
+     * and puts them back when it resumes (task.c) */
+    void *rng;
+    size_t rng_size;
     /* kept from one evaluation for the next (LUA_NOREF: none): the trace view (lazy.c) and
      * a coroutine that returned; making each anew cost ~2% of a trace */
     int idle_view_ref, idle_co_ref;
@@ -99,7 +107,7 @@ int env_build(lua_State *L);
 void env_protect_globals(lua_State *L, bool strict);
 
 /* load.c: runs the plugin's chunk in a state env_build made and checks what it returns;
- * runs protected. Leaves evaluate, params and math.randomseed referenced in the state and,
+ * runs protected. Leaves evaluate and params referenced in the state and,
  * on the first load, the plugin's name, scope, description and params in the sandbox. */
 int load_plugin(lua_State *L);
 

@@ -62,6 +62,7 @@ struct sandbox_task {
     int doc_ref;             /* the trace's lazy view (lazy.c), its document closed with trace_ref */
     uint64_t started_ns, used_ns;
     bool is_resuming;        /* the next run resumes after I/O instead of starting */
+    unsigned char rng_saved[SANDBOX_RNG_BYTES]; /* math.random's state while waiting (state.h) */
     sandbox_io **io;         /* the requests of the current wait, in call order */
     size_t io_count, io_cap, io_taken, io_answered;
     bool is_batch;           /* the wait answers with a list */
@@ -418,6 +419,7 @@ static int run_body(lua_State *L) {
         if (!lua_checkstack(t->co, nargs + 1)) return luaL_error(L, "not enough memory");
         lua_xmove(L, t->co, nargs + 1);
     } else {
+        memcpy(t->st->rng, t->rng_saved, t->st->rng_size);
         push_io_answer(L, t);
         task_drop_io(t);
         nargs = 2;
@@ -439,6 +441,7 @@ static int run_body(lua_State *L) {
             buf_puts(&ev->message, "evaluate yielded outside an assay I/O call (coroutine.yield at the top level)");
         } else {
             t->is_resuming = true;
+            memcpy(t->rng_saved, t->st->rng, t->st->rng_size);
         }
         return 0;
     }

@@ -208,6 +208,28 @@ s = four["details"]["repeats"]["scores"]
 print(s[0] == one["score"] and abs(four["score"] - sum(s) / 4) < 1e-12, len(set(s)))' "$TMP/dice1.out" "$TMP/dice4.out")"
 "$ASSAY" run --no-db -e "$TMP/dice.lua" -p dice.repeats=0 "$TMP/rep.jsonl" >/dev/null 2>"$TMP/dice0.err"
 check "repeats=0: exit 2, named" "2 yes" "$? $(grep -q 'param dice.repeats: an integer from 1 to 20' "$TMP/dice0.err" && echo yes || echo no)"
+# -- a trace's random numbers do not depend on what ran while it waited: evaluations suspended
+# on I/O share their state's generator. With answers arriving in a jittered order, the draws
+# after a request are the ones a plugin without I/O makes for the same trace (its second draw).
+cat >"$TMP/dice_io.lua" <<EOF
+return { name = "dice_io", evaluate = function(t)
+  local a = math.random(1, 1000000)
+  assay.http.request{ url = "http://127.0.0.1:$PORT/big/1", cache = false }
+  return { score = 1, details = { a = a, b = math.random(1, 1000000) } }
+end }
+EOF
+printf 'return { name = "dice_plain", evaluate = function(t) local a = math.random(1, 1000000) return { score = 1, details = { a = a, b = math.random(1, 1000000) } } end }\n' \
+    >"$TMP/dice_plain.lua"
+for i in $(seq 40); do echo "{\"id\":\"r$i\"}"; done >"$TMP/dice40.jsonl"
+faults '{"jitter_ms": 30}'
+"$ASSAY" run --no-db --no-timing -j 1 -e "$TMP/dice_io.lua" -e "$TMP/dice_plain.lua" "$TMP/dice40.jsonl" >"$TMP/dio.out" 2>/dev/null
+reset
+check "draws after an I/O wait are the trace's own, whatever ran meanwhile (40 traces, jittered answers)" "40 0" \
+    "$(python3 -c 'import json, sys
+d = {}
+for line in open(sys.argv[1]):
+    r = json.loads(line); x = r["details"]; d.setdefault(r["trace_id"], {})[r["evaluator"]] = (x["a"], x["b"])
+print(len(d), sum(v["dice_io"] != v["dice_plain"] for v in d.values()))' "$TMP/dio.out")"
 printf 'return { name = "flaky", evaluate = function(t) if math.random() < 0.5 then error("no") end return 1 end }\n' \
     >"$TMP/flaky.lua"
 printf 'return { name = "broken", evaluate = function(t) error("never") end }\n' >"$TMP/broken.lua"

@@ -379,6 +379,23 @@ static void test_random_numbers_depend_on_the_trace_not_the_state(void **s) {
     unload(a), unload(b);
 }
 
+/* The host seeds with the library's own randomseed, taken before the plugin's code ran. */
+static void test_a_plugin_replacing_randomseed_does_not_change_the_seeding(void **s) {
+    (void)s;
+    const char *draw = "evaluate = function(t) return { label = tostring(math.random(1, 1000000)) } end }";
+    char plain[256], replaced[256];
+    snprintf(plain, sizeof plain, "return { %s", draw);
+    snprintf(replaced, sizeof replaced, "math.randomseed = function() end return { %s", draw);
+    sandbox *a = load(plain), *b = load(replaced);
+    char *first = evaluate(a, "{\"id\":\"z\"}");
+    char *second = evaluate(b, "{\"id\":\"z\"}");
+    char *third = evaluate(b, "{\"id\":\"y\"}");
+    assert_string_equal(first, second);
+    assert_string_not_equal(second, third);
+    free(first), free(second), free(third);
+    unload(a), unload(b);
+}
+
 static void test_json_arrays_are_marked_and_nulls_kept_in_arrays(void **s) {
     (void)s;
     sandbox *sb = load("return { evaluate = function(t)\n"
@@ -485,6 +502,42 @@ static void test_io_errors_are_http_records_unless_the_plugin_handles_them(void 
     assert_contains(buf_cstr(&p.out.jsonl), "\"error\":{\"kind\":\"http\",\"message\":\"http: GET http://x/: status 503 after 5 attempts: busy\"}");
     end_eval(&p);
     sandbox_free(raw);
+    sandbox_free(sb);
+}
+
+/* Evaluations waiting at once share their state's generator: each draws after its wait what
+ * it would have drawn with no other evaluation in between (a plugin without I/O's second draw). */
+static void test_random_numbers_after_a_wait_are_the_traces_own(void **state) {
+    (void)state;
+    sandbox *plain = load("return { evaluate = function(t) local a = math.random(1, 1000000)\n"
+                          "  return { label = a .. ' ' .. math.random(1, 1000000) } end }");
+    sandbox *sb = load_io("return { evaluate = function(t) local a = math.random(1, 1000000)\n"
+                          "  assay.http.request{ url = 'http://x/' .. t.id }\n"
+                          "  return { label = a .. ' ' .. math.random(1, 1000000) } end }");
+    pending_eval a, b, c;
+    start_eval(sb, &a, "{\"id\":\"a\"}");
+    start_eval(sb, &b, "{\"id\":\"b\"}");
+    start_eval(sb, &c, "{\"id\":\"c\"}");
+    answer(&c, "http://x/c", "", NULL);
+    answer(&a, "http://x/a", "", NULL);
+    answer(&b, "http://x/b", "", NULL);
+    pending_eval *each[] = {&a, &b, &c};
+    for (int i = 0; i < 3; i++) {
+        char trace[32];
+        snprintf(trace, sizeof trace, "{\"id\":\"%c\"}", 'a' + i);
+        char *expected = evaluate(plain, trace);
+        const char *label = strstr(expected, "\"label\":");
+        assert_non_null(label);
+        char want[64];
+        size_t n = (size_t)(strchr(label + 9, '"') - label + 1);
+        assert_true(n < sizeof want);
+        memcpy(want, label, n);
+        want[n] = '\0';
+        assert_contains(buf_cstr(&each[i]->out.jsonl), want);
+        free(expected);
+        end_eval(each[i]);
+    }
+    unload(plain);
     sandbox_free(sb);
 }
 
@@ -666,6 +719,7 @@ static const struct CMUnitTest limit_tests[] = {
     cmocka_unit_test(test_string_rep_bomb_gets_memory_record),
     cmocka_unit_test(test_caught_memory_error_in_a_loop_is_still_killed),
     cmocka_unit_test(test_unbounded_recursion_is_a_runtime_error),
+    cmocka_unit_test(test_random_numbers_after_a_wait_are_the_traces_own),
     cmocka_unit_test(test_a_kill_leaves_suspended_evaluations_of_other_traces_alone),
     cmocka_unit_test(test_evaluate_coroutines_cannot_be_resumed_by_the_plugin),
     cmocka_unit_test(test_evaluations_run_without_the_count_hook_only_when_watched),
@@ -686,6 +740,7 @@ int main(void) {
         cmocka_unit_test(test_result_shapes_and_sorted_details),
         cmocka_unit_test(test_step_scope_runs_once_per_matching_step),
         cmocka_unit_test(test_random_numbers_depend_on_the_trace_not_the_state),
+        cmocka_unit_test(test_a_plugin_replacing_randomseed_does_not_change_the_seeding),
         cmocka_unit_test(test_json_arrays_are_marked_and_nulls_kept_in_arrays),
         cmocka_unit_test(test_io_suspends_and_resumes_with_the_response),
         cmocka_unit_test(test_io_errors_are_http_records_unless_the_plugin_handles_them),
