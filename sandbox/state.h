@@ -39,13 +39,13 @@ typedef struct sstate {
     int evaluate_ref, params_ref, randomseed_ref;
     /* math.random's generator state, the math library's own userdata (env.c env_keep_random):
      * the evaluations suspended in this state share it, so each saves its bytes at a wait
-     * and puts them back when it resumes (task.c) */
+     * and puts them back when it resumes (task.c task_save_state), as with printed */
     void *rng;
     size_t rng_size;
     /* kept from one evaluation for the next (LUA_NOREF: none): the trace view (lazy.c) and
      * a coroutine that returned; making each anew cost ~2% of a trace */
     int idle_view_ref, idle_co_ref;
-    size_t printed;        /* bytes print wrote in this evaluation */
+    size_t printed;        /* bytes print wrote in the running evaluation */
     unsigned suspended;    /* tasks waiting on I/O in this state */
     bool is_retired;
     sandbox_task *running; /* the task whose coroutine runs now; I/O calls attach to it */

@@ -62,7 +62,10 @@ struct sandbox_task {
     int doc_ref;             /* the trace's lazy view (lazy.c), its document closed with trace_ref */
     uint64_t started_ns, used_ns;
     bool is_resuming;        /* the next run resumes after I/O instead of starting */
-    unsigned char rng_saved[SANDBOX_RNG_BYTES]; /* math.random's state while waiting (state.h) */
+    /* while it waits on I/O, what of the state is this evaluation's own: other evaluations
+     * run in the state meanwhile (task_save_state) */
+    unsigned char rng_saved[SANDBOX_RNG_BYTES]; /* math.random's generator (state.h) */
+    size_t printed_saved;
     sandbox_io **io;         /* the requests of the current wait, in call order */
     size_t io_count, io_cap, io_taken, io_answered;
     bool is_batch;           /* the wait answers with a list */
@@ -366,6 +369,19 @@ static void push_io_answer(lua_State *L, sandbox_task *t) {
 
 /* ------------------------------------------------------------------ running evaluate */
 
+/* Evaluations waiting on I/O share their state; what the state keeps for the evaluation
+ * running in it (math.random's generator, the bytes print wrote) is saved at each wait and
+ * put back at the resume, so that a trace's numbers and its print budget are its own. */
+static void task_save_state(sandbox_task *t) {
+    memcpy(t->rng_saved, t->st->rng, t->st->rng_size);
+    t->printed_saved = t->st->printed;
+}
+
+static void task_restore_state(sandbox_task *t) {
+    memcpy(t->st->rng, t->rng_saved, t->st->rng_size);
+    t->st->printed = t->printed_saved;
+}
+
 /* Pushes what evaluate's coroutine needs for its first resume: the function and its
  * arguments. Reseeds math.random so that a trace's numbers never depend on earlier traces.
  * [-0, +n, e] */
@@ -419,7 +435,7 @@ static int run_body(lua_State *L) {
         if (!lua_checkstack(t->co, nargs + 1)) return luaL_error(L, "not enough memory");
         lua_xmove(L, t->co, nargs + 1);
     } else {
-        memcpy(t->st->rng, t->rng_saved, t->st->rng_size);
+        task_restore_state(t);
         push_io_answer(L, t);
         task_drop_io(t);
         nargs = 2;
@@ -441,7 +457,7 @@ static int run_body(lua_State *L) {
             buf_puts(&ev->message, "evaluate yielded outside an assay I/O call (coroutine.yield at the top level)");
         } else {
             t->is_resuming = true;
-            memcpy(t->rng_saved, t->st->rng, t->st->rng_size);
+            task_save_state(t);
         }
         return 0;
     }

@@ -541,6 +541,39 @@ static void test_random_numbers_after_a_wait_are_the_traces_own(void **state) {
     sandbox_free(sb);
 }
 
+static void count_logged(void *ctx, const char *plugin, const char *message) {
+    (void)plugin;
+    *(size_t *)ctx += strlen(message);
+}
+
+/* print's 64 KiB are per evaluation: another evaluation starting while one waits does not
+ * give the waiting one a fresh budget (nor spend its own on it). */
+static void test_the_print_budget_is_the_evaluations_own_across_waits(void **state) {
+    (void)state;
+    size_t logged = 0;
+    sandbox_config c = config_for("return { evaluate = function(t)\n"
+                                  "  print(('x'):rep(t.before))\n"
+                                  "  if t.url then assay.http.request{ url = t.url } end\n"
+                                  "  print(('y'):rep(t.after)) return 1 end }");
+    c.has_io = true;
+    c.log = count_logged;
+    c.log_ctx = &logged;
+    char err[512];
+    sandbox *sb = sandbox_new(&c, err, sizeof err);
+    if (!sb) fail_msg("plugin failed to load: %s", err);
+    pending_eval big, small;
+    start_eval(sb, &big, "{\"id\":\"b\",\"url\":\"http://x/b\",\"before\":40000,\"after\":40000}");
+    start_eval(sb, &small, "{\"id\":\"s\",\"url\":\"http://x/s\",\"before\":10,\"after\":10}");
+    answer(&big, "http://x/b", "", NULL);
+    answer(&small, "http://x/s", "", NULL);
+    /* big: 40,000 + the 25,536 left of 65,536 + the cut's note; small: its 20 bytes */
+    size_t note = strlen("... [print: more than 64 KiB in one evaluation; the rest is dropped]");
+    assert_int_equal(logged, 65536 + note + 20);
+    end_eval(&big);
+    end_eval(&small);
+    sandbox_free(sb);
+}
+
 /* A kill replaces the state; evaluations suspended in the old one still finish there, and
  * the old state is closed after the last of them (ASan checks that nothing leaks). */
 static void test_a_kill_leaves_suspended_evaluations_of_other_traces_alone(void **state) {
@@ -720,6 +753,7 @@ static const struct CMUnitTest limit_tests[] = {
     cmocka_unit_test(test_caught_memory_error_in_a_loop_is_still_killed),
     cmocka_unit_test(test_unbounded_recursion_is_a_runtime_error),
     cmocka_unit_test(test_random_numbers_after_a_wait_are_the_traces_own),
+    cmocka_unit_test(test_the_print_budget_is_the_evaluations_own_across_waits),
     cmocka_unit_test(test_a_kill_leaves_suspended_evaluations_of_other_traces_alone),
     cmocka_unit_test(test_evaluate_coroutines_cannot_be_resumed_by_the_plugin),
     cmocka_unit_test(test_evaluations_run_without_the_count_hook_only_when_watched),
