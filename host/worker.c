@@ -47,6 +47,10 @@ struct worker {
     job *helps;
     bool is_draining;              /*   on_mail is running and will look again: no wake needed */
     size_t tasks_waiting;          /* evaluations of this worker suspended on I/O */
+    /* New traces wait while evaluations waiting on I/O crowd a state (sandbox_is_crowded):
+     * otherwise a trace started there is killed for memory the others hold. Looked at again
+     * only after Lua ran (crowd_stale), since waiting evaluations hold their memory still. */
+    bool is_crowded, crowd_stale;
     job *done, **done_tail;        /* finished, not yet handed back (this thread only) */
     size_t done_count;
     uint64_t done_since_ns;        /* when the oldest of them finished */
@@ -457,21 +461,39 @@ static void on_answer(void *ctx, sandbox_io *io) {
     if (is_asleep) looper_wake(&w->lp); /* a draining worker finds it without a system call */
 }
 
+static bool worker_is_crowded(worker *w) {
+    if (w->tasks_waiting == 0) return w->is_crowded = false;
+    if (!w->crowd_stale) return w->is_crowded;
+    w->crowd_stale = false;
+    w->is_crowded = false;
+    for (size_t i = 0; i < w->cfg.plugin_count && !w->is_crowded; i++)
+        w->is_crowded = w->sandboxes[i] && sandbox_is_crowded(w->sandboxes[i]);
+    return w->is_crowded;
+}
+
 /* Answers first: they finish jobs and free memory before new traces take more. Then the
- * traces shared by other workers, which someone is waiting on, then new traces. */
+ * traces shared by other workers, which someone is waiting on, then new traces, unless
+ * the evaluations waiting on I/O crowd a state. */
 static void on_mail(uv_async_t *handle) {
     worker *w = handle->data;
     /* after each piece of work: hand back what finished if it is time, or if that work was slow */
     for (uint64_t started = uv_hrtime();; hand_back(w, uv_hrtime() - started >= WORKER_DONE_SLOW_NS), started = uv_hrtime()) {
         queue answers = QUEUE_INIT(sandbox_io, next);
+        bool is_crowded = worker_is_crowded(w);
         uv_mutex_lock(&w->lp.lock);
         queue_move_all(&answers, &w->answers);
         job *help = queue_is_empty(&answers) ? w->helps : NULL;
         if (help) w->helps = help->help_next[help_slot(help, w)];
-        job *j = queue_is_empty(&answers) && !help ? queue_pop(&w->inbox) : NULL;
+        job *j = queue_is_empty(&answers) && !help && !is_crowded ? queue_pop(&w->inbox) : NULL;
         bool stopping = w->lp.is_stopping;
         w->is_draining = j || help || !queue_is_empty(&answers); /* false: the next mail wakes it */
         uv_mutex_unlock(&w->lp.lock);
+        if (!j && !help && queue_is_empty(&answers)) {
+            hand_back(w, true);
+            if (stopping && w->tasks_waiting == 0) looper_close_mailbox(&w->lp);
+            return;
+        }
+        w->crowd_stale = true; /* Lua runs now */
         if (!queue_is_empty(&answers)) {
             for (sandbox_io *io; (io = queue_pop(&answers));) answer_resume(w, io);
             continue;
@@ -479,11 +501,6 @@ static void on_mail(uv_async_t *handle) {
         if (help) {
             job_help(w, help);
             continue;
-        }
-        if (!j) {
-            hand_back(w, true);
-            if (stopping && w->tasks_waiting == 0) looper_close_mailbox(&w->lp);
-            return;
         }
         job_start(w, j);
     }

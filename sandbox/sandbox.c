@@ -82,6 +82,16 @@ bool sandbox_charge(lua_State *L, size_t bytes) {
 
 void sandbox_uncharge(lua_State *L, size_t bytes) { state_of(L)->memory_used -= bytes; }
 
+bool sandbox_is_crowded(sandbox *sb) {
+    sstate *st = sb->st;
+    size_t half = sb->cfg.memory_limit / 2;
+    if (!st || st->suspended == 0 || half == 0 || st->memory_used <= half) return false;
+    /* what finished evaluations left is garbage, not crowding (no plugin has a finalizer:
+     * setmetatable refuses __gc, so collecting here runs no Lua) */
+    lua_gc(st->L, LUA_GCCOLLECT, 0);
+    return st->memory_used > half;
+}
+
 /* Runs every SANDBOX_HOOK_INSTRUCTIONS in every coroutine of the state (new threads inherit
  * the hook), except an evaluation's coroutine on a thread that watch.c watches: that one
  * runs without a hook until a limit is passed and watch.c sets it at count 1. Once a limit

@@ -230,6 +230,25 @@ d = {}
 for line in open(sys.argv[1]):
     r = json.loads(line); x = r["details"]; d.setdefault(r["trace_id"], {})[r["evaluator"]] = (x["a"], x["b"])
 print(len(d), sum(v["dice_io"] != v["dice_plain"] for v in d.values()))' "$TMP/dio.out")"
+# -- evaluations waiting on I/O share their state's memory: while they hold over half of it,
+# no new trace starts in that state, so none is killed for memory the others hold. Each holds
+# 3 MB across its wait under a 32 MiB limit: about five at a time, none killed (3 of 40 were).
+cat >"$TMP/hold.lua" <<EOF
+return { name = "hold", evaluate = function(t)
+  local held = string.rep("x", 3000000)
+  assay.http.request{ url = "http://127.0.0.1:$PORT/big/1", cache = false }
+  return #held == 3000000
+end }
+EOF
+for i in $(seq 40); do echo "{\"id\":\"h$i\"}"; done >"$TMP/hold.jsonl"
+faults '{"latency_ms": 100}'
+"$ASSAY" run --no-db --no-timing -j 1 --memory-mb 32 -e "$TMP/hold.lua" "$TMP/hold.jsonl" >"$TMP/hold.out" 2>"$TMP/hold.err"
+rc=$?
+reset
+check "waiting evaluations holding memory: every trace passed, none killed" "0 40 0" \
+    "$rc $(count "$TMP/hold.out" '"pass":true') $(count "$TMP/hold.out" '"kind":"memory"')"
+peak=$(sed -n 's/.*in flight peak \([0-9]*\).*/\1/p' "$TMP/hold.err")
+check "no more in flight than fit in half the limit (peak $peak)" yes "$([ "${peak:-99}" -le 6 ] && echo yes || echo no)"
 printf 'return { name = "flaky", evaluate = function(t) if math.random() < 0.5 then error("no") end return 1 end }\n' \
     >"$TMP/flaky.lua"
 printf 'return { name = "broken", evaluate = function(t) error("never") end }\n' >"$TMP/broken.lua"

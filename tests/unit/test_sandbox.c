@@ -574,6 +574,39 @@ static void test_the_print_budget_is_the_evaluations_own_across_waits(void **sta
     sandbox_free(sb);
 }
 
+/* Crowded: evaluations waiting on I/O hold over half the state's memory limit, their garbage
+ * not counted. Each evaluation here holds 5 MB across its wait; the limit is 16 MiB. */
+static void test_a_state_is_crowded_by_what_waiting_evaluations_hold(void **state) {
+    (void)state;
+    sandbox *sb = load_io("return { evaluate = function(t)\n"
+                          "  local held = string.rep('x', 5000000)\n"
+                          "  assay.http.request{ url = 'http://x/' .. t.id }\n"
+                          "  return #held > 0 end }");
+    assert_false(sandbox_is_crowded(sb)); /* nothing waits */
+    pending_eval a, b;
+    start_eval(sb, &a, "{\"id\":\"a\"}");
+    assert_false(sandbox_is_crowded(sb)); /* 5 MB of 16 */
+    start_eval(sb, &b, "{\"id\":\"b\"}");
+    assert_true(sandbox_is_crowded(sb)); /* 10 MB */
+    answer(&a, "http://x/a", "", NULL);
+    assert_false(sandbox_is_crowded(sb)); /* a's 5 MB are garbage now */
+    answer(&b, "http://x/b", "", NULL);
+    assert_false(sandbox_is_crowded(sb));
+    end_eval(&a);
+    end_eval(&b);
+    sandbox_free(sb);
+
+    /* memory a plugin keeps on purpose, with nothing waiting, crowds nothing */
+    sandbox *keeper = load_io("local kept = {}\n"
+                              "for i = 1, 3 do kept[i] = string.rep(tostring(i), 3000000) end\n"
+                              "return { evaluate = function(t) return { label = tostring(#kept[1] + #kept[2] + #kept[3]) } end }");
+    char *out = evaluate(keeper, "{\"id\":\"k\"}");
+    assert_contains(out, "\"label\":\"9000000\"");
+    assert_false(sandbox_is_crowded(keeper));
+    free(out);
+    sandbox_free(keeper);
+}
+
 /* A kill replaces the state; evaluations suspended in the old one still finish there, and
  * the old state is closed after the last of them (ASan checks that nothing leaks). */
 static void test_a_kill_leaves_suspended_evaluations_of_other_traces_alone(void **state) {
@@ -754,6 +787,7 @@ static const struct CMUnitTest limit_tests[] = {
     cmocka_unit_test(test_unbounded_recursion_is_a_runtime_error),
     cmocka_unit_test(test_random_numbers_after_a_wait_are_the_traces_own),
     cmocka_unit_test(test_the_print_budget_is_the_evaluations_own_across_waits),
+    cmocka_unit_test(test_a_state_is_crowded_by_what_waiting_evaluations_hold),
     cmocka_unit_test(test_a_kill_leaves_suspended_evaluations_of_other_traces_alone),
     cmocka_unit_test(test_evaluate_coroutines_cannot_be_resumed_by_the_plugin),
     cmocka_unit_test(test_evaluations_run_without_the_count_hook_only_when_watched),
