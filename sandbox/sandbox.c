@@ -84,12 +84,14 @@ void sandbox_uncharge(lua_State *L, size_t bytes) { state_of(L)->memory_used -= 
 
 bool sandbox_is_crowded(sandbox *sb) {
     sstate *st = sb->st;
-    size_t half = sb->cfg.memory_limit / 2;
-    if (!st || st->suspended == 0 || half == 0 || st->memory_used <= half) return false;
+    size_t limit = sb->cfg.memory_limit;
+    if (!st || st->suspended == 0 || limit == 0 || limit <= st->memory_loaded) return false;
+    size_t crowded = st->memory_loaded + (limit - st->memory_loaded) / 2;
+    if (st->memory_used <= crowded) return false;
     /* what finished evaluations left is garbage, not crowding (no plugin has a finalizer:
      * setmetatable refuses __gc, so collecting here runs no Lua) */
     lua_gc(st->L, LUA_GCCOLLECT, 0);
-    return st->memory_used > half;
+    return st->memory_used > crowded;
 }
 
 /* Runs every SANDBOX_HOOK_INSTRUCTIONS in every coroutine of the state (new threads inherit
@@ -178,7 +180,12 @@ static sstate *state_open(sandbox *sb, char *err, size_t errlen) {
         status = lua_pcall(L, 0, 0, 0);
     }
     state_limits_disarm(st);
-    if (status == LUA_OK) return st;
+    if (status == LUA_OK) {
+        /* what the plugin's file keeps (its tables, a lexicon it loads) is not crowding */
+        lua_gc(L, LUA_GCCOLLECT, 0);
+        st->memory_loaded = st->memory_used;
+        return st;
+    }
     const char *message = lua_tostring(L, -1);
     if (st->timed_out)
         snprintf(err, errlen, "%s: loading took longer than the %u ms time limit", sb->cfg.path, sb->cfg.timeout_ms);

@@ -84,9 +84,10 @@ int sandbox_watch_enable(int signo);
 sandbox *sandbox_new(const sandbox_config *cfg, char *err, size_t errlen);
 void sandbox_free(sandbox *sb);
 const sandbox_info *sandbox_get_info(const sandbox *sb);
-/* Whether evaluations waiting on I/O hold more than half the memory limit of the state new
- * evaluations start in, after a full collection: one started there now could be killed for
- * memory the others hold. The host then starts no new trace until answers come back. */
+/* Whether evaluations waiting on I/O hold more than half the memory the state new
+ * evaluations start in has beyond what the loaded plugin keeps, after a full collection:
+ * one started there now could be killed for memory the others hold. The host then starts
+ * no new trace until answers come back. */
 bool sandbox_is_crowded(sandbox *sb);
 /* With is_table: the table the chunk returned, as JSON text owned by the sandbox. */
 const char *sandbox_table_json(const sandbox *sb);

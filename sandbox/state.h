@@ -32,6 +32,7 @@ typedef struct sstate {
     lua_State *L;
     pool pool;             /* Lua's small blocks */
     size_t memory_used;
+    size_t memory_loaded;  /* memory_used once the plugin's file had run and been collected */
     bool memory_exceeded;  /* sticky until the next run: see sandbox_hook */
     size_t refused_size;   /* the allocation refused last; see sandbox_alloc */
     bool timed_out;

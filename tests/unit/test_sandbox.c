@@ -605,6 +605,29 @@ static void test_a_state_is_crowded_by_what_waiting_evaluations_hold(void **stat
     assert_false(sandbox_is_crowded(keeper));
     free(out);
     sandbox_free(keeper);
+
+    /* with 9 MB kept by the file, half of the ~7.5 MB left: two waiting with 1 MB each are
+     * not crowding, four are */
+    sandbox *lexicon = load_io("local kept = {}\n"
+                               "for i = 1, 3 do kept[i] = string.rep(tostring(i), 3000000) end\n"
+                               "return { evaluate = function(t)\n"
+                               "  local held = string.rep('x', 1000000)\n"
+                               "  assay.http.request{ url = 'http://x/' .. t.id }\n"
+                               "  return #held + #kept[1] > 0 end }");
+    pending_eval w[4];
+    const char *ids[] = {"{\"id\":\"1\"}", "{\"id\":\"2\"}", "{\"id\":\"3\"}", "{\"id\":\"4\"}"};
+    for (int i = 0; i < 4; i++) {
+        start_eval(lexicon, &w[i], ids[i]);
+        if (i == 1) assert_false(sandbox_is_crowded(lexicon));
+    }
+    assert_true(sandbox_is_crowded(lexicon));
+    for (int i = 0; i < 4; i++) {
+        char url[16];
+        snprintf(url, sizeof url, "http://x/%d", i + 1);
+        answer(&w[i], url, "", NULL);
+        end_eval(&w[i]);
+    }
+    sandbox_free(lexicon);
 }
 
 /* A kill replaces the state; evaluations suspended in the old one still finish there, and
