@@ -199,6 +199,40 @@ int assay_options_set_cache(assay_options *opts, const char *path);
 typedef void (*assay_log_cb)(void *ctx, const char *plugin, const char *message);
 int assay_options_set_log(assay_options *opts, assay_log_cb log, void *ctx);
 
+/* ---- answering plugins' requests yourself ----
+ * A responder sees every request an evaluation makes (assay.http, assay.llm) before the
+ * network does, and may answer it: to run evaluators against scripted answers (`assay test`
+ * cases with "replies"), or through a gateway of the embedding program's own. It is called
+ * on worker threads, possibly several at once, and must not block for long: the worker
+ * waits. Return 1 after answering with assay_request_reply or assay_request_fail, 0 to let
+ * the request go to the network as usual. With a responder, plugins may call assay.llm with
+ * no LLM endpoint configured (what the responder declines then fails), and a request that
+ * names no model, with no default model set, asks for "responder". Answers from it are not
+ * counted in assay_host_io_stats nor cached. */
+typedef struct assay_request assay_request;
+typedef enum { ASSAY_REQUEST_HTTP, ASSAY_REQUEST_CHAT, ASSAY_REQUEST_EMBED } assay_request_kind;
+typedef int (*assay_responder_cb)(void *ctx, assay_request *request);
+int assay_options_set_responder(assay_options *opts, assay_responder_cb responder, void *ctx);
+assay_request_kind assay_request_get_kind(const assay_request *request);
+/* "GET", "POST", ... */
+const char *assay_request_method(const assay_request *request);
+/* HTTP: the URL; CHAT and EMBED: the path under the LLM base URL ("/chat/completions",
+ * "/embeddings"). */
+const char *assay_request_url(const assay_request *request);
+/* The body (CHAT and EMBED: the OpenAI-style request JSON, with "model" and "messages" or
+ * "input"), NUL-terminated; *len (may be NULL) gets its length. */
+const char *assay_request_body(const assay_request *request, size_t *len);
+/* The submit_ctx of the trace whose evaluation asks, as given to assay_host_submit. */
+void *assay_request_submit_ctx(const assay_request *request);
+/* Answers with status and body (copied). CHAT and EMBED answers are OpenAI-style response
+ * JSON ({"choices":[{"message":{"content":...}}]}, {"data":[{"embedding":[...]}]}), read
+ * as if the endpoint had sent them; a body over the plugin's memory limit fails the
+ * request. ASSAY_ENOMEM when the copy fails (the request then fails). */
+int assay_request_reply(assay_request *request, long status, const char *body, size_t len);
+/* Fails the request for good with message: the plugin sees an http error, as after the
+ * network's last retry. */
+int assay_request_fail(assay_request *request, const char *message);
+
 /* ---------------------------------------------------------------------- the host */
 
 typedef struct assay_host assay_host;

@@ -278,8 +278,8 @@ static void fill_sandbox_config(const generation *g, const assay_options *o, con
     c->log_ctx = o->log_ctx;
     c->index = (size_t)(p - g->plugins);
     c->has_io = true;
-    c->has_llm = o->llm_url != NULL;
-    c->llm_model = o->llm_model;
+    c->has_llm = o->llm_url != NULL || o->responder != NULL; /* a responder may answer */
+    c->llm_model = o->llm_model ? o->llm_model : o->responder ? "responder" : NULL;
     c->llm_endpoints = (const char *const *)o->endpoint_names;
     c->llm_endpoint_count = o->endpoint_count;
     c->price_in = o->price_in;
@@ -411,8 +411,8 @@ static generation *generation_new(assay_host *h, assay_error *err) {
     }
     for (; g->worker_count < count; g->worker_count++) {
         worker_config wc = {g->worker_count, g->sandbox_configs, g->plugin_count, o->group_by, o->sample_rate,
-                            o->sample_seed, o->shard_index, o->shard_count, h->http, on_job_done, h, &h->shared,
-                            g->plugin_cost};
+                            o->sample_seed, o->shard_index, o->shard_count, h->http, o->responder,
+                            o->responder_ctx, on_job_done, h, &h->shared, g->plugin_cost};
         char message[sizeof err->message];
         if (!(g->workers[g->worker_count] = worker_new(&wc, message, sizeof message))) {
             fail(err, ASSAY_ECONFIG, "%s", message);

@@ -34,6 +34,8 @@ struct assay_options {
     bool is_mapper;             /* assay_options_set_mappers */
     assay_log_cb log;
     void *log_ctx;
+    assay_responder_cb responder;
+    void *responder_ctx;
     char *llm_url, *llm_model, *api_key;
     /* assay_options_add_llm_endpoint: the i-th named endpoint, asked as endpoint i + 1 */
     char *endpoint_names[ASSAY_MAX_LLM_ENDPOINTS], *endpoint_urls[ASSAY_MAX_LLM_ENDPOINTS];
@@ -116,6 +118,8 @@ typedef struct worker_config {
     uint64_t sample_seed;
     unsigned shard_index, shard_count; /* 0/1: every trace */
     http_client *http;             /* borrowed; NULL: plugins get no network */
+    assay_responder_cb responder;  /* may answer requests before http does */
+    void *responder_ctx;
     /* called on the worker thread with finished jobs, a list linked by next: one hand-off
      * (one lock, one wake-up) per batch */
     void (*on_done)(void *ctx, job *list);

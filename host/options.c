@@ -173,6 +173,13 @@ int assay_options_set_log(assay_options *o, assay_log_cb log, void *ctx) {
     return ASSAY_OK;
 }
 
+int assay_options_set_responder(assay_options *o, assay_responder_cb responder, void *ctx) {
+    if (!o) return ASSAY_EINVAL;
+    o->responder = responder;
+    o->responder_ctx = ctx;
+    return ASSAY_OK;
+}
+
 /* Replaces *slot with a copy of s (NULL or "" clears it). */
 static int set_string(char **slot, const char *s) {
     char *copy = s && *s ? strdup(s) : NULL;

@@ -5,7 +5,9 @@
  * assay.http or assay.llm suspends; its requests go to the HTTP client and the worker runs
  * other traces until the answers come back through the inbox and the evaluation resumes.
  * A job is handed back through on_done when its last plugin finished, records in plugin
- * order. Not here: ordering across jobs and delivery (host.c), the network (http.c).
+ * order. An embedder's responder (assay_options_set_responder) sees each request first and
+ * may answer it here, on the worker's thread; the assay_request it sees is the sandbox_io.
+ * Not here: ordering across jobs and delivery (host.c), the network (http.c).
  */
 #include "host_internal.h"
 #include "http.h"
@@ -230,7 +232,68 @@ static void hand_back(worker *w, bool is_now) {
 static void on_answer(void *ctx, sandbox_io *io);
 
 static void task_send_requests(worker *w, sandbox_task *t) {
-    for (sandbox_io *io; (io = sandbox_task_take_io(t));) http_submit(w->cfg.http, io, on_answer, w);
+    for (sandbox_io *io; (io = sandbox_task_take_io(t));) {
+        if (w->cfg.responder && w->cfg.responder(w->cfg.responder_ctx, (assay_request *)io)) {
+            if (!io->error && io->status == 0) io->error = strdup("http: the responder answered nothing");
+            on_answer(w, io); /* resumed with the other answers, after what runs now */
+        } else {
+            http_submit(w->cfg.http, io, on_answer, w);
+        }
+    }
+}
+
+/* ------------------------------------------------------------ requests, to a responder */
+
+assay_request_kind assay_request_get_kind(const assay_request *r) {
+    const sandbox_io *io = (const sandbox_io *)r;
+    return io->kind == SANDBOX_IO_CHAT ? ASSAY_REQUEST_CHAT : io->kind == SANDBOX_IO_EMBED ? ASSAY_REQUEST_EMBED : ASSAY_REQUEST_HTTP;
+}
+
+const char *assay_request_method(const assay_request *r) { return ((const sandbox_io *)r)->method; }
+const char *assay_request_url(const assay_request *r) { return ((const sandbox_io *)r)->url; }
+
+const char *assay_request_body(const assay_request *r, size_t *len) {
+    sandbox_io *io = (sandbox_io *)r; /* the worker's own, while the responder runs */
+    if (len) *len = io->body.len;
+    return buf_cstr(&io->body);
+}
+
+void *assay_request_submit_ctx(const assay_request *r) {
+    const job *j = sandbox_task_owner(((const sandbox_io *)r)->task);
+    return j->submit_ctx;
+}
+
+int assay_request_reply(assay_request *r, long status, const char *body, size_t len) {
+    sandbox_io *io = (sandbox_io *)r;
+    buf_reset(&io->response_body);
+    free(io->error);
+    io->error = NULL;
+    /* as from the network: the responses of one wait share the plugin's memory limit */
+    size_t limit = io->budget ? io->budget->limit : SIZE_MAX;
+    if (io->budget && atomic_fetch_add(&io->budget->used, len) + len > limit) {
+        atomic_fetch_sub(&io->budget->used, len);
+        char message[128];
+        snprintf(message, sizeof message, "http: the responses of this call are larger than the plugin's memory limit (%zu MiB)",
+                 limit >> 20);
+        return assay_request_fail(r, message);
+    }
+    buf_append(&io->response_body, body, len);
+    if (buf_failed(&io->response_body)) {
+        if (io->budget) atomic_fetch_sub(&io->budget->used, len);
+        buf_free(&io->response_body);
+        buf_init(&io->response_body);
+        assay_request_fail(r, "http: out of memory");
+        return ASSAY_ENOMEM;
+    }
+    io->status = status;
+    return ASSAY_OK;
+}
+
+int assay_request_fail(assay_request *r, const char *message) {
+    sandbox_io *io = (sandbox_io *)r;
+    free(io->error);
+    io->error = strdup(message && *message ? message : "http: the responder failed the request");
+    return io->error ? ASSAY_OK : ASSAY_ENOMEM;
 }
 
 /* How deep the brackets are open at offset `at`, strings skipped: tells a parse error

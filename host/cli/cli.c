@@ -575,7 +575,7 @@ static const cli_option cli_options_table[] = {
      "split the summary by metadata.FIELD"},
     {"no-timing", OPT_NO_TIMING, NULL, CMD_SCORE, "write \"ms\":null so that output is byte-for-byte reproducible"},
     {"resume", OPT_RESUME, NULL, CMD_RUN, "continue an interrupted run with -o FILE where it stopped (FILE.progress)"},
-    {"cases", OPT_CASES, "FILE", CMD_TEST, "the test cases: {\"trace\":…, \"expect\":[…]} per line"},
+    {"cases", OPT_CASES, "FILE", CMD_TEST, "the test cases: {\"trace\":…, \"expect\":[…]} per line, \"replies\":[…] to script its requests' answers"},
     {"sample", OPT_SAMPLE, "P", CMD_RUN, "score only a fraction P (0 < P <= 1) of the traces, picked by trace id"},
     {"seed", OPT_SEED, "S", CMD_RUN, "which sample --sample picks (default 0)"},
     {"shard", OPT_SHARD, "I/N", CMD_RUN, "score only shard I of N (0-based; auto: from Slurm or ASSAY_SHARD; auto/N: "

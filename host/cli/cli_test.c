@@ -7,6 +7,14 @@
  * is matched against the record of that evaluator (and step, default null): every field it
  * names must be equal, numbers within the tolerance, objects compared by the keys the
  * expectation names. "count": N instead checks how many records the evaluator wrote.
+ *
+ * A case may script the answers to its evaluators' requests, so that an LLM judge is
+ * tested without a model: "replies": [{"match": "text", "reply": "..."} (assay.llm chat),
+ * {"match": "text", "embedding": [...]} (assay.llm embed, per input), {"match": "url part",
+ * "status": 200, "body": "..."} (assay.http)]. The first rule of the request's kind whose
+ * match is in the prompt (every message's text), the input or the URL answers; a rule
+ * without match answers any. A request no rule answers fails with an http error naming the
+ * case, never reaching the network.
  */
 #include "cli.h"
 #include "../base/buf.h"
@@ -21,6 +29,8 @@
 typedef struct test_case {
     char *name;
     cJSON *expect; /* owned by the case's root */
+    const cJSON *replies; /* owned by the case's root; NULL: requests go to the network */
+    const char *file;
     cJSON *root;
     double tolerance;
     size_t line;
@@ -31,6 +41,7 @@ typedef struct test_run {
     size_t count;
     size_t passed, failed;
     const char *file;
+    bool has_replies;
 } test_run;
 
 static void describe(const cJSON *v, buf *out) {
@@ -179,6 +190,158 @@ static void on_test_result(assay_host *host, const assay_result *result, void *c
     cJSON_Delete(records);
 }
 
+/* ------------------------------------------------------------------ scripted replies */
+
+typedef enum { REPLY_CHAT, REPLY_EMBED, REPLY_HTTP } reply_kind;
+
+/* What is wrong with a rule of "replies", or NULL (checked when the cases load). */
+static const char *rule_problem(const cJSON *rule) {
+    if (!cJSON_IsObject(rule)) return "a reply is an object";
+    const cJSON *match = cJSON_GetObjectItemCaseSensitive(rule, "match");
+    if (match && !cJSON_IsString(match)) return "a reply's \"match\" is a string";
+    const cJSON *reply = cJSON_GetObjectItemCaseSensitive(rule, "reply");
+    const cJSON *embedding = cJSON_GetObjectItemCaseSensitive(rule, "embedding");
+    const cJSON *body = cJSON_GetObjectItemCaseSensitive(rule, "body");
+    const cJSON *status = cJSON_GetObjectItemCaseSensitive(rule, "status");
+    int kinds = !!reply + !!embedding + !!(body || status);
+    if (kinds != 1) return "a reply has one of \"reply\" (a chat answer), \"embedding\" or \"body\"/\"status\" (an http answer)";
+    if (reply && !cJSON_IsString(reply)) return "a reply's \"reply\" is a string";
+    if (body && !cJSON_IsString(body)) return "a reply's \"body\" is a string";
+    if (status && (!cJSON_IsNumber(status) || status->valuedouble < 100 || status->valuedouble > 599))
+        return "a reply's \"status\" is an HTTP status (100 to 599)";
+    if (embedding) {
+        if (!cJSON_IsArray(embedding) || !embedding->child) return "a reply's \"embedding\" is a list of numbers";
+        for (const cJSON *x = embedding->child; x; x = x->next)
+            if (!cJSON_IsNumber(x)) return "a reply's \"embedding\" is a list of numbers";
+    }
+    return NULL;
+}
+
+static reply_kind rule_kind(const cJSON *rule) {
+    if (cJSON_GetObjectItemCaseSensitive(rule, "reply")) return REPLY_CHAT;
+    if (cJSON_GetObjectItemCaseSensitive(rule, "embedding")) return REPLY_EMBED;
+    return REPLY_HTTP;
+}
+
+/* The first rule of kind whose match is in text. */
+static const cJSON *find_rule(const cJSON *replies, reply_kind kind, const char *text) {
+    for (const cJSON *rule = replies->child; rule; rule = rule->next) {
+        if (rule_kind(rule) != kind) continue;
+        const cJSON *match = cJSON_GetObjectItemCaseSensitive(rule, "match");
+        if (!match || strstr(text, match->valuestring)) return rule;
+    }
+    return NULL;
+}
+
+/* Every message's text, one per line: what a chat rule's match is looked for in. *last
+ * gets where the last message starts (the one a failure quotes: the system prompt is
+ * usually the same for every case). */
+static void prompt_text(const cJSON *request, buf *out, size_t *last) {
+    const cJSON *messages = cJSON_GetObjectItemCaseSensitive(request, "messages");
+    *last = 0;
+    for (const cJSON *m = cJSON_IsArray(messages) ? messages->child : NULL; m; m = m->next) {
+        *last = out->len;
+        const cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
+        if (cJSON_IsString(content)) buf_printf(out, "%s\n", content->valuestring);
+        for (const cJSON *part = cJSON_IsArray(content) ? content->child : NULL; part; part = part->next) {
+            const cJSON *text = cJSON_GetObjectItemCaseSensitive(part, "text");
+            if (cJSON_IsString(text)) buf_printf(out, "%s\n", text->valuestring);
+        }
+    }
+}
+
+/* Fails the request, quoting the start of text on one line (cut on a character). */
+static void fail_unanswered(assay_request *request, const test_case *c, const char *what, const char *text) {
+    buf message;
+    buf_init(&message);
+    buf_printf(&message, "http: %s:%zu: no reply of the case answers this %s: \"", c->file, c->line, what);
+    size_t n = strlen(text), shown = n > 100 ? 100 : n;
+    while (shown < n && ((unsigned char)text[shown] & 0xC0) == 0x80) shown--;
+    for (size_t i = 0; i < shown; i++) buf_putc(&message, text[i] == '\n' || text[i] == '\t' ? ' ' : text[i]);
+    buf_puts(&message, shown < n ? "…\"" : "\"");
+    assay_request_fail(request, buf_failed(&message) ? "http: no reply of the case answers this request" : buf_cstr(&message));
+    buf_free(&message);
+}
+
+static void answer_json(assay_request *request, cJSON *answer) {
+    char *text = cJSON_PrintUnformatted(answer);
+    if (text) assay_request_reply(request, 200, text, strlen(text));
+    else assay_request_fail(request, "http: out of memory");
+    free(text);
+    cJSON_Delete(answer);
+}
+
+static void reply_chat(assay_request *request, const test_case *c, const cJSON *body) {
+    buf prompt;
+    buf_init(&prompt);
+    size_t last;
+    prompt_text(body, &prompt, &last);
+    const cJSON *rule = find_rule(c->replies, REPLY_CHAT, buf_cstr(&prompt));
+    if (!rule) {
+        fail_unanswered(request, c, "chat request", buf_cstr(&prompt) + last);
+    } else {
+        cJSON *answer = cJSON_CreateObject();
+        cJSON *first = cJSON_CreateObject();
+        if (!cJSON_AddItemToArray(cJSON_AddArrayToObject(answer, "choices"), first)) cJSON_Delete(first);
+        cJSON *message = cJSON_AddObjectToObject(first, "message");
+        cJSON_AddStringToObject(message, "role", "assistant");
+        cJSON_AddStringToObject(message, "content", cJSON_GetObjectItemCaseSensitive(rule, "reply")->valuestring);
+        cJSON_AddStringToObject(first, "finish_reason", "stop");
+        answer_json(request, answer);
+    }
+    buf_free(&prompt);
+}
+
+static void reply_embed(assay_request *request, const test_case *c, const cJSON *body) {
+    const cJSON *input = cJSON_GetObjectItemCaseSensitive(body, "input");
+    cJSON *answer = cJSON_CreateObject();
+    cJSON *data = cJSON_AddArrayToObject(answer, "data");
+    int i = 0;
+    for (const cJSON *text = cJSON_IsArray(input) ? input->child : input; text; text = cJSON_IsArray(input) ? text->next : NULL, i++) {
+        const char *s = cJSON_IsString(text) ? text->valuestring : "";
+        const cJSON *rule = find_rule(c->replies, REPLY_EMBED, s);
+        if (!rule) {
+            fail_unanswered(request, c, "embedding input", s);
+            cJSON_Delete(answer);
+            return;
+        }
+        cJSON *item = cJSON_CreateObject();
+        cJSON_AddNumberToObject(item, "index", i);
+        cJSON_AddItemToObject(item, "embedding", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(rule, "embedding"), 1));
+        cJSON_AddItemToArray(data, item);
+    }
+    answer_json(request, answer);
+}
+
+/* The responder of a run whose cases script replies (assay_options_set_responder). Cases
+ * without "replies" leave their requests to the network. */
+static int answer_from_case(void *ctx, assay_request *request) {
+    (void)ctx;
+    const test_case *c = assay_request_submit_ctx(request);
+    if (!c || !c->replies) return 0;
+    assay_request_kind kind = assay_request_get_kind(request);
+    if (kind == ASSAY_REQUEST_HTTP) {
+        const char *url = assay_request_url(request);
+        const cJSON *rule = find_rule(c->replies, REPLY_HTTP, url);
+        if (!rule) {
+            fail_unanswered(request, c, "http request", url);
+            return 1;
+        }
+        const cJSON *status = cJSON_GetObjectItemCaseSensitive(rule, "status");
+        const cJSON *body = cJSON_GetObjectItemCaseSensitive(rule, "body");
+        const char *text = cJSON_IsString(body) ? body->valuestring : "";
+        assay_request_reply(request, status ? (long)status->valuedouble : 200, text, strlen(text));
+        return 1;
+    }
+    size_t len;
+    const char *text = assay_request_body(request, &len);
+    cJSON *body = cJSON_ParseWithLength(text, len);
+    if (kind == ASSAY_REQUEST_CHAT) reply_chat(request, c, body);
+    else reply_embed(request, c, body);
+    cJSON_Delete(body);
+    return 1;
+}
+
 static int load_cases(test_run *t, const char *path) {
     FILE *f = fopen(path, "rb");
     if (!f) {
@@ -220,6 +383,18 @@ static int load_cases(test_run *t, const char *path) {
         c->expect = (cJSON *)expect;
         c->tolerance = cJSON_IsNumber(tolerance) ? tolerance->valuedouble : TEST_DEFAULT_TOLERANCE;
         c->line = line_no;
+        c->file = path;
+        const cJSON *replies = cJSON_GetObjectItemCaseSensitive(root, "replies");
+        const char *problem = replies && !cJSON_IsArray(replies) ? "\"replies\" is a list" : NULL;
+        for (const cJSON *rule = cJSON_IsArray(replies) ? replies->child : NULL; rule && !problem; rule = rule->next)
+            problem = rule_problem(rule);
+        if (problem) {
+            fprintf(stderr, "assay: %s:%zu: %s\n", path, line_no, problem);
+            rc = CLI_EXIT_USAGE;
+            break;
+        }
+        c->replies = replies;
+        t->has_replies |= replies != NULL;
     }
     free(line);
     fclose(f);
@@ -237,6 +412,7 @@ int cli_test(cli_options *o) {
     assay_error err;
     if (rc == CLI_EXIT_OK) {
         assay_options_set_record_timing(o->host, 0);
+        if (t.has_replies) assay_options_set_responder(o->host, answer_from_case, NULL);
         if (assay_host_new(&host, &loop, o->host, on_test_result, &t, &err) != ASSAY_OK) {
             fprintf(stderr, "assay: %s\n", err.message);
             rc = CLI_EXIT_USAGE;

@@ -161,6 +161,30 @@ check "its first line of explanation is the evaluation's error" \
     "#   $TMP/flaky_cases.jsonl:1: flaky: the evaluation failed (runtime error): $TMP/flaky.lua:1: attempt to index a nil value (local 'x')" \
     "$(sed -n 4p "$TMP/flaky_test.out")"
 
+# assay test with scripted replies: chat, embeddings and http answered from the case, none
+# from the network (no --llm-url); an unanswered request is an http error naming the case
+cat >"$TMP/asks.lua" <<'EOF'
+return { name = "asks", evaluate = function(t)
+  local verdict = assay.llm.chat{ messages = { { role = "user", content = "Grade: " .. t.output } } }.text
+  local v = assay.llm.embed{ input = { t.output, "other" } }.vectors
+  local page = assay.http.request{ url = "https://example.org/page?id=" .. t.id }
+  return { label = verdict, details = { first = v[1][1], second = v[2][1], status = page.status, body = page.body } }
+end }
+EOF
+cat >"$TMP/asks_cases.jsonl" <<'EOF'
+{"name":"all three answered","trace":{"id":"a","output":"fine report"},"replies":[{"match":"Grade: fine","reply":"good"},{"match":"fine","embedding":[0.5,1]},{"embedding":[2]},{"match":"id=a","status":404,"body":"gone"}],"expect":[{"evaluator":"asks","label":"good","details":{"first":0.5,"second":2,"status":404,"body":"gone"}}]}
+{"name":"the page is not scripted","trace":{"id":"b","output":"fine report"},"replies":[{"reply":"good"},{"embedding":[1]}],"expect":[{"evaluator":"asks","label":"good"}]}
+EOF
+"$ASSAY" test "$TMP/asks.lua" --cases "$TMP/asks_cases.jsonl" >"$TMP/asks.out" 2>&1
+check "scripted replies: exit 1 (one case fails on purpose)" 1 $?
+check_contains "chat, embeddings and http answered from the case" "$TMP/asks.out" "ok 1 - all three answered"
+check_contains "an unanswered request names the case and the URL" "$TMP/asks.out" \
+    "asks: the evaluation failed (http error): http: $TMP/asks_cases.jsonl:2: no reply of the case answers this http request: \"https://example.org/page?id=b\""
+printf '{"name":"bad","trace":{"id":"x"},"replies":[{"match":"a","reply":"x","body":"y"}],"expect":[]}\n' >"$TMP/bad_replies.jsonl"
+"$ASSAY" test "$TMP/asks.lua" --cases "$TMP/bad_replies.jsonl" >/dev/null 2>"$TMP/bad_replies.err"
+check "a malformed reply rule: exit 2, naming the line" "2 yes" \
+    "$? $(grep -qF "$TMP/bad_replies.jsonl:1: a reply has one of \"reply\"" "$TMP/bad_replies.err" && echo yes || echo no)"
+
 # a command table: each command takes its own options, and says which
 "$ASSAY" list --resume --fail-on-regression >/dev/null 2>"$TMP/opt.err"
 check "an option a command does not take: exit 2" 2 $?

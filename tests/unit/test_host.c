@@ -811,6 +811,89 @@ static void test_http_client_starts_with_the_first_request(void **state) {
     remove(caller);
 }
 
+/* The responder of docs/embedding.md: answers every chat, leaves the rest to the network. */
+static int responder(void *ctx, assay_request *request) {
+    (void)ctx;
+    if (assay_request_get_kind(request) != ASSAY_REQUEST_CHAT) return 0; /* to the network */
+    const char *answer = "{\"choices\":[{\"message\":{\"content\":\"{\\\"score\\\": 5}\"}}]}";
+    assay_request_reply(request, 200, answer, strlen(answer));
+    return 1;
+}
+
+typedef struct gateway {
+    _Atomic int chats, https;
+    int wrong; /* requests that were not what the plugin asked, or not from its trace */
+} gateway;
+
+/* Answers chats from the request itself and fails every http request. */
+static int checking_responder(void *ctx, assay_request *request) {
+    gateway *g = ctx;
+    const char *trace = assay_request_submit_ctx(request);
+    size_t len;
+    const char *body = assay_request_body(request, &len);
+    if (!trace || strcmp(trace, "the trace") != 0 || strlen(body) != len) g->wrong++;
+    if (assay_request_get_kind(request) == ASSAY_REQUEST_HTTP) {
+        g->https++;
+        if (strcmp(assay_request_url(request), "http://127.0.0.1:1/x") || strcmp(assay_request_method(request), "GET"))
+            g->wrong++;
+        assay_request_fail(request, "gateway says no");
+        return 1;
+    }
+    g->chats++;
+    /* no model configured: the request asks for "responder" */
+    if (strcmp(assay_request_url(request), "/chat/completions") || !strstr(body, "\"model\":\"responder\"") ||
+        !strstr(body, "how warm is it"))
+        g->wrong++;
+    const char *answer = "{\"choices\":[{\"message\":{\"content\":\"warm\"}}]}";
+    assay_request_reply(request, 200, answer, strlen(answer));
+    return 1;
+}
+
+static void run_with_responder(const char *dir, assay_responder_cb cb, void *ctx, one_by_one *out) {
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    assay_options *o = assay_options_new();
+    assert_int_equal(assay_options_add_plugin_path(o, dir), ASSAY_OK);
+    assert_int_equal(assay_options_set_workers(o, 1), ASSAY_OK);
+    assert_int_equal(assay_options_set_record_timing(o, 0), ASSAY_OK);
+    assert_int_equal(assay_options_set_http_retry(o, 2000, 1, 0), ASSAY_OK);
+    assert_int_equal(assay_options_set_responder(o, cb, ctx), ASSAY_OK);
+    memset(out, 0, sizeof *out);
+    assay_host *h;
+    assert_int_equal(assay_host_new(&h, &loop, o, on_one, out, NULL), ASSAY_OK);
+    assay_options_free(o);
+    const char *trace = "{\"id\":\"t\",\"q\":\"how warm is it\"}";
+    assert_int_equal(assay_host_submit(h, trace, strlen(trace), "mem", 1, "the trace"), ASSAY_OK);
+    assay_host_close(h, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    assert_int_equal(out->count, 1);
+}
+
+/* A responder answers plugins' requests before the network, with no LLM endpoint set; what
+ * it declines goes to the network (port 1 on loopback: refused at once). */
+static void test_a_responder_answers_requests_before_the_network(void **state) {
+    (void)state;
+    char dir[] = "/tmp/assay-test-responder-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    write_plugin(dir, "asks", "return { name = 'asks', evaluate = function(t)\n"
+                              "  local a = assay.llm.chat{ messages = { { role = 'user', content = t.q } } }\n"
+                              "  local ok, err = pcall(assay.http.request, { url = 'http://127.0.0.1:1/x' })\n"
+                              "  return { label = a.text .. ' | ' .. (ok and 'ok' or err) } end }\n");
+    one_by_one out;
+    run_with_responder(dir, responder, NULL, &out);
+    assert_non_null(strstr(out.jsonl[0], "\"label\":\"{\\\"score\\\": 5} | http: GET http://127.0.0.1:1/x: "));
+    gateway g = {0};
+    run_with_responder(dir, checking_responder, &g, &out);
+    assert_non_null(strstr(out.jsonl[0], "\"label\":\"warm | gateway says no\""));
+    assert_int_equal(g.chats, 1);
+    assert_int_equal(g.https, 1);
+    assert_int_equal(g.wrong, 0);
+    char cmd[96];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_results_arrive_in_submission_order_with_many_workers),
@@ -827,6 +910,7 @@ int main(void) {
         cmocka_unit_test(test_shared_traces_claimed_slowest_first_keep_plugin_order),
         cmocka_unit_test(test_misuse_is_refused_not_crashed),
         cmocka_unit_test(test_http_client_starts_with_the_first_request),
+        cmocka_unit_test(test_a_responder_answers_requests_before_the_network),
         cmocka_unit_test(test_libcurl_is_opened_by_name_or_says_why_not),
     };
     return cmocka_run_group_tests(tests, write_plugins, remove_plugins);
