@@ -574,8 +574,9 @@ static void test_the_print_budget_is_the_evaluations_own_across_waits(void **sta
     sandbox_free(sb);
 }
 
-/* Crowded: evaluations waiting on I/O hold over half the state's memory limit, their garbage
- * not counted. Each evaluation here holds 5 MB across its wait; the limit is 16 MiB. */
+/* Crowded: evaluations waiting on I/O hold over half of what the loaded plugin leaves of the
+ * state's memory limit, their garbage not counted. Each evaluation here holds 5 MB across
+ * its wait; the limit is 16 MiB. */
 static void test_a_state_is_crowded_by_what_waiting_evaluations_hold(void **state) {
     (void)state;
     sandbox *sb = load_io("return { evaluate = function(t)\n"
