@@ -265,6 +265,7 @@ void *assay_request_submit_ctx(const assay_request *r) {
 
 int assay_request_reply(assay_request *r, long status, const char *body, size_t len) {
     sandbox_io *io = (sandbox_io *)r;
+    if (io->budget) atomic_fetch_sub(&io->budget->used, io->response_body.len); /* a second reply replaces the first */
     buf_reset(&io->response_body);
     free(io->error);
     io->error = NULL;

@@ -849,7 +849,18 @@ static int checking_responder(void *ctx, assay_request *request) {
     return 1;
 }
 
-static void run_with_responder(const char *dir, assay_responder_cb cb, void *ctx, one_by_one *out) {
+/* Answers every request with 3 MB: more than a plugin under a 2 MiB limit may hold. */
+static int flooding_responder(void *ctx, assay_request *request) {
+    size_t n = 3u << 20;
+    char *body = malloc(n);
+    assert_non_null(body);
+    memset(body, 'x', n);
+    *(int *)ctx = assay_request_reply(request, 200, body, n);
+    free(body);
+    return 1;
+}
+
+static void run_with_responder(const char *dir, assay_responder_cb cb, void *ctx, unsigned memory_mb, one_by_one *out) {
     uv_loop_t loop;
     uv_loop_init(&loop);
     assay_options *o = assay_options_new();
@@ -858,6 +869,7 @@ static void run_with_responder(const char *dir, assay_responder_cb cb, void *ctx
     assert_int_equal(assay_options_set_record_timing(o, 0), ASSAY_OK);
     assert_int_equal(assay_options_set_http_retry(o, 2000, 1, 0), ASSAY_OK);
     assert_int_equal(assay_options_set_responder(o, cb, ctx), ASSAY_OK);
+    assert_int_equal(assay_options_set_memory_mb(o, memory_mb), ASSAY_OK);
     memset(out, 0, sizeof *out);
     assay_host *h;
     assert_int_equal(assay_host_new(&h, &loop, o, on_one, out, NULL), ASSAY_OK);
@@ -881,14 +893,20 @@ static void test_a_responder_answers_requests_before_the_network(void **state) {
                               "  local ok, err = pcall(assay.http.request, { url = 'http://127.0.0.1:1/x' })\n"
                               "  return { label = a.text .. ' | ' .. (ok and 'ok' or err) } end }\n");
     one_by_one out;
-    run_with_responder(dir, responder, NULL, &out);
+    run_with_responder(dir, responder, NULL, 0, &out);
     assert_non_null(strstr(out.jsonl[0], "\"label\":\"{\\\"score\\\": 5} | http: GET http://127.0.0.1:1/x: "));
     gateway g = {0};
-    run_with_responder(dir, checking_responder, &g, &out);
+    run_with_responder(dir, checking_responder, &g, 0, &out);
     assert_non_null(strstr(out.jsonl[0], "\"label\":\"warm | gateway says no\""));
     assert_int_equal(g.chats, 1);
     assert_int_equal(g.https, 1);
     assert_int_equal(g.wrong, 0);
+    /* an answer counts against the plugin's memory limit, as one from the network does */
+    int status = -1;
+    run_with_responder(dir, flooding_responder, &status, 2, &out);
+    assert_int_equal(status, ASSAY_OK);
+    assert_non_null(strstr(out.jsonl[0], "\"kind\":\"http\",\"message\":\"http: the responses of this call are larger "
+                                         "than the plugin's memory limit (2 MiB)\""));
     char cmd[96];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     assert_int_equal(system(cmd), 0);
