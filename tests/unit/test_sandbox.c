@@ -623,7 +623,7 @@ static void test_a_state_is_crowded_by_what_waiting_evaluations_hold(void **stat
     }
     assert_true(sandbox_is_crowded(lexicon));
     for (int i = 0; i < 4; i++) {
-        char url[16];
+        char url[32];
         snprintf(url, sizeof url, "http://x/%d", i + 1);
         answer(&w[i], url, "", NULL);
         end_eval(&w[i]);
